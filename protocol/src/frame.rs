@@ -1,0 +1,186 @@
+//! The message model shared by every serializer.
+//!
+//! A [`Frame`] is one Phoenix message: `join_ref` names the channel instance (the `ref` of its join),
+//! `msg_ref` (`ref` on the wire) pairs a message with its reply, `topic` names the channel, and the
+//! [`Body`] is either an event with a payload or a reply to an earlier message.
+//!
+//! | flow | join_ref | ref | body |
+//! |---|---|---|---|
+//! | join / push from a client | channel's | fresh | `Event` |
+//! | reply | the message's | the message's | `Reply { status, response }` |
+//! | push from the server to one channel | channel's | `None` | `Event` |
+//! | broadcast | `None` | `None` | `Event` |
+//! | heartbeat | `None` | fresh | `Event` on topic `phoenix` |
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::event;
+
+/// A message payload: JSON (text frames) or raw bytes (V2 binary frames).
+///
+/// JSON is kept as validated, unparsed text ([`RawValue`]), so relaying a payload never parses or
+/// re-serializes it; a handler deserializes it into its own types when it needs to.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// A JSON value, kept as its source text.
+    Json(Box<RawValue>),
+    /// Bytes carried by a V2 binary frame (an `ArrayBuffer` in phoenix.js).
+    Binary(Bytes),
+}
+
+impl Payload {
+    /// The empty JSON object `{}`, the payload of joins, leaves and heartbeats.
+    pub fn empty() -> Self {
+        Payload::Json(empty_object())
+    }
+
+    /// Serializes `value` into a JSON payload.
+    ///
+    /// ```
+    /// let payload = alight_protocol::Payload::json(&serde_json::json!({"body": "hi"}))?;
+    /// assert_eq!(payload.as_json(), Some(r#"{"body":"hi"}"#));
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Payload::Json)
+    }
+
+    /// Parses JSON text into a payload, checking that it is valid JSON.
+    pub fn from_json_str(text: &str) -> Result<Self, serde_json::Error> {
+        RawValue::from_string(text.to_owned()).map(Payload::Json)
+    }
+
+    /// The JSON text, if this is a JSON payload.
+    pub fn as_json(&self) -> Option<&str> {
+        match self {
+            Payload::Json(raw) => Some(raw.get()),
+            Payload::Binary(_) => None,
+        }
+    }
+
+    /// The bytes, if this is a binary payload.
+    pub fn as_binary(&self) -> Option<&Bytes> {
+        match self {
+            Payload::Json(_) => None,
+            Payload::Binary(bytes) => Some(bytes),
+        }
+    }
+
+    /// Deserializes a JSON payload into `T`.
+    ///
+    /// A binary payload is reported as a type error, as it would be for JSON of the wrong shape.
+    pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        match self {
+            Payload::Json(raw) => serde_json::from_str(raw.get()),
+            Payload::Binary(_) => Err(serde::de::Error::custom(
+                "expected a JSON payload, found a binary one",
+            )),
+        }
+    }
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Payload::Json(a), Payload::Json(b)) => a.get() == b.get(),
+            (Payload::Binary(a), Payload::Binary(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Payload {}
+
+pub(crate) fn empty_object() -> Box<RawValue> {
+    // `{}` is valid JSON, so this cannot fail; fall back to `null` rather than panic.
+    RawValue::from_string("{}".to_owned()).unwrap_or_else(|_| RawValue::NULL.to_owned())
+}
+
+/// What a frame carries: an event with its payload, or a reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// Any event: joins, leaves, heartbeats, application events, `phx_error`, `phx_close`.
+    Event {
+        /// The event name.
+        event: String,
+        /// Its payload.
+        payload: Payload,
+    },
+    /// `phx_reply`: the answer to the message with the same `ref`.
+    Reply {
+        /// `ok`, `error`, or another status the application chose.
+        status: String,
+        /// The response (a JSON value, or bytes in a V2 binary reply).
+        response: Payload,
+    },
+}
+
+/// One Phoenix message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The `ref` of the join that opened the channel this message belongs to.
+    pub join_ref: Option<String>,
+    /// The message's own `ref`, echoed by its reply.
+    pub msg_ref: Option<String>,
+    /// The channel's topic, e.g. `room:lobby`.
+    pub topic: String,
+    /// Event or reply.
+    pub body: Body,
+}
+
+impl Frame {
+    /// An event frame.
+    pub fn message(
+        join_ref: Option<String>,
+        msg_ref: Option<String>,
+        topic: impl Into<String>,
+        event: impl Into<String>,
+        payload: Payload,
+    ) -> Self {
+        Frame {
+            join_ref,
+            msg_ref,
+            topic: topic.into(),
+            body: Body::Event {
+                event: event.into(),
+                payload,
+            },
+        }
+    }
+
+    /// A broadcast: no `join_ref`, no `ref`.
+    pub fn broadcast(topic: impl Into<String>, event: impl Into<String>, payload: Payload) -> Self {
+        Frame::message(None, None, topic, event, payload)
+    }
+
+    /// The reply to `to`, carrying its `join_ref`, `ref` and topic.
+    pub fn reply(to: &Frame, status: impl Into<String>, response: Payload) -> Self {
+        Frame {
+            join_ref: to.join_ref.clone(),
+            msg_ref: to.msg_ref.clone(),
+            topic: to.topic.clone(),
+            body: Body::Reply {
+                status: status.into(),
+                response,
+            },
+        }
+    }
+
+    /// The event name: the event of an event frame, `phx_reply` for a reply.
+    pub fn event(&self) -> &str {
+        match &self.body {
+            Body::Event { event, .. } => event,
+            Body::Reply { .. } => event::REPLY,
+        }
+    }
+
+    /// The payload of an event frame, or the response of a reply.
+    pub fn payload(&self) -> &Payload {
+        match &self.body {
+            Body::Event { payload, .. } => payload,
+            Body::Reply { response, .. } => response,
+        }
+    }
+}

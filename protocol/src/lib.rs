@@ -1,0 +1,43 @@
+//! The Phoenix Channels wire protocol, as Alight speaks it: frames, serializers and typed schemas.
+//!
+//! This crate is sans-IO: it owns no sockets, spawns no tasks and reads no clock. The server and the
+//! client (native and wasm) both compile against it, so both ends of the wire agree on one schema.
+//!
+//! # Layout
+//! - [`frame`]: the message model, [`Frame`] (`join_ref`, `ref`, `topic`, event or reply, payload),
+//!   and the reserved events of [`event`].
+//! - [`serializer`]: the three wire formats Phoenix defines (V2 JSON arrays, V2 binary frames, V1 JSON
+//!   objects), chosen by the `vsn` connect parameter, encoding and decoding in both directions.
+//! - [`wire`]: encoded messages as shared, cheaply clonable bytes ([`Wire`]), and [`SharedBroadcast`],
+//!   a broadcast encoded at most once per serializer however many subscribers receive it.
+//! - [`error`]: the typed errors of decoding and encoding.
+//!
+//! # Example
+//! ```
+//! use alight_protocol::{Direction, Frame, Serializer};
+//!
+//! let serializer = Serializer::from_vsn(Some("2.0.0"))?;
+//! let frame = serializer.decode_text(Direction::ToServer, r#"["3","3","room:lobby","phx_join",{}]"#)?;
+//! assert_eq!(frame.topic, "room:lobby");
+//! assert_eq!(frame.event(), "phx_join");
+//!
+//! let reply = Frame::reply(&frame, "ok", alight_protocol::Payload::empty());
+//! let wire = serializer.encode(Direction::ToClient, &reply)?;
+//! assert_eq!(
+//!     wire.as_text(),
+//!     Some(r#"["3","3","room:lobby","phx_reply",{"status":"ok","response":{}}]"#)
+//! );
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod event;
+pub mod frame;
+pub mod serializer;
+pub mod wire;
+
+pub use error::{DecodeError, EncodeError, VsnError};
+pub use frame::{Body, Frame, Payload};
+pub use serializer::{Direction, Serializer};
+pub use wire::{SharedBroadcast, SharedText, Wire};

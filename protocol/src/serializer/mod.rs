@@ -1,0 +1,119 @@
+//! The wire formats: V2 JSON arrays, V2 binary frames and V1 JSON objects.
+//!
+//! Phoenix picks a serializer per socket from the `vsn` connect parameter: `1.0.x` (or no `vsn` at
+//! all) selects V1, `2.0.x` selects V2. A V2 socket sends JSON in text frames and binary payloads in
+//! binary frames; V1 has text frames only.
+//!
+//! | vsn | text frame | binary frame |
+//! |---|---|---|
+//! | 2.0.x | `[join_ref, ref, topic, event, payload]` | see [`Serializer::decode_binary`] |
+//! | 1.0.x | `{"topic","event","payload","ref","join_ref"}` | none |
+//!
+//! Both directions are covered: a server decodes [`Direction::ToServer`] and encodes
+//! [`Direction::ToClient`]; a client does the opposite.
+
+mod json;
+mod v1_json;
+mod v2_binary;
+mod v2_json;
+
+use bytes::Bytes;
+
+use crate::{DecodeError, EncodeError, Frame, Payload, VsnError, Wire, frame::Body};
+
+/// Which way a message travels; the binary layouts and V1 fields differ between the two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Client → server.
+    ToServer,
+    /// Server → client.
+    ToClient,
+}
+
+/// A Phoenix serializer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Serializer {
+    /// `vsn=1.0.0`: JSON objects in text frames.
+    V1Json,
+    /// `vsn=2.0.0`: JSON arrays in text frames, binary payloads in binary frames.
+    V2,
+}
+
+impl Serializer {
+    /// Picks the serializer for a `vsn` connect parameter, as Phoenix does (no `vsn` means 1.0.0).
+    ///
+    /// ```
+    /// use alight_protocol::Serializer;
+    /// assert_eq!(Serializer::from_vsn(Some("2.0.0")), Ok(Serializer::V2));
+    /// assert_eq!(Serializer::from_vsn(None), Ok(Serializer::V1Json));
+    /// assert!(Serializer::from_vsn(Some("3.0.0")).is_err());
+    /// ```
+    pub fn from_vsn(vsn: Option<&str>) -> Result<Self, VsnError> {
+        let Some(vsn) = vsn else {
+            return Ok(Serializer::V1Json);
+        };
+        let mut parts = vsn.split('.');
+        let major = parts.next();
+        let minor = parts.next();
+        let patch_ok = parts
+            .next()
+            .is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        let rest_empty = parts.next().is_none();
+        match (major, minor, patch_ok && rest_empty) {
+            (Some("1"), Some("0"), true) => Ok(Serializer::V1Json),
+            (Some("2"), Some("0"), true) => Ok(Serializer::V2),
+            _ => Err(VsnError {
+                vsn: vsn.to_owned(),
+            }),
+        }
+    }
+
+    /// The canonical `vsn` value for this serializer.
+    pub fn vsn(self) -> &'static str {
+        match self {
+            Serializer::V1Json => "1.0.0",
+            Serializer::V2 => "2.0.0",
+        }
+    }
+
+    /// Decodes a text (JSON) message.
+    pub fn decode_text(self, direction: Direction, text: &str) -> Result<Frame, DecodeError> {
+        match self {
+            Serializer::V1Json => v1_json::decode(direction, text),
+            Serializer::V2 => v2_json::decode(direction, text),
+        }
+    }
+
+    /// Decodes a binary message (V2 only).
+    ///
+    /// Every length is one byte, so each string field is at most 255 bytes:
+    ///
+    /// | kind | direction | layout |
+    /// |---|---|---|
+    /// | 0 push | to server | `0, jr_len, ref_len, topic_len, event_len, jr, ref, topic, event, payload` |
+    /// | 0 push | to client | `0, jr_len, topic_len, event_len, jr, topic, event, payload` |
+    /// | 1 reply | to client | `1, jr_len, ref_len, topic_len, status_len, jr, ref, topic, status, payload` |
+    /// | 2 broadcast | to client | `2, topic_len, event_len, topic, event, payload` |
+    ///
+    /// The payload shares `data`'s buffer; nothing is copied.
+    pub fn decode_binary(self, direction: Direction, data: Bytes) -> Result<Frame, DecodeError> {
+        match self {
+            Serializer::V1Json => Err(DecodeError::BinaryUnsupported),
+            Serializer::V2 => v2_binary::decode(direction, data),
+        }
+    }
+
+    /// Encodes a frame: V2 uses a binary frame when the payload (or reply response) is binary.
+    pub fn encode(self, direction: Direction, frame: &Frame) -> Result<Wire, EncodeError> {
+        let binary = match &frame.body {
+            Body::Event { payload, .. } => matches!(payload, Payload::Binary(_)),
+            Body::Reply { response, .. } => matches!(response, Payload::Binary(_)),
+        };
+        match (self, binary) {
+            (Serializer::V1Json, true) => Err(EncodeError::BinaryUnsupported),
+            (Serializer::V1Json, false) => Ok(Wire::Text(v1_json::encode(direction, frame).into())),
+            (Serializer::V2, false) => Ok(Wire::Text(v2_json::encode(frame).into())),
+            (Serializer::V2, true) => v2_binary::encode(direction, frame).map(Wire::Binary),
+        }
+    }
+}

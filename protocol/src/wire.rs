@@ -1,0 +1,158 @@
+//! Encoded messages as shared bytes, and broadcasts encoded once.
+//!
+//! A server fanning a broadcast out to ten thousand sockets must not serialize it ten thousand times.
+//! [`SharedBroadcast`] encodes its frame at most once per [`Serializer`] and hands every subscriber a
+//! clone of the same [`Wire`], which is a reference-counted [`Bytes`] underneath.
+
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+
+use crate::{Direction, EncodeError, Frame, Payload, Serializer};
+
+/// UTF-8 text in shared, cheaply clonable bytes (the body of a WebSocket text frame).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SharedText(Bytes);
+
+impl SharedText {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Every constructor takes a `String` or `&'static str`, so the bytes are UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The underlying bytes (UTF-8).
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// Gives up the UTF-8 guarantee and returns the bytes.
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the text is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<String> for SharedText {
+    fn from(text: String) -> Self {
+        SharedText(Bytes::from(text))
+    }
+}
+
+impl From<&'static str> for SharedText {
+    fn from(text: &'static str) -> Self {
+        SharedText(Bytes::from_static(text.as_bytes()))
+    }
+}
+
+impl std::fmt::Debug for SharedText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// One encoded WebSocket message: a text frame (JSON) or a binary frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wire {
+    /// Sent with the text opcode.
+    Text(SharedText),
+    /// Sent with the binary opcode.
+    Binary(Bytes),
+}
+
+impl Wire {
+    /// The text, for a text message.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Wire::Text(text) => Some(text.as_str()),
+            Wire::Binary(_) => None,
+        }
+    }
+
+    /// The bytes, for a binary message.
+    pub fn as_binary(&self) -> Option<&Bytes> {
+        match self {
+            Wire::Text(_) => None,
+            Wire::Binary(bytes) => Some(bytes),
+        }
+    }
+
+    /// Size of the message body in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Wire::Text(text) => text.len(),
+            Wire::Binary(bytes) => bytes.len(),
+        }
+    }
+
+    /// Whether the body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A broadcast (`[null, null, topic, event, payload]`) that encodes itself at most once per serializer.
+///
+/// Share it behind an `Arc`; the first subscriber of each serializer pays for encoding and every
+/// other one clones the bytes.
+///
+/// ```
+/// use alight_protocol::{Payload, Serializer, SharedBroadcast};
+///
+/// let broadcast = SharedBroadcast::new("room:lobby", "shout", Payload::json(&"hi")?);
+/// let a = broadcast.wire(Serializer::V2)?;
+/// let b = broadcast.wire(Serializer::V2)?;
+/// assert_eq!(a.as_text(), Some(r#"[null,null,"room:lobby","shout","hi"]"#));
+/// // Same bytes, not a second encoding.
+/// assert_eq!(a.as_text().map(str::as_ptr), b.as_text().map(str::as_ptr));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct SharedBroadcast {
+    frame: Frame,
+    v1: OnceLock<Result<Wire, EncodeError>>,
+    v2: OnceLock<Result<Wire, EncodeError>>,
+}
+
+impl SharedBroadcast {
+    /// A broadcast of `event` with `payload` on `topic`.
+    pub fn new(topic: impl Into<String>, event: impl Into<String>, payload: Payload) -> Self {
+        Self::from_frame(Frame::broadcast(topic, event, payload))
+    }
+
+    /// Wraps an already built frame (normally a broadcast, but any server → client frame works).
+    pub fn from_frame(frame: Frame) -> Self {
+        SharedBroadcast {
+            frame,
+            v1: OnceLock::new(),
+            v2: OnceLock::new(),
+        }
+    }
+
+    /// The frame being broadcast.
+    pub fn frame(&self) -> &Frame {
+        &self.frame
+    }
+
+    /// The encoded message for `serializer`, encoding it on first use.
+    ///
+    /// Errors are remembered too: a binary payload has no V1 form, and asking again says so again
+    /// without another attempt.
+    pub fn wire(&self, serializer: Serializer) -> Result<Wire, EncodeError> {
+        let slot = match serializer {
+            Serializer::V1Json => &self.v1,
+            Serializer::V2 => &self.v2,
+        };
+        slot.get_or_init(|| serializer.encode(Direction::ToClient, &self.frame))
+            .clone()
+    }
+}

@@ -1,0 +1,1 @@
+//! Alight server (in progress).
