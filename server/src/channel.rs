@@ -1,0 +1,361 @@
+//! Channels: what an application implements for a topic family.
+//!
+//! A [`Channel`] is registered for a topic pattern (`room:*` or an exact topic). Each join creates a
+//! per-channel state through [`Channel::join`]; events the client pushes arrive in
+//! [`Channel::handle_in`]; broadcasts whose event the channel [intercepts](Channel::intercepts) pass
+//! through [`Channel::handle_out`] before they are sent; [`Channel::terminate`] runs when the
+//! channel ends for any reason.
+//!
+//! Handlers run on the connection's task, one message at a time, as a Phoenix channel process does.
+//! A handler that panics crashes only its channel: the client gets `phx_error` for it and the socket
+//! stays up.
+//!
+//! ```
+//! use alight_server::{Channel, Context, HandleIn, JoinError};
+//! use alight_protocol::Payload;
+//!
+//! struct Room;
+//!
+//! impl Channel for Room {
+//!     type State = u32; // messages seen by this channel
+//!
+//!     async fn join(&self, _params: Payload, ctx: &mut Context<'_>) -> Result<(u32, Payload), JoinError> {
+//!         if ctx.topic() == "room:secret" {
+//!             return Err(JoinError::reason("unauthorized"));
+//!         }
+//!         Ok((0, Payload::empty()))
+//!     }
+//!
+//!     async fn handle_in(&self, event: &str, payload: Payload, seen: &mut u32, ctx: &mut Context<'_>) -> HandleIn {
+//!         *seen += 1;
+//!         match event {
+//!             "shout" => {
+//!                 ctx.broadcast("shout", payload);
+//!                 HandleIn::ok(Payload::empty())
+//!             }
+//!             _ => HandleIn::error_reason("unknown event"),
+//!         }
+//!     }
+//! }
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use alight_protocol::{Frame, Payload, SharedBroadcast};
+
+use crate::pubsub::PubSub;
+use crate::socket::Socket;
+
+/// A boxed future that lives as long as `'a`.
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A refused join: the reply's response, e.g. `{"reason":"unauthorized"}`.
+#[derive(Debug, Clone)]
+pub struct JoinError {
+    response: Payload,
+}
+
+impl JoinError {
+    /// Refuses with `{"reason": reason}`, the shape phoenix.js apps expect.
+    pub fn reason(reason: &str) -> Self {
+        JoinError {
+            response: reason_payload(reason),
+        }
+    }
+
+    /// Refuses with any response payload.
+    pub fn with_response(response: Payload) -> Self {
+        JoinError { response }
+    }
+
+    /// The response sent with the error reply.
+    pub fn response(&self) -> &Payload {
+        &self.response
+    }
+}
+
+/// `{"reason": reason}`.
+pub fn reason_payload(reason: &str) -> Payload {
+    Payload::json(&ReasonBody { reason }).unwrap_or_else(|_| Payload::empty())
+}
+
+#[derive(serde::Serialize)]
+struct ReasonBody<'a> {
+    reason: &'a str,
+}
+
+/// What [`Channel::handle_in`] decided.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum HandleIn {
+    /// Reply with a status (`ok`, `error`, …) and a response.
+    Reply {
+        /// The reply status.
+        status: String,
+        /// The response payload.
+        response: Payload,
+    },
+    /// Send no reply (the client's push times out unless something else answers).
+    NoReply,
+    /// Optionally reply, then close the channel (the client receives `phx_close`).
+    Stop {
+        /// A reply to send first.
+        reply: Option<(String, Payload)>,
+    },
+}
+
+impl HandleIn {
+    /// Reply `ok` with `response`.
+    pub fn ok(response: Payload) -> Self {
+        HandleIn::Reply {
+            status: "ok".to_owned(),
+            response,
+        }
+    }
+
+    /// Reply `error` with `response`.
+    pub fn error(response: Payload) -> Self {
+        HandleIn::Reply {
+            status: "error".to_owned(),
+            response,
+        }
+    }
+
+    /// Reply `error` with `{"reason": reason}`.
+    pub fn error_reason(reason: &str) -> Self {
+        HandleIn::error(reason_payload(reason))
+    }
+}
+
+/// What [`Channel::handle_out`] decided for an intercepted broadcast.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// Send it to this client with this payload (changed or not).
+    Push(Payload),
+    /// Do not send it to this client.
+    Skip,
+}
+
+/// Why a channel ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Terminate {
+    /// The client sent `phx_leave`.
+    Leave,
+    /// The client joined the same topic again; this instance is replaced.
+    Rejoin,
+    /// `handle_in` returned [`HandleIn::Stop`].
+    Stop,
+    /// A handler panicked.
+    Crash,
+    /// The socket closed or was closed.
+    Closed,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// The channel's view of its socket and the world, passed to every callback.
+pub struct Context<'a> {
+    pub(crate) topic: &'a str,
+    pub(crate) join_ref: &'a str,
+    pub(crate) socket: &'a Socket,
+    pub(crate) pubsub: &'a Arc<dyn PubSub>,
+    /// Frames to send to this client once the callback returns, in order.
+    pub(crate) pushes: &'a mut Vec<Frame>,
+}
+
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("topic", &self.topic)
+            .field("join_ref", &self.join_ref)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context<'_> {
+    /// The channel's topic.
+    pub fn topic(&self) -> &str {
+        self.topic
+    }
+
+    /// The socket this channel belongs to.
+    pub fn socket(&self) -> &Socket {
+        self.socket
+    }
+
+    /// Pushes an event to this client on this channel (sent before the reply, if any).
+    pub fn push(&mut self, event: impl Into<String>, payload: Payload) {
+        self.pushes.push(Frame::message(
+            Some(self.join_ref.to_owned()),
+            None,
+            self.topic,
+            event,
+            payload,
+        ));
+    }
+
+    /// Broadcasts to every subscriber of this topic, this socket included.
+    pub fn broadcast(&self, event: impl Into<String>, payload: Payload) {
+        let message = SharedBroadcast::new(self.topic, event, payload);
+        self.pubsub.broadcast(Arc::new(message), None);
+    }
+
+    /// Broadcasts to every subscriber of this topic except this socket.
+    pub fn broadcast_from(&self, event: impl Into<String>, payload: Payload) {
+        let message = SharedBroadcast::new(self.topic, event, payload);
+        self.pubsub
+            .broadcast(Arc::new(message), Some(self.socket.conn_id));
+    }
+
+    /// The PubSub, to publish on other topics.
+    pub fn pubsub(&self) -> &Arc<dyn PubSub> {
+        self.pubsub
+    }
+}
+
+/// A channel implementation for a topic family.
+///
+/// One value serves every join of the family (share configuration, pools and handles in it); the
+/// per-join state is [`Channel::State`].
+pub trait Channel: Send + Sync + 'static {
+    /// State of one joined channel.
+    type State: Send + 'static;
+
+    /// Accepts a join with `(state, reply response)` or refuses it.
+    ///
+    /// Pushes made through `ctx` here are sent right after the join's ok reply.
+    fn join(
+        &self,
+        params: Payload,
+        ctx: &mut Context<'_>,
+    ) -> impl Future<Output = Result<(Self::State, Payload), JoinError>> + Send;
+
+    /// Handles an event the client pushed.
+    fn handle_in(
+        &self,
+        event: &str,
+        payload: Payload,
+        state: &mut Self::State,
+        ctx: &mut Context<'_>,
+    ) -> impl Future<Output = HandleIn> + Send;
+
+    /// Events whose broadcasts go through [`Channel::handle_out`] for each subscriber.
+    fn intercepts(&self) -> &[&str] {
+        &[]
+    }
+
+    /// Decides what one subscriber receives of an intercepted broadcast.
+    fn handle_out(
+        &self,
+        event: &str,
+        payload: &Payload,
+        state: &mut Self::State,
+        ctx: &mut Context<'_>,
+    ) -> impl Future<Output = Outgoing> + Send {
+        let _ = (event, state, ctx);
+        std::future::ready(Outgoing::Push(payload.clone()))
+    }
+
+    /// Runs once when the channel ends, whatever the reason (not after a crash of this channel).
+    fn terminate(
+        &self,
+        reason: Terminate,
+        state: Self::State,
+        ctx: &mut Context<'_>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (reason, state, ctx);
+        std::future::ready(())
+    }
+}
+
+/// A joined channel with its state, behind a trait object.
+pub(crate) trait Joined: Send {
+    fn handle_in<'a>(
+        &'a mut self,
+        event: &'a str,
+        payload: Payload,
+        ctx: &'a mut Context<'_>,
+    ) -> BoxFuture<'a, HandleIn>;
+
+    fn intercepts(&self, event: &str) -> bool;
+
+    fn handle_out<'a>(
+        &'a mut self,
+        event: &'a str,
+        payload: &'a Payload,
+        ctx: &'a mut Context<'_>,
+    ) -> BoxFuture<'a, Outgoing>;
+
+    fn terminate<'a>(
+        self: Box<Self>,
+        reason: Terminate,
+        ctx: &'a mut Context<'_>,
+    ) -> BoxFuture<'a, ()>;
+}
+
+struct JoinedChannel<C: Channel> {
+    channel: Arc<C>,
+    state: C::State,
+}
+
+impl<C: Channel> Joined for JoinedChannel<C> {
+    fn handle_in<'a>(
+        &'a mut self,
+        event: &'a str,
+        payload: Payload,
+        ctx: &'a mut Context<'_>,
+    ) -> BoxFuture<'a, HandleIn> {
+        Box::pin(self.channel.handle_in(event, payload, &mut self.state, ctx))
+    }
+
+    fn intercepts(&self, event: &str) -> bool {
+        self.channel.intercepts().contains(&event)
+    }
+
+    fn handle_out<'a>(
+        &'a mut self,
+        event: &'a str,
+        payload: &'a Payload,
+        ctx: &'a mut Context<'_>,
+    ) -> BoxFuture<'a, Outgoing> {
+        Box::pin(
+            self.channel
+                .handle_out(event, payload, &mut self.state, ctx),
+        )
+    }
+
+    fn terminate<'a>(
+        self: Box<Self>,
+        reason: Terminate,
+        ctx: &'a mut Context<'_>,
+    ) -> BoxFuture<'a, ()> {
+        let JoinedChannel { channel, state } = *self;
+        Box::pin(async move { channel.terminate(reason, state, ctx).await })
+    }
+}
+
+/// A join's outcome: the joined channel and the reply response, or the refusal.
+pub(crate) type JoinResult = Result<(Box<dyn Joined>, Payload), JoinError>;
+
+/// A registered channel implementation, behind a trait object.
+pub(crate) trait Handler: Send + Sync {
+    fn join<'a>(&'a self, params: Payload, ctx: &'a mut Context<'_>) -> BoxFuture<'a, JoinResult>;
+}
+
+pub(crate) struct ChannelHandler<C: Channel>(pub(crate) Arc<C>);
+
+impl<C: Channel> Handler for ChannelHandler<C> {
+    fn join<'a>(&'a self, params: Payload, ctx: &'a mut Context<'_>) -> BoxFuture<'a, JoinResult> {
+        Box::pin(async move {
+            let (state, reply) = self.0.join(params, ctx).await?;
+            let joined: Box<dyn Joined> = Box::new(JoinedChannel {
+                channel: self.0.clone(),
+                state,
+            });
+            Ok((joined, reply))
+        })
+    }
+}

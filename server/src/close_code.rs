@@ -1,0 +1,25 @@
+//! WebSocket close codes the server sends, and when.
+//!
+//! phoenix.js reconnects after any code but 1000, so only a deliberate, final close uses 1000.
+//!
+//! | code | name | when |
+//! |---|---|---|
+//! | 1001 | going away | [`disconnect`](crate::Alight::disconnect) of a socket id, or no frame within the idle timeout |
+//! | 1007 | invalid payload | a frame that does not decode (the reason says why) |
+//! | 1009 | message too big | a message over [`Limits::max_message_size`](crate::Limits::max_message_size) |
+//! | 1011 | internal error | the server failed to encode what it had to send |
+//! | 1012 | service restart | graceful shutdown; clients reconnect to the next instance |
+//! | 1013 | try again later | slow consumer: the socket's outbound queue was full |
+
+/// Server-side disconnect of a socket id, and idle sockets.
+pub const GOING_AWAY: u16 = 1001;
+/// A frame that does not decode.
+pub const INVALID_FRAME: u16 = 1007;
+/// A message over the size limit.
+pub const MESSAGE_TOO_BIG: u16 = 1009;
+/// The server could not encode a frame.
+pub const INTERNAL_ERROR: u16 = 1011;
+/// Graceful shutdown.
+pub const SERVICE_RESTART: u16 = 1012;
+/// The socket's outbound queue was full.
+pub const SLOW_CONSUMER: u16 = 1013;

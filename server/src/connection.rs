@@ -1,0 +1,621 @@
+//! One WebSocket connection: reads frames, runs its channels, writes what they and the PubSub send.
+//!
+//! Everything about a socket happens on its own task, in order: decoding a frame, running the
+//! channel callback it addresses, and writing the replies and pushes that result. Broadcasts arrive
+//! through the bounded outbound queue the registry fills; the task drains it in batches, feeding
+//! the sink and flushing once per batch.
+//!
+//! The task ends when the client goes away, sends a frame that does not decode, stays silent past
+//! the idle timeout, overflows its queue, is disconnected by socket id, or the server shuts down;
+//! each ends with the close code listed in [`close_code`](crate::close_code).
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use alight_protocol::{Body, Direction, Frame, Payload, Wire, event};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
+use tokio::time::Instant;
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::channel::{Context, HandleIn, Joined, Outgoing, Terminate, reason_payload};
+use crate::close_code;
+use crate::endpoint::Hub;
+use crate::registry::{ConnHandle, Outbound};
+use crate::socket::Socket;
+
+/// Outbound messages written per flush at most.
+const BATCH: usize = 64;
+/// How long a closing socket may take to accept its close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A joined channel on this socket.
+struct ChannelSlot {
+    join_ref: Option<String>,
+    joined: Box<dyn Joined>,
+}
+
+/// How a step of the loop ended.
+enum Step {
+    Continue,
+    /// Close the socket with this code and reason.
+    Close(u16, String),
+    /// The client is gone; nothing more to send.
+    Gone,
+}
+
+/// Token bucket for joins per second.
+struct JoinBudget {
+    tokens: f64,
+    rate: f64,
+    last: Instant,
+}
+
+impl JoinBudget {
+    fn new(per_second: u32) -> Self {
+        let rate = f64::from(per_second.max(1));
+        JoinBudget {
+            tokens: rate,
+            rate,
+            last: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct Connection {
+    hub: Arc<Hub>,
+    socket: Socket,
+    handle: Arc<ConnHandle>,
+    channels: HashMap<String, ChannelSlot>,
+    joins: JoinBudget,
+    /// Frames produced by the current step, encoded and written at its end.
+    pending: Vec<Frame>,
+    /// Encoded messages waiting for the sink.
+    out: Vec<Message>,
+}
+
+/// Runs a connection to its end. `permit` holds its place under the connection limit.
+pub(crate) async fn run(
+    hub: Arc<Hub>,
+    ws: WebSocket,
+    socket: Socket,
+    permit: OwnedSemaphorePermit,
+) {
+    let span = info_span!(
+        "socket",
+        conn = socket.conn_id,
+        id = socket.id.as_deref().unwrap_or("")
+    );
+    async move {
+        let limits = *hub.config.limits();
+        let (tx, rx) = mpsc::channel(limits.outbound_queue);
+        let handle = Arc::new(ConnHandle {
+            id: socket.conn_id,
+            tx,
+            slow: AtomicBool::new(false),
+            overflow: Notify::new(),
+        });
+        if let Some(id) = &socket.id {
+            hub.registry.register_socket(id, &handle);
+        }
+        hub.metrics.connections.inc();
+        debug!("connected");
+        let mut conn = Connection {
+            hub: hub.clone(),
+            socket,
+            handle,
+            channels: HashMap::new(),
+            joins: JoinBudget::new(limits.joins_per_second),
+            pending: Vec::new(),
+            out: Vec::new(),
+        };
+        let (mut sink, stream) = ws.split();
+        let step = conn.drive(&mut sink, stream, rx, limits.idle_timeout).await;
+        let reason = match step {
+            Step::Close(code, reason) => {
+                debug!(code, %reason, "closing");
+                let frame = CloseFrame {
+                    code,
+                    reason: Utf8Bytes::from(truncate(&reason, 123)),
+                };
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame))))
+                    .await;
+                if code == close_code::SERVICE_RESTART {
+                    Terminate::Shutdown
+                } else {
+                    Terminate::Closed
+                }
+            }
+            Step::Gone | Step::Continue => Terminate::Closed,
+        };
+        conn.terminate_all(reason).await;
+        if let Some(id) = &conn.socket.id {
+            hub.registry.unregister_socket(id, conn.socket.conn_id);
+        }
+        hub.metrics.connections.dec();
+        debug!("disconnected");
+        drop(permit);
+    }
+    .instrument(span)
+    .await
+}
+
+/// Cuts `text` to at most `max` bytes on a char boundary (close reasons are limited to 123).
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+impl Connection {
+    async fn drive(
+        &mut self,
+        sink: &mut SplitSink<WebSocket, Message>,
+        mut stream: SplitStream<WebSocket>,
+        mut rx: mpsc::Receiver<Outbound>,
+        idle_timeout: Duration,
+    ) -> Step {
+        let shutdown = self.hub.shutdown.clone();
+        let handle = self.handle.clone();
+        let idle = tokio::time::sleep(idle_timeout);
+        tokio::pin!(idle);
+        loop {
+            let step = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => Step::Close(close_code::SERVICE_RESTART, "server shutting down".into()),
+                () = handle.overflow.notified() => Step::Close(close_code::SLOW_CONSUMER, "slow consumer: outbound queue full".into()),
+                incoming = stream.next() => {
+                    idle.as_mut().reset(Instant::now() + idle_timeout);
+                    match incoming {
+                        Some(Ok(message)) => self.on_message(message).await,
+                        Some(Err(err)) => read_error(err),
+                        None => Step::Gone,
+                    }
+                }
+                outbound = rx.recv() => match outbound {
+                    Some(first) => self.on_outbound_batch(first, &mut rx).await,
+                    // Unreachable while `self.handle` holds a sender; treat as closed.
+                    None => Step::Gone,
+                },
+                () = &mut idle => Step::Close(close_code::GOING_AWAY, "idle timeout".into()),
+            };
+            self.encode_pending();
+            if !self.out.is_empty() {
+                let written = tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => return Step::Close(close_code::SERVICE_RESTART, "server shutting down".into()),
+                    () = handle.overflow.notified() => return Step::Close(close_code::SLOW_CONSUMER, "slow consumer: outbound queue full".into()),
+                    written = write_all(sink, &mut self.out) => written,
+                };
+                if written.is_err() {
+                    return Step::Gone;
+                }
+                self.hub
+                    .metrics
+                    .frames_out
+                    .inc_by(written.unwrap_or(0) as u64);
+            }
+            match step {
+                Step::Continue => {}
+                other => return other,
+            }
+        }
+    }
+
+    async fn on_message(&mut self, message: Message) -> Step {
+        let serializer = self.socket.serializer;
+        let decoded = match message {
+            Message::Text(text) => serializer.decode_text(Direction::ToServer, text.as_str()),
+            Message::Binary(bytes) => serializer.decode_binary(Direction::ToServer, bytes),
+            Message::Ping(_) | Message::Pong(_) => return Step::Continue,
+            Message::Close(_) => return Step::Gone,
+        };
+        self.hub.metrics.frames_in.inc();
+        match decoded {
+            Ok(frame) => {
+                self.dispatch(frame).await;
+                Step::Continue
+            }
+            Err(err) => {
+                self.hub.metrics.decode_errors.inc();
+                warn!(error = %err, "undecodable frame");
+                Step::Close(close_code::INVALID_FRAME, format!("invalid frame: {err}"))
+            }
+        }
+    }
+
+    async fn dispatch(&mut self, frame: Frame) {
+        let Body::Event { event, payload } = frame.body else {
+            debug!(topic = %frame.topic, "ignoring a reply sent by the client");
+            return;
+        };
+        let Frame {
+            join_ref,
+            msg_ref,
+            topic,
+            ..
+        } = frame;
+        let msg = Addressed {
+            join_ref,
+            msg_ref,
+            topic,
+        };
+        match event.as_str() {
+            event::HEARTBEAT if msg.topic == event::PHOENIX_TOPIC => {
+                self.reply(&msg, "ok", Payload::empty());
+            }
+            event::JOIN => self.join(msg, payload).await,
+            event::LEAVE => self.leave(msg).await,
+            _ => self.handle_in(msg, event, payload).await,
+        }
+    }
+
+    fn reply(&mut self, to: &Addressed, status: &str, response: Payload) {
+        // Messages without a ref expect no reply.
+        if to.msg_ref.is_none() {
+            return;
+        }
+        self.pending.push(Frame {
+            join_ref: to.join_ref.clone(),
+            msg_ref: to.msg_ref.clone(),
+            topic: to.topic.clone(),
+            body: Body::Reply {
+                status: status.to_owned(),
+                response,
+            },
+        });
+    }
+
+    /// `phx_close` or `phx_error` for a channel: `ref` is the join_ref, as Phoenix sends them.
+    fn channel_event(
+        &mut self,
+        topic: &str,
+        join_ref: Option<String>,
+        event: &str,
+        payload: Payload,
+    ) {
+        self.pending.push(Frame::message(
+            join_ref.clone(),
+            join_ref,
+            topic,
+            event,
+            payload,
+        ));
+    }
+
+    async fn join(&mut self, msg: Addressed, params: Payload) {
+        let limits = *self.hub.config.limits();
+        // A second join of a joined topic replaces the first (its phx_close follows our reply).
+        let replaced_ref = match self.channels.remove(&msg.topic) {
+            Some(old) => {
+                debug!(topic = %msg.topic, "duplicate join: closing the previous channel");
+                self.unsubscribe(&msg.topic);
+                let old_ref = old.join_ref.clone();
+                self.run_terminate(&msg.topic, old, Terminate::Rejoin).await;
+                Some(old_ref)
+            }
+            None => None,
+        };
+
+        let refusal = if self.channels.len() >= limits.max_channels_per_socket {
+            Some("too many channels joined")
+        } else if !self.joins.take() {
+            Some("too many joins")
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            self.reply(&msg, "error", reason_payload(reason));
+        } else if let Some(handler) = self.hub.channels.route(&msg.topic).cloned() {
+            let mut pushes = Vec::new();
+            let join_ref = msg.join_ref.clone().unwrap_or_default();
+            let mut ctx = Context {
+                topic: &msg.topic,
+                join_ref: &join_ref,
+                socket: &self.socket,
+                pubsub: &self.hub.pubsub,
+                pushes: &mut pushes,
+            };
+            let joined = AssertUnwindSafe(handler.join(params, &mut ctx))
+                .catch_unwind()
+                .await;
+            match joined {
+                Ok(Ok((joined, response))) => {
+                    self.hub.registry.subscribe(&msg.topic, &self.handle);
+                    self.hub.metrics.channels.inc();
+                    self.channels.insert(
+                        msg.topic.clone(),
+                        ChannelSlot {
+                            join_ref: msg.join_ref.clone(),
+                            joined,
+                        },
+                    );
+                    self.reply(&msg, "ok", response);
+                    self.pending.append(&mut pushes);
+                }
+                Ok(Err(refused)) => self.reply(&msg, "error", refused.response().clone()),
+                Err(_) => {
+                    warn!(topic = %msg.topic, "join crashed");
+                    self.reply(&msg, "error", reason_payload("join crashed"));
+                }
+            }
+        } else {
+            debug!(topic = %msg.topic, "unmatched topic");
+            self.reply(&msg, "error", reason_payload("unmatched topic"));
+        }
+        if let Some(old_ref) = replaced_ref {
+            self.channel_event(&msg.topic, old_ref, event::CLOSE, Payload::empty());
+        }
+    }
+
+    async fn leave(&mut self, msg: Addressed) {
+        let current = self
+            .channels
+            .get(&msg.topic)
+            .is_some_and(|slot| slot.join_ref == msg.join_ref);
+        if !current {
+            self.reply(&msg, "ok", Payload::empty());
+            return;
+        }
+        if let Some(slot) = self.channels.remove(&msg.topic) {
+            self.unsubscribe(&msg.topic);
+            let join_ref = slot.join_ref.clone();
+            self.run_terminate(&msg.topic, slot, Terminate::Leave).await;
+            self.reply(&msg, "ok", Payload::empty());
+            self.channel_event(&msg.topic, join_ref, event::CLOSE, Payload::empty());
+        }
+    }
+
+    async fn handle_in(&mut self, msg: Addressed, event: String, payload: Payload) {
+        let Some(slot) = self.channels.get_mut(&msg.topic) else {
+            debug!(topic = %msg.topic, %event, "push to a topic this socket has not joined");
+            self.reply(&msg, "error", reason_payload("unmatched topic"));
+            return;
+        };
+        if slot.join_ref != msg.join_ref {
+            debug!(topic = %msg.topic, %event, "ignoring a message with a stale join_ref");
+            return;
+        }
+        let join_ref = slot.join_ref.clone().unwrap_or_default();
+        let mut pushes = Vec::new();
+        let mut ctx = Context {
+            topic: &msg.topic,
+            join_ref: &join_ref,
+            socket: &self.socket,
+            pubsub: &self.hub.pubsub,
+            pushes: &mut pushes,
+        };
+        let result = AssertUnwindSafe(slot.joined.handle_in(&event, payload, &mut ctx))
+            .catch_unwind()
+            .await;
+        self.pending.append(&mut pushes);
+        match result {
+            Ok(HandleIn::Reply { status, response }) => self.reply(&msg, &status, response),
+            Ok(HandleIn::NoReply) => {}
+            Ok(HandleIn::Stop { reply }) => {
+                if let Some((status, response)) = reply {
+                    self.reply(&msg, &status, response);
+                }
+                if let Some(slot) = self.channels.remove(&msg.topic) {
+                    self.unsubscribe(&msg.topic);
+                    let join_ref = slot.join_ref.clone();
+                    self.run_terminate(&msg.topic, slot, Terminate::Stop).await;
+                    self.channel_event(&msg.topic, join_ref, event::CLOSE, Payload::empty());
+                }
+            }
+            Err(_) => self.crash(&msg.topic, &event),
+        }
+    }
+
+    /// A handler panicked: drop the channel without `terminate` and tell the client.
+    fn crash(&mut self, topic: &str, event: &str) {
+        warn!(%topic, %event, "channel crashed");
+        if let Some(slot) = self.channels.remove(topic) {
+            self.unsubscribe(topic);
+            self.channel_event(
+                topic,
+                slot.join_ref,
+                event::ERROR,
+                reason_payload("channel_crash"),
+            );
+        }
+    }
+
+    fn unsubscribe(&self, topic: &str) {
+        self.hub.registry.unsubscribe(topic, self.socket.conn_id);
+        self.hub.metrics.channels.dec();
+    }
+
+    async fn run_terminate(&mut self, topic: &str, slot: ChannelSlot, reason: Terminate) {
+        let join_ref = slot.join_ref.unwrap_or_default();
+        let mut pushes = Vec::new();
+        let mut ctx = Context {
+            topic,
+            join_ref: &join_ref,
+            socket: &self.socket,
+            pubsub: &self.hub.pubsub,
+            pushes: &mut pushes,
+        };
+        if AssertUnwindSafe(slot.joined.terminate(reason, &mut ctx))
+            .catch_unwind()
+            .await
+            .is_err()
+        {
+            warn!(%topic, "terminate panicked");
+        }
+    }
+
+    async fn terminate_all(&mut self, reason: Terminate) {
+        let topics: Vec<String> = self.channels.keys().cloned().collect();
+        for topic in topics {
+            if let Some(slot) = self.channels.remove(&topic) {
+                self.unsubscribe(&topic);
+                self.run_terminate(&topic, slot, reason).await;
+            }
+        }
+    }
+
+    async fn on_outbound_batch(
+        &mut self,
+        first: Outbound,
+        rx: &mut mpsc::Receiver<Outbound>,
+    ) -> Step {
+        let mut next = Some(first);
+        let mut handled = 0;
+        while let Some(message) = next.take() {
+            if let Step::Close(code, reason) = self.on_outbound(message).await {
+                return Step::Close(code, reason);
+            }
+            handled += 1;
+            if handled < BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        Step::Continue
+    }
+
+    async fn on_outbound(&mut self, message: Outbound) -> Step {
+        match message {
+            Outbound::Broadcast(broadcast) => {
+                let frame = broadcast.frame();
+                let Some(slot) = self.channels.get_mut(&frame.topic) else {
+                    // Left (or crashed) after this was queued.
+                    return Step::Continue;
+                };
+                let event = frame.event();
+                if !slot.joined.intercepts(event) {
+                    match broadcast.wire(self.socket.serializer) {
+                        Ok(wire) => self.out.push(to_message(wire)),
+                        Err(err) => warn!(error = %err, topic = %frame.topic, "broadcast not sent"),
+                    }
+                    return Step::Continue;
+                }
+                let join_ref = slot.join_ref.clone().unwrap_or_default();
+                let mut pushes = Vec::new();
+                let mut ctx = Context {
+                    topic: &frame.topic,
+                    join_ref: &join_ref,
+                    socket: &self.socket,
+                    pubsub: &self.hub.pubsub,
+                    pushes: &mut pushes,
+                };
+                let decided =
+                    AssertUnwindSafe(slot.joined.handle_out(event, frame.payload(), &mut ctx))
+                        .catch_unwind()
+                        .await;
+                self.pending.append(&mut pushes);
+                match decided {
+                    Ok(Outgoing::Push(payload)) => {
+                        self.pending.push(Frame::message(
+                            slot_join_ref(&self.channels, &frame.topic),
+                            None,
+                            &frame.topic,
+                            event,
+                            payload,
+                        ));
+                    }
+                    Ok(Outgoing::Skip) => {}
+                    Err(_) => self.crash(&frame.topic, event),
+                }
+            }
+            Outbound::Push {
+                topic,
+                event,
+                payload,
+            } => {
+                if let Some(slot) = self.channels.get(&topic) {
+                    let join_ref = slot.join_ref.clone();
+                    self.pending
+                        .push(Frame::message(join_ref, None, topic, event, payload));
+                }
+            }
+            Outbound::Close { code, reason } => return Step::Close(code, reason.to_owned()),
+        }
+        Step::Continue
+    }
+
+    /// Encodes the frames of this step into messages for the sink.
+    fn encode_pending(&mut self) {
+        let serializer = self.socket.serializer;
+        for frame in self.pending.drain(..) {
+            match serializer.encode(Direction::ToClient, &frame) {
+                Ok(wire) => self.out.push(to_message(wire)),
+                Err(err) => {
+                    warn!(error = %err, topic = %frame.topic, event = frame.event(), "frame not sent")
+                }
+            }
+        }
+    }
+}
+
+fn slot_join_ref(channels: &HashMap<String, ChannelSlot>, topic: &str) -> Option<String> {
+    channels.get(topic).and_then(|slot| slot.join_ref.clone())
+}
+
+/// The addressing of an incoming message, kept for its reply.
+struct Addressed {
+    join_ref: Option<String>,
+    msg_ref: Option<String>,
+    topic: String,
+}
+
+fn to_message(wire: Wire) -> Message {
+    match wire {
+        Wire::Text(text) => match Utf8Bytes::try_from(text.into_bytes()) {
+            Ok(text) => Message::Text(text),
+            // SharedText is UTF-8 by construction; an empty text frame is the harmless fallback.
+            Err(_) => Message::Text(Utf8Bytes::from_static("")),
+        },
+        Wire::Binary(bytes) => Message::Binary(bytes),
+    }
+}
+
+/// Writes every queued message and flushes once; returns how many were written.
+async fn write_all(
+    sink: &mut SplitSink<WebSocket, Message>,
+    out: &mut Vec<Message>,
+) -> Result<usize, axum::Error> {
+    let count = out.len();
+    for message in out.drain(..) {
+        sink.feed(message).await?;
+    }
+    sink.flush().await?;
+    Ok(count)
+}
+
+/// A read error: an oversized message closes with 1009; anything else means the client is gone.
+fn read_error(err: axum::Error) -> Step {
+    let inner = err.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(capacity)) => {
+            Step::Close(close_code::MESSAGE_TOO_BIG, capacity.to_string())
+        }
+        _ => {
+            debug!(error = %inner, "read failed");
+            Step::Gone
+        }
+    }
+}

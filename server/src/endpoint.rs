@@ -1,0 +1,396 @@
+//! The endpoint: the [`Alight`] handle, its builder, the WebSocket route and serving.
+//!
+//! ```no_run
+//! use alight_server::{Alight, Channel, Context, HandleIn, JoinError};
+//! use alight_protocol::Payload;
+//!
+//! struct Room;
+//! impl Channel for Room {
+//!     type State = ();
+//!     async fn join(&self, _: Payload, _: &mut Context<'_>) -> Result<((), Payload), JoinError> {
+//!         Ok(((), Payload::empty()))
+//!     }
+//!     async fn handle_in(&self, event: &str, payload: Payload, _: &mut (), ctx: &mut Context<'_>) -> HandleIn {
+//!         ctx.broadcast(event.to_owned(), payload);
+//!         HandleIn::ok(Payload::empty())
+//!     }
+//! }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let alight = Alight::builder().channel("room:*", Room).build();
+//! let app = axum::Router::new().merge(alight.router());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:4000").await?;
+//! alight.serve(listener, app, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use alight_protocol::{Payload, Serializer, SharedBroadcast};
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::channel::{BoxFuture, Channel, ChannelHandler};
+use crate::config::Config;
+use crate::connection;
+use crate::metrics::Metrics;
+use crate::pubsub::{LocalPubSub, PubSub};
+use crate::registry::Registry;
+use crate::router::ChannelRouter;
+use crate::socket::{ConnectError, ConnectInfo, Connected, Socket};
+
+/// The prefix of the auth token inside `Sec-WebSocket-Protocol` (phoenix.js `authToken`).
+const AUTH_TOKEN_PREFIX: &str = "base64url.bearer.phx.";
+
+type ConnectFn =
+    dyn Fn(ConnectInfo) -> BoxFuture<'static, Result<Connected, ConnectError>> + Send + Sync;
+type PubSubFactory = Box<dyn FnOnce(Arc<Registry>) -> Arc<dyn PubSub> + Send>;
+
+/// State shared by every connection and request.
+pub(crate) struct Hub {
+    pub(crate) config: Config,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) pubsub: Arc<dyn PubSub>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) channels: ChannelRouter,
+    connect: Option<Arc<ConnectFn>>,
+    /// Cancelled once when shutdown starts; every connection task watches it.
+    pub(crate) shutdown: CancellationToken,
+    /// Tracks connection tasks so shutdown can wait for them.
+    tracker: TaskTracker,
+    /// One permit per open connection.
+    permits: Arc<Semaphore>,
+    next_conn: AtomicU64,
+}
+
+/// A running Alight endpoint: channels, PubSub and limits. Cheap to clone.
+///
+/// Build it with [`Alight::builder`], mount [`Alight::router`] (and [`Alight::api_router`]) into an
+/// axum app, and run it with [`Alight::serve`].
+#[derive(Clone)]
+pub struct Alight {
+    pub(crate) hub: Arc<Hub>,
+}
+
+impl std::fmt::Debug for Alight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alight")
+            .field("config", &self.hub.config)
+            .field("channels", &self.hub.channels)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures an [`Alight`] endpoint.
+pub struct AlightBuilder {
+    config: Config,
+    channels: ChannelRouter,
+    connect: Option<Arc<ConnectFn>>,
+    pubsub: Option<PubSubFactory>,
+}
+
+impl std::fmt::Debug for AlightBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlightBuilder")
+            .field("config", &self.config)
+            .field("channels", &self.channels)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AlightBuilder {
+    /// Routes topics matching `pattern` (`room:*` or an exact topic) to `channel`.
+    pub fn channel<C: Channel>(mut self, pattern: impl Into<String>, channel: C) -> Self {
+        self.channels
+            .add(pattern.into(), Arc::new(ChannelHandler(Arc::new(channel))));
+        self
+    }
+
+    /// Decides whether a socket may connect (default: everyone, anonymously).
+    ///
+    /// ```
+    /// use alight_server::{Alight, ConnectError, Connected};
+    ///
+    /// let alight = Alight::builder()
+    ///     .on_connect(|info| async move {
+    ///         match info.token.as_deref() {
+    ///             Some("secret") => Ok(Connected::new().id("user_socket:1")),
+    ///             _ => Err(ConnectError::new("bad token")),
+    ///         }
+    ///     })
+    ///     .build();
+    /// # let _ = alight;
+    /// ```
+    pub fn on_connect<F, Fut>(mut self, connect: F) -> Self
+    where
+        F: Fn(ConnectInfo) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Connected, ConnectError>> + Send + 'static,
+    {
+        self.connect = Some(Arc::new(move |info| Box::pin(connect(info))));
+        self
+    }
+
+    /// Limits and timeouts.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Replaces the in-process PubSub (e.g. with a Redis adapter) given the local registry.
+    pub fn pubsub<F>(mut self, make: F) -> Self
+    where
+        F: FnOnce(Arc<Registry>) -> Arc<dyn PubSub> + Send + 'static,
+    {
+        self.pubsub = Some(Box::new(make));
+        self
+    }
+
+    /// Builds the endpoint.
+    pub fn build(self) -> Alight {
+        let metrics = Arc::new(Metrics::new());
+        let registry = Arc::new(Registry::new(metrics.clone()));
+        let pubsub = match self.pubsub {
+            Some(make) => make(registry.clone()),
+            None => Arc::new(LocalPubSub::new(registry.clone(), metrics.clone())),
+        };
+        let permits = Arc::new(Semaphore::new(self.config.limits().max_connections));
+        Alight {
+            hub: Arc::new(Hub {
+                config: self.config,
+                registry,
+                pubsub,
+                metrics,
+                channels: self.channels,
+                connect: self.connect,
+                shutdown: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+                permits,
+                next_conn: AtomicU64::new(1),
+            }),
+        }
+    }
+}
+
+impl Alight {
+    /// Starts configuring an endpoint.
+    pub fn builder() -> AlightBuilder {
+        AlightBuilder {
+            config: Config::default(),
+            channels: ChannelRouter::default(),
+            connect: None,
+            pubsub: None,
+        }
+    }
+
+    /// The WebSocket route, `{path}/websocket` (default `/socket/websocket`), for any app state.
+    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        let path = format!("{}/websocket", self.hub.config.path());
+        Router::new()
+            .route(&path, get(upgrade))
+            .with_state(self.clone())
+    }
+
+    /// Broadcasts `event` with `payload` to every subscriber of `topic`.
+    pub fn broadcast(&self, topic: impl Into<String>, event: impl Into<String>, payload: Payload) {
+        let message = SharedBroadcast::new(topic, event, payload);
+        self.hub.pubsub.broadcast(Arc::new(message), None);
+    }
+
+    /// Pushes `event` to the channel on `topic` of every socket connected with `socket_id`.
+    pub fn push_to_socket(&self, socket_id: &str, topic: &str, event: &str, payload: Payload) {
+        self.hub
+            .pubsub
+            .push_to_socket(socket_id, topic, event, payload);
+    }
+
+    /// Closes every socket connected with `socket_id` (close code 1001).
+    pub fn disconnect(&self, socket_id: &str) {
+        self.hub.pubsub.disconnect(socket_id);
+    }
+
+    /// The PubSub in use.
+    pub fn pubsub(&self) -> &Arc<dyn PubSub> {
+        &self.hub.pubsub
+    }
+
+    /// This node's subscriptions.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.hub.registry
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &Config {
+        &self.hub.config
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        self.hub.metrics.render()
+    }
+
+    /// Starts a graceful shutdown: new upgrades are refused and every socket is closed with 1012.
+    pub fn shutdown(&self) {
+        self.hub.shutdown.cancel();
+    }
+
+    /// Serves `app` on `listener` until `shutdown` completes, then closes every socket with 1012
+    /// (phoenix.js reconnects) and waits for them, at most
+    /// [`shutdown_timeout`](crate::Limits::shutdown_timeout).
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        app: Router,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let token = self.hub.shutdown.clone();
+        let signal = async move {
+            tokio::select! {
+                () = shutdown => token.cancel(),
+                () = token.cancelled() => {}
+            }
+        };
+        axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .await?;
+        self.drain().await;
+        Ok(())
+    }
+
+    /// Waits for the connection tasks to finish after shutdown started.
+    async fn drain(&self) {
+        self.hub.shutdown.cancel();
+        self.hub.tracker.close();
+        let timeout = self.hub.config.limits().shutdown_timeout;
+        if tokio::time::timeout(timeout, self.hub.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                open = self.hub.tracker.len(),
+                "shutdown timed out with sockets still open"
+            );
+        } else {
+            info!("all sockets closed");
+        }
+    }
+}
+
+fn refuse(alight: &Alight, status: StatusCode, reason: impl Into<String>) -> Response {
+    alight.hub.metrics.refused_connections.inc();
+    let reason = reason.into();
+    debug!(%status, %reason, "upgrade refused");
+    (status, [(header::CACHE_CONTROL, "no-store")], reason).into_response()
+}
+
+/// Reads phoenix.js's `authToken` from `Sec-WebSocket-Protocol`.
+///
+/// phoenix.js encodes it with `btoa` and strips the padding; URL-safe encoders are accepted too.
+fn auth_token(headers: &HeaderMap) -> Result<Option<String>, &'static str> {
+    let protocols = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim);
+    for protocol in protocols {
+        if let Some(encoded) = protocol.strip_prefix(AUTH_TOKEN_PREFIX) {
+            let normalized: String = encoded
+                .chars()
+                .filter(|&c| c != '=')
+                .map(|c| match c {
+                    '-' => '+',
+                    '_' => '/',
+                    other => other,
+                })
+                .collect();
+            let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(normalized)
+                .map_err(|_| "malformed auth token: not base64")?;
+            let token = String::from_utf8(bytes).map_err(|_| "malformed auth token: not UTF-8")?;
+            return Ok(Some(token));
+        }
+    }
+    Ok(None)
+}
+
+async fn upgrade(
+    State(alight): State<Alight>,
+    params: Result<Query<HashMap<String, String>>, QueryRejection>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let params = match params {
+        Ok(Query(params)) => params,
+        Err(rejection) => return refuse(&alight, StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    let hub = &alight.hub;
+    if hub.shutdown.is_cancelled() {
+        return refuse(
+            &alight,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server shutting down",
+        );
+    }
+    let serializer = match Serializer::from_vsn(params.get("vsn").map(String::as_str)) {
+        Ok(serializer) => serializer,
+        Err(err) => return refuse(&alight, StatusCode::BAD_REQUEST, err.to_string()),
+    };
+    let token = match auth_token(&headers) {
+        Ok(token) => token,
+        Err(reason) => return refuse(&alight, StatusCode::BAD_REQUEST, reason),
+    };
+    let Ok(permit) = hub.permits.clone().try_acquire_owned() else {
+        return refuse(
+            &alight,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many connections",
+        );
+    };
+    let info = ConnectInfo {
+        params,
+        token,
+        serializer,
+    };
+    let connected = match &hub.connect {
+        Some(connect) => match connect(info).await {
+            Ok(connected) => connected,
+            Err(err) => return refuse(&alight, StatusCode::FORBIDDEN, err.reason),
+        },
+        None => Connected::new(),
+    };
+    let (id, assigns) = connected.into_parts();
+    let socket = Socket {
+        conn_id: hub.next_conn.fetch_add(1, Ordering::Relaxed),
+        id,
+        assigns,
+        serializer,
+    };
+    let limits = hub.config.limits();
+    let hub = hub.clone();
+    let tracker = hub.tracker.clone();
+    ws.protocols(["phoenix"])
+        .max_message_size(limits.max_message_size)
+        .max_frame_size(limits.max_message_size)
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .on_upgrade(move |ws| tracker.track_future(connection::run(hub, ws, socket, permit)))
+}

@@ -1,0 +1,42 @@
+//! Topic patterns → channel implementations.
+//!
+//! A pattern is an exact topic (`lobby`) or a prefix ending in `*` (`room:*` matches `room:1` and
+//! `room:` too). The first registered pattern that matches wins, as in a Phoenix socket module.
+
+use std::sync::Arc;
+
+use crate::channel::Handler;
+
+#[derive(Default)]
+pub(crate) struct ChannelRouter {
+    routes: Vec<(String, Arc<dyn Handler>)>,
+}
+
+impl std::fmt::Debug for ChannelRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.routes.iter().map(|(pattern, _)| pattern))
+            .finish()
+    }
+}
+
+impl ChannelRouter {
+    pub(crate) fn add(&mut self, pattern: String, handler: Arc<dyn Handler>) {
+        self.routes.push((pattern, handler));
+    }
+
+    pub(crate) fn route(&self, topic: &str) -> Option<&Arc<dyn Handler>> {
+        self.routes
+            .iter()
+            .find(|(pattern, _)| topic_matches(pattern, topic))
+            .map(|(_, handler)| handler)
+    }
+}
+
+/// Whether `topic` matches `pattern` (exact, or a prefix before a trailing `*`).
+pub(crate) fn topic_matches(pattern: &str, topic: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => topic.starts_with(prefix),
+        None => pattern == topic,
+    }
+}

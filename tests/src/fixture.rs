@@ -1,0 +1,231 @@
+//! The fixture server: channels whose behaviour every test suite relies on.
+//!
+//! | topic | join | events |
+//! |---|---|---|
+//! | `room:*` | ok, reply `{"user": name or null}`; params `{"refuse": r}` → error `{"reason": r}`; `{"crash": true}` → join crashes | see below |
+//! | `private:*` | only with a valid token (`{"reason":"unauthorized"}` otherwise) | as `room:*` |
+//!
+//! Events of `room:*`: `shout` broadcasts `shout` to all (sender included) and replies ok `{}`;
+//! `shout_from` broadcasts `shout` to all but the sender; `ping` replies ok with the payload (binary
+//! too); `fail` replies error `{"reason":"failed"}`; `noreply` never replies; `crash` panics;
+//! `stop` replies ok then closes the channel; `push_me` pushes `pushed` with the payload then
+//! replies ok; `count` replies ok `{"count": n}` with n counting this channel's `count`s.
+//! Broadcasts of `censored` are intercepted and reach each client as `{"censored": true}`.
+//!
+//! Connect: token `valid-token` → socket id `user_socket:alice`, user `alice`; token `bad-token` →
+//! refused (403); no token → anonymous.
+//! HTTP: `POST /api/broadcast` with key [`API_KEY`]; `POST /test/disconnect/{socket_id}`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use alight_protocol::Payload;
+use alight_server::{
+    Alight, Channel, Config, ConnectError, Connected, Context, HandleIn, JoinError, Outgoing,
+};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::post;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The API key of the fixture's `/api/broadcast`.
+pub const API_KEY: &str = "test-api-key";
+
+/// The user a socket connected as.
+#[derive(Debug, Clone)]
+pub struct User(pub String);
+
+/// `room:*` and `private:*`.
+#[derive(Debug, Clone, Copy)]
+pub struct Room {
+    /// Whether joining needs a signed-in user.
+    pub private: bool,
+}
+
+fn json_payload(value: serde_json::Value) -> Payload {
+    Payload::json(&value).unwrap_or_else(|_| Payload::empty())
+}
+
+impl Channel for Room {
+    type State = u64;
+
+    async fn join(
+        &self,
+        params: Payload,
+        ctx: &mut Context<'_>,
+    ) -> Result<(u64, Payload), JoinError> {
+        let user = ctx.socket().assign::<User>().map(|u| u.0.clone());
+        if self.private && user.is_none() {
+            return Err(JoinError::reason("unauthorized"));
+        }
+        let params: serde_json::Value = params.deserialize().unwrap_or(serde_json::Value::Null);
+        if let Some(reason) = params.get("refuse").and_then(|r| r.as_str()) {
+            return Err(JoinError::reason(reason));
+        }
+        if params.get("crash").and_then(|c| c.as_bool()) == Some(true) {
+            panic!("fixture: join asked to crash");
+        }
+        Ok((0, json_payload(json!({ "user": user }))))
+    }
+
+    async fn handle_in(
+        &self,
+        event: &str,
+        payload: Payload,
+        count: &mut u64,
+        ctx: &mut Context<'_>,
+    ) -> HandleIn {
+        match event {
+            "shout" => {
+                ctx.broadcast("shout", payload);
+                HandleIn::ok(Payload::empty())
+            }
+            "shout_from" => {
+                ctx.broadcast_from("shout", payload);
+                HandleIn::ok(Payload::empty())
+            }
+            "ping" => HandleIn::ok(payload),
+            "fail" => HandleIn::error_reason("failed"),
+            "noreply" => HandleIn::NoReply,
+            "crash" => panic!("fixture: handle_in asked to crash"),
+            "stop" => HandleIn::Stop {
+                reply: Some(("ok".to_owned(), Payload::empty())),
+            },
+            "push_me" => {
+                ctx.push("pushed", payload);
+                HandleIn::ok(Payload::empty())
+            }
+            "count" => {
+                *count += 1;
+                HandleIn::ok(json_payload(json!({ "count": *count })))
+            }
+            _ => HandleIn::error_reason("unknown event"),
+        }
+    }
+
+    fn intercepts(&self) -> &[&str] {
+        &["censored"]
+    }
+
+    async fn handle_out(
+        &self,
+        _event: &str,
+        _payload: &Payload,
+        _count: &mut u64,
+        _ctx: &mut Context<'_>,
+    ) -> Outgoing {
+        Outgoing::Push(json_payload(json!({ "censored": true })))
+    }
+}
+
+/// The fixture endpoint with `config`.
+pub fn alight(config: Config) -> Alight {
+    Alight::builder()
+        .config(config)
+        .on_connect(|info| async move {
+            match info.token.as_deref() {
+                None => Ok(Connected::new()),
+                Some("valid-token") => Ok(Connected::new()
+                    .id("user_socket:alice")
+                    .assign(User("alice".to_owned()))),
+                Some(_) => Err(ConnectError::new("invalid token")),
+            }
+        })
+        .channel("room:*", Room { private: false })
+        .channel("private:*", Room { private: true })
+        .build()
+}
+
+/// The fixture's axum app: socket, API and the test-only disconnect route.
+pub fn app(alight: &Alight) -> Router {
+    Router::new()
+        .merge(alight.router())
+        .merge(alight.api_router(Some(API_KEY.to_owned())))
+        .route(
+            "/test/disconnect/{socket_id}",
+            post(
+                |State(alight): State<Alight>, Path(id): Path<String>| async move {
+                    alight.disconnect(&id);
+                    "ok"
+                },
+            ),
+        )
+        .with_state(alight.clone())
+}
+
+/// A fixture server on loopback; it shuts down when dropped.
+#[derive(Debug)]
+pub struct Server {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The endpoint, to broadcast or inspect from tests.
+    pub alight: Alight,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Server {
+    /// `ws://…/socket/websocket?vsn=…`
+    pub fn ws_url(&self, vsn: &str) -> String {
+        format!("ws://{}/socket/websocket?vsn={vsn}", self.addr)
+    }
+
+    /// `http://…`
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Signals shutdown and waits until every socket is closed.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or(Ok(())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts the fixture on `addr` (use `127.0.0.1:0`).
+pub async fn start_on(addr: SocketAddr, config: Config) -> std::io::Result<Server> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let alight = alight(config);
+    let app = app(&alight);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = alight.clone();
+    let task = tokio::spawn(async move {
+        serving
+            .serve(listener, app, async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(Server {
+        addr,
+        alight,
+        stop: Some(stop),
+        task: Some(task),
+    })
+}
+
+/// Starts the fixture on `127.0.0.1:0` with a short shutdown timeout.
+pub async fn start(config: Config) -> std::io::Result<Server> {
+    start_on(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        config.shutdown_timeout(Duration::from_secs(5)),
+    )
+    .await
+}
