@@ -11,6 +11,8 @@
 //! - [`wire`]: encoded messages as shared, cheaply clonable bytes ([`Wire`]), and [`SharedBroadcast`],
 //!   a broadcast encoded at most once per serializer however many subscribers receive it.
 //! - [`error`]: the typed errors of decoding and encoding.
+//! - [`schema`]: typed schemas, an application's events per topic family declared once as Rust types
+//!   that the server, the Rust/wasm client and (with the `ts` feature) TypeScript all share.
 //!
 //! # Example
 //! ```
@@ -34,10 +36,12 @@
 pub mod error;
 pub mod event;
 pub mod frame;
+pub mod schema;
 pub mod serializer;
 pub mod wire;
 
 pub use error::{DecodeError, EncodeError, VsnError};
 pub use frame::{Body, Frame, Payload};
+pub use schema::{Events, Schema, SchemaError, SerdeEvents, topic_matches};
 pub use serializer::{Direction, Serializer};
 pub use wire::{SharedBroadcast, SharedText, Wire};

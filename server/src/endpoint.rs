@@ -121,6 +121,16 @@ impl AlightBuilder {
         self
     }
 
+    /// Routes the topics of `C::Schema::TOPIC` to a [`TypedChannel`](crate::typed::TypedChannel).
+    pub fn typed_channel<C>(self, channel: C) -> Self
+    where
+        C: crate::typed::TypedChannel,
+        crate::typed::Typed<C>: Channel,
+    {
+        let pattern = <C::Schema as alight_protocol::Schema>::TOPIC;
+        self.channel(pattern, crate::typed::Typed(channel))
+    }
+
     /// Decides whether a socket may connect (default: everyone, anonymously).
     ///
     /// ```

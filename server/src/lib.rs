@@ -9,7 +9,8 @@
 //! - [`endpoint`]: [`Alight`] and its builder, the WebSocket upgrade (vsn, auth token, connect
 //!   callback, connection limit) and [`Alight::serve`] with graceful shutdown.
 //! - `connection`: one task per socket: decode, dispatch to channels, write replies and broadcasts.
-//! - [`channel`]: the [`Channel`] trait applications implement, its [`Context`] and results.
+//! - [`channel`]: the [`Channel`] trait applications implement, its [`Context`] and results;
+//!   [`typed`]: channels written against a protocol `Schema`.
 //! - `router`: topic patterns (`room:*`) to channels.
 //! - [`registry`]: local subscriptions and the fan-out into bounded per-socket queues.
 //! - [`pubsub`]: the [`PubSub`] trait (broadcast, direct push, disconnect) and [`LocalPubSub`].
@@ -57,6 +58,7 @@ pub mod pubsub;
 pub mod registry;
 mod router;
 pub mod socket;
+pub mod typed;
 
 pub use alight_protocol::Payload;
 pub use channel::{Channel, Context, HandleIn, JoinError, Outgoing, Terminate};

@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use alight_protocol::topic_matches;
+
 use crate::channel::Handler;
 
 #[derive(Default)]
@@ -30,13 +32,5 @@ impl ChannelRouter {
             .iter()
             .find(|(pattern, _)| topic_matches(pattern, topic))
             .map(|(_, handler)| handler)
-    }
-}
-
-/// Whether `topic` matches `pattern` (exact, or a prefix before a trailing `*`).
-pub(crate) fn topic_matches(pattern: &str, topic: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => topic.starts_with(prefix),
-        None => pattern == topic,
     }
 }
