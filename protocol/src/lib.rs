@@ -33,6 +33,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod error;
 pub mod event;
 pub mod frame;

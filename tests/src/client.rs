@@ -9,7 +9,7 @@ use std::time::Duration;
 use alight_protocol::{Body, Direction, Frame, Payload, Serializer, Wire};
 use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -37,6 +37,28 @@ pub enum ClientError {
     /// A frame could not be encoded.
     #[error("unencodable frame: {0}")]
     Encode(#[from] alight_protocol::EncodeError),
+    /// A message of the wrong kind arrived.
+    #[error("unexpected message: {0}")]
+    Unexpected(&'static str),
+}
+
+/// The upgrade request for `url`, with phoenix.js's auth-token subprotocol if `token` is given.
+fn upgrade_request(
+    url: &str,
+    token: Option<&str>,
+) -> Result<tungstenite::handshake::client::Request, ClientError> {
+    let mut request = url.into_client_request()?;
+    if let Some(token) = token {
+        // As phoenix.js: `btoa(token)` with the padding removed.
+        let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(token);
+        let value = format!("phoenix, base64url.bearer.phx.{encoded}");
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            request
+                .headers_mut()
+                .insert("sec-websocket-protocol", value);
+        }
+    }
+    Ok(request)
 }
 
 /// A connected raw client.
@@ -68,28 +90,53 @@ impl Reply {
 impl TestClient {
     /// Connects to `url` (which carries `vsn`), with phoenix.js's auth-token subprotocol if given.
     pub async fn connect(url: &str, token: Option<&str>) -> Result<Self, ClientError> {
+        let request = upgrade_request(url, token)?;
+        let (ws, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(TestClient::new(url, ws))
+    }
+
+    /// As [`TestClient::connect`], with the socket's receive buffer (`SO_RCVBUF`) set to `bytes`
+    /// before connecting, which also turns off the kernel's receive-buffer autotuning: a client that
+    /// then stops reading fills the server's send path after a few kilobytes, not megabytes.
+    pub async fn connect_with_recv_buffer(
+        url: &str,
+        token: Option<&str>,
+        bytes: u32,
+    ) -> Result<Self, ClientError> {
+        let request = upgrade_request(url, token)?;
+        let host = request.uri().host().unwrap_or("127.0.0.1").to_owned();
+        let port = request.uri().port_u16().unwrap_or(80);
+        let addr = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(tungstenite::Error::Io)?
+            .next()
+            .ok_or(ClientError::Timeout("an address to connect to"))?;
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .map_err(tungstenite::Error::Io)?;
+        socket
+            .set_recv_buffer_size(bytes)
+            .map_err(tungstenite::Error::Io)?;
+        let stream = socket.connect(addr).await.map_err(tungstenite::Error::Io)?;
+        let (ws, _) =
+            tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await?;
+        Ok(TestClient::new(url, ws))
+    }
+
+    fn new(url: &str, ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
         let serializer = if url.contains("vsn=2") {
             Serializer::V2
         } else {
             Serializer::V1Json
         };
-        let mut request = url.into_client_request()?;
-        if let Some(token) = token {
-            // As phoenix.js: `btoa(token)` with the padding removed.
-            let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(token);
-            let value = format!("phoenix, base64url.bearer.phx.{encoded}");
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                request
-                    .headers_mut()
-                    .insert("sec-websocket-protocol", value);
-            }
-        }
-        let (ws, _) = tokio_tungstenite::connect_async(request).await?;
-        Ok(TestClient {
+        TestClient {
             ws,
             serializer,
             next_ref: 0,
-        })
+        }
     }
 
     /// The next ref, as phoenix.js counts them.
@@ -139,10 +186,54 @@ impl TestClient {
         }
     }
 
-    /// Receives frames until the socket closes; returns the close code.
+    /// Sends a text message as is (exact frames, or malformed ones).
+    pub async fn send_text(&mut self, text: &str) -> Result<(), ClientError> {
+        self.send_raw(Message::text(text)).await
+    }
+
+    /// Receives the next text or binary message as is, without decoding it.
+    pub async fn recv_raw(&mut self) -> Result<Message, ClientError> {
+        loop {
+            let next = tokio::time::timeout(RECV_TIMEOUT, self.ws.next())
+                .await
+                .map_err(|_| ClientError::Timeout("a message"))?;
+            match next {
+                Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => return Ok(message),
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(ClientError::Closed(frame.map(|f| u16::from(f.code))));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(err)) => return Err(err.into()),
+                None => return Err(ClientError::Closed(None)),
+            }
+        }
+    }
+
+    /// Receives the next message, which must be text, as a string.
+    pub async fn recv_text(&mut self) -> Result<String, ClientError> {
+        match self.recv_raw().await? {
+            Message::Text(text) => Ok(text.as_str().to_owned()),
+            _ => Err(ClientError::Unexpected(
+                "a binary message where text was expected",
+            )),
+        }
+    }
+
+    /// Receives the next message, which must be binary, as bytes.
+    pub async fn recv_binary(&mut self) -> Result<bytes::Bytes, ClientError> {
+        match self.recv_raw().await? {
+            Message::Binary(bytes) => Ok(bytes),
+            _ => Err(ClientError::Unexpected(
+                "a text message where binary was expected",
+            )),
+        }
+    }
+
+    /// Receives (and discards, undecoded) messages until the socket closes; returns the close
+    /// code, or `None` when the connection ended without a close frame (EOF or reset).
     pub async fn recv_close(&mut self) -> Result<Option<u16>, ClientError> {
         loop {
-            match self.recv().await {
+            match self.recv_raw().await {
                 Ok(_) => continue,
                 Err(ClientError::Closed(code)) => return Ok(code),
                 Err(ClientError::Ws(

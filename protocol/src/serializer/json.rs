@@ -1,6 +1,8 @@
 //! JSON pieces shared by the V1 and V2 text serializers.
 
-use serde::Deserialize;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::error::{DecodeError, Field};
@@ -49,11 +51,74 @@ pub(super) fn string(raw: &RawValue, field: Field) -> Result<String, DecodeError
     })
 }
 
-#[derive(Deserialize)]
-struct ReplyFields<'a> {
-    status: Option<&'a RawValue>,
-    #[serde(borrow)]
-    response: Option<&'a RawValue>,
+/// Reads the members `names` of the JSON object `text`, leaving their values unparsed.
+///
+/// Only an object is accepted: a serde-derived struct would also accept an array and read
+/// `["room:1","shout",{}]` as `{topic, event, payload}`, which no Phoenix peer would. Other members
+/// are skipped, and a repeated member keeps its last value, as `JSON.parse` and Jason do.
+pub(super) fn object_members<'a, const N: usize>(
+    text: &'a str,
+    names: [&'static str; N],
+) -> Result<[Option<&'a RawValue>; N], serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let members = Members(names).deserialize(&mut de)?;
+    de.end()?;
+    Ok(members)
+}
+
+/// Deserializes an object into the values of the members it names, by position.
+struct Members<const N: usize>([&'static str; N]);
+
+impl<'de, const N: usize> DeserializeSeed<'de> for Members<N> {
+    type Value = [Option<&'de RawValue>; N];
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, const N: usize> Visitor<'de> for Members<N> {
+    type Value = [Option<&'de RawValue>; N];
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut values = [None; N];
+        while let Some(index) = map.next_key_seed(MemberName(&self.0))? {
+            match index.and_then(|i| values.get_mut(i)) {
+                Some(slot) => *slot = Some(map.next_value::<&'de RawValue>()?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(values)
+    }
+}
+
+/// Deserializes a member name into its position in the list of wanted names.
+struct MemberName<'n>(&'n [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for MemberName<'_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for MemberName<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().position(|wanted| *wanted == name))
+    }
 }
 
 /// Builds the frame body: a `phx_reply` travelling to a client becomes [`Body::Reply`].
@@ -63,16 +128,16 @@ pub(super) fn body(
     payload: &RawValue,
 ) -> Result<Body, DecodeError> {
     if direction == Direction::ToClient && event == event::REPLY {
-        let fields: ReplyFields<'_> =
-            serde_json::from_str(payload.get()).map_err(|_| DecodeError::WrongType {
-                field: Field::Payload,
-                expected: "an object {status, response}",
+        let [status, response] =
+            object_members(payload.get(), ["status", "response"]).map_err(|_| {
+                DecodeError::WrongType {
+                    field: Field::Payload,
+                    expected: "an object {status, response}",
+                }
             })?;
-        let status = fields
-            .status
-            .ok_or(DecodeError::MissingField(Field::Status))?;
+        let status = status.ok_or(DecodeError::MissingField(Field::Status))?;
         let status = string(status, Field::Status)?;
-        let response = match fields.response {
+        let response = match response {
             Some(raw) => raw.to_owned(),
             None => RawValue::NULL.to_owned(),
         };
@@ -87,7 +152,9 @@ pub(super) fn body(
     })
 }
 
-/// Appends `s` as a JSON string literal.
+/// Appends `s` as a JSON string literal, escaped exactly as `JSON.stringify` and serde_json do
+/// (short escapes for `"`, `\`, `\b`, `\f`, `\n`, `\r`, `\t`; `\u00xx` for other control
+/// characters; nothing else), so a frame re-encoded here is byte-for-byte what phoenix.js sends.
 pub(super) fn push_str(out: &mut String, s: &str) {
     out.push('"');
     let mut start = 0;
@@ -98,6 +165,8 @@ pub(super) fn push_str(out: &mut String, s: &str) {
             b'\n' => Some("\\n"),
             b'\r' => Some("\\r"),
             b'\t' => Some("\\t"),
+            0x08 => Some("\\b"),
+            0x0c => Some("\\f"),
             0x00..=0x1f => None,
             _ => continue,
         };
@@ -169,7 +238,7 @@ mod tests {
             "q\"uote",
             "back\\slash",
             "nl\n\r\t",
-            "\u{1}\u{1f}",
+            "\u{1}\u{1f}\u{8}\u{c}\u{7f}",
             "ünï€😀",
             "",
         ] {
@@ -177,6 +246,8 @@ mod tests {
             push_str(&mut out, s);
             let back: String = serde_json::from_str(&out).expect("valid JSON string");
             assert_eq!(back, s);
+            let theirs = serde_json::to_string(s).expect("a string serializes");
+            assert_eq!(out, theirs, "same bytes as serde_json for {s:?}");
         }
     }
 }

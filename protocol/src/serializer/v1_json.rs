@@ -1,44 +1,28 @@
 //! V1 JSON: `{"topic", "event", "payload", "ref", "join_ref"}` objects in text frames.
 //!
 //! Phoenix's V1 serializer sends `topic`, `event`, `payload` and `ref` to clients (no `join_ref`);
-//! clients may send `join_ref`, and Alight keeps it when they do.
+//! clients may send `join_ref`, and Alight keeps it when they do. phoenix.js sends the members in the
+//! order `topic, event, payload, ref, join_ref` and leaves `join_ref` out when it has none
+//! (heartbeats); the encoder does the same, so its output is byte-for-byte what phoenix.js sends.
 
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::json;
 use crate::error::{DecodeError, Field};
 use crate::{Direction, Frame};
 
-#[derive(Deserialize)]
-struct Fields<'a> {
-    #[serde(borrow)]
-    topic: Option<&'a RawValue>,
-    #[serde(borrow)]
-    event: Option<&'a RawValue>,
-    #[serde(borrow)]
-    payload: Option<&'a RawValue>,
-    #[serde(borrow, rename = "ref")]
-    msg_ref: Option<&'a RawValue>,
-    #[serde(borrow)]
-    join_ref: Option<&'a RawValue>,
-}
-
 pub(super) fn decode(direction: Direction, text: &str) -> Result<Frame, DecodeError> {
-    let fields: Fields<'_> =
-        serde_json::from_str(text).map_err(|e| json::classify(e, DecodeError::NotAnObject))?;
-    let topic = fields
-        .topic
-        .ok_or(DecodeError::MissingField(Field::Topic))?;
-    let event = fields
-        .event
-        .ok_or(DecodeError::MissingField(Field::Event))?;
+    let [topic, event, payload, msg_ref, join_ref] =
+        json::object_members(text, ["topic", "event", "payload", "ref", "join_ref"])
+            .map_err(|e| json::classify(e, DecodeError::NotAnObject))?;
+    let topic = topic.ok_or(DecodeError::MissingField(Field::Topic))?;
+    let event = event.ok_or(DecodeError::MissingField(Field::Event))?;
     // `"payload": null` and a missing payload both mean JSON null.
-    let payload = fields.payload.unwrap_or(RawValue::NULL);
+    let payload = payload.unwrap_or(RawValue::NULL);
     let event = json::string(event, Field::Event)?;
     Ok(Frame {
-        join_ref: json::optional_ref(fields.join_ref, Field::JoinRef)?,
-        msg_ref: json::optional_ref(fields.msg_ref, Field::Ref)?,
+        join_ref: json::optional_ref(join_ref, Field::JoinRef)?,
+        msg_ref: json::optional_ref(msg_ref, Field::Ref)?,
         topic: json::string(topic, Field::Topic)?,
         body: json::body(direction, event, payload)?,
     })
@@ -54,9 +38,10 @@ pub(super) fn encode(direction: Direction, frame: &Frame) -> String {
     json::push_payload(&mut out, frame);
     out.push_str(",\"ref\":");
     json::push_opt_str(&mut out, frame.msg_ref.as_deref());
-    if direction == Direction::ToServer {
+    // phoenix.js leaves `join_ref` out of heartbeats rather than sending `null`; do the same.
+    if let (Direction::ToServer, Some(join_ref)) = (direction, frame.join_ref.as_deref()) {
         out.push_str(",\"join_ref\":");
-        json::push_opt_str(&mut out, frame.join_ref.as_deref());
+        json::push_str(&mut out, join_ref);
     }
     out.push('}');
     out

@@ -1,0 +1,313 @@
+//! Alight's demo app: an axum server for a page that loads the browser client.
+//!
+//! Run with: `scripts/demo` (sets up, builds the client, then starts this), or
+//! `cargo run -p alight-demo -- --bind 127.0.0.1:4000 --data ./data`.
+//!
+//! # Layout
+//! - [`Args`]: the command line (`--bind`, `--data`), with `ALIGHT_BIND` / `ALIGHT_DATA` as fallbacks.
+//! - [`app`]: the router: `/` the page, `/static/*` its assets, `/pkg/*` the built client from
+//!   `client-wasm/pkg`, `/healthz`. The Alight socket is mounted here once the server crate has one.
+//! - [`shutdown_signal`]: Ctrl-C (or SIGTERM) stops accepting and lets open requests finish.
+
+use std::{
+    ffi::OsString,
+    io,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use axum::{Router, handler::HandlerWithoutStateExt, http::StatusCode, routing::get};
+use tower_http::{
+    services::{ServeDir, ServeFile},
+    trace::TraceLayer,
+};
+use tracing_subscriber::EnvFilter;
+
+/// The page and its assets, beside this crate's sources.
+const STATIC_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/static");
+/// Where `scripts/build-client` puts the browser client package.
+const PKG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../client-wasm/pkg");
+
+const DEFAULT_BIND: &str = "127.0.0.1:4000";
+const DEFAULT_DATA: &str = "./data";
+
+const USAGE: &str = "\
+Usage: alight-demo [--bind ADDR] [--data DIR]
+
+Options:
+  --bind ADDR  address to listen on (env ALIGHT_BIND, default 127.0.0.1:4000)
+  --data DIR   directory for the demo's data, created if missing (env ALIGHT_DATA, default ./data)
+  -h, --help   print this help";
+
+/// The demo's settings, from the command line or the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Args {
+    /// Address to listen on, `host:port`; a host name is resolved.
+    bind: String,
+    /// Directory for the demo's data.
+    data: PathBuf,
+}
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Command {
+    /// Start the server.
+    Run(Args),
+    /// Print the usage and stop.
+    Help,
+}
+
+/// Why the command line could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+enum ArgsError {
+    /// A flag that takes a value came last.
+    #[error("{flag} needs a value; see --help")]
+    MissingValue {
+        /// The flag, as given.
+        flag: String,
+    },
+    /// An argument the demo does not know.
+    #[error("unknown argument `{arg}`; see --help")]
+    Unknown {
+        /// The argument, as given.
+        arg: String,
+    },
+    /// An argument that is not valid UTF-8.
+    #[error("argument `{}` is not valid UTF-8", arg.to_string_lossy())]
+    NotUnicode {
+        /// The argument, as given.
+        arg: OsString,
+    },
+}
+
+impl Args {
+    /// Reads `args` (without the program name); `env` looks up the fallbacks.
+    fn parse(
+        args: impl IntoIterator<Item = OsString>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Command, ArgsError> {
+        let mut bind = env("ALIGHT_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());
+        let mut data = env("ALIGHT_DATA").unwrap_or_else(|| DEFAULT_DATA.to_owned());
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let arg = arg
+                .into_string()
+                .map_err(|arg| ArgsError::NotUnicode { arg })?;
+            let (flag, inline) = match arg.split_once('=') {
+                Some((flag, value)) if flag.starts_with("--") => {
+                    (flag.to_owned(), Some(value.to_owned()))
+                }
+                _ => (arg, None),
+            };
+            let slot = match flag.as_str() {
+                "-h" | "--help" => return Ok(Command::Help),
+                "--bind" => &mut bind,
+                "--data" => &mut data,
+                _ => return Err(ArgsError::Unknown { arg: flag }),
+            };
+            *slot = match inline {
+                Some(value) => value,
+                None => match args.next() {
+                    Some(value) => value
+                        .into_string()
+                        .map_err(|arg| ArgsError::NotUnicode { arg })?,
+                    None => return Err(ArgsError::MissingValue { flag }),
+                },
+            };
+        }
+        Ok(Command::Run(Args {
+            bind,
+            data: PathBuf::from(data),
+        }))
+    }
+}
+
+/// Why the demo stopped with an error.
+#[derive(Debug, thiserror::Error)]
+enum DemoError {
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {}", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the file system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address from `--bind`.
+        addr: String,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// The server failed while running.
+    #[error("the server stopped with an error")]
+    Serve(#[source] io::Error),
+}
+
+/// The demo's routes; `pkg_dir` holds the built browser client, if it has been built.
+fn app(static_dir: &Path, pkg_dir: &Path) -> Router {
+    let pkg_dir_owned = pkg_dir.to_path_buf();
+    let client_missing = move || async move {
+        let body = if pkg_dir_owned.is_dir() {
+            "not found in the client package\n"
+        } else {
+            "the browser client is not built: run scripts/build-client (or start with scripts/demo)\n"
+        };
+        (StatusCode::NOT_FOUND, body)
+    };
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route_service("/", ServeFile::new(static_dir.join("index.html")))
+        .nest_service("/static", ServeDir::new(static_dir))
+        .nest_service(
+            "/pkg",
+            ServeDir::new(pkg_dir).not_found_service(client_missing.into_service()),
+        )
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Resolves when the process is asked to stop: Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C; stop the demo with SIGTERM");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    println!("alight-demo: shutting down");
+}
+
+async fn run(args: Args) -> Result<(), DemoError> {
+    std::fs::create_dir_all(&args.data).map_err(|source| DemoError::DataDir {
+        path: args.data.clone(),
+        source,
+    })?;
+    let listener = tokio::net::TcpListener::bind(&args.bind)
+        .await
+        .map_err(|source| DemoError::Bind {
+            addr: args.bind.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| DemoError::Bind {
+        addr: args.bind.clone(),
+        source,
+    })?;
+    let pkg_dir = Path::new(PKG_DIR);
+    println!(
+        "alight-demo: serving http://{addr}/ (data in {})",
+        args.data.display()
+    );
+    if !pkg_dir.is_dir() {
+        println!("alight-demo: the browser client is not built; run scripts/build-client");
+    }
+    axum::serve(listener, app(Path::new(STATIC_DIR), pkg_dir))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(DemoError::Serve)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let args = match Args::parse(std::env::args_os().skip(1), |name| std::env::var(name).ok()) {
+        Ok(Command::Run(args)) => args,
+        Ok(Command::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("alight-demo: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(err) = run(args).await {
+        eprintln!("alight-demo: {err}");
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            eprintln!("  caused by: {cause}");
+            source = cause.source();
+        }
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Command, ArgsError> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Args::parse(args.iter().map(OsString::from), |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    fn run_args(bind: &str, data: &str) -> Command {
+        Command::Run(Args {
+            bind: bind.to_owned(),
+            data: PathBuf::from(data),
+        })
+    }
+
+    #[test]
+    fn defaults() {
+        assert_eq!(parse(&[], &[]), Ok(run_args("127.0.0.1:4000", "./data")));
+    }
+
+    #[test]
+    fn flags_override_env() {
+        let env = [("ALIGHT_BIND", "0.0.0.0:80"), ("ALIGHT_DATA", "/env")];
+        assert_eq!(parse(&[], &env), Ok(run_args("0.0.0.0:80", "/env")));
+        assert_eq!(
+            parse(&["--bind", "127.0.0.1:0", "--data=/flag"], &env),
+            Ok(run_args("127.0.0.1:0", "/flag"))
+        );
+    }
+
+    #[test]
+    fn errors_and_help() {
+        assert_eq!(parse(&["--help"], &[]), Ok(Command::Help));
+        assert_eq!(
+            parse(&["--bind"], &[]),
+            Err(ArgsError::MissingValue {
+                flag: "--bind".to_owned()
+            })
+        );
+        assert_eq!(
+            parse(&["--port=1"], &[]),
+            Err(ArgsError::Unknown {
+                arg: "--port".to_owned()
+            })
+        );
+    }
+}
