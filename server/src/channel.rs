@@ -162,8 +162,19 @@ pub struct Context<'a> {
     pub(crate) join_ref: &'a str,
     pub(crate) socket: &'a Socket,
     pub(crate) pubsub: &'a Arc<dyn PubSub>,
-    /// Frames to send to this client once the callback returns, in order.
-    pub(crate) pushes: &'a mut Vec<Frame>,
+    /// What to send to this client once the callback returns, in order.
+    pub(crate) pushes: &'a mut Vec<Queued>,
+    /// Whether this socket is subscribed to the topic (not yet during `join`).
+    pub(crate) subscribed: bool,
+}
+
+/// Something a callback sends to its own client, kept in call order.
+#[derive(Debug)]
+pub(crate) enum Queued {
+    /// A frame for this client (a push or a reply).
+    Frame(Frame),
+    /// This client's copy of a broadcast it made: sent before the reply, as from Phoenix.
+    Broadcast(Arc<SharedBroadcast>),
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -188,19 +199,26 @@ impl Context<'_> {
 
     /// Pushes an event to this client on this channel (sent before the reply, if any).
     pub fn push(&mut self, event: impl Into<String>, payload: Payload) {
-        self.pushes.push(Frame::message(
+        self.pushes.push(Queued::Frame(Frame::message(
             Some(self.join_ref.to_owned()),
             None,
             self.topic,
             event,
             payload,
-        ));
+        )));
     }
 
     /// Broadcasts to every subscriber of this topic, this socket included.
-    pub fn broadcast(&self, event: impl Into<String>, payload: Payload) {
-        let message = SharedBroadcast::new(self.topic, event, payload);
-        self.pubsub.broadcast(Arc::new(message), None);
+    ///
+    /// This socket's copy is sent in order with its other pushes, before the reply (a channel
+    /// still joining is not subscribed yet and gets no copy, as in Phoenix).
+    pub fn broadcast(&mut self, event: impl Into<String>, payload: Payload) {
+        let message = Arc::new(SharedBroadcast::new(self.topic, event, payload));
+        self.pubsub
+            .broadcast(message.clone(), Some(self.socket.conn_id));
+        if self.subscribed {
+            self.pushes.push(Queued::Broadcast(message));
+        }
     }
 
     /// Broadcasts to every subscriber of this topic except this socket.

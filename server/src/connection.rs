@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use alight_protocol::{Body, Direction, Frame, Payload, Wire, event};
+use alight_protocol::{Body, Direction, Frame, Payload, SharedBroadcast, Wire, event};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -23,7 +23,9 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span, warn};
 
-use crate::channel::{Context, HandleIn, Joined, Outgoing, Terminate, reason_payload};
+use crate::channel::{
+    BoxFuture, Context, HandleIn, Joined, Outgoing, Queued, Terminate, reason_payload,
+};
 use crate::close_code;
 use crate::endpoint::Hub;
 use crate::registry::{ConnHandle, Outbound};
@@ -86,8 +88,8 @@ struct Connection {
     handle: Arc<ConnHandle>,
     channels: HashMap<String, ChannelSlot>,
     joins: JoinBudget,
-    /// Frames produced by the current step, encoded and written at its end.
-    pending: Vec<Frame>,
+    /// What the current step sends, in order; encoded and written at its end.
+    pending: Vec<Queued>,
     /// Encoded messages waiting for the sink.
     out: Vec<Message>,
 }
@@ -274,19 +276,35 @@ impl Connection {
     }
 
     fn reply(&mut self, to: &Addressed, status: &str, response: Payload) {
+        self.reply_with_join_ref(to.join_ref.clone(), to, status, response);
+    }
+
+    /// The reply to a message for a topic this socket has not joined: Phoenix sends it without a
+    /// join_ref.
+    fn reply_unmatched(&mut self, to: &Addressed) {
+        self.reply_with_join_ref(None, to, "error", reason_payload("unmatched topic"));
+    }
+
+    fn reply_with_join_ref(
+        &mut self,
+        join_ref: Option<String>,
+        to: &Addressed,
+        status: &str,
+        response: Payload,
+    ) {
         // Messages without a ref expect no reply.
         if to.msg_ref.is_none() {
             return;
         }
-        self.pending.push(Frame {
-            join_ref: to.join_ref.clone(),
+        self.pending.push(Queued::Frame(Frame {
+            join_ref,
             msg_ref: to.msg_ref.clone(),
             topic: to.topic.clone(),
             body: Body::Reply {
                 status: status.to_owned(),
                 response,
             },
-        });
+        }));
     }
 
     /// `phx_close` or `phx_error` for a channel: `ref` is the join_ref, as Phoenix sends them.
@@ -297,13 +315,50 @@ impl Connection {
         event: &str,
         payload: Payload,
     ) {
-        self.pending.push(Frame::message(
+        self.pending.push(Queued::Frame(Frame::message(
             join_ref.clone(),
             join_ref,
             topic,
             event,
             payload,
-        ));
+        )));
+    }
+
+    /// Runs `call` with a [`Context`] for `topic`, catching a panic, and queues what it pushed in
+    /// order (this socket's copies of its own broadcasts included, through their intercepts).
+    async fn with_context<T>(
+        &mut self,
+        topic: &str,
+        join_ref: Option<&str>,
+        subscribed: bool,
+        call: impl for<'c> FnOnce(
+            &'c mut HashMap<String, ChannelSlot>,
+            &'c mut Context<'_>,
+        ) -> BoxFuture<'c, T>,
+    ) -> Result<T, Box<dyn std::any::Any + Send>> {
+        let mut pushes = Vec::new();
+        let join_ref = join_ref.unwrap_or_default();
+        let mut ctx = Context {
+            topic,
+            join_ref,
+            socket: &self.socket,
+            pubsub: &self.hub.pubsub,
+            pushes: &mut pushes,
+            subscribed,
+        };
+        let result = AssertUnwindSafe(call(&mut self.channels, &mut ctx))
+            .catch_unwind()
+            .await;
+        for queued in pushes {
+            match queued {
+                Queued::Frame(frame) => self.pending.push(Queued::Frame(frame)),
+                Queued::Broadcast(broadcast) => {
+                    self.hub.metrics.deliveries.inc();
+                    self.deliver(broadcast).await;
+                }
+            }
+        }
+        result
     }
 
     async fn join(&mut self, msg: Addressed, params: Payload) {
@@ -320,51 +375,59 @@ impl Connection {
             None => None,
         };
 
-        let refusal = if self.channels.len() >= limits.max_channels_per_socket {
+        // As Phoenix: the topic is looked up first, the limits apply to known topics only.
+        let handler = self.hub.channels.route(&msg.topic).cloned();
+        let refusal = if handler.is_none() {
+            None
+        } else if self.channels.len() >= limits.max_channels_per_socket {
             Some("too many channels joined")
         } else if !self.joins.take() {
             Some("too many joins")
         } else {
             None
         };
-        if let Some(reason) = refusal {
-            self.reply(&msg, "error", reason_payload(reason));
-        } else if let Some(handler) = self.hub.channels.route(&msg.topic).cloned() {
-            let mut pushes = Vec::new();
-            let join_ref = msg.join_ref.clone().unwrap_or_default();
-            let mut ctx = Context {
-                topic: &msg.topic,
-                join_ref: &join_ref,
-                socket: &self.socket,
-                pubsub: &self.hub.pubsub,
-                pushes: &mut pushes,
-            };
-            let joined = AssertUnwindSafe(handler.join(params, &mut ctx))
-                .catch_unwind()
-                .await;
-            match joined {
-                Ok(Ok((joined, response))) => {
-                    self.hub.registry.subscribe(&msg.topic, &self.handle);
-                    self.hub.metrics.channels.inc();
-                    self.channels.insert(
-                        msg.topic.clone(),
-                        ChannelSlot {
-                            join_ref: msg.join_ref.clone(),
-                            joined,
-                        },
-                    );
-                    self.reply(&msg, "ok", response);
-                    self.pending.append(&mut pushes);
-                }
-                Ok(Err(refused)) => self.reply(&msg, "error", refused.response().clone()),
-                Err(_) => {
-                    warn!(topic = %msg.topic, "join crashed");
-                    self.reply(&msg, "error", reason_payload("join crashed"));
+        match (handler, refusal) {
+            (None, _) => {
+                debug!(topic = %msg.topic, "unmatched topic");
+                self.reply_unmatched(&msg);
+            }
+            (Some(_), Some(reason)) => self.reply(&msg, "error", reason_payload(reason)),
+            (Some(handler), None) => {
+                let mut joined_pushes = Vec::new();
+                let join_ref = msg.join_ref.clone().unwrap_or_default();
+                let mut ctx = Context {
+                    topic: &msg.topic,
+                    join_ref: &join_ref,
+                    socket: &self.socket,
+                    pubsub: &self.hub.pubsub,
+                    pushes: &mut joined_pushes,
+                    subscribed: false,
+                };
+                let joined = AssertUnwindSafe(handler.join(params, &mut ctx))
+                    .catch_unwind()
+                    .await;
+                match joined {
+                    Ok(Ok((joined, response))) => {
+                        self.hub.registry.subscribe(&msg.topic, &self.handle);
+                        self.hub.metrics.channels.inc();
+                        self.channels.insert(
+                            msg.topic.clone(),
+                            ChannelSlot {
+                                join_ref: msg.join_ref.clone(),
+                                joined,
+                            },
+                        );
+                        self.reply(&msg, "ok", response);
+                        // Pushes made while joining follow the ok reply.
+                        self.pending.append(&mut joined_pushes);
+                    }
+                    Ok(Err(refused)) => self.reply(&msg, "error", refused.response().clone()),
+                    Err(_) => {
+                        warn!(topic = %msg.topic, "join crashed");
+                        self.reply(&msg, "error", reason_payload("join crashed"));
+                    }
                 }
             }
-        } else {
-            debug!(topic = %msg.topic, "unmatched topic");
-            self.reply(&msg, "error", reason_payload("unmatched topic"));
         }
         if let Some(old_ref) = replaced_ref {
             self.channel_event(&msg.topic, old_ref, event::CLOSE, Payload::empty());
@@ -372,12 +435,13 @@ impl Connection {
     }
 
     async fn leave(&mut self, msg: Addressed) {
-        let current = self
-            .channels
-            .get(&msg.topic)
-            .is_some_and(|slot| slot.join_ref == msg.join_ref);
-        if !current {
+        let Some(slot) = self.channels.get(&msg.topic) else {
+            // Nothing to leave: say ok, as Phoenix does.
             self.reply(&msg, "ok", Payload::empty());
+            return;
+        };
+        if slot.join_ref != msg.join_ref {
+            debug!(topic = %msg.topic, "ignoring a leave with a stale join_ref");
             return;
         }
         if let Some(slot) = self.channels.remove(&msg.topic) {
@@ -390,32 +454,31 @@ impl Connection {
     }
 
     async fn handle_in(&mut self, msg: Addressed, event: String, payload: Payload) {
-        let Some(slot) = self.channels.get_mut(&msg.topic) else {
+        let Some(slot) = self.channels.get(&msg.topic) else {
             debug!(topic = %msg.topic, %event, "push to a topic this socket has not joined");
-            self.reply(&msg, "error", reason_payload("unmatched topic"));
+            self.reply_unmatched(&msg);
             return;
         };
         if slot.join_ref != msg.join_ref {
             debug!(topic = %msg.topic, %event, "ignoring a message with a stale join_ref");
             return;
         }
-        let join_ref = slot.join_ref.clone().unwrap_or_default();
-        let mut pushes = Vec::new();
-        let mut ctx = Context {
-            topic: &msg.topic,
-            join_ref: &join_ref,
-            socket: &self.socket,
-            pubsub: &self.hub.pubsub,
-            pushes: &mut pushes,
-        };
-        let result = AssertUnwindSafe(slot.joined.handle_in(&event, payload, &mut ctx))
-            .catch_unwind()
+        let topic = msg.topic.clone();
+        let join_ref = slot.join_ref.clone();
+        let result = self
+            .with_context(&msg.topic, join_ref.as_deref(), true, |channels, ctx| {
+                Box::pin(async move {
+                    match channels.get_mut(&topic) {
+                        Some(slot) => Some(slot.joined.handle_in(&event, payload, ctx).await),
+                        None => None,
+                    }
+                })
+            })
             .await;
-        self.pending.append(&mut pushes);
         match result {
-            Ok(HandleIn::Reply { status, response }) => self.reply(&msg, &status, response),
-            Ok(HandleIn::NoReply) => {}
-            Ok(HandleIn::Stop { reply }) => {
+            Ok(Some(HandleIn::Reply { status, response })) => self.reply(&msg, &status, response),
+            Ok(Some(HandleIn::NoReply) | None) => {}
+            Ok(Some(HandleIn::Stop { reply })) => {
                 if let Some((status, response)) = reply {
                     self.reply(&msg, &status, response);
                 }
@@ -426,13 +489,13 @@ impl Connection {
                     self.channel_event(&msg.topic, join_ref, event::CLOSE, Payload::empty());
                 }
             }
-            Err(_) => self.crash(&msg.topic, &event),
+            Err(_) => self.crash(&msg.topic),
         }
     }
 
     /// A handler panicked: drop the channel without `terminate` and tell the client.
-    fn crash(&mut self, topic: &str, event: &str) {
-        warn!(%topic, %event, "channel crashed");
+    fn crash(&mut self, topic: &str) {
+        warn!(%topic, "channel crashed");
         if let Some(slot) = self.channels.remove(topic) {
             self.unsubscribe(topic);
             self.channel_event(
@@ -450,20 +513,13 @@ impl Connection {
     }
 
     async fn run_terminate(&mut self, topic: &str, slot: ChannelSlot, reason: Terminate) {
-        let join_ref = slot.join_ref.unwrap_or_default();
-        let mut pushes = Vec::new();
-        let mut ctx = Context {
-            topic,
-            join_ref: &join_ref,
-            socket: &self.socket,
-            pubsub: &self.hub.pubsub,
-            pushes: &mut pushes,
-        };
-        if AssertUnwindSafe(slot.joined.terminate(reason, &mut ctx))
-            .catch_unwind()
-            .await
-            .is_err()
-        {
+        let join_ref = slot.join_ref.clone();
+        let result = self
+            .with_context(topic, join_ref.as_deref(), false, |_, ctx| {
+                slot.joined.terminate(reason, ctx)
+            })
+            .await;
+        if result.is_err() {
             warn!(%topic, "terminate panicked");
         }
     }
@@ -486,8 +542,21 @@ impl Connection {
         let mut next = Some(first);
         let mut handled = 0;
         while let Some(message) = next.take() {
-            if let Step::Close(code, reason) = self.on_outbound(message).await {
-                return Step::Close(code, reason);
+            match message {
+                Outbound::Broadcast(broadcast) => self.deliver(broadcast).await,
+                Outbound::Push {
+                    topic,
+                    event,
+                    payload,
+                } => {
+                    if let Some(slot) = self.channels.get(&topic) {
+                        let join_ref = slot.join_ref.clone();
+                        self.pending.push(Queued::Frame(Frame::message(
+                            join_ref, None, topic, event, payload,
+                        )));
+                    }
+                }
+                Outbound::Close { code, reason } => return Step::Close(code, reason.to_owned()),
             }
             handled += 1;
             if handled < BATCH {
@@ -497,82 +566,68 @@ impl Connection {
         Step::Continue
     }
 
-    async fn on_outbound(&mut self, message: Outbound) -> Step {
-        match message {
-            Outbound::Broadcast(broadcast) => {
-                let frame = broadcast.frame();
-                let Some(slot) = self.channels.get_mut(&frame.topic) else {
-                    // Left (or crashed) after this was queued.
-                    return Step::Continue;
-                };
-                let event = frame.event();
-                if !slot.joined.intercepts(event) {
-                    match broadcast.wire(self.socket.serializer) {
-                        Ok(wire) => self.out.push(to_message(wire)),
-                        Err(err) => warn!(error = %err, topic = %frame.topic, "broadcast not sent"),
-                    }
-                    return Step::Continue;
-                }
-                let join_ref = slot.join_ref.clone().unwrap_or_default();
-                let mut pushes = Vec::new();
-                let mut ctx = Context {
-                    topic: &frame.topic,
-                    join_ref: &join_ref,
-                    socket: &self.socket,
-                    pubsub: &self.hub.pubsub,
-                    pushes: &mut pushes,
-                };
-                let decided =
-                    AssertUnwindSafe(slot.joined.handle_out(event, frame.payload(), &mut ctx))
-                        .catch_unwind()
-                        .await;
-                self.pending.append(&mut pushes);
-                match decided {
-                    Ok(Outgoing::Push(payload)) => {
-                        self.pending.push(Frame::message(
-                            slot_join_ref(&self.channels, &frame.topic),
-                            None,
-                            &frame.topic,
-                            event,
-                            payload,
-                        ));
-                    }
-                    Ok(Outgoing::Skip) => {}
-                    Err(_) => self.crash(&frame.topic, event),
-                }
-            }
-            Outbound::Push {
-                topic,
-                event,
-                payload,
-            } => {
-                if let Some(slot) = self.channels.get(&topic) {
-                    let join_ref = slot.join_ref.clone();
-                    self.pending
-                        .push(Frame::message(join_ref, None, topic, event, payload));
-                }
-            }
-            Outbound::Close { code, reason } => return Step::Close(code, reason.to_owned()),
-        }
-        Step::Continue
+    /// Queues a broadcast for this client: the shared bytes, or what the channel's `handle_out`
+    /// makes of it when it intercepts the event.
+    ///
+    /// Boxed because `handle_out` may broadcast again, which comes back here.
+    fn deliver(&mut self, broadcast: Arc<SharedBroadcast>) -> BoxFuture<'_, ()> {
+        Box::pin(self.deliver_inner(broadcast))
     }
 
-    /// Encodes the frames of this step into messages for the sink.
+    async fn deliver_inner(&mut self, broadcast: Arc<SharedBroadcast>) {
+        let frame = broadcast.frame();
+        let Some(slot) = self.channels.get(&frame.topic) else {
+            // Left (or crashed) after this was queued.
+            return;
+        };
+        if !slot.joined.intercepts(frame.event()) {
+            self.pending.push(Queued::Broadcast(broadcast));
+            return;
+        }
+        let join_ref = slot.join_ref.clone();
+        let topic = frame.topic.clone();
+        let event = frame.event().to_owned();
+        let shared = broadcast.clone();
+        let decided = self
+            .with_context(&topic, join_ref.as_deref(), true, |channels, ctx| {
+                Box::pin(async move {
+                    let frame = shared.frame();
+                    match channels.get_mut(&frame.topic) {
+                        Some(slot) => Some(
+                            slot.joined
+                                .handle_out(frame.event(), frame.payload(), ctx)
+                                .await,
+                        ),
+                        None => None,
+                    }
+                })
+            })
+            .await;
+        match decided {
+            Ok(Some(Outgoing::Push(payload))) => {
+                self.pending.push(Queued::Frame(Frame::message(
+                    join_ref, None, topic, event, payload,
+                )));
+            }
+            Ok(Some(Outgoing::Skip) | None) => {}
+            Err(_) => self.crash(&topic),
+        }
+    }
+
+    /// Encodes what this step queued into messages for the sink.
     fn encode_pending(&mut self) {
         let serializer = self.socket.serializer;
-        for frame in self.pending.drain(..) {
-            match serializer.encode(Direction::ToClient, &frame) {
+        for queued in self.pending.drain(..) {
+            let encoded = match &queued {
+                Queued::Frame(frame) => serializer.encode(Direction::ToClient, frame),
+                Queued::Broadcast(broadcast) => broadcast.wire(serializer),
+            };
+            match encoded {
                 Ok(wire) => self.out.push(to_message(wire)),
-                Err(err) => {
-                    warn!(error = %err, topic = %frame.topic, event = frame.event(), "frame not sent")
-                }
+                Err(err) => warn!(error = %err, "frame not sent"),
             }
         }
     }
-}
-
-fn slot_join_ref(channels: &HashMap<String, ChannelSlot>, topic: &str) -> Option<String> {
-    channels.get(topic).and_then(|slot| slot.join_ref.clone())
 }
 
 /// The addressing of an incoming message, kept for its reply.
