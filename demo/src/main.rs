@@ -6,8 +6,14 @@
 //! # Layout
 //! - [`Args`]: the command line (`--bind`, `--data`), with `ALIGHT_BIND` / `ALIGHT_DATA` as fallbacks.
 //! - [`app`]: the router: `/` the page, `/static/*` its assets, `/pkg/*` the built client from
-//!   `client-wasm/pkg`, `/healthz`. The Alight socket is mounted here once the server crate has one.
-//! - [`shutdown_signal`]: Ctrl-C (or SIGTERM) stops accepting and lets open requests finish.
+//!   `client-wasm/pkg`, the Alight socket at `/socket/websocket`, `POST /api/broadcast`,
+//!   `/healthz` and `/metrics`.
+//! - [`room`]: the `room:*` channel (the contract tests and benchmarks drive).
+//! - [`api_key`]: the key guarding `POST /api/broadcast`.
+//! - [`shutdown_signal`]: Ctrl-C (or SIGTERM) stops accepting and closes sockets with 1012.
+
+mod api_key;
+mod room;
 
 use std::{
     ffi::OsString,
@@ -16,7 +22,8 @@ use std::{
     process::ExitCode,
 };
 
-use axum::{Router, handler::HandlerWithoutStateExt, http::StatusCode, routing::get};
+use alight_server::Alight;
+use axum::{Router, handler::HandlerWithoutStateExt, http::StatusCode};
 use tower_http::{
     services::{ServeDir, ServeFile},
     trace::TraceLayer,
@@ -143,13 +150,22 @@ enum DemoError {
         #[source]
         source: io::Error,
     },
+    /// The API key could not be read or stored.
+    #[error("cannot read or store the API key in {}", path.display())]
+    ApiKey {
+        /// The data directory.
+        path: PathBuf,
+        /// What the file system said.
+        #[source]
+        source: io::Error,
+    },
     /// The server failed while running.
     #[error("the server stopped with an error")]
     Serve(#[source] io::Error),
 }
 
 /// The demo's routes; `pkg_dir` holds the built browser client, if it has been built.
-fn app(static_dir: &Path, pkg_dir: &Path) -> Router {
+fn app(alight: &Alight, api_key: String, static_dir: &Path, pkg_dir: &Path) -> Router {
     let pkg_dir_owned = pkg_dir.to_path_buf();
     let client_missing = move || async move {
         let body = if pkg_dir_owned.is_dir() {
@@ -160,7 +176,8 @@ fn app(static_dir: &Path, pkg_dir: &Path) -> Router {
         (StatusCode::NOT_FOUND, body)
     };
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .merge(alight.router())
+        .merge(alight.api_router(Some(api_key)))
         .route_service("/", ServeFile::new(static_dir.join("index.html")))
         .nest_service("/static", ServeDir::new(static_dir))
         .nest_service(
@@ -214,16 +231,26 @@ async fn run(args: Args) -> Result<(), DemoError> {
         addr: args.bind.clone(),
         source,
     })?;
+    let api_key = api_key::load_or_create(std::env::var("ALIGHT_API_KEY").ok(), &args.data)
+        .map_err(|source| DemoError::ApiKey {
+            path: args.data.clone(),
+            source,
+        })?;
     let pkg_dir = Path::new(PKG_DIR);
     println!(
         "alight-demo: serving http://{addr}/ (data in {})",
         args.data.display()
     );
+    println!(
+        "alight-demo: API key {api_key} (POST /api/broadcast with `Authorization: Bearer <key>`)"
+    );
     if !pkg_dir.is_dir() {
         println!("alight-demo: the browser client is not built; run scripts/build-client");
     }
-    axum::serve(listener, app(Path::new(STATIC_DIR), pkg_dir))
-        .with_graceful_shutdown(shutdown_signal())
+    let alight = Alight::builder().channel("room:*", room::Room).build();
+    let app = app(&alight, api_key, Path::new(STATIC_DIR), pkg_dir);
+    alight
+        .serve(listener, app, shutdown_signal())
         .await
         .map_err(DemoError::Serve)
 }
