@@ -67,3 +67,8 @@ pub use endpoint::{Alight, AlightBuilder};
 pub use pubsub::{LocalPubSub, PubSub};
 pub use registry::{ConnId, Registry};
 pub use socket::{ConnectError, ConnectInfo, Connected, Socket};
+
+/// The README's examples, compiled as doc tests so they cannot rot.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
