@@ -21,7 +21,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
 use tokio::time::Instant;
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, debug_span, info_span, warn};
 
 use crate::channel::{
     BoxFuture, Context, HandleIn, Joined, Outgoing, Queued, Terminate, reason_payload,
@@ -346,8 +346,10 @@ impl Connection {
             pushes: &mut pushes,
             subscribed,
         };
+        let span = debug_span!("channel", %topic);
         let result = AssertUnwindSafe(call(&mut self.channels, &mut ctx))
             .catch_unwind()
+            .instrument(span)
             .await;
         for queued in pushes {
             match queued {
@@ -403,8 +405,10 @@ impl Connection {
                     pushes: &mut joined_pushes,
                     subscribed: false,
                 };
+                let span = debug_span!("channel", topic = %msg.topic);
                 let joined = AssertUnwindSafe(handler.join(params, &mut ctx))
                     .catch_unwind()
+                    .instrument(span)
                     .await;
                 match joined {
                     Ok(Ok((joined, response))) => {
