@@ -13,6 +13,9 @@
 //! - [`error`]: the typed errors of decoding and encoding.
 //! - [`schema`]: typed schemas, an application's events per topic family declared once as Rust types
 //!   that the server, the Rust/wasm client and (with the `ts` feature) TypeScript all share.
+//! - [`client`]: the client as a deterministic sans-IO state machine, [`client::Session`], with
+//!   phoenix.js's socket, channel, push and timer semantics; the browser (wasm), native apps and the
+//!   load generator all drive it.
 //!
 //! # Example
 //! ```

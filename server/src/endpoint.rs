@@ -54,6 +54,11 @@ use crate::registry::Registry;
 use crate::router::ChannelRouter;
 use crate::socket::{ConnectError, ConnectInfo, Connected, Socket};
 
+/// Per-socket read buffer: frames from clients are small; larger ones grow it as needed.
+const READ_BUFFER: usize = 4096;
+/// Per-socket write buffer target before tungstenite writes to the TCP stream.
+const WRITE_BUFFER: usize = 16 * 1024;
+
 /// The prefix of the auth token inside `Sec-WebSocket-Protocol` (phoenix.js `authToken`).
 const AUTH_TOKEN_PREFIX: &str = "base64url.bearer.phx.";
 
@@ -400,7 +405,9 @@ async fn upgrade(
     ws.protocols(["phoenix"])
         .max_message_size(limits.max_message_size)
         .max_frame_size(limits.max_message_size)
-        .read_buffer_size(4096)
-        .write_buffer_size(0)
+        // Small buffers keep idle sockets cheap; a batch of outbound messages is fed and then
+        // flushed once, so writes still coalesce up to the write buffer's size.
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |ws| tracker.track_future(connection::run(hub, ws, socket, permit)))
 }
