@@ -1,0 +1,111 @@
+//! What a [`Session`](super::Session) is built with.
+
+use std::time::Duration;
+
+use super::Backoff;
+use crate::Serializer;
+
+/// The settings of a client session; [`Default`] gives phoenix.js's.
+///
+/// | setting | default | phoenix.js option |
+/// |---|---|---|
+/// | [`serializer`](Self::serializer) | V2 (`vsn=2.0.0`) | `vsn` |
+/// | [`heartbeat_interval`](Self::heartbeat_interval) | 30 s | `heartbeatIntervalMs` |
+/// | [`timeout`](Self::timeout) | 10 s | `timeout` |
+/// | [`reconnect_after`](Self::reconnect_after) | [`Backoff::reconnect`] | `reconnectAfterMs` |
+/// | [`rejoin_after`](Self::rejoin_after) | [`Backoff::rejoin`] | `rejoinAfterMs` |
+/// | [`jitter`](Self::jitter) | 0.2 (±20 %) | none |
+/// | [`seed`](Self::seed) | 0 | none |
+///
+/// ```
+/// use std::time::Duration;
+/// use alight_protocol::client::{Backoff, ClientConfig};
+///
+/// let config = ClientConfig::default()
+///     .heartbeat_interval(None)
+///     .timeout(Duration::from_secs(5))
+///     .rejoin_after(Backoff::steps([Duration::from_millis(500)], Duration::from_secs(2)))
+///     .seed(0x5eed);
+/// assert_eq!(config.heartbeat_interval, None);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// The wire format; the driver puts [`Serializer::vsn`] in the connect URL.
+    pub serializer: Serializer,
+    /// Time between heartbeats, and how long a heartbeat may wait for its reply before the
+    /// connection is presumed dead. `None` sends no heartbeats (the server then closes an idle
+    /// socket after 60 s unless it hears something else).
+    pub heartbeat_interval: Option<Duration>,
+    /// The default timeout of joins and pushes (a join's timeout becomes its channel's default).
+    pub timeout: Duration,
+    /// Delay before reconnecting after the connection was lost, by attempt.
+    pub reconnect_after: Backoff,
+    /// Delay before rejoining a channel after a failed join or a channel crash, by attempt.
+    pub rejoin_after: Backoff,
+    /// Jitter applied to both schedules: each delay is scaled by a factor drawn uniformly from
+    /// `[1 - jitter, 1 + jitter)`. Clamped to `[0, 1]`; 0 gives phoenix.js's exact schedule.
+    pub jitter: f64,
+    /// Seed of the jitter generator. Sessions with equal seeds draw equal jitter, so give each
+    /// client its own (a browser driver takes it from `crypto.getRandomValues`), and a fixed one in
+    /// tests and load runs that must replay.
+    pub seed: u64,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            serializer: Serializer::V2,
+            heartbeat_interval: Some(Duration::from_secs(30)),
+            timeout: Duration::from_secs(10),
+            reconnect_after: Backoff::reconnect(),
+            rejoin_after: Backoff::rejoin(),
+            jitter: 0.2,
+            seed: 0,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// Sets [`serializer`](Self::serializer).
+    pub fn serializer(mut self, serializer: Serializer) -> Self {
+        self.serializer = serializer;
+        self
+    }
+
+    /// Sets [`heartbeat_interval`](Self::heartbeat_interval).
+    pub fn heartbeat_interval(mut self, interval: Option<Duration>) -> Self {
+        self.heartbeat_interval = interval;
+        self
+    }
+
+    /// Sets [`timeout`](Self::timeout).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets [`reconnect_after`](Self::reconnect_after).
+    pub fn reconnect_after(mut self, backoff: Backoff) -> Self {
+        self.reconnect_after = backoff;
+        self
+    }
+
+    /// Sets [`rejoin_after`](Self::rejoin_after).
+    pub fn rejoin_after(mut self, backoff: Backoff) -> Self {
+        self.rejoin_after = backoff;
+        self
+    }
+
+    /// Sets [`jitter`](Self::jitter).
+    pub fn jitter(mut self, jitter: f64) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Sets [`seed`](Self::seed).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+}

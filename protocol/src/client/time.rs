@@ -1,0 +1,57 @@
+//! Time as a parameter: the session reads no clock, the driver tells it what time it is.
+
+use std::ops::Add;
+use std::time::Duration;
+
+/// A point in time, as a [`Duration`] since an origin the driver picks (page load, process start,
+/// zero in a test).
+///
+/// `std::time::Instant` does not exist on `wasm32-unknown-unknown`, so the session takes time as a
+/// value: a browser driver passes `performance.now()`, a native one `start.elapsed()`, a test a
+/// virtual clock. Only differences between timestamps matter; they must never go backwards.
+///
+/// ```
+/// use std::time::Duration;
+/// use alight_protocol::client::Timestamp;
+///
+/// let t = Timestamp::from_millis(1_500);
+/// assert_eq!(t + Duration::from_millis(500), Timestamp::from_millis(2_000));
+/// assert_eq!(t.saturating_duration_since(Timestamp::ZERO), Duration::from_millis(1_500));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(Duration);
+
+impl Timestamp {
+    /// The origin.
+    pub const ZERO: Timestamp = Timestamp(Duration::ZERO);
+
+    /// The timestamp `since` after the origin.
+    pub const fn from_duration(since: Duration) -> Self {
+        Timestamp(since)
+    }
+
+    /// The timestamp `millis` milliseconds after the origin.
+    pub const fn from_millis(millis: u64) -> Self {
+        Timestamp(Duration::from_millis(millis))
+    }
+
+    /// Time since the origin.
+    pub const fn as_duration(self) -> Duration {
+        self.0
+    }
+
+    /// Time from `earlier` to `self`, or zero if `earlier` is later.
+    pub fn saturating_duration_since(self, earlier: Timestamp) -> Duration {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+impl Add<Duration> for Timestamp {
+    type Output = Timestamp;
+
+    /// Saturates at the largest representable time instead of overflowing: a deadline that far
+    /// away never fires, which is what an absurdly long timeout means.
+    fn add(self, rhs: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_add(rhs))
+    }
+}
