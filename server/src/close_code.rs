@@ -5,7 +5,8 @@
 //! | code | name | when |
 //! |---|---|---|
 //! | 1001 | going away | [`disconnect`](crate::Alight::disconnect) of a socket id, or no frame within the idle timeout |
-//! | 1007 | invalid payload | a frame that does not decode (the reason says why) |
+//! | 1002 | protocol error | a WebSocket protocol violation (e.g. an unmasked client frame) |
+//! | 1007 | invalid payload | a frame that does not decode, or text that is not UTF-8 (the reason says why) |
 //! | 1009 | message too big | a message over [`Limits::max_message_size`](crate::Limits::max_message_size) |
 //! | 1011 | internal error | the server failed to encode what it had to send |
 //! | 1012 | service restart | graceful shutdown; clients reconnect to the next instance |
@@ -13,6 +14,8 @@
 
 /// Server-side disconnect of a socket id, and idle sockets.
 pub const GOING_AWAY: u16 = 1001;
+/// A WebSocket protocol violation.
+pub const PROTOCOL_ERROR: u16 = 1002;
 /// A frame that does not decode.
 pub const INVALID_FRAME: u16 = 1007;
 /// A message over the size limit.

@@ -49,6 +49,8 @@ enum Step {
     Close(u16, String),
     /// The client is gone; nothing more to send.
     Gone,
+    /// The client sent a close frame: answer it (tungstenite queued the echo) and stop.
+    PeerClosed,
 }
 
 /// Token bucket for joins per second.
@@ -146,6 +148,11 @@ pub(crate) async fn run(
                     Terminate::Closed
                 }
             }
+            Step::PeerClosed => {
+                // Flushing sends the close reply tungstenite queued when the client's close arrived.
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+                Terminate::Closed
+            }
             Step::Gone | Step::Continue => Terminate::Closed,
         };
         conn.terminate_all(reason).await;
@@ -233,7 +240,7 @@ impl Connection {
             Message::Text(text) => serializer.decode_text(Direction::ToServer, text.as_str()),
             Message::Binary(bytes) => serializer.decode_binary(Direction::ToServer, bytes),
             Message::Ping(_) | Message::Pong(_) => return Step::Continue,
-            Message::Close(_) => return Step::Gone,
+            Message::Close(_) => return Step::PeerClosed,
         };
         self.hub.metrics.frames_in.inc();
         match decoded {
@@ -665,12 +672,20 @@ async fn write_all(
     Ok(count)
 }
 
-/// A read error: an oversized message closes with 1009; anything else means the client is gone.
+/// A read error: an oversized message closes with 1009, invalid UTF-8 with 1007, a WebSocket protocol
+/// violation with 1002; anything else means the client is gone.
 fn read_error(err: axum::Error) -> Step {
     let inner = err.into_inner();
     match inner.downcast_ref::<tungstenite::Error>() {
         Some(tungstenite::Error::Capacity(capacity)) => {
             Step::Close(close_code::MESSAGE_TOO_BIG, capacity.to_string())
+        }
+        Some(tungstenite::Error::Utf8(_)) => Step::Close(
+            close_code::INVALID_FRAME,
+            "invalid frame: text is not valid UTF-8".to_owned(),
+        ),
+        Some(tungstenite::Error::Protocol(protocol)) => {
+            Step::Close(close_code::PROTOCOL_ERROR, protocol.to_string())
         }
         _ => {
             debug!(error = %inner, "read failed");

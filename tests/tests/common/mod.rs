@@ -1,0 +1,185 @@
+//! Helpers shared by the integration tests: exact-frame exchanges, a minimal HTTP/1.1 client and
+//! a reader of the Prometheus text.
+//!
+//! Each test file is its own crate and uses a different subset of these.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use alight_server::Config;
+use alight_tests::client::{ClientError, RECV_TIMEOUT, TestClient};
+use alight_tests::fixture::{self, Server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A test result; `?` on anything that went wrong.
+pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// The fixture server with `config`.
+pub async fn server(config: Config) -> Server {
+    match fixture::start(config).await {
+        Ok(server) => server,
+        Err(err) => panic!("the fixture server did not start: {err}"),
+    }
+}
+
+/// A V2 client, anonymous.
+pub async fn v2(server: &Server) -> Result<TestClient, ClientError> {
+    TestClient::connect(&server.ws_url("2.0.0"), None).await
+}
+
+/// Sends `text` and asserts that the very next message is exactly `expected`.
+pub async fn exchange(client: &mut TestClient, text: &str, expected: &str) -> TestResult {
+    client.send_text(text).await?;
+    expect(client, expected).await
+}
+
+/// Asserts that the very next message is the text `expected`, byte for byte.
+pub async fn expect(client: &mut TestClient, expected: &str) -> TestResult {
+    let got = client.recv_text().await?;
+    assert_eq!(got, expected, "unexpected frame");
+    Ok(())
+}
+
+/// Joins `topic` anonymously with `join_ref` (also the message ref) and asserts the ok reply.
+pub async fn join(client: &mut TestClient, join_ref: &str, topic: &str) -> TestResult {
+    exchange(
+        client,
+        &format!(r#"["{join_ref}","{join_ref}","{topic}","phx_join",{{}}]"#),
+        &format!(
+            r#"["{join_ref}","{join_ref}","{topic}","phx_reply",{{"status":"ok","response":{{"user":null}}}}]"#
+        ),
+    )
+    .await
+}
+
+/// Sends a heartbeat with `msg_ref` and asserts that the very next message is its ok reply.
+pub async fn heartbeat(client: &mut TestClient, msg_ref: &str) -> TestResult {
+    exchange(
+        client,
+        &format!(r#"[null,"{msg_ref}","phoenix","heartbeat",{{}}]"#),
+        &format!(r#"[null,"{msg_ref}","phoenix","phx_reply",{{"status":"ok","response":{{}}}}]"#),
+    )
+    .await
+}
+
+/// The status code of a refused WebSocket upgrade.
+pub fn refused_status(result: Result<TestClient, ClientError>) -> Option<u16> {
+    refusal(result).map(|(status, _)| status)
+}
+
+/// The status code and body of a refused WebSocket upgrade.
+pub fn refusal(result: Result<TestClient, ClientError>) -> Option<(u16, String)> {
+    match result {
+        Err(ClientError::Ws(tokio_tungstenite::tungstenite::Error::Http(response))) => {
+            let body = response
+                .body()
+                .as_deref()
+                .map(|body| String::from_utf8_lossy(body).into_owned())
+                .unwrap_or_default();
+            Some((response.status().as_u16(), body))
+        }
+        _ => None,
+    }
+}
+
+/// A metric's value in the Prometheus/OpenMetrics text (`name value` lines, no labels).
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split_once(' '))
+        .find(|(key, _)| *key == name)
+        .and_then(|(_, value)| value.trim().parse().ok())
+}
+
+/// An HTTP response, read whole.
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Header lines, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The first header named `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// Sends one HTTP/1.1 request with `Connection: close` over a fresh TCP connection and reads the
+/// whole response. A hand-written request keeps the test dependencies to what the crate has.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<HttpResponse, Box<dyn std::error::Error + Send + Sync>> {
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.write_all(request.as_bytes()).await?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(RECV_TIMEOUT, stream.read_to_end(&mut raw)).await??;
+    let raw = String::from_utf8(raw)?;
+
+    let (head, rest) = raw
+        .split_once("\r\n\r\n")
+        .ok_or("response without an end of headers")?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().ok_or("empty response")?;
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .ok_or("status line without a code")?
+        .parse()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(name, value)| name == "transfer-encoding" && value.contains("chunked"));
+    let body = if chunked {
+        dechunk(rest)?
+    } else {
+        rest.to_owned()
+    };
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut rest: &str) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n").ok_or("truncated chunk size")?;
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)?;
+        if size == 0 {
+            return Ok(body);
+        }
+        let chunk = after.get(..size).ok_or("truncated chunk")?;
+        body.push_str(chunk);
+        rest = after
+            .get(size..)
+            .and_then(|r| r.strip_prefix("\r\n"))
+            .ok_or("chunk without its CRLF")?;
+    }
+}
