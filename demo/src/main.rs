@@ -7,19 +7,28 @@
 //! - [`Args`]: the command line (`--bind`, `--data`), with `ALIGHT_BIND` / `ALIGHT_DATA` as fallbacks.
 //! - [`app`]: the router: `/` the page, `/static/*` its assets, `/pkg/*` the built client from
 //!   `client-wasm/pkg`, the Alight socket at `/socket/websocket`, `POST /api/broadcast`,
-//!   `/healthz` and `/metrics`.
+//!   `POST /api/login`, `POST /api/notifications`, `/healthz` and `/metrics`.
 //! - [`room`]: the `room:*` channel (the contract tests and benchmarks drive).
-//! - [`api_key`]: the key guarding `POST /api/broadcast`.
+//! - [`notifications`]: the `notifications:<user_id>` channel, over [`store`] (SQLite in
+//!   `<data>/alight.db`); its types are the `alight-demo-schema` crate.
+//! - [`api`]: the demo's HTTP API (login, creating notifications).
+//! - [`token`]: login tokens and the socket's connect callback that checks them.
+//! - [`secret`]: the API key and the token secret, from the environment or `<data>`.
 //! - [`shutdown_signal`]: Ctrl-C (or SIGTERM) stops accepting and closes sockets with 1012.
 
-mod api_key;
+mod api;
+mod notifications;
 mod room;
+mod secret;
+mod store;
+mod token;
 
 use std::{
     ffi::OsString,
     io,
     path::{Path, PathBuf},
     process::ExitCode,
+    sync::Arc,
 };
 
 use alight_server::Alight;
@@ -30,10 +39,17 @@ use tower_http::{
 };
 use tracing_subscriber::EnvFilter;
 
+use crate::notifications::Notifications;
+use crate::store::{Db, Store};
+use crate::token::TokenKey;
+
 /// The page and its assets, beside this crate's sources.
 const STATIC_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/static");
 /// Where `scripts/build-client` puts the browser client package.
 const PKG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../client-wasm/pkg");
+
+/// The notification database, inside the data directory.
+const DB_FILE: &str = "alight.db";
 
 const DEFAULT_BIND: &str = "127.0.0.1:4000";
 const DEFAULT_DATA: &str = "./data";
@@ -43,8 +59,13 @@ Usage: alight-demo [--bind ADDR] [--data DIR]
 
 Options:
   --bind ADDR  address to listen on (env ALIGHT_BIND, default 127.0.0.1:4000)
-  --data DIR   directory for the demo's data, created if missing (env ALIGHT_DATA, default ./data)
-  -h, --help   print this help";
+  --data DIR   directory for the demo's data, created if missing (env ALIGHT_DATA, default ./data):
+               alight.db (notifications, SQLite), api_key, token_secret
+  -h, --help   print this help
+
+Environment:
+  ALIGHT_API_KEY       the API key (else <data>/api_key, generated on first start)
+  ALIGHT_TOKEN_SECRET  the login token signing key (else <data>/token_secret, likewise)";
 
 /// The demo's settings, from the command line or the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,22 +171,25 @@ enum DemoError {
         #[source]
         source: io::Error,
     },
-    /// The API key could not be read or stored.
-    #[error("cannot read or store the API key in {}", path.display())]
-    ApiKey {
-        /// The data directory.
+    /// A secret (the API key, the token secret) could not be read or stored.
+    #[error("cannot read or store the secret {}", path.display())]
+    Secret {
+        /// The secret's file.
         path: PathBuf,
         /// What the file system said.
         #[source]
         source: io::Error,
     },
+    /// The notification database could not be opened.
+    #[error("cannot set up the notification database")]
+    Store(#[source] store::StoreError),
     /// The server failed while running.
     #[error("the server stopped with an error")]
     Serve(#[source] io::Error),
 }
 
 /// The demo's routes; `pkg_dir` holds the built browser client, if it has been built.
-fn app(alight: &Alight, api_key: String, static_dir: &Path, pkg_dir: &Path) -> Router {
+fn app(alight: &Alight, api: api::ApiState, static_dir: &Path, pkg_dir: &Path) -> Router {
     let pkg_dir_owned = pkg_dir.to_path_buf();
     let client_missing = move || async move {
         let body = if pkg_dir_owned.is_dir() {
@@ -177,7 +201,8 @@ fn app(alight: &Alight, api_key: String, static_dir: &Path, pkg_dir: &Path) -> R
     };
     Router::new()
         .merge(alight.router())
-        .merge(alight.api_router(Some(api_key)))
+        .merge(alight.api_router(Some(api.api_key.to_string())))
+        .merge(api::router(api))
         .route_service("/", ServeFile::new(static_dir.join("index.html")))
         .nest_service("/static", ServeDir::new(static_dir))
         .nest_service(
@@ -216,6 +241,14 @@ async fn shutdown_signal() {
     println!("alight-demo: shutting down");
 }
 
+/// The secret from the environment variable `env`, else from (or generated into) `path`.
+fn load_secret(env: &str, path: &Path) -> Result<String, DemoError> {
+    secret::load_or_create(std::env::var(env).ok(), path).map_err(|source| DemoError::Secret {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 async fn run(args: Args) -> Result<(), DemoError> {
     std::fs::create_dir_all(&args.data).map_err(|source| DemoError::DataDir {
         path: args.data.clone(),
@@ -231,24 +264,41 @@ async fn run(args: Args) -> Result<(), DemoError> {
         addr: args.bind.clone(),
         source,
     })?;
-    let api_key = api_key::load_or_create(std::env::var("ALIGHT_API_KEY").ok(), &args.data)
-        .map_err(|source| DemoError::ApiKey {
-            path: args.data.clone(),
-            source,
-        })?;
+    let api_key = load_secret("ALIGHT_API_KEY", &args.data.join(secret::API_KEY_FILE))?;
+    let tokens = TokenKey::new(
+        load_secret(
+            "ALIGHT_TOKEN_SECRET",
+            &args.data.join(secret::TOKEN_SECRET_FILE),
+        )?
+        .as_bytes(),
+    );
+    let db = Db::open(&args.data.join(DB_FILE)).map_err(DemoError::Store)?;
+    let notifications = Notifications::new(Store::new(db));
     let pkg_dir = Path::new(PKG_DIR);
     println!(
         "alight-demo: serving http://{addr}/ (data in {})",
         args.data.display()
     );
     println!(
-        "alight-demo: API key {api_key} (POST /api/broadcast with `Authorization: Bearer <key>`)"
+        "alight-demo: API key {api_key} (POST /api/broadcast and /api/notifications with \
+         `Authorization: Bearer <key>`)"
     );
     if !pkg_dir.is_dir() {
         println!("alight-demo: the browser client is not built; run scripts/build-client");
     }
-    let alight = Alight::builder().channel("room:*", room::Room).build();
-    let app = app(&alight, api_key, Path::new(STATIC_DIR), pkg_dir);
+    let connect_key = tokens.clone();
+    let alight = Alight::builder()
+        .on_connect(move |info| std::future::ready(token::connect(&connect_key, &info)))
+        .channel("room:*", room::Room)
+        .typed_channel(notifications.clone())
+        .build();
+    let api = api::ApiState {
+        notifications,
+        pubsub: alight.pubsub().clone(),
+        tokens,
+        api_key: Arc::from(api_key),
+    };
+    let app = app(&alight, api, Path::new(STATIC_DIR), pkg_dir);
     alight
         .serve(listener, app, shutdown_signal())
         .await

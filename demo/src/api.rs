@@ -1,0 +1,220 @@
+//! The demo's HTTP API: logging in, and creating notifications.
+//!
+//! | route | auth | answer |
+//! |---|---|---|
+//! | `POST /api/login` `{user_id}` | none (the demo has no passwords) | 200 `{user_id, token}` |
+//! | `POST /api/notifications` `{user_id, title, body}` | `Authorization: Bearer <api key>`, or `Bearer <login token>` (the demo page's form) | 201 `{user_id, notification}`, after the row is committed and broadcast on `notifications:<user_id>` |
+//!
+//! Every refusal is JSON `{"error": "..."}` ([`ApiError`](alight_demo_schema::ApiError)): 401 with
+//! `WWW-Authenticate: Bearer` without a valid key or token; 400, 413 or 415 for a body that is not
+//! JSON or too large; 422 for JSON of the wrong shape or with invalid fields; 500 when the database
+//! fails (the cause goes to the log).
+
+use std::sync::Arc;
+
+use alight_demo_schema::{
+    ApiError, LoginRequest, LoginResponse, MAX_BODY_CHARS, MAX_TITLE_CHARS, NewNotification,
+    NotificationCreated, is_valid_user_id,
+};
+use alight_server::PubSub;
+use alight_server::api::bearer_matches;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use tracing::error;
+
+use crate::notifications::Notifications;
+use crate::token::TokenKey;
+
+/// The largest request body accepted, in bytes (a full title and body fit several times over).
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    /// Creates and broadcasts notifications.
+    pub notifications: Notifications,
+    /// Where they are broadcast.
+    pub pubsub: Arc<dyn PubSub>,
+    /// Signs and verifies login tokens.
+    pub tokens: TokenKey,
+    /// The API key other services present.
+    pub api_key: Arc<str>,
+}
+
+/// `POST /api/login` and `POST /api/notifications`, for any app state.
+pub fn router<S: Clone + Send + Sync + 'static>(state: ApiState) -> Router<S> {
+    Router::new()
+        .route("/api/login", post(login))
+        .route("/api/notifications", post(create_notification))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// A refused request: its status and what to tell the client.
+#[derive(Debug)]
+struct Refusal {
+    status: StatusCode,
+    error: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, error: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            error: error.into(),
+        }
+    }
+
+    fn invalid(error: impl Into<String>) -> Self {
+        Refusal::new(StatusCode::UNPROCESSABLE_ENTITY, error)
+    }
+}
+
+impl From<JsonRejection> for Refusal {
+    fn from(rejection: JsonRejection) -> Self {
+        Refusal::new(rejection.status(), rejection.body_text())
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let body = Json(ApiError { error: self.error });
+        if self.status == StatusCode::UNAUTHORIZED {
+            (self.status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response()
+        } else {
+            (self.status, body).into_response()
+        }
+    }
+}
+
+fn check_user_id(user_id: &str) -> Result<(), Refusal> {
+    if is_valid_user_id(user_id) {
+        Ok(())
+    } else {
+        Err(Refusal::invalid(
+            "user_id must be 1 to 64 ASCII letters, digits, `_` or `-`",
+        ))
+    }
+}
+
+async fn login(
+    State(state): State<ApiState>,
+    body: Result<Json<LoginRequest>, JsonRejection>,
+) -> Result<Json<LoginResponse>, Refusal> {
+    let Json(LoginRequest { user_id }) = body?;
+    check_user_id(&user_id)?;
+    let token = state.tokens.sign(&user_id);
+    Ok(Json(LoginResponse { user_id, token }))
+}
+
+/// Whether the request carries the API key or a valid login token as its bearer token.
+fn authorized(state: &ApiState, headers: &HeaderMap) -> bool {
+    if bearer_matches(headers, &state.api_key) {
+        return true;
+    }
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .is_some_and(|token| state.tokens.verify(token).is_ok())
+}
+
+/// Checks a new notification's fields against the schema's limits.
+fn validate(new: &NewNotification) -> Result<(), Refusal> {
+    check_user_id(&new.user_id)?;
+    if new.title.trim().is_empty() {
+        return Err(Refusal::invalid("title must not be empty"));
+    }
+    if new.title.chars().count() > MAX_TITLE_CHARS {
+        return Err(Refusal::invalid(format!(
+            "title must be at most {MAX_TITLE_CHARS} characters"
+        )));
+    }
+    if new.body.chars().count() > MAX_BODY_CHARS {
+        return Err(Refusal::invalid(format!(
+            "body must be at most {MAX_BODY_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+async fn create_notification(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Json<NewNotification>, JsonRejection>,
+) -> Result<(StatusCode, Json<NotificationCreated>), Refusal> {
+    if !authorized(&state, &headers) {
+        return Err(Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            "missing or invalid API key or login token",
+        ));
+    }
+    let Json(new) = body?;
+    validate(&new)?;
+    let NewNotification {
+        user_id,
+        title,
+        body,
+    } = new;
+    let notification = state
+        .notifications
+        .create(state.pubsub.clone(), user_id.clone(), title, body)
+        .await
+        .map_err(|err| {
+            error!(
+                error = &err as &(dyn std::error::Error + 'static),
+                "cannot store a notification"
+            );
+            Refusal::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the notification could not be stored",
+            )
+        })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(NotificationCreated {
+            user_id,
+            notification,
+        }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(user_id: &str, title: &str, body: &str) -> NewNotification {
+        NewNotification {
+            user_id: user_id.into(),
+            title: title.into(),
+            body: body.into(),
+        }
+    }
+
+    #[test]
+    fn validation() {
+        assert!(validate(&new("alice", "Hi", "")).is_ok());
+        assert!(validate(&new("alice", &"é".repeat(MAX_TITLE_CHARS), "")).is_ok());
+        for (bad, expected) in [
+            (new("", "Hi", ""), "user_id"),
+            (new("a:b", "Hi", ""), "user_id"),
+            (new("alice", "  ", ""), "title must not be empty"),
+            (
+                new("alice", &"x".repeat(MAX_TITLE_CHARS + 1), ""),
+                "title must be at most",
+            ),
+            (
+                new("alice", "Hi", &"x".repeat(MAX_BODY_CHARS + 1)),
+                "body must be at most",
+            ),
+        ] {
+            let refusal = validate(&bad).expect_err("must refuse");
+            assert_eq!(refusal.status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert!(refusal.error.contains(expected), "{}", refusal.error);
+        }
+    }
+}

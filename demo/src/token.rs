@@ -1,0 +1,180 @@
+//! Login tokens: `<user_id>.<signature>`, the signature being HMAC-SHA256 over the user id with the
+//! demo's token secret, base64url without padding.
+//!
+//! The demo's login asks for no password, so a token proves only that this server issued it; what
+//! matters is that a client cannot forge one for another user. Tokens do not expire: replacing
+//! `<data>/token_secret` (or `ALIGHT_TOKEN_SECRET`) revokes them all.
+//!
+//! Tokens use only ASCII letters, digits, `-`, `_` and `.`, so phoenix.js's `btoa(authToken)`
+//! never contains `/` (nor `+`): the result travels in `Sec-WebSocket-Protocol`, where browsers and
+//! `ws` refuse a `/`.
+//!
+//! [`connect`] is the socket's connect callback: phoenix.js sends the token as `authToken` (or as
+//! the `token` param); a valid one assigns the [`User`] and names the socket `user_socket:<id>`,
+//! an invalid one is refused (HTTP 403), and a socket without one connects anonymously (it may
+//! join `room:*`, not `notifications:*`).
+
+use std::sync::Arc;
+
+use alight_server::{ConnectError, ConnectInfo, Connected};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use alight_demo_schema::is_valid_user_id;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// What the MAC covers before the user id, so that a signature made for another purpose with the
+/// same key can never pass as a login token.
+const CONTEXT: &[u8] = b"alight-demo login v1\n";
+
+/// Why a token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The token is not `<user_id>.<signature>` with a valid user id.
+    #[error("malformed token: expected `<user_id>.<signature>` from POST /api/login")]
+    Malformed,
+    /// The signature does not match: forged, altered, or signed with another secret.
+    #[error("invalid token: log in again with POST /api/login")]
+    BadSignature,
+}
+
+/// Signs and verifies login tokens with one secret.
+#[derive(Clone)]
+pub struct TokenKey {
+    /// HMAC keyed with the secret, cloned for each token (cheaper than keying again).
+    keyed: HmacSha256,
+}
+
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenKey").finish_non_exhaustive()
+    }
+}
+
+impl TokenKey {
+    /// A key over `secret` (any length; the demo uses 128 random bits as hex).
+    pub fn new(secret: &[u8]) -> Self {
+        let keyed =
+            <HmacSha256 as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
+        TokenKey { keyed }
+    }
+
+    fn mac(&self, user_id: &str) -> HmacSha256 {
+        let mut mac = self.keyed.clone();
+        mac.update(CONTEXT);
+        mac.update(user_id.as_bytes());
+        mac
+    }
+
+    /// The token naming `user_id` (which the caller has checked with [`is_valid_user_id`]).
+    pub fn sign(&self, user_id: &str) -> String {
+        let signature = self.mac(user_id).finalize().into_bytes();
+        format!("{user_id}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+
+    /// The user id a token names, if this key signed it. Compares in constant time.
+    pub fn verify<'t>(&self, token: &'t str) -> Result<&'t str, TokenError> {
+        let (user_id, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
+        if !is_valid_user_id(user_id) {
+            return Err(TokenError::Malformed);
+        }
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| TokenError::Malformed)?;
+        self.mac(user_id)
+            .verify_slice(&signature)
+            .map_err(|_| TokenError::BadSignature)?;
+        Ok(user_id)
+    }
+}
+
+/// The user a socket's token names, assigned at connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User(Arc<str>);
+
+impl User {
+    /// The user id.
+    pub fn id(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The socket's connect callback; see the [module docs](self).
+pub fn connect(key: &TokenKey, info: &ConnectInfo) -> Result<Connected, ConnectError> {
+    let token = info
+        .token
+        .as_deref()
+        .or_else(|| info.params.get("token").map(String::as_str))
+        .filter(|token| !token.is_empty());
+    let Some(token) = token else {
+        return Ok(Connected::new());
+    };
+    let user_id = key
+        .verify(token)
+        .map_err(|err| ConnectError::new(err.to_string()))?;
+    Ok(Connected::new()
+        .id(format!("user_socket:{user_id}"))
+        .assign(User(Arc::from(user_id))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signs_and_verifies() {
+        let key = TokenKey::new(b"secret");
+        let token = key.sign("alice");
+        assert!(token.starts_with("alice."));
+        assert_eq!(key.verify(&token), Ok("alice"));
+        // Deterministic: the same user gets the same token from the same key.
+        assert_eq!(key.sign("alice"), token);
+    }
+
+    #[test]
+    fn refuses_forgeries() {
+        let key = TokenKey::new(b"secret");
+        let alice = key.sign("alice");
+        let (_, signature) = alice.split_once('.').expect("has a dot");
+        // Alice's signature does not name bob.
+        assert_eq!(
+            key.verify(&format!("bob.{signature}")),
+            Err(TokenError::BadSignature)
+        );
+        // Another key's token is refused.
+        assert_eq!(
+            TokenKey::new(b"other").verify(&alice),
+            Err(TokenError::BadSignature)
+        );
+        // A truncated signature is refused.
+        assert_eq!(
+            key.verify(&alice[..alice.len() - 3]),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn phoenix_js_can_send_every_token_as_a_subprotocol() {
+        use base64::engine::general_purpose::STANDARD;
+        let key = TokenKey::new(b"secret");
+        for n in 0..2000 {
+            let token = key.sign(&format!("user-{n}_X"));
+            // What phoenix.js puts in Sec-WebSocket-Protocol: btoa(token) without padding.
+            let sent = STANDARD.encode(&token);
+            assert!(!sent.contains(['/', '+']), "{token} -> {sent}");
+            assert_eq!(key.verify(&token), Ok(format!("user-{n}_X").as_str()));
+        }
+    }
+
+    #[test]
+    fn refuses_malformed_tokens() {
+        let key = TokenKey::new(b"secret");
+        for token in ["", "alice", ".sig", "al ice.c2ln", "alice.!!", "a:b.c2ln"] {
+            assert_eq!(key.verify(token), Err(TokenError::Malformed), "{token:?}");
+        }
+    }
+}
