@@ -1,30 +1,58 @@
-//! Alight's browser client, compiled to WebAssembly and exposed to JavaScript through wasm-bindgen.
+//! Alight's client: a Phoenix Channels client on the sans-IO [`alight_protocol::client::Session`].
 //!
-//! This is a skeleton: it builds for `wasm32-unknown-unknown` and natively, and exports one function
-//! so the packaging pipeline (`scripts/build-client`: cargo, `wasm-bindgen --target web`,
-//! `wasm-opt -Oz`) is exercised end to end. The client core (socket, channels, presence, reconnect)
-//! lands in a later issue, on top of the sans-IO `alight-protocol` crate.
+//! In the browser (and Node), it is compiled to WebAssembly and exposed to JavaScript through
+//! wasm-bindgen as the npm package `@alight/client`: phoenix.js's `Socket`, `Channel` and `Push`,
+//! with the same names, signatures and semantics, so that moving from phoenix.js is a change of
+//! import. `scripts/build-client` builds the package; `client-wasm/README.md` is its README.
 //!
 //! # Layout
-//! - [`protocol_version`]: the Phoenix serializer version this client speaks (`protocolVersion` in JS).
+//! - [`connect`]: what a connection attempt sends before the first frame (the WebSocket URL, the
+//!   auth token subprotocol), the same for every transport.
+//! - [`rust_api`]: the Rust API (native apps, Leptos/Dioxus/Yew), runtime-agnostic:
+//!   [`rust_api::Socket`], [`rust_api::Channel`] and [`rust_api::TypedChannel`], with futures for
+//!   replies and bounded streams for events, over a session that a driver feeds through
+//!   [`rust_api::Driver`].
+//! - `native` (feature `native`): the tokio + tokio-tungstenite driver of the Rust API,
+//!   `native::Builder`.
+//! - `web` (wasm32 only): the browser driver, the I/O the session asks for: a `WebSocket`
+//!   driven directly, with backpressure on `bufferedAmount`, owned `setTimeout` timers, the
+//!   page's visibility, and the dispatch of events in order.
+//! - `js` (wasm32 only): the JavaScript API on top of the driver, and its TypeScript
+//!   declarations.
+//!
+//! Everything browser-specific is behind `cfg(target_arch = "wasm32")`, so the crate builds
+//! natively too.
 #![warn(missing_docs)]
 
-use wasm_bindgen::prelude::wasm_bindgen;
+pub mod connect;
+#[cfg(feature = "native")]
+pub mod native;
+pub mod rust_api;
 
-/// The Phoenix Channels serializer version this client speaks, as sent in the `vsn` query parameter.
+#[cfg(target_arch = "wasm32")]
+mod js;
+#[cfg(target_arch = "wasm32")]
+mod web;
+
+#[cfg(target_arch = "wasm32")]
+pub use js::{Channel, Push, Socket};
+
+/// The Phoenix Channels serializer version this client speaks by default, as sent in the `vsn`
+/// query parameter (`protocolVersion()` in JS).
 ///
-/// Alight speaks the V2 serializer (array frames, plus binary frames for `ArrayBuffer` payloads).
-#[wasm_bindgen(js_name = protocolVersion)]
-pub fn protocol_version() -> String {
-    "2.0.0".to_owned()
-}
+/// That is the V2 serializer: array frames, plus binary frames for `ArrayBuffer` payloads.
+pub const PROTOCOL_VERSION: &str = "2.0.0";
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use alight_protocol::Serializer;
 
     #[test]
-    fn speaks_v2() {
-        assert_eq!(protocol_version(), "2.0.0");
+    fn speaks_v2_by_default() {
+        assert_eq!(super::PROTOCOL_VERSION, Serializer::V2.vsn());
+        assert_eq!(
+            alight_protocol::client::ClientConfig::default().serializer,
+            Serializer::V2
+        );
     }
 }

@@ -1,0 +1,154 @@
+/** A JSON value. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/**
+ * What a join, push or channel carries: any value `JSON.stringify` accepts (objects use their
+ * `toJSON`), or an `ArrayBuffer`, which travels as a binary frame. A missing payload is `{}`.
+ */
+export type Payload = object | string | number | boolean | null;
+
+/** Connect params: sent in the query string, nested objects as `key[sub]=value`. */
+export type Params = { [key: string]: unknown };
+
+/** A value, or a function returning it or a promise of it, evaluated on every connect. */
+export type Lazy<T> = T | (() => T | PromiseLike<T>);
+
+/** The status of a reply (`"ok"`, `"error"`, or what the server chose), or `"timeout"`. */
+export type ReplyStatus = "ok" | "error" | "timeout" | (string & {});
+
+/** `socket.connectionState()`. `"closing"` is phoenix.js's and never reported here. */
+export type ConnectionState = "connecting" | "open" | "closing" | "closed";
+
+/** `channel.state`. `"leaving"` is phoenix.js's and never reported here. */
+export type ChannelState = "closed" | "errored" | "joined" | "joining" | "leaving";
+
+/** A frame as phoenix.js decodes it; a reply has event `phx_reply` and payload `{status, response}`. */
+export interface Message<P = unknown> {
+  join_ref: string | null;
+  ref: string | null;
+  topic: string;
+  event: string;
+  payload: P;
+}
+
+/** What `onClose` callbacks get: the transport's `CloseEvent`, or an object like it. */
+export interface CloseInfo {
+  code: number;
+  reason: string;
+  wasClean: boolean;
+}
+
+/** A WebSocket class: the browser's, or a compatible one such as the `ws` package's. */
+export type WebSocketClass = new (url: string, protocols?: string[]) => object;
+
+export interface SocketOptions {
+  /** Connect params (query string), or a function returning them, possibly async; called on every connect. */
+  params?: Lazy<Params>;
+  /**
+   * A token sent as the `base64url.bearer.phx.<token>` subprotocol (Phoenix's `:auth_token`), or a
+   * function returning it, possibly async; called on every connect. Latin-1 only, as `btoa`.
+   */
+  authToken?: Lazy<string | null | undefined>;
+  /** Heartbeat interval, and how long a heartbeat may go unanswered. Default 30000. */
+  heartbeatIntervalMs?: number;
+  /**
+   * Delay before reconnect number `tries` (from 1). Default: 10, 50, 100, 150, 200, 250, 500,
+   * 1000, 2000 ms, then 5000. Sampled for tries 1 to 33 when the socket is made.
+   */
+  reconnectAfterMs?: (tries: number) => number;
+  /** Delay before rejoin number `tries` (from 1). Default: 1000, 2000, 5000 ms, then 10000. Sampled as above. */
+  rejoinAfterMs?: (tries: number) => number;
+  /** Default timeout of joins and pushes, in ms. Default 10000. */
+  timeout?: number;
+  /** Called with `("transport" | "push" | "receive" | "channel", message, data)`. */
+  logger?: (kind: string, msg: string, data?: unknown) => void;
+  /** Log to `console.log` when there is no `logger`. */
+  debug?: boolean;
+  /** The serializer: `"2.0.0"` (default) or `"1.0.0"` (no binary payloads). */
+  vsn?: string;
+  /** The WebSocket class; default: the global `WebSocket` at each connect. */
+  transport?: WebSocketClass;
+  /** Not in phoenix.js: each reconnect and rejoin delay is scaled by a random factor in `[1 - jitter, 1 + jitter)`. Default 0.2; 0 for the exact schedule. */
+  jitter?: number;
+}
+
+/** A connection to a Phoenix (or Alight) endpoint, with its channels. */
+export class Socket {
+  free(): void;
+  [Symbol.dispose](): void;
+  /**
+   * `endPoint`: `"ws://host/socket"`, `"wss://host/socket"`, or `"/socket"` (this page's host).
+   * The client connects to `${endPoint}/websocket?${params}&vsn=2.0.0`.
+   */
+  constructor(endPoint: string, opts?: SocketOptions);
+  /** Connects, unless connected or connecting. Throws if there is no WebSocket class. */
+  connect(params?: Params): void;
+  /** Disconnects and stops reconnecting; `callback` runs once the socket let go of the connection. */
+  disconnect(callback?: () => void, code?: number, reason?: string): void;
+  disconnect(code?: number, reason?: string): void;
+  /** Calls `callback` whenever the connection opens. Returns a ref for `off`. */
+  onOpen(callback: () => void): string;
+  /** Calls `callback` whenever the connection closes. Returns a ref for `off`. */
+  onClose(callback: (event: CloseInfo) => void): string;
+  /** Calls `callback` on every transport error, or failed connect (a params or token function threw). Returns a ref for `off`. */
+  onError(callback: (error: unknown) => void): string;
+  /** Calls `callback` with every frame received. Returns a ref for `off`. */
+  onMessage(callback: (message: Message) => void): string;
+  /** Removes the `onOpen`/`onClose`/`onError`/`onMessage` callbacks with these refs. */
+  off(refs: string[]): void;
+  /** A channel for `topic`; `params` (or a function returning them, called here) go with every join. */
+  channel(topic: string, params?: Payload | (() => Payload)): Channel;
+  /** Forgets `channel` without telling the server; `leave()` it first. */
+  remove(channel: Channel): void;
+  connectionState(): ConnectionState;
+  isConnected(): boolean;
+  hasLogger(): boolean;
+  log(kind: string, msg: string, data?: unknown): void;
+}
+
+/** A channel of a socket: one topic, joined with its params. */
+export class Channel {
+  private constructor();
+  free(): void;
+  [Symbol.dispose](): void;
+  readonly topic: string;
+  readonly state: ChannelState;
+  /** The ref of the current join, if one was sent. */
+  joinRef(): string | undefined;
+  /**
+   * Joins, with `timeout` ms for this and every rejoin (and as the default of pushes). The push
+   * answers every (re)join: `ok` with the join's reply, `error` when refused, `timeout`.
+   * Throws if the channel is joined or joining already.
+   */
+  join(timeout?: number): Push;
+  /** Calls `callback` for every `event` the channel receives. Returns a ref for `off`. */
+  on<P = unknown>(event: string, callback: (payload: P, ref: string | null, joinRef: string | null) => void): number;
+  /** Removes the callbacks for `event`, or only the one with `ref`. */
+  off(event: string, ref?: number): void;
+  /** Calls `callback` when the channel closes: left (`"leave"`), or closed by the server. */
+  onClose(callback: (reason: unknown) => void): number;
+  /** Calls `callback` when the channel errors (crashed on the server, connection lost); it rejoins by itself. */
+  onError(callback: (reason: unknown) => void): number;
+  /**
+   * Pushes `event` with `payload`, with `timeout` ms (default: the join's). Waits in the channel
+   * until it is joined. Throws if the channel is not joined or joining.
+   */
+  push(event: string, payload?: Payload, timeout?: number): Push;
+  /** Leaves: sends `phx_leave` if connected and closes the channel at once; answers `ok`. */
+  leave(timeout?: number): Push;
+}
+
+/** A join, push or leave, for its answer. */
+export class Push {
+  private constructor();
+  free(): void;
+  [Symbol.dispose](): void;
+  /**
+   * Calls `callback` with the response when the answer has `status` (at once if it came
+   * already); `"timeout"` gets `{}`. Returns the push, for chaining.
+   */
+  receive<R = unknown>(status: ReplyStatus, callback: (response: R) => void): Push;
+}
+
+/** The serializer version this client speaks by default: `"2.0.0"`. */
+export function protocolVersion(): string;

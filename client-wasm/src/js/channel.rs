@@ -1,0 +1,177 @@
+//! `Channel` and `Push`: phoenix.js's, on the session's channels and pushes.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use alight_protocol::client::{ChannelId, ChannelState, JoinError, PushError};
+use js_sys::Function;
+use wasm_bindgen::prelude::*;
+
+use super::payload::{object, to_wire};
+use super::registry::{PHX_CLOSE, PHX_ERROR, PushHooks};
+use super::socket::Shared;
+
+/// A channel of a socket: one topic, joined with its params.
+#[wasm_bindgen(skip_typescript)]
+#[derive(Debug)]
+pub struct Channel {
+    shared: Rc<Shared>,
+    id: ChannelId,
+    topic: String,
+}
+
+/// A join, push or leave, for its answer: `receive("ok" | "error" | "timeout", callback)`.
+#[wasm_bindgen(skip_typescript)]
+#[derive(Debug)]
+pub struct Push {
+    hooks: Rc<PushHooks>,
+}
+
+impl Channel {
+    pub(crate) fn new(shared: Rc<Shared>, id: ChannelId, topic: String) -> Channel {
+        Channel { shared, id, topic }
+    }
+
+    pub(crate) fn id(&self) -> ChannelId {
+        self.id
+    }
+}
+
+#[wasm_bindgen]
+impl Channel {
+    /// The topic.
+    #[wasm_bindgen(getter)]
+    pub fn topic(&self) -> String {
+        self.topic.clone()
+    }
+
+    /// `"closed"`, `"joining"`, `"joined"` or `"errored"` (phoenix.js's `"leaving"` never lasts
+    /// here: a leave closes the channel at once).
+    #[wasm_bindgen(getter)]
+    pub fn state(&self) -> String {
+        let state = self
+            .shared
+            .driver
+            .read(|session| session.channel_state(self.id));
+        match state {
+            Some(ChannelState::Joining) => "joining",
+            Some(ChannelState::Joined) => "joined",
+            Some(ChannelState::Errored) => "errored",
+            _ => "closed",
+        }
+        .to_owned()
+    }
+
+    /// The ref of the current join, if one was sent.
+    #[wasm_bindgen(js_name = joinRef)]
+    pub fn join_ref(&self) -> Option<String> {
+        self.shared
+            .driver
+            .read(|session| session.join_ref(self.id).map(str::to_owned))
+    }
+
+    /// Joins, with `timeout` ms for this and every rejoin (and as the default of pushes). The
+    /// returned push answers every (re)join.
+    pub fn join(&self, timeout: Option<f64>) -> Result<Push, JsValue> {
+        let timeout = timeout.and_then(millis);
+        let push = self
+            .shared
+            .driver
+            .call(|session, now| session.join(self.id, timeout, now))
+            .map_err(|error| match error {
+                JoinError::AlreadyJoined => js_sys::Error::new(
+                    "tried to join multiple times. 'join' can only be called again once the channel is closed",
+                ),
+                other => js_sys::Error::new(&other.to_string()),
+            })?;
+        let hooks = self.shared.registry.borrow_mut().track(self.id, push, true);
+        self.shared.driver.pump();
+        Ok(Push { hooks })
+    }
+
+    /// Calls `callback(payload, ref, joinRef)` for every `event` the channel receives; returns a
+    /// ref for `off`.
+    pub fn on(&self, event: String, callback: Function) -> u32 {
+        self.shared
+            .registry
+            .borrow_mut()
+            .bind(self.id, event, callback)
+    }
+
+    /// Removes the callbacks for `event`, or only the one with `ref`.
+    pub fn off(&self, event: String, reference: Option<u32>) {
+        self.shared
+            .registry
+            .borrow_mut()
+            .unbind(self.id, &event, reference);
+    }
+
+    /// Calls `callback(reason)` when the channel closes (left, or closed by the server).
+    #[wasm_bindgen(js_name = onClose)]
+    pub fn on_close(&self, callback: Function) -> u32 {
+        self.on(PHX_CLOSE.to_owned(), callback)
+    }
+
+    /// Calls `callback(reason)` when the channel errors (it crashed on the server, or the
+    /// connection was lost); it rejoins by itself.
+    #[wasm_bindgen(js_name = onError)]
+    pub fn on_error(&self, callback: Function) -> u32 {
+        self.on(PHX_ERROR.to_owned(), callback)
+    }
+
+    /// Pushes `event` with `payload` (JSON, or an `ArrayBuffer` as a binary frame), with
+    /// `timeout` ms (default: the join's). Waits in the channel while it is not joined.
+    pub fn push(&self, event: String, payload: JsValue, timeout: Option<f64>) -> Result<Push, JsValue> {
+        let payload = to_wire(&payload)?;
+        let timeout = timeout.and_then(millis);
+        let push = self
+            .shared
+            .driver
+            .call(|session, now| session.push(self.id, event.clone(), payload, timeout, now))
+            .map_err(|error| match error {
+                PushError::NotJoined => js_sys::Error::new(&format!(
+                    "tried to push '{event}' to '{}' before joining. Use channel.join() before pushing events",
+                    self.topic
+                )),
+                other => js_sys::Error::new(&other.to_string()),
+            })?;
+        let hooks = self.shared.registry.borrow_mut().track(self.id, push, false);
+        self.shared.driver.pump();
+        Ok(Push { hooks })
+    }
+
+    /// Leaves: sends `phx_leave` if connected and closes the channel at once; the returned push
+    /// answers `ok` at once, as phoenix.js's does when it cannot push. `timeout` is accepted for
+    /// phoenix.js's signature and not needed.
+    pub fn leave(&self, timeout: Option<f64>) -> Push {
+        let _ = timeout;
+        let left = self
+            .shared
+            .driver
+            .call(|session, now| session.leave(self.id, now));
+        let hooks = match left {
+            Ok(push) => self.shared.registry.borrow_mut().track(self.id, push, false),
+            // Not joined (or removed): nothing to tell the server, and nothing to wait for.
+            Err(_) => PushHooks::answered("ok", object(&[])),
+        };
+        self.shared.driver.pump();
+        Push { hooks }
+    }
+}
+
+#[wasm_bindgen]
+impl Push {
+    /// Calls `callback(response)` when the answer has `status` (at once if it already has); returns
+    /// the push, for chaining.
+    pub fn receive(&self, status: String, callback: Function) -> Push {
+        self.hooks.receive(status, callback);
+        Push {
+            hooks: self.hooks.clone(),
+        }
+    }
+}
+
+/// A timeout in ms, as phoenix.js takes it: anything but a positive number means the default.
+fn millis(ms: f64) -> Option<Duration> {
+    (ms > 0.0).then(|| Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(Duration::MAX))
+}

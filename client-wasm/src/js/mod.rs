@@ -1,0 +1,35 @@
+//! The JavaScript API: phoenix.js's `Socket`, `Channel` and `Push` as wasm-bindgen classes, with
+//! camelCase names and phoenix.js's signatures, so that moving from phoenix.js is a change of
+//! import.
+//!
+//! # Layout
+//! - [`socket`]: `Socket` (options, connect, disconnect, socket callbacks, channels).
+//! - [`channel`]: `Channel` (join, on/off, push, leave, state) and `Push` (`receive`).
+//! - [`options`]: reading the options object as phoenix.js does.
+//! - [`registry`]: the callbacks, and the dispatch of what the driver reports to them.
+//! - [`payload`]: JS values to and from wire payloads.
+//!
+//! The TypeScript declarations of the classes are written by hand in `alight.d.ts` (generics
+//! for payloads and replies, overloads for `disconnect`), appended to the generated `.d.ts`; the
+//! classes themselves are `skip_typescript`. `js-tests/api.test.mjs` checks that every declared
+//! member exists at runtime and the other way round.
+
+pub(crate) mod channel;
+pub(crate) mod options;
+pub(crate) mod payload;
+pub(crate) mod registry;
+pub(crate) mod socket;
+
+use wasm_bindgen::prelude::*;
+
+pub use channel::{Channel, Push};
+pub use socket::Socket;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &str = include_str!("alight.d.ts");
+
+/// The Phoenix Channels serializer version this client speaks by default (`protocolVersion()`).
+#[wasm_bindgen(js_name = protocolVersion, skip_typescript)]
+pub fn protocol_version() -> String {
+    crate::PROTOCOL_VERSION.to_owned()
+}

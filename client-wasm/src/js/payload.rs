@@ -1,0 +1,66 @@
+//! Payloads between JS values and the wire: `JSON.stringify` and `JSON.parse` for everything but
+//! an `ArrayBuffer`, which travels as a V2 binary frame and arrives as a fresh `ArrayBuffer`.
+//!
+//! Going through the engine's JSON rather than serde-wasm-bindgen keeps the bytes those of
+//! phoenix.js (`JSON.stringify` chooses the key order, number formatting, escapes and `toJSON`),
+//! costs one string copy across the boundary instead of one call per value, and adds no code to
+//! the package: the session keeps JSON payloads as text and never parses them into values.
+
+use alight_protocol::{Body, Frame, Payload};
+use js_sys::{ArrayBuffer, JSON, Object, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+
+/// A payload from a JS value. As phoenix.js (`payload || {}`), a missing or falsy payload is
+/// `{}`.
+pub(crate) fn to_wire(value: &JsValue) -> Result<Payload, JsValue> {
+    if value.is_falsy() {
+        return Ok(Payload::empty());
+    }
+    if let Some(buffer) = value.dyn_ref::<ArrayBuffer>() {
+        return Ok(Payload::Binary(Uint8Array::new(buffer).to_vec().into()));
+    }
+    // Throws on cycles and BigInts; gives `undefined` for functions and symbols.
+    let text = JsValue::from(JSON::stringify(value)?);
+    let text = text
+        .as_string()
+        .ok_or_else(|| js_sys::TypeError::new("the payload is not JSON: use an object, an array, a string, a number, a boolean or an ArrayBuffer"))?;
+    Payload::from_json_str(&text)
+        .map_err(|error| js_sys::TypeError::new(&format!("the payload is not JSON: {error}")).into())
+}
+
+/// A JS value from a payload: parsed JSON, or an `ArrayBuffer`.
+pub(crate) fn to_js(payload: &Payload) -> JsValue {
+    match payload {
+        // The session checked the JSON when it decoded the frame.
+        Payload::Json(raw) => JSON::parse(raw.get()).unwrap_or(JsValue::UNDEFINED),
+        Payload::Binary(bytes) => Uint8Array::from(&bytes[..]).buffer().into(),
+    }
+}
+
+/// phoenix.js's decoded message: `{join_ref, ref, topic, event, payload}`, where a reply is event
+/// `phx_reply` with payload `{status, response}`.
+pub(crate) fn message(frame: &Frame) -> JsValue {
+    let payload = match &frame.body {
+        Body::Event { payload, .. } => to_js(payload),
+        Body::Reply { status, response } => {
+            object(&[("status", status.into()), ("response", to_js(response))])
+        }
+    };
+    let string = |s: &Option<String>| s.as_deref().map_or(JsValue::NULL, JsValue::from_str);
+    object(&[
+        ("join_ref", string(&frame.join_ref)),
+        ("ref", string(&frame.msg_ref)),
+        ("topic", frame.topic.as_str().into()),
+        ("event", frame.event().into()),
+        ("payload", payload),
+    ])
+}
+
+/// A plain object with these properties, in this order.
+pub(crate) fn object(fields: &[(&str, JsValue)]) -> JsValue {
+    let object = Object::new();
+    for (key, value) in fields {
+        let _ = Reflect::set(&object, &JsValue::from_str(key), value);
+    }
+    object.into()
+}

@@ -1,0 +1,378 @@
+//! The application's callbacks, and the dispatch of the driver's notices to them.
+//!
+//! | notice | callbacks |
+//! |---|---|
+//! | open, close, error | `socket.onOpen/onClose/onError` |
+//! | frame received | `socket.onMessage`, and the logger (`receive`) |
+//! | frame sent | the logger (`push`) |
+//! | reply, timeout | the push's `receive(status)` callbacks |
+//! | message | the channel's `on(event)` callbacks |
+//! | channel errored (crash, lost connection) | `on("phx_error")` (`onError`) |
+//! | channel closed (leave, server close) | `on("phx_close")` (`onClose`) |
+//!
+//! A callback that throws does not stop the others: its exception is reported as uncaught
+//! (`reportError`, or an unhandled rejection where there is none, as in Node).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use alight_protocol::client::{ChannelId, ChannelState, Event, PushId, StateCause};
+use alight_protocol::{Body, Frame};
+use js_sys::{Function, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+
+use super::options::Logger;
+use super::payload::{message, object, to_js};
+use crate::web::driver::{Driver, Notice, Sink};
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = log)]
+    fn console_log(line: &str, data: &JsValue);
+}
+
+/// phoenix.js's channel events for a channel's own state.
+pub(crate) const PHX_CLOSE: &str = "phx_close";
+pub(crate) const PHX_ERROR: &str = "phx_error";
+
+/// Which socket callback list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SocketEvent {
+    Open,
+    Close,
+    Error,
+    Message,
+}
+
+/// Every callback of one socket. Borrowed only to add, remove or copy out callbacks, never while
+/// one runs.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    last_ref: u64,
+    socket: Vec<(String, SocketEvent, Function)>,
+    channels: BTreeMap<ChannelId, Bindings>,
+    pushes: BTreeMap<PushId, Rc<PushHooks>>,
+    pub(crate) logger: Option<Logger>,
+}
+
+/// A channel's `on(event)` callbacks, and its current join push.
+#[derive(Debug, Default)]
+pub(crate) struct Bindings {
+    list: Vec<(String, u32, Function)>,
+    last_ref: u32,
+    join: Option<PushId>,
+}
+
+/// A push's `receive` callbacks and its latest answer (phoenix.js `Push`).
+#[derive(Debug, Default)]
+pub(crate) struct PushHooks {
+    hooks: RefCell<Vec<(String, Function)>>,
+    received: RefCell<Option<(String, JsValue)>>,
+}
+
+impl PushHooks {
+    /// A push answered already (phoenix.js's local `ok` for a leave that was not sent).
+    pub(crate) fn answered(status: &str, response: JsValue) -> Rc<PushHooks> {
+        let hooks = PushHooks::default();
+        *hooks.received.borrow_mut() = Some((status.to_owned(), response));
+        Rc::new(hooks)
+    }
+
+    /// Adds `callback` for `status`, and calls it at once if that answer already came.
+    pub(crate) fn receive(&self, status: String, callback: Function) {
+        let response = self
+            .received
+            .borrow()
+            .as_ref()
+            .filter(|(s, _)| *s == status)
+            .map(|(_, r)| r.clone());
+        self.hooks.borrow_mut().push((status, callback.clone()));
+        if let Some(response) = response {
+            call(&callback, &[response]);
+        }
+    }
+
+    fn resolve(&self, status: String, response: JsValue) {
+        let matching: Vec<Function> = self
+            .hooks
+            .borrow()
+            .iter()
+            .filter(|(s, _)| *s == status)
+            .map(|(_, f)| f.clone())
+            .collect();
+        *self.received.borrow_mut() = Some((status, response.clone()));
+        for callback in matching {
+            call(&callback, std::slice::from_ref(&response));
+        }
+    }
+}
+
+impl Registry {
+    /// Registers a socket callback; returns its ref for `off`.
+    pub(crate) fn on_socket(&mut self, event: SocketEvent, callback: Function) -> String {
+        self.last_ref += 1;
+        let reference = self.last_ref.to_string();
+        self.socket.push((reference.clone(), event, callback));
+        reference
+    }
+
+    /// Removes the socket callbacks with these refs.
+    pub(crate) fn off_socket(&mut self, refs: &[String]) {
+        self.socket.retain(|(r, _, _)| !refs.contains(r));
+    }
+
+    /// Whether frames must be observed: for `onMessage` callbacks (received) and the logger
+    /// (both ways).
+    pub(crate) fn observes(&self) -> (bool, bool) {
+        let logging = self.logger.is_some();
+        let messages = self.socket.iter().any(|(_, e, _)| *e == SocketEvent::Message);
+        (logging || messages, logging)
+    }
+
+    /// Registers a channel's `on(event)` callback; returns its ref.
+    pub(crate) fn bind(&mut self, channel: ChannelId, event: String, callback: Function) -> u32 {
+        let bindings = self.channels.entry(channel).or_default();
+        bindings.last_ref += 1;
+        let reference = bindings.last_ref;
+        bindings.list.push((event, reference, callback));
+        reference
+    }
+
+    /// Removes a channel's callbacks for `event` (only the one with `reference`, if given).
+    pub(crate) fn unbind(&mut self, channel: ChannelId, event: &str, reference: Option<u32>) {
+        if let Some(bindings) = self.channels.get_mut(&channel) {
+            bindings
+                .list
+                .retain(|(e, r, _)| !(e == event && reference.is_none_or(|x| x == *r)));
+        }
+    }
+
+    /// Tracks a push's answers; a join's, for every (re)join of its channel.
+    pub(crate) fn track(&mut self, channel: ChannelId, push: PushId, join: bool) -> Rc<PushHooks> {
+        let hooks = Rc::new(PushHooks::default());
+        if join {
+            let bindings = self.channels.entry(channel).or_default();
+            if let Some(previous) = bindings.join.replace(push) {
+                self.pushes.remove(&previous);
+            }
+        }
+        self.pushes.insert(push, hooks.clone());
+        hooks
+    }
+
+    /// Forgets a channel removed from the socket.
+    pub(crate) fn remove_channel(&mut self, channel: ChannelId) {
+        if let Some(bindings) = self.channels.remove(&channel)
+            && let Some(join) = bindings.join
+        {
+            self.pushes.remove(&join);
+        }
+    }
+
+    fn socket_callbacks(&self, event: SocketEvent) -> Vec<Function> {
+        self.socket
+            .iter()
+            .filter(|(_, e, _)| *e == event)
+            .map(|(_, _, f)| f.clone())
+            .collect()
+    }
+
+    fn bindings(&self, channel: ChannelId, event: &str) -> Vec<Function> {
+        self.channels.get(&channel).map_or_else(Vec::new, |b| {
+            b.list
+                .iter()
+                .filter(|(e, _, _)| e == event)
+                .map(|(_, _, f)| f.clone())
+                .collect()
+        })
+    }
+
+    /// The hooks for an answer to `push`; a push that is not a join is answered only once.
+    fn answer(&mut self, channel: ChannelId, push: PushId) -> Option<Rc<PushHooks>> {
+        let is_join = self
+            .channels
+            .get(&channel)
+            .is_some_and(|b| b.join == Some(push));
+        if is_join {
+            self.pushes.get(&push).cloned()
+        } else {
+            self.pushes.remove(&push)
+        }
+    }
+}
+
+/// The driver's sink: dispatches each notice to the callbacks of `registry`.
+pub(crate) fn sink(registry: Rc<RefCell<Registry>>) -> Sink {
+    Box::new(move |driver: &Rc<Driver>, notice: Notice| {
+        dispatch(&registry, driver, notice);
+    })
+}
+
+fn dispatch(registry: &RefCell<Registry>, driver: &Rc<Driver>, notice: Notice) {
+    let socket = |event: SocketEvent, args: &[JsValue]| {
+        let callbacks = registry.borrow().socket_callbacks(event);
+        for callback in callbacks {
+            call(&callback, args);
+        }
+    };
+    match notice {
+        Notice::Event(Event::Open) => socket(SocketEvent::Open, &[]),
+        Notice::Closed(event) => {
+            log(registry, "transport", "close", &event);
+            socket(SocketEvent::Close, &[event]);
+        }
+        Notice::Errored(error) => {
+            log(registry, "transport", "error", &error);
+            socket(SocketEvent::Error, &[error]);
+        }
+        Notice::Received(frame) => {
+            let msg = message(&frame);
+            if registry.borrow().logger.is_some() {
+                let payload = Reflect::get(&msg, &"payload".into()).unwrap_or_default();
+                log(registry, "receive", &receive_line(&frame), &payload);
+            }
+            socket(SocketEvent::Message, &[msg]);
+        }
+        Notice::Sent(frame) => {
+            let line = format!(
+                "{} {} ({}, {})",
+                frame.topic,
+                frame.event(),
+                frame.join_ref.as_deref().unwrap_or("null"),
+                frame.msg_ref.as_deref().unwrap_or("null"),
+            );
+            let payload = match &frame.body {
+                Body::Event { payload, .. } => to_js(payload),
+                Body::Reply { .. } => JsValue::UNDEFINED,
+            };
+            log(registry, "push", &line, &payload);
+        }
+        Notice::Log { kind, msg, data } => log(registry, kind, &msg, &data),
+        Notice::Event(Event::Reply {
+            push,
+            channel,
+            status,
+            response,
+        }) => {
+            let hooks = registry.borrow_mut().answer(channel, push);
+            if let Some(hooks) = hooks {
+                hooks.resolve(status, to_js(&response));
+            }
+        }
+        Notice::Event(Event::Timeout { push, channel }) => {
+            let hooks = registry.borrow_mut().answer(channel, push);
+            if let Some(hooks) = hooks {
+                hooks.resolve("timeout".to_owned(), object(&[]));
+            }
+        }
+        Notice::Event(Event::Message {
+            channel,
+            event,
+            payload,
+        }) => {
+            let callbacks = registry.borrow().bindings(channel, &event);
+            if !callbacks.is_empty() {
+                trigger(driver, channel, &callbacks, to_js(&payload));
+            }
+        }
+        Notice::Event(Event::ChannelState {
+            channel,
+            state,
+            cause,
+        }) => {
+            let (event, payload) = match (state, cause) {
+                (ChannelState::Errored, StateCause::ServerError(payload)) => {
+                    (PHX_ERROR, to_js(&payload))
+                }
+                (ChannelState::Errored, StateCause::ConnectionLost) => (
+                    PHX_ERROR,
+                    object(&[
+                        ("source", "transport".into()),
+                        ("reason", "connection_closed".into()),
+                    ]),
+                ),
+                (ChannelState::Closed, StateCause::ServerClose(payload)) => {
+                    (PHX_CLOSE, to_js(&payload))
+                }
+                (ChannelState::Closed, _) => (PHX_CLOSE, "leave".into()),
+                _ => return,
+            };
+            let callbacks = registry.borrow().bindings(channel, event);
+            trigger(driver, channel, &callbacks, payload);
+        }
+        // Events added to the session later are not for the JS API until it knows them.
+        Notice::Event(_) => {}
+    }
+}
+
+/// Calls a channel's callbacks with `(payload, ref, joinRef)` as phoenix.js does (the ref of a
+/// server push or broadcast is `null`).
+fn trigger(driver: &Rc<Driver>, channel: ChannelId, callbacks: &[Function], payload: JsValue) {
+    let join_ref = driver
+        .read(|session| session.join_ref(channel).map(JsValue::from_str))
+        .unwrap_or(JsValue::NULL);
+    for callback in callbacks {
+        call(callback, &[payload.clone(), JsValue::NULL, join_ref.clone()]);
+    }
+}
+
+/// phoenix.js's `receive` log line: `${status} ${topic} ${event} (${ref})`.
+fn receive_line(frame: &Frame) -> String {
+    let status = match &frame.body {
+        Body::Reply { status, .. } => status.as_str(),
+        Body::Event { .. } => "",
+    };
+    let reference = frame
+        .msg_ref
+        .as_deref()
+        .map(|r| format!("({r})"))
+        .unwrap_or_default();
+    format!("{status} {} {} {reference}", frame.topic, frame.event())
+}
+
+fn log(registry: &RefCell<Registry>, kind: &str, msg: &str, data: &JsValue) {
+    let logger = registry.borrow().logger.clone();
+    log_to(logger.as_ref(), kind, msg, data);
+}
+
+/// Logs to `logger`, if any.
+pub(crate) fn log_to(logger: Option<&Logger>, kind: &str, msg: &str, data: &JsValue) {
+    match logger {
+        Some(Logger::Function(function)) => {
+            call(&function, &[kind.into(), msg.into(), data.clone()]);
+        }
+        Some(Logger::Console) => console_log(&format!("{kind}: {msg}"), data),
+        None => {}
+    }
+}
+
+/// Calls a user callback; an exception is reported as uncaught, and the caller carries on.
+pub(crate) fn call(callback: &Function, args: &[JsValue]) {
+    let this = JsValue::UNDEFINED;
+    let result = match args {
+        [] => callback.call0(&this),
+        [a] => callback.call1(&this, a),
+        [a, b] => callback.call2(&this, a, b),
+        [a, b, c, ..] => callback.call3(&this, a, b, c),
+    };
+    if let Err(error) = result {
+        report(error);
+    }
+}
+
+/// `reportError(error)` where it exists (browsers, Deno); elsewhere (Node) a rejected promise,
+/// which Node reports as unhandled as it would an exception thrown by a phoenix.js callback.
+fn report(error: JsValue) {
+    let report = Reflect::get(&js_sys::global(), &"reportError".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<Function>().ok());
+    match report {
+        Some(report) => {
+            let _ = report.call1(&JsValue::UNDEFINED, &error);
+        }
+        None => {
+            let _ = Promise::reject(&error);
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! `Socket`: phoenix.js's socket, on the session and the browser driver.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use alight_protocol::client::ConnectionState;
+use js_sys::{Array, Function};
+use wasm_bindgen::prelude::*;
+
+use super::channel::Channel;
+use super::options;
+use super::payload::to_wire;
+use super::registry::{Registry, SocketEvent, call, log_to, sink};
+use crate::web::driver::Driver;
+
+/// What a socket and its channels and pushes share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) driver: Rc<Driver>,
+    pub(crate) registry: Rc<RefCell<Registry>>,
+}
+
+impl Shared {
+    /// Tells the driver which frames to report, after the callbacks or the logger changed.
+    fn observe(&self) {
+        let (received, sent) = self.registry.borrow().observes();
+        self.driver.observe(received, sent);
+    }
+}
+
+/// A connection to a Phoenix (or Alight) endpoint, with its channels.
+#[wasm_bindgen(skip_typescript)]
+#[derive(Debug)]
+pub struct Socket {
+    shared: Rc<Shared>,
+}
+
+#[wasm_bindgen]
+impl Socket {
+    /// `new Socket(endPoint, opts)`: nothing is sent until `connect()`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(end_point: String, opts: JsValue) -> Result<Socket, JsValue> {
+        let options = options::parse(end_point, &opts)?;
+        let registry = Rc::new(RefCell::new(Registry::default()));
+        registry.borrow_mut().logger = options.logger;
+        let driver = Driver::new(options.config, options.connect, sink(registry.clone()));
+        let shared = Rc::new(Shared { driver, registry });
+        shared.observe();
+        Ok(Socket { shared })
+    }
+
+    /// Connects, unless connected or connecting already. `params` replaces the connect params
+    /// (deprecated in phoenix.js; pass them to the constructor).
+    pub fn connect(&self, params: JsValue) -> Result<(), JsValue> {
+        if self.shared.driver.transport_class().is_none() {
+            return Err(js_sys::TypeError::new(
+                "no WebSocket class: pass `transport` in the socket options, or on Node 20 and \
+                 older set `globalThis.WebSocket = (await import(\"ws\")).WebSocket` first",
+            )
+            .into());
+        }
+        if params.is_truthy() {
+            self.shared.driver.set_params(params);
+        }
+        self.shared.driver.act(|session, now| session.connect(now));
+        Ok(())
+    }
+
+    /// Disconnects and stops reconnecting: `disconnect(callback?, code?, reason?)` as phoenix.js,
+    /// or `disconnect(code?, reason?)`. The callback runs once the socket let go of the
+    /// connection (at once: the close handshake goes on without it).
+    pub fn disconnect(&self, first: JsValue, second: JsValue, third: JsValue) {
+        let (callback, code, reason) = match first.dyn_into::<Function>() {
+            Ok(callback) => (Some(callback), second, third),
+            Err(first) => (None, first, second),
+        };
+        let code = code
+            .as_f64()
+            .filter(|c| (0.0..=f64::from(u16::MAX)).contains(c))
+            .map(|c| c as u16);
+        self.shared.driver.disconnect(code, reason.as_string());
+        if let Some(callback) = callback {
+            call(&callback, &[]);
+        }
+    }
+
+    /// Calls `callback()` whenever the connection opens; returns a ref for `off`.
+    #[wasm_bindgen(js_name = onOpen)]
+    pub fn on_open(&self, callback: Function) -> String {
+        self.on(SocketEvent::Open, callback)
+    }
+
+    /// Calls `callback(closeEvent)` whenever the connection closes; returns a ref for `off`.
+    #[wasm_bindgen(js_name = onClose)]
+    pub fn on_close(&self, callback: Function) -> String {
+        self.on(SocketEvent::Close, callback)
+    }
+
+    /// Calls `callback(error)` on every transport error; returns a ref for `off`.
+    #[wasm_bindgen(js_name = onError)]
+    pub fn on_error(&self, callback: Function) -> String {
+        self.on(SocketEvent::Error, callback)
+    }
+
+    /// Calls `callback(message)` for every frame received; returns a ref for `off`.
+    #[wasm_bindgen(js_name = onMessage)]
+    pub fn on_message(&self, callback: Function) -> String {
+        self.on(SocketEvent::Message, callback)
+    }
+
+    /// Removes the `onOpen`/`onClose`/`onError`/`onMessage` callbacks with these refs.
+    pub fn off(&self, refs: Array) {
+        let refs: Vec<String> = refs.iter().filter_map(|r| r.as_string()).collect();
+        self.shared.registry.borrow_mut().off_socket(&refs);
+        self.shared.observe();
+    }
+
+    /// A channel for `topic`, joined with `params` when `join()` is called.
+    pub fn channel(&self, topic: String, params: JsValue) -> Result<Channel, JsValue> {
+        // phoenix.js evaluates a params function at every join; the session keeps one payload,
+        // so a function is called once, here.
+        let params = match params.dyn_ref::<Function>() {
+            Some(function) => function.call0(&JsValue::UNDEFINED)?,
+            None => params,
+        };
+        let params = to_wire(&params)?;
+        let id = self
+            .shared
+            .driver
+            .call(|session, _| session.channel(topic.clone(), params));
+        Ok(Channel::new(self.shared.clone(), id, topic))
+    }
+
+    /// Forgets `channel` without telling the server (phoenix.js `remove`); `leave()` it first.
+    pub fn remove(&self, channel: &Channel) {
+        let id = channel.id();
+        self.shared
+            .driver
+            .call(|session, _| session.remove_channel(id));
+        self.shared.registry.borrow_mut().remove_channel(id);
+    }
+
+    /// `"connecting"`, `"open"` or `"closed"` (phoenix.js also has `"closing"`, which never
+    /// lasts here: the socket lets go of a connection as soon as it closes it).
+    #[wasm_bindgen(js_name = connectionState)]
+    pub fn connection_state(&self) -> String {
+        let state = self.shared.driver.read(|session| session.connection_state());
+        match state {
+            ConnectionState::Connecting => "connecting",
+            ConnectionState::Open => "open",
+            _ => "closed",
+        }
+        .to_owned()
+    }
+
+    /// Whether the connection is open.
+    #[wasm_bindgen(js_name = isConnected)]
+    pub fn is_connected(&self) -> bool {
+        self.shared.driver.read(|session| session.is_connected())
+    }
+
+    /// Whether a logger (or `debug`) was given.
+    #[wasm_bindgen(js_name = hasLogger)]
+    pub fn has_logger(&self) -> bool {
+        self.shared.registry.borrow().logger.is_some()
+    }
+
+    /// Logs through the socket's logger.
+    pub fn log(&self, kind: String, msg: String, data: JsValue) {
+        let logger = self.shared.registry.borrow().logger.clone();
+        log_to(logger.as_ref(), &kind, &msg, &data);
+    }
+}
+
+impl Socket {
+    fn on(&self, event: SocketEvent, callback: Function) -> String {
+        let reference = self.shared.registry.borrow_mut().on_socket(event, callback);
+        self.shared.observe();
+        reference
+    }
+}

@@ -1,0 +1,621 @@
+//! The driver: runs a [`Session`] on a WebSocket, one timer and the page's visibility, following
+//! the session's driver contract, and hands what the application should hear to a sink, in order.
+//!
+//! # Who touches what
+//!
+//! Everything runs on the one JS thread. [`Driver::core`] (the session, the transport, the timer)
+//! is borrowed only inside the driver and never while JS code of the user runs: the params and
+//! token functions are called, and the sink is called, with no borrow held, so that a user
+//! callback may call back into the socket. What the session reports is queued in
+//! [`Driver::outbox`] and dispatched by the outermost call only ([`Driver::dispatching`]), so a
+//! callback that causes more events sees them after the ones already queued, in the order the
+//! session produced them.
+//!
+//! # Lifetime
+//!
+//! The transport's handlers and the timer hold the driver strongly: a socket that is connected,
+//! reconnecting or waiting for a timeout stays alive without a JS reference to it, as a phoenix.js
+//! socket does. `disconnect` (and the end of every timeout) lets go of them, and the driver is
+//! freed with its last JS object. The visibility listener holds it weakly.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use alight_protocol::client::{Action, ClientConfig, Event, Session, Timestamp};
+use alight_protocol::{Direction, Frame, Serializer, Wire};
+use js_sys::{Array, Function, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+
+use super::time::{Timeout, now};
+use super::transport::{Overflow, Transport, TransportEvent};
+use super::visibility::Visibility;
+use crate::connect::{auth_protocols, encode_uri_component, websocket_url};
+
+#[wasm_bindgen]
+extern "C" {
+    /// JavaScript's `String(value)`.
+    #[wasm_bindgen(js_name = String)]
+    fn js_string(value: &JsValue) -> String;
+}
+
+/// Where and how to connect; the params and token are evaluated on every connect.
+#[derive(Debug)]
+pub(crate) struct ConnectOptions {
+    /// The endpoint as given (`ws://host/socket`, `/socket`, `//host/socket`).
+    pub(crate) endpoint: String,
+    /// The params object, or a function returning one (or a promise of one).
+    pub(crate) params: JsValue,
+    /// `undefined`, a token string, or a function returning one (or a promise of one).
+    pub(crate) auth_token: JsValue,
+    /// A WebSocket-compatible constructor; `None` takes the global `WebSocket` at each connect.
+    pub(crate) transport: Option<Function>,
+}
+
+/// What the application hears, in order.
+#[derive(Debug)]
+pub(crate) enum Notice {
+    /// A session event, except `Close` and `Error`, which come as the two below.
+    Event(Event),
+    /// The connection closed: the transport's `CloseEvent`, or a `{code, reason, wasClean}`
+    /// object when the session closed it.
+    Closed(JsValue),
+    /// The transport reported an error (its event), or a connection attempt failed (the error).
+    Errored(JsValue),
+    /// A frame arrived (only while [`Driver::observe`] asked for them).
+    Received(Frame),
+    /// A frame was sent (only while [`Driver::observe`] asked for them).
+    Sent(Frame),
+    /// Something for the logger.
+    Log {
+        /// phoenix.js's log kind: `transport`, `push`, `receive`, `channel`.
+        kind: &'static str,
+        /// The message.
+        msg: String,
+        /// Extra data, or `undefined`.
+        data: JsValue,
+    },
+}
+
+/// Receives the notices; called with no borrow of the driver held.
+pub(crate) type Sink = Box<dyn Fn(&Rc<Driver>, Notice)>;
+
+/// A session with its I/O.
+pub(crate) struct Driver {
+    core: RefCell<Core>,
+    outbox: RefCell<VecDeque<Notice>>,
+    dispatching: Cell<bool>,
+    sink: Sink,
+}
+
+struct Core {
+    session: Session,
+    serializer: Serializer,
+    options: ConnectOptions,
+    /// Counts connection attempts and closes: a params/token evaluation or a transport event that
+    /// belongs to an earlier attempt is ignored.
+    attempt: u64,
+    /// The handlers of a params/token promise being awaited, for attempt `attempt`.
+    pending: Option<Pending>,
+    transport: Option<Transport>,
+    /// The URL of the current transport, for the log.
+    url: String,
+    timer: Option<(Timestamp, Timeout)>,
+    visibility: Option<Visibility>,
+    observe_received: bool,
+    observe_sent: bool,
+    /// The transport's close and error events, for the `Event::Close`/`Event::Error` they cause.
+    close_event: Option<JsValue>,
+    error_event: Option<JsValue>,
+    /// The code and reason of the latest close the session asked for.
+    last_close: (Option<u16>, String),
+    /// A reason for the next close, given to `disconnect`.
+    disconnect_reason: Option<String>,
+}
+
+/// The two handlers of `Promise.all([params, token]).then(...)`.
+struct Pending {
+    _resolved: Closure<dyn FnMut(JsValue)>,
+    _rejected: Closure<dyn FnMut(JsValue)>,
+}
+
+impl Driver {
+    /// A driver for a new session; nothing happens until `connect`.
+    pub(crate) fn new(config: ClientConfig, options: ConnectOptions, sink: Sink) -> Rc<Driver> {
+        let serializer = config.serializer;
+        let driver = Rc::new(Driver {
+            core: RefCell::new(Core {
+                session: Session::new(config),
+                serializer,
+                options,
+                attempt: 0,
+                pending: None,
+                transport: None,
+                url: String::new(),
+                timer: None,
+                visibility: None,
+                observe_received: false,
+                observe_sent: false,
+                close_event: None,
+                error_event: None,
+                last_close: (None, String::new()),
+                disconnect_reason: None,
+            }),
+            outbox: RefCell::new(VecDeque::new()),
+            dispatching: Cell::new(false),
+            sink,
+        });
+        let weak = Rc::downgrade(&driver);
+        let visibility = Visibility::install(move |visible| {
+            if let Some(driver) = weak.upgrade() {
+                driver.act(|session, now| session.handle_visibility(visible, now));
+            }
+        });
+        driver.core.borrow_mut().visibility = visibility;
+        driver
+    }
+
+    /// Reads the session.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Session) -> R) -> R {
+        f(&self.core.borrow().session)
+    }
+
+    /// Runs a user intent on the session, without acting on what it caused yet: the caller
+    /// registers what it needs (a push's callbacks, say), then calls [`pump`](Self::pump).
+    pub(crate) fn call<R>(&self, f: impl FnOnce(&mut Session, Timestamp) -> R) -> R {
+        f(&mut self.core.borrow_mut().session, now())
+    }
+
+    /// [`call`](Self::call), then [`pump`](Self::pump).
+    pub(crate) fn act<R>(self: &Rc<Self>, f: impl FnOnce(&mut Session, Timestamp) -> R) -> R {
+        let result = self.call(f);
+        self.pump();
+        result
+    }
+
+    /// Sends, acts on and dispatches everything the session has for the driver.
+    pub(crate) fn pump(self: &Rc<Self>) {
+        self.drive();
+        self.dispatch();
+    }
+
+    /// Replaces the connect params (phoenix.js's deprecated `connect(params)`).
+    pub(crate) fn set_params(&self, params: JsValue) {
+        self.core.borrow_mut().options.params = params;
+    }
+
+    /// Whether to report every frame received and sent ([`Notice::Received`], [`Notice::Sent`]),
+    /// for `onMessage` callbacks and the logger; each costs a second decode of the frame.
+    pub(crate) fn observe(&self, received: bool, sent: bool) {
+        let mut core = self.core.borrow_mut();
+        core.observe_received = received;
+        core.observe_sent = sent;
+    }
+
+    /// Disconnects with `code` and `reason` (the session's [`Session::disconnect`]).
+    pub(crate) fn disconnect(self: &Rc<Self>, code: Option<u16>, reason: Option<String>) {
+        self.core.borrow_mut().disconnect_reason = reason;
+        self.act(|session, now| session.disconnect(now, code));
+    }
+
+    /// Whether a transport class is available: the `transport` option or a global `WebSocket`.
+    pub(crate) fn transport_class(&self) -> Option<Function> {
+        let core = self.core.borrow();
+        core.options.transport.clone().or_else(global_websocket)
+    }
+
+    // --- the loop -----------------------------------------------------------------------------
+
+    /// Drains the session until it has nothing more, starting the connections it asks for.
+    fn drive(self: &Rc<Self>) {
+        loop {
+            let connect = self.drain(&mut self.core.borrow_mut());
+            match connect {
+                Some(attempt) => self.start_connect(attempt),
+                None => return,
+            }
+        }
+    }
+
+    /// Sends the session's frames, performs its closes, queues its events and re-arms the timer.
+    /// Returns the attempt to start if it asked for a connection: that evaluates user functions,
+    /// which must run without the borrow.
+    fn drain(self: &Rc<Self>, core: &mut Core) -> Option<u64> {
+        let mut connect = None;
+        loop {
+            let mut busy = false;
+            while let Some(wire) = core.session.poll_transmit() {
+                busy = true;
+                self.transmit(core, wire);
+            }
+            while let Some(action) = core.session.poll_action() {
+                busy = true;
+                core.attempt += 1;
+                core.pending = None;
+                match action {
+                    Action::Connect => connect = Some(core.attempt),
+                    Action::Close { code, reason } => {
+                        connect = None;
+                        let reason = core.disconnect_reason.take().unwrap_or(reason);
+                        if reason == "heartbeat timeout" {
+                            self.log(
+                                "transport",
+                                "heartbeat timeout. Attempting to re-establish connection".into(),
+                            );
+                        }
+                        if let Some(transport) = core.transport.take() {
+                            transport.close(code, &reason);
+                        }
+                        core.last_close = (code, reason);
+                    }
+                }
+            }
+            while let Some(event) = core.session.poll_event() {
+                busy = true;
+                let notice = match event {
+                    Event::Close { code } => Notice::Closed(match core.close_event.take() {
+                        Some(event) => event,
+                        None => close_info(code.or(core.last_close.0), &core.last_close.1),
+                    }),
+                    Event::Error => {
+                        Notice::Errored(core.error_event.take().unwrap_or(JsValue::UNDEFINED))
+                    }
+                    event => Notice::Event(event),
+                };
+                self.outbox.borrow_mut().push_back(notice);
+            }
+            if !busy {
+                break;
+            }
+        }
+        // Set for an input that did not end up closing anything; not for a later close.
+        core.close_event = None;
+        core.error_event = None;
+        self.rearm(core);
+        connect
+    }
+
+    fn transmit(self: &Rc<Self>, core: &mut Core, wire: Wire) {
+        let Some(transport) = &core.transport else {
+            return; // The session sends only while open, so this is not expected.
+        };
+        if core.observe_sent {
+            let decoded = match &wire {
+                Wire::Text(text) => core
+                    .serializer
+                    .decode_text(Direction::ToServer, text.as_str()),
+                Wire::Binary(bytes) => core
+                    .serializer
+                    .decode_binary(Direction::ToServer, bytes.clone()),
+            };
+            if let Ok(frame) = decoded {
+                self.outbox.borrow_mut().push_back(Notice::Sent(frame));
+            }
+        }
+        if let Err(Overflow) = transport.send(wire) {
+            self.log(
+                "transport",
+                "the send queue is full (the connection cannot keep up); reconnecting".into(),
+            );
+            if let Some(transport) = core.transport.take() {
+                transport.close(Some(1000), "send queue full");
+            }
+            core.close_event = Some(close_info(Some(1000), "send queue full"));
+            core.session.handle_close(now(), Some(1000));
+        }
+    }
+
+    /// Keeps one timeout armed for the session's next deadline.
+    fn rearm(self: &Rc<Self>, core: &mut Core) {
+        let next = core.session.poll_timeout();
+        if core.timer.as_ref().map(|(at, _)| *at) == next {
+            return;
+        }
+        core.timer = next.map(|at| {
+            let driver = self.clone();
+            let delay = at.saturating_duration_since(now());
+            (at, Timeout::new(delay, move || driver.on_timer()))
+        });
+    }
+
+    fn on_timer(self: &Rc<Self>) {
+        {
+            let mut core = self.core.borrow_mut();
+            // Dropping the fired timeout frees this closure once it returns.
+            core.timer = None;
+            core.session.handle_timeout(now());
+        }
+        self.pump();
+    }
+
+    /// Dispatches queued notices, unless an outer call is already doing so.
+    fn dispatch(self: &Rc<Self>) {
+        if self.dispatching.replace(true) {
+            return;
+        }
+        loop {
+            let next = self.outbox.borrow_mut().pop_front();
+            match next {
+                Some(notice) => (self.sink)(self, notice),
+                None => break,
+            }
+        }
+        self.dispatching.set(false);
+    }
+
+    fn log(&self, kind: &'static str, msg: String) {
+        self.outbox.borrow_mut().push_back(Notice::Log {
+            kind,
+            msg,
+            data: JsValue::UNDEFINED,
+        });
+    }
+
+    // --- connecting ---------------------------------------------------------------------------
+
+    /// `Action::Connect`: evaluates the params and token (functions are called, promises
+    /// awaited), then opens the transport, unless another connect or a close came first.
+    fn start_connect(self: &Rc<Self>, attempt: u64) {
+        let (params, token) = {
+            let core = self.core.borrow();
+            (core.options.params.clone(), core.options.auth_token.clone())
+        };
+        let evaluated = evaluate(&params).and_then(|p| Ok((p, evaluate(&token)?)));
+        let (params, token) = match evaluated {
+            Ok(values) => values,
+            Err(error) => return self.connect_failed(attempt, error),
+        };
+        if !is_thenable(&params) && !is_thenable(&token) {
+            return self.open(attempt, &params, &token);
+        }
+        let resolved = {
+            let driver = self.clone();
+            Closure::<dyn FnMut(JsValue)>::new(move |values: JsValue| {
+                let values: Array = values.unchecked_into();
+                driver.open(attempt, &values.get(0), &values.get(1));
+            })
+        };
+        let rejected = {
+            let driver = self.clone();
+            Closure::<dyn FnMut(JsValue)>::new(move |error| driver.connect_failed(attempt, error))
+        };
+        // The promise callbacks run later, never during this call.
+        let _ = Promise::all(&Array::of2(&params, &token)).then2(&resolved, &rejected);
+        let mut core = self.core.borrow_mut();
+        if core.attempt == attempt {
+            core.pending = Some(Pending {
+                _resolved: resolved,
+                _rejected: rejected,
+            });
+        }
+    }
+
+    fn open(self: &Rc<Self>, attempt: u64, params: &JsValue, token: &JsValue) {
+        if self.core.borrow().attempt != attempt {
+            return;
+        }
+        // User code may run here (getters, toString), so still without the borrow.
+        let url = {
+            let core = self.core.borrow();
+            let endpoint = resolve_endpoint(&core.options.endpoint);
+            let vsn = core.serializer.vsn();
+            (endpoint, vsn)
+        };
+        let url = websocket_url(&url.0, &query_string(params, None), url.1);
+        let protocols = if token.is_undefined() || token.is_null() {
+            None
+        } else {
+            match auth_protocols(&js_string(token)) {
+                Ok(protocols) => Some(protocols),
+                Err(error) => {
+                    let error = js_sys::Error::new(&error.to_string());
+                    return self.connect_failed(attempt, error.into());
+                }
+            }
+        };
+        let Some(class) = self.transport_class() else {
+            let error = js_sys::TypeError::new(NO_WEBSOCKET);
+            return self.connect_failed(attempt, error.into());
+        };
+        let on_event: Rc<dyn Fn(TransportEvent)> = {
+            let driver = self.clone();
+            Rc::new(move |event| driver.on_transport(attempt, event))
+        };
+        match Transport::open(&class, &url, protocols, on_event) {
+            Ok(transport) => {
+                let mut core = self.core.borrow_mut();
+                if core.attempt == attempt {
+                    core.pending = None;
+                    core.transport = Some(transport);
+                    core.url = url;
+                }
+            }
+            Err(error) => self.connect_failed(attempt, error),
+        }
+    }
+
+    /// The attempt failed before a transport existed (a params or token function threw, the
+    /// constructor refused the URL): reported as an error and a close, so the session reconnects
+    /// after its backoff.
+    fn connect_failed(self: &Rc<Self>, attempt: u64, error: JsValue) {
+        {
+            let mut core = self.core.borrow_mut();
+            if core.attempt != attempt {
+                return;
+            }
+            core.pending = None;
+            let now = now();
+            core.error_event = Some(error);
+            core.close_event = Some(close_info(Some(1006), ""));
+            core.session.handle_error(now);
+            core.session.handle_close(now, Some(1006));
+        }
+        self.pump();
+    }
+
+    fn on_transport(self: &Rc<Self>, attempt: u64, event: TransportEvent) {
+        {
+            let mut core = self.core.borrow_mut();
+            if core.attempt != attempt || core.transport.is_none() {
+                return;
+            }
+            let now = now();
+            let mut received = None;
+            match event {
+                TransportEvent::Open => {
+                    let msg = format!("connected to {}", core.url);
+                    self.log("transport", msg);
+                    core.session.handle_open(now);
+                }
+                TransportEvent::Text(text) => {
+                    if let Err(error) = core.session.handle_text(now, &text) {
+                        self.log("receive", format!("dropped a frame that does not decode: {error}"));
+                    } else if core.observe_received {
+                        received = core
+                            .serializer
+                            .decode_text(Direction::ToClient, &text)
+                            .ok();
+                    }
+                }
+                TransportEvent::Binary(bytes) => {
+                    let copy = core.observe_received.then(|| bytes.clone());
+                    if let Err(error) = core.session.handle_binary(now, bytes) {
+                        self.log("receive", format!("dropped a frame that does not decode: {error}"));
+                    } else if let Some(bytes) = copy {
+                        received = core
+                            .serializer
+                            .decode_binary(Direction::ToClient, bytes)
+                            .ok();
+                    }
+                }
+                TransportEvent::Error(event) => {
+                    core.error_event = Some(event);
+                    core.session.handle_error(now);
+                }
+                TransportEvent::Close { code, event } => {
+                    // Detached and dropped; this handler is freed once it returns.
+                    core.transport = None;
+                    core.close_event = Some(event);
+                    core.session.handle_close(now, Some(code));
+                }
+            }
+            // phoenix.js hands a frame to the channels first, then to `onMessage`.
+            let connect = self.drain(&mut core);
+            debug_assert!(connect.is_none(), "frames never ask for a connection");
+            if let Some(frame) = received {
+                self.outbox.borrow_mut().push_back(Notice::Received(frame));
+            }
+        }
+        self.pump();
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        // Dropping the transport closes it; say so in the close code.
+        if let Some(transport) = self.transport.take() {
+            transport.close(Some(1000), "");
+        }
+    }
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver").finish_non_exhaustive()
+    }
+}
+
+const NO_WEBSOCKET: &str = "no WebSocket class: pass `transport` (a WebSocket-compatible class) \
+     in the socket options, or on Node 20 and older set \
+     `globalThis.WebSocket = (await import(\"ws\")).WebSocket` first";
+
+/// The global `WebSocket` class, if there is one.
+fn global_websocket() -> Option<Function> {
+    Reflect::get(&js_sys::global(), &JsValue::from_str("WebSocket"))
+        .ok()
+        .and_then(|class| class.dyn_into::<Function>().ok())
+}
+
+/// phoenix.js `closure(value)()`: calls a function, passes anything else through.
+fn evaluate(value: &JsValue) -> Result<JsValue, JsValue> {
+    match value.dyn_ref::<Function>() {
+        Some(function) => function.call0(&JsValue::UNDEFINED),
+        None => Ok(value.clone()),
+    }
+}
+
+fn is_thenable(value: &JsValue) -> bool {
+    value.is_object()
+        && Reflect::get(value, &JsValue::from_str("then")).is_ok_and(|then| then.is_function())
+}
+
+/// A `CloseEvent`-like object for a close the session made: `{code, reason, wasClean}`.
+fn close_info(code: Option<u16>, reason: &str) -> JsValue {
+    let info = Object::new();
+    // 1005: "no status", what a browser reports for a close without a code.
+    let code = code.unwrap_or(1005);
+    let _ = Reflect::set(&info, &"code".into(), &code.into());
+    let _ = Reflect::set(&info, &"reason".into(), &reason.into());
+    let _ = Reflect::set(&info, &"wasClean".into(), &JsValue::TRUE);
+    info.into()
+}
+
+/// phoenix.js `Ajax.serialize(params)`: `key=value` pairs of the own enumerable properties,
+/// nested objects as `parent[key]=value`, every key and value through `encodeURIComponent`.
+fn query_string(params: &JsValue, parent: Option<&str>) -> String {
+    if !params.is_object() {
+        return String::new();
+    }
+    // Not `dyn_ref`: `Object.create(null)` and objects of other realms are not `instanceof Object`.
+    let object: &Object = params.unchecked_ref();
+    let mut parts = Vec::new();
+    for key in Object::keys(object) {
+        let key = js_string(&key);
+        let value = Reflect::get(object, &JsValue::from_str(&key)).unwrap_or(JsValue::UNDEFINED);
+        let key = match parent {
+            Some(parent) => format!("{parent}[{key}]"),
+            None => key,
+        };
+        // `typeof value === "object"`, which includes null (serialized as nothing, as phoenix.js).
+        if value.is_object() || value.is_null() {
+            parts.push(query_string(&value, Some(&key)));
+        } else {
+            parts.push(format!(
+                "{}={}",
+                encode_uri_component(&key),
+                encode_uri_component(&js_string(&value))
+            ));
+        }
+    }
+    parts.join("&")
+}
+
+/// phoenix.js `endPointURL()`: a path (`/socket`) or protocol-relative URL (`//host/socket`) is
+/// resolved against `location`, with `wss` on https pages.
+fn resolve_endpoint(endpoint: &str) -> String {
+    if !endpoint.starts_with('/') {
+        return endpoint.to_owned();
+    }
+    let location = Reflect::get(&js_sys::global(), &JsValue::from_str("location"))
+        .ok()
+        .filter(JsValue::is_object);
+    let Some(location) = location else {
+        return endpoint.to_owned();
+    };
+    let field = |name: &str| {
+        Reflect::get(&location, &JsValue::from_str(name))
+            .ok()
+            .and_then(|v| v.as_string())
+            .unwrap_or_default()
+    };
+    let scheme = if field("protocol").starts_with("https") {
+        "wss"
+    } else {
+        "ws"
+    };
+    if endpoint.starts_with("//") {
+        format!("{scheme}:{endpoint}")
+    } else {
+        format!("{scheme}://{}{endpoint}", field("host"))
+    }
+}

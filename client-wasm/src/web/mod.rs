@@ -1,0 +1,25 @@
+//! The browser driver: the I/O around [`alight_protocol::client::Session`].
+//!
+//! # Layout
+//! - [`driver`]: the driving loop of the session's contract (send what `poll_transmit` gives,
+//!   perform `poll_action`, dispatch `poll_event`, keep one timer at `poll_timeout`), connecting
+//!   with params and token functions that may be async, and dispatching to the JS layer in order.
+//! - [`transport`]: one WebSocket, its handlers, and the frames waiting for its buffer to drain.
+//! - [`time`]: `performance.now()` and owned `setTimeout` timers.
+//! - [`visibility`]: the `visibilitychange` listener.
+//!
+//! # Why `web_sys::WebSocket`, and not gloo-net's
+//!
+//! gloo-net wraps the same browser object in a `Stream`/`Sink`, which does not fit here:
+//! - its incoming stream is an unbounded channel, and its `Sink` flush resolves without looking at
+//!   `bufferedAmount`, so neither direction has backpressure; this transport keeps frames in Rust
+//!   while the browser's send buffer is over [`transport::HIGH_WATER`] bytes;
+//! - it looks up the global `CloseEvent` class, which Node 20 does not have, and it cannot take
+//!   another WebSocket class (the `ws` package), so it would not run under Node at all;
+//! - the session is already the state machine; it needs plain callbacks (open, message, error,
+//!   close) and an async runtime would only add size to the package.
+
+pub(crate) mod driver;
+pub(crate) mod time;
+pub(crate) mod transport;
+pub(crate) mod visibility;

@@ -1,0 +1,256 @@
+//! One WebSocket connection: the socket, the four handlers it calls, and the frames waiting for
+//! its send buffer to drain.
+//!
+//! Frames go to the socket while its `bufferedAmount` (bytes handed to `send` but not yet on the
+//! network) is at most [`HIGH_WATER`]; above that they wait here, and a timer looks again every
+//! [`RETRY`]. What waits here is bounded by [`MAX_QUEUED`]: a connection that cannot take that
+//! much is treated as failed ([`Overflow`]), the way a server drops a slow consumer.
+//!
+//! The handlers are closures owned by [`Transport`]; dropping it detaches them from the socket
+//! and closes the socket, so an abandoned connection never calls back.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use alight_protocol::Wire;
+use bytes::Bytes;
+use js_sys::{Array, ArrayBuffer, Function, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
+
+use super::time::Timeout;
+
+/// Above this many bytes in the socket's own send buffer, frames wait in [`Transport`].
+pub(crate) const HIGH_WATER: u32 = 1 << 20;
+/// How often a waiting queue looks at `bufferedAmount` again.
+pub(crate) const RETRY: Duration = Duration::from_millis(10);
+/// The most bytes that may wait in [`Transport`] before the connection is given up.
+pub(crate) const MAX_QUEUED: usize = 16 << 20;
+
+/// `WebSocket.OPEN`.
+const OPEN: u16 = 1;
+/// `WebSocket.CLOSING`.
+const CLOSING: u16 = 2;
+
+/// What the socket reports.
+#[derive(Debug)]
+pub(crate) enum TransportEvent {
+    /// `open`.
+    Open,
+    /// A text message.
+    Text(String),
+    /// A binary message.
+    Binary(Bytes),
+    /// `error`, with the event.
+    Error(JsValue),
+    /// `close`, with its code and the event.
+    Close { code: u16, event: JsValue },
+}
+
+/// The queue of this connection grew past [`MAX_QUEUED`] bytes.
+#[derive(Debug)]
+pub(crate) struct Overflow;
+
+/// An open or opening WebSocket with its handlers.
+pub(crate) struct Transport {
+    sender: Rc<Sender>,
+    // Owned by the transport, detached from the socket on drop.
+    _on_open: Closure<dyn Fn()>,
+    _on_message: Closure<dyn Fn(MessageEvent)>,
+    _on_error: Closure<dyn Fn(Event)>,
+    _on_close: Closure<dyn Fn(CloseEvent)>,
+}
+
+/// The socket and what waits to be sent on it. Shared with the retry timer, which holds it weakly
+/// so that it goes away with the transport.
+struct Sender {
+    ws: WebSocket,
+    queue: RefCell<VecDeque<Wire>>,
+    /// Bytes in `queue`.
+    queued: Cell<usize>,
+    retry: RefCell<Option<Timeout>>,
+    /// The handlers were taken off the socket.
+    detached: Cell<bool>,
+}
+
+impl Transport {
+    /// Opens `new ctor(url, protocols)` (the global `WebSocket`, or a compatible class such as the
+    /// `ws` package's) and reports what it does to `on_event`.
+    pub(crate) fn open(
+        ctor: &Function,
+        url: &str,
+        protocols: Option<[String; 2]>,
+        on_event: Rc<dyn Fn(TransportEvent)>,
+    ) -> Result<Transport, JsValue> {
+        let args = Array::of1(&JsValue::from_str(url));
+        if let Some(protocols) = protocols {
+            let list: Array = protocols.iter().map(|p| JsValue::from_str(p)).collect();
+            args.push(&list);
+        }
+        let ws: WebSocket = Reflect::construct(ctor, &args)?.unchecked_into();
+        ws.set_binary_type(BinaryType::Arraybuffer);
+
+        let on_open = {
+            let on_event = on_event.clone();
+            Closure::<dyn Fn()>::new(move || on_event(TransportEvent::Open))
+        };
+        let on_message = {
+            let on_event = on_event.clone();
+            Closure::<dyn Fn(MessageEvent)>::new(move |message: MessageEvent| {
+                let data = message.data();
+                if let Some(text) = data.as_string() {
+                    on_event(TransportEvent::Text(text));
+                } else if let Some(buffer) = data.dyn_ref::<ArrayBuffer>() {
+                    on_event(TransportEvent::Binary(Uint8Array::new(buffer).to_vec().into()));
+                }
+                // Anything else (a Blob, if someone changed binaryType) is not a Phoenix frame.
+            })
+        };
+        let on_error = {
+            let on_event = on_event.clone();
+            Closure::<dyn Fn(Event)>::new(move |event: Event| {
+                on_event(TransportEvent::Error(event.into()));
+            })
+        };
+        let on_close = Closure::<dyn Fn(CloseEvent)>::new(move |event: CloseEvent| {
+            on_event(TransportEvent::Close {
+                code: event.code(),
+                event: event.into(),
+            });
+        });
+        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        ws.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        Ok(Transport {
+            sender: Rc::new(Sender {
+                ws,
+                queue: RefCell::new(VecDeque::new()),
+                queued: Cell::new(0),
+                retry: RefCell::new(None),
+                detached: Cell::new(false),
+            }),
+            _on_open: on_open,
+            _on_message: on_message,
+            _on_error: on_error,
+            _on_close: on_close,
+        })
+    }
+
+    /// Sends `wire` after what already waits, as soon as the socket's buffer allows.
+    pub(crate) fn send(&self, wire: Wire) -> Result<(), Overflow> {
+        let queued = self.sender.queued.get() + wire.len();
+        if queued > MAX_QUEUED {
+            return Err(Overflow);
+        }
+        self.sender.queued.set(queued);
+        self.sender.queue.borrow_mut().push_back(wire);
+        self.sender.flush(false);
+        Ok(())
+    }
+
+    /// Hands every waiting frame to the socket, whatever its buffer holds (the browser sends them
+    /// before the close frame), then closes it with `code` and `reason` and detaches the handlers.
+    pub(crate) fn close(self, code: Option<u16>, reason: &str) {
+        self.sender.flush(true);
+        self.detach();
+        let ws = &self.sender.ws;
+        let closed = match code {
+            Some(code) => ws.close_with_code_and_reason(code, reason),
+            None => ws.close(),
+        };
+        // Browsers accept only 1000 and 3000-4999 from a client, and reasons up to 123 bytes.
+        if closed.is_err() {
+            let _ = ws.close();
+        }
+    }
+
+    fn detach(&self) {
+        if self.sender.detached.replace(true) {
+            return;
+        }
+        let ws = &self.sender.ws;
+        ws.set_onopen(None);
+        ws.set_onmessage(None);
+        ws.set_onclose(None);
+        // Not `None`: the `ws` package (Node) throws an `error` event nobody listens to, which
+        // ends the process, and it emits one when a connection is closed before it opened
+        // (phoenix.js installs a no-op for the same reason). The no-op belongs to the JS heap.
+        let noop = Closure::<dyn Fn(JsValue)>::new(|_: JsValue| {}).into_js_value();
+        ws.set_onerror(Some(noop.unchecked_ref()));
+    }
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        self.detach();
+        if self.sender.ws.ready_state() < CLOSING {
+            // Errors are impossible for a plain close(); nothing to do about one anyway.
+            let _ = self.sender.ws.close();
+        }
+    }
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("queued", &self.sender.queued.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sender {
+    /// Sends what waits while the socket's buffer has room (or all of it, with `force`); if
+    /// frames remain, looks again after [`RETRY`].
+    fn flush(self: &Rc<Self>, force: bool) {
+        loop {
+            if self.ws.ready_state() != OPEN {
+                // Nothing is sent before `open`; after it, the close event is on its way.
+                return;
+            }
+            if !force && self.ws.buffered_amount() > HIGH_WATER {
+                self.arm_retry();
+                return;
+            }
+            let Some(wire) = self.queue.borrow_mut().pop_front() else {
+                return;
+            };
+            self.queued
+                .set(self.queued.get().saturating_sub(wire.len()));
+            // A send fails only on a socket that is no longer open; its close event follows, and
+            // the frame's push times out, which the application hears about.
+            let _ = match &wire {
+                Wire::Text(text) => self.ws.send_with_str(text.as_str()),
+                // A copy the JS heap owns: `ws` (Node) may write a view lazily, after wasm memory
+                // was reused or has grown, and masks client frames in place.
+                Wire::Binary(bytes) => {
+                    let copy = Uint8Array::new_with_length(len_u32(bytes.len()));
+                    copy.copy_from(bytes);
+                    self.ws.send_with_array_buffer(&copy.buffer())
+                }
+            };
+        }
+    }
+
+    fn arm_retry(self: &Rc<Self>) {
+        let mut retry = self.retry.borrow_mut();
+        if retry.is_some() {
+            return;
+        }
+        let sender: Weak<Sender> = Rc::downgrade(self);
+        *retry = Some(Timeout::new(RETRY, move || {
+            if let Some(sender) = sender.upgrade() {
+                let fired = sender.retry.borrow_mut().take();
+                drop(fired);
+                sender.flush(false);
+            }
+        }));
+    }
+}
+
+/// Frames are far below 4 GiB (`MAX_QUEUED` bounds what waits, the server bounds frames).
+fn len_u32(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
