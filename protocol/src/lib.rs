@@ -16,6 +16,9 @@
 //! - [`client`]: the client as a deterministic sans-IO state machine, [`client::Session`], with
 //!   phoenix.js's socket, channel, push and timer semantics; the browser (wasm), native apps and the
 //!   load generator all drive it.
+//! - [`presence`]: phoenix.js's `Presence` sans-IO: the `presence_state`/`presence_diff` payloads,
+//!   `syncState`/`syncDiff`, and [`presence::PresenceSync`], which queues diffs until the state of
+//!   the current join arrives.
 //!
 //! # Example
 //! ```
@@ -40,6 +43,7 @@ pub mod client;
 pub mod error;
 pub mod event;
 pub mod frame;
+pub mod presence;
 pub mod schema;
 pub mod serializer;
 pub mod wire;

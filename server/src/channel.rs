@@ -45,6 +45,7 @@ use std::sync::Arc;
 
 use alight_protocol::{Frame, Payload, SharedBroadcast};
 
+use crate::presence::{Owner, Presence, TrackError};
 use crate::pubsub::PubSub;
 use crate::socket::Socket;
 
@@ -166,6 +167,10 @@ pub struct Context<'a> {
     pub(crate) pushes: &'a mut Vec<Queued>,
     /// Whether this socket is subscribed to the topic (not yet during `join`).
     pub(crate) subscribed: bool,
+    /// This node's presence.
+    pub(crate) presence: &'a Presence,
+    /// Whether the channel may track presence: while joining and joined, not in `terminate`.
+    pub(crate) tracking: bool,
 }
 
 /// Something a callback sends to its own client, kept in call order.
@@ -175,6 +180,11 @@ pub(crate) enum Queued {
     Frame(Frame),
     /// This client's copy of a broadcast it made: sent before the reply, as from Phoenix.
     Broadcast(Arc<SharedBroadcast>),
+    /// `presence_state` for this channel, listed when it is written (after the join subscribed).
+    PresenceState {
+        topic: String,
+        join_ref: Option<String>,
+    },
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -231,6 +241,107 @@ impl Context<'_> {
     /// The PubSub, to publish on other topics.
     pub fn pubsub(&self) -> &Arc<dyn PubSub> {
         self.pubsub
+    }
+
+    /// Tracks `key` with `meta` (a JSON object) on this channel's topic; returns its `phx_ref`.
+    ///
+    /// The entry belongs to this channel: it leaves when the channel ends, whatever the reason.
+    /// The other subscribers of the topic learn of it in the next `presence_diff`. Tracking works
+    /// from `join` on (a refused or crashed join drops what it tracked), not from `terminate`.
+    pub fn track<M: serde::Serialize + ?Sized>(
+        &mut self,
+        key: &str,
+        meta: &M,
+    ) -> Result<String, TrackError> {
+        let topic = self.topic;
+        self.track_on(topic, key, meta)
+    }
+
+    /// Tracks `key` with `meta` on another `topic`, owned by this channel all the same (Phoenix's
+    /// `track(pid, topic, key, meta)`): a user's channel can show them in a lobby it never joined.
+    pub fn track_on<M: serde::Serialize + ?Sized>(
+        &mut self,
+        topic: &str,
+        key: &str,
+        meta: &M,
+    ) -> Result<String, TrackError> {
+        let meta = crate::presence::meta_text(meta)?;
+        let owner = self.presence_owner()?;
+        self.presence.track(owner, topic, key, meta)
+    }
+
+    /// Replaces the meta of `key`, tracked by this channel on its topic; returns the new
+    /// `phx_ref`. Clients receive a leave of the old meta and a join of the new one, which carries
+    /// `phx_ref_prev`.
+    pub fn update<M: serde::Serialize + ?Sized>(
+        &mut self,
+        key: &str,
+        meta: &M,
+    ) -> Result<String, TrackError> {
+        let topic = self.topic;
+        self.update_on(topic, key, meta)
+    }
+
+    /// [`Context::update`] for an entry tracked with [`Context::track_on`].
+    pub fn update_on<M: serde::Serialize + ?Sized>(
+        &mut self,
+        topic: &str,
+        key: &str,
+        meta: &M,
+    ) -> Result<String, TrackError> {
+        let meta = crate::presence::meta_text(meta)?;
+        let owner = self.presence_owner()?;
+        self.presence.update(owner, topic, key, meta)
+    }
+
+    /// Stops tracking `key` on this channel's topic; returns whether this channel tracked it.
+    pub fn untrack(&mut self, key: &str) -> bool {
+        let topic = self.topic;
+        self.untrack_on(topic, key)
+    }
+
+    /// [`Context::untrack`] for an entry tracked with [`Context::track_on`].
+    pub fn untrack_on(&mut self, topic: &str, key: &str) -> bool {
+        self.presence.untrack(self.owner(), topic, key)
+    }
+
+    /// Everyone on this channel's topic, as `presence_state` lists them.
+    pub fn presence_list(&self) -> alight_protocol::presence::PresenceState {
+        self.presence.list(self.topic)
+    }
+
+    /// Pushes `presence_state` with this topic's list to this client (phoenix.js's `Presence`
+    /// waits for it before applying diffs).
+    ///
+    /// Call it once per join, typically right after [`Context::track`] in `join`. The list is
+    /// read when the push is written, after the join has subscribed this socket to the topic: every
+    /// change the list misses reaches the client as a diff, and a diff repeating what the list
+    /// holds is harmless (phoenix.js matches metas by `phx_ref`).
+    pub fn push_presence_state(&mut self) {
+        self.pushes.push(Queued::PresenceState {
+            topic: self.topic.to_owned(),
+            join_ref: Some(self.join_ref.to_owned()),
+        });
+    }
+
+    /// This node's presence (any topic's list, replication).
+    pub fn presence(&self) -> &Presence {
+        self.presence
+    }
+
+    fn owner(&self) -> Owner<'_> {
+        Owner {
+            conn: self.socket.conn_id,
+            channel: self.topic,
+        }
+    }
+
+    fn presence_owner(&self) -> Result<Owner<'_>, TrackError> {
+        if self.tracking {
+            Ok(self.owner())
+        } else {
+            Err(TrackError::ChannelEnding)
+        }
     }
 }
 

@@ -42,6 +42,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// How long shutdown waits for sockets to finish closing.
     pub shutdown_timeout: Duration,
+    /// How long a topic's presence changes accumulate before they go out as one `presence_diff`
+    /// (counted from the first pending change). Zero sends every change at once.
+    pub presence_batch_window: Duration,
 }
 
 impl Default for Limits {
@@ -54,6 +57,7 @@ impl Default for Limits {
             outbound_queue: 1024,
             idle_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(10),
+            presence_batch_window: Duration::from_millis(50),
         }
     }
 }
@@ -124,6 +128,12 @@ impl Config {
     /// See [`Limits::shutdown_timeout`].
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.limits.shutdown_timeout = timeout;
+        self
+    }
+
+    /// See [`Limits::presence_batch_window`].
+    pub fn presence_batch_window(mut self, window: Duration) -> Self {
+        self.limits.presence_batch_window = window;
         self
     }
 }

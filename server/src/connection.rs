@@ -352,6 +352,8 @@ impl Connection {
             pubsub: &self.hub.pubsub,
             pushes: &mut pushes,
             subscribed,
+            presence: &self.hub.presence,
+            tracking: subscribed,
         };
         let span = debug_span!("channel", %topic);
         let result = AssertUnwindSafe(call(&mut self.channels, &mut ctx))
@@ -360,7 +362,9 @@ impl Connection {
             .await;
         for queued in pushes {
             match queued {
-                Queued::Frame(frame) => self.pending.push(Queued::Frame(frame)),
+                queued @ (Queued::Frame(_) | Queued::PresenceState { .. }) => {
+                    self.pending.push(queued);
+                }
                 Queued::Broadcast(broadcast) => {
                     self.hub.metrics.deliveries.inc();
                     self.deliver(broadcast).await;
@@ -411,7 +415,13 @@ impl Connection {
                     pubsub: &self.hub.pubsub,
                     pushes: &mut joined_pushes,
                     subscribed: false,
+                    presence: &self.hub.presence,
+                    tracking: true,
                 };
+                // Subscribe before `join` runs, so nothing broadcast after the join reads its
+                // snapshot is missed: those broadcasts wait in this socket's queue, which is only
+                // read after the reply below, and are dropped if the join fails.
+                self.hub.registry.subscribe(&msg.topic, &self.handle);
                 let span = debug_span!("channel", topic = %msg.topic);
                 let joined = AssertUnwindSafe(handler.join(params, &mut ctx))
                     .catch_unwind()
@@ -419,7 +429,6 @@ impl Connection {
                     .await;
                 match joined {
                     Ok(Ok((joined, response))) => {
-                        self.hub.registry.subscribe(&msg.topic, &self.handle);
                         self.hub.metrics.channels.inc();
                         self.channels.insert(
                             msg.topic.clone(),
@@ -432,8 +441,18 @@ impl Connection {
                         // Pushes made while joining follow the ok reply.
                         self.pending.append(&mut joined_pushes);
                     }
-                    Ok(Err(refused)) => self.reply(&msg, "error", refused.response().clone()),
+                    Ok(Err(refused)) => {
+                        self.hub
+                            .registry
+                            .unsubscribe(&msg.topic, self.socket.conn_id);
+                        self.untrack_presence(&msg.topic);
+                        self.reply(&msg, "error", refused.response().clone());
+                    }
                     Err(_) => {
+                        self.hub
+                            .registry
+                            .unsubscribe(&msg.topic, self.socket.conn_id);
+                        self.untrack_presence(&msg.topic);
                         warn!(topic = %msg.topic, "join crashed");
                         self.reply(&msg, "error", reason_payload("join crashed"));
                     }
@@ -521,6 +540,15 @@ impl Connection {
     fn unsubscribe(&self, topic: &str) {
         self.hub.registry.unsubscribe(topic, self.socket.conn_id);
         self.hub.metrics.channels.dec();
+        self.untrack_presence(topic);
+    }
+
+    /// The channel on `topic` ended (or its join failed): what it tracked leaves.
+    fn untrack_presence(&self, topic: &str) {
+        self.hub.presence.untrack_owner(crate::presence::Owner {
+            conn: self.socket.conn_id,
+            channel: topic,
+        });
     }
 
     async fn run_terminate(&mut self, topic: &str, slot: ChannelSlot, reason: Terminate) {
@@ -632,6 +660,17 @@ impl Connection {
             let encoded = match &queued {
                 Queued::Frame(frame) => serializer.encode(Direction::ToClient, frame),
                 Queued::Broadcast(broadcast) => broadcast.wire(serializer),
+                Queued::PresenceState { topic, join_ref } => {
+                    let state = self.hub.presence.state_payload(topic);
+                    let frame = Frame::message(
+                        join_ref.clone(),
+                        None,
+                        topic.as_str(),
+                        crate::presence::STATE_EVENT,
+                        state,
+                    );
+                    serializer.encode(Direction::ToClient, &frame)
+                }
             };
             match encoded {
                 Ok(wire) => self.out.push(to_message(wire)),

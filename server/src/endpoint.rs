@@ -49,6 +49,7 @@ use crate::channel::{BoxFuture, Channel, ChannelHandler};
 use crate::config::Config;
 use crate::connection;
 use crate::metrics::Metrics;
+use crate::presence::Presence;
 use crate::pubsub::{LocalPubSub, PubSub};
 use crate::registry::Registry;
 use crate::router::ChannelRouter;
@@ -71,6 +72,8 @@ pub(crate) struct Hub {
     pub(crate) config: Config,
     pub(crate) registry: Arc<Registry>,
     pub(crate) pubsub: Arc<dyn PubSub>,
+    /// Tracked presence; its diffs go to the local registry (each node diffs for its own sockets).
+    pub(crate) presence: Presence,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) channels: ChannelRouter,
     connect: Option<Arc<ConnectFn>>,
@@ -184,11 +187,16 @@ impl AlightBuilder {
             None => Arc::new(LocalPubSub::new(registry.clone(), metrics.clone())),
         };
         let permits = Arc::new(Semaphore::new(self.config.limits().max_connections));
+        let local = registry.clone();
+        let presence = Presence::new(self.config.limits().presence_batch_window, move |diff| {
+            local.dispatch(&diff, None);
+        });
         Alight {
             hub: Arc::new(Hub {
                 config: self.config,
                 registry,
                 pubsub,
+                presence,
                 metrics,
                 channels: self.channels,
                 connect: self.connect,
@@ -241,6 +249,12 @@ impl Alight {
     /// The PubSub in use.
     pub fn pubsub(&self) -> &Arc<dyn PubSub> {
         &self.hub.pubsub
+    }
+
+    /// This node's presence: [`Presence::list`] of any topic, and replication for multi-node
+    /// adapters.
+    pub fn presence(&self) -> &Presence {
+        &self.hub.presence
     }
 
     /// This node's subscriptions.

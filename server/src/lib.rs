@@ -14,6 +14,8 @@
 //! - `router`: topic patterns (`room:*`) to channels.
 //! - [`registry`]: local subscriptions and the fan-out into bounded per-socket queues.
 //! - [`pubsub`]: the [`PubSub`] trait (broadcast, direct push, disconnect) and [`LocalPubSub`].
+//! - [`presence`]: [`Presence`]: tracking per channel, `presence_state`/`presence_diff` batched
+//!   per topic, on a mergeable per-node replica that multi-node adapters replicate.
 //! - [`socket`]: what the connect callback sees ([`ConnectInfo`]) and returns ([`Connected`]).
 //! - [`config`]: [`Config`] and its [`Limits`]; [`close_code`]: the close codes the server sends.
 //! - [`api`]: `POST /api/broadcast`, `GET /healthz`, `GET /metrics`.
@@ -54,6 +56,7 @@ pub mod config;
 mod connection;
 pub mod endpoint;
 mod metrics;
+pub mod presence;
 pub mod pubsub;
 pub mod registry;
 mod router;
@@ -64,6 +67,7 @@ pub use alight_protocol::Payload;
 pub use channel::{Channel, Context, HandleIn, JoinError, Outgoing, Terminate};
 pub use config::{Config, Limits};
 pub use endpoint::{Alight, AlightBuilder};
+pub use presence::{Presence, TrackError};
 pub use pubsub::{LocalPubSub, PubSub};
 pub use registry::{ConnId, Registry};
 pub use socket::{ConnectError, ConnectInfo, Connected, Socket};

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | `room:*` | ok, reply `{"user": name or null}`; params `{"refuse": r}` → error `{"reason": r}`; `{"crash": true}` → join crashes | see below |
 //! | `private:*` | only with a valid token (`{"reason":"unauthorized"}` otherwise) | as `room:*` |
+//! | `presence:*` | tracks `{"name": n}` and pushes `presence_state`; reply `{"phx_ref": r}` (or `{}`) | see below |
 //!
 //! Events of `room:*`: `shout` broadcasts `shout` to all (sender included) and replies ok `{}`;
 //! `shout_from` broadcasts `shout` to all but the sender; `ping` replies ok with the payload (binary
@@ -11,6 +12,13 @@
 //! `stop` replies ok then closes the channel; `push_me` pushes `pushed` with the payload then
 //! replies ok; `count` replies ok `{"count": n}` with n counting this channel's `count`s.
 //! Broadcasts of `censored` are intercepted and reach each client as `{"censored": true}`.
+//!
+//! `presence:*` tracks presence: a join with `{"name": n}` tracks key `n` with meta
+//! `{"online_at": 1700000000}` and pushes `presence_state` (a join without a name only watches);
+//! `{"name": n, "then": "refuse"}` or `"crash"` tracks, then refuses or crashes the join. Events:
+//! `update` merges the payload (an object) into the meta and replies ok `{"phx_ref": r}`;
+//! `untrack` replies ok `{"untracked": bool}`; `list` replies ok with the server's list of the
+//! topic; `crash` panics.
 //!
 //! Connect: token `valid-token` → socket id `user_socket:alice`, user `alice`; token `bad-token` →
 //! refused (403); no token → anonymous.
@@ -121,6 +129,78 @@ impl Channel for Room {
     }
 }
 
+/// The `online_at` of every meta the `presence:*` fixture tracks.
+pub const ONLINE_AT: u64 = 1_700_000_000;
+
+/// `presence:*`: tracks the joining `name` (see the module table).
+#[derive(Debug, Clone, Copy)]
+pub struct PresenceRoom;
+
+impl Channel for PresenceRoom {
+    /// The tracked name, if any.
+    type State = Option<String>;
+
+    async fn join(
+        &self,
+        params: Payload,
+        ctx: &mut Context<'_>,
+    ) -> Result<(Option<String>, Payload), JoinError> {
+        let params: serde_json::Value = params.deserialize().unwrap_or(serde_json::Value::Null);
+        let name = params
+            .get("name")
+            .and_then(|n| n.as_str())
+            .map(str::to_owned);
+        let mut reply = json!({});
+        if let Some(name) = &name {
+            let phx_ref = ctx
+                .track(name, &json!({ "online_at": ONLINE_AT }))
+                .map_err(|err| JoinError::reason(&err.to_string()))?;
+            reply = json!({ "phx_ref": phx_ref });
+        }
+        match params.get("then").and_then(|t| t.as_str()) {
+            Some("refuse") => return Err(JoinError::reason("refused after tracking")),
+            Some("crash") => panic!("fixture: join asked to crash after tracking"),
+            _ => {}
+        }
+        ctx.push_presence_state();
+        Ok((name, json_payload(reply)))
+    }
+
+    async fn handle_in(
+        &self,
+        event: &str,
+        payload: Payload,
+        name: &mut Option<String>,
+        ctx: &mut Context<'_>,
+    ) -> HandleIn {
+        match (event, name.as_deref()) {
+            ("update", Some(name)) => {
+                let mut meta = json!({ "online_at": ONLINE_AT });
+                if let (Some(meta), Ok(serde_json::Value::Object(fields))) = (
+                    meta.as_object_mut(),
+                    payload.deserialize::<serde_json::Value>(),
+                ) {
+                    meta.extend(fields);
+                }
+                match ctx.update(name, &meta) {
+                    Ok(phx_ref) => HandleIn::ok(json_payload(json!({ "phx_ref": phx_ref }))),
+                    Err(err) => HandleIn::error_reason(&err.to_string()),
+                }
+            }
+            ("untrack", Some(name)) => {
+                let untracked = ctx.untrack(name);
+                HandleIn::ok(json_payload(json!({ "untracked": untracked })))
+            }
+            ("update" | "untrack", None) => HandleIn::error_reason("not tracked"),
+            ("list", _) => HandleIn::ok(
+                Payload::json(&ctx.presence_list()).unwrap_or_else(|_| Payload::empty()),
+            ),
+            ("crash", _) => panic!("fixture: handle_in asked to crash"),
+            _ => HandleIn::error_reason("unknown event"),
+        }
+    }
+}
+
 /// The fixture endpoint with `config`.
 pub fn alight(config: Config) -> Alight {
     Alight::builder()
@@ -136,6 +216,7 @@ pub fn alight(config: Config) -> Alight {
         })
         .channel("room:*", Room { private: false })
         .channel("private:*", Room { private: true })
+        .channel("presence:*", PresenceRoom)
         .build()
 }
 
