@@ -1,31 +1,38 @@
-//! Alight's benchmark driver.
+//! `alight-bench`: the load generator and the suite runner.
 //!
-//! Run with: `cargo run --release -p alight-bench -- --help`
+//! Run with: `bench/run` (everything, release builds, writes `bench/README.md`), `bench/run --smoke`,
+//! or `cargo run --release -p alight-bench -- --help` for single scenarios against a running server.
 //!
-//! A placeholder for now. This will open many Phoenix Channels clients against a server on loopback
-//! and measure connections held, broadcast fan-out throughput, message latency percentiles and memory
-//! per connection, with every run bounded in clients, messages and time.
-//!
-//! # Layout
-//! - `main`: prints the usage; the scenarios land in a later issue.
+//! The generator runs on one tokio worker (a current-thread runtime), so pinned to one core it
+//! measures what one core of client can drive. It raises its open-file limit to the hard limit
+//! first; the servers the suite starts inherit it.
 
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-Usage: alight-bench <SCENARIO> [OPTIONS]
-
-Load tests for an Alight server on loopback. No scenario is implemented yet; planned:
-  connections  hold N sockets joined to a topic and report memory per connection
-  fanout       broadcast to N subscribers and report throughput and latency percentiles";
+use alight_bench::{cli, net};
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    println!("{USAGE}");
-    match args.first().map(String::as_str) {
-        None | Some("-h" | "--help") => ExitCode::SUCCESS,
-        Some(other) => {
-            eprintln!("alight-bench: scenario `{other}` is not implemented yet");
-            ExitCode::from(2)
-        }
+    // First, so that the idle run's default size sees the raised limit.
+    if let Err(err) = net::raise_nofile_limit() {
+        eprintln!("alight-bench: cannot raise the open-file limit, keeping the current one: {err}");
     }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match cli::parse(&args) {
+        Ok(command) => command,
+        Err(err) => {
+            eprintln!("alight-bench: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("alight-bench: cannot start the tokio runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    ExitCode::from(runtime.block_on(cli::run(command)))
 }

@@ -38,6 +38,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use base64::Engine;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -293,6 +294,12 @@ impl Alight {
                 () = token.cancelled() => {}
             }
         };
+        // Replies and pushes are small and latency-bound: never hold them back for Nagle.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                debug!(error = %err, "TCP_NODELAY not set");
+            }
+        });
         axum::serve(listener, app)
             .with_graceful_shutdown(signal)
             .await?;

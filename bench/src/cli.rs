@@ -1,0 +1,467 @@
+//! The `alight-bench` command line: parsing and the commands it runs.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::conn::Target;
+use crate::net::{self, Sources};
+use crate::report::{self, Results};
+use crate::scenario::churn::ChurnParams;
+use crate::scenario::echo::EchoParams;
+use crate::scenario::fanout::FanoutParams;
+use crate::scenario::idle::IdleParams;
+use crate::scenario::{Env, Outcome};
+use crate::suite::{self, Case, Server, SuiteConfig};
+use crate::wire::Protocol;
+
+/// The usage text.
+pub const USAGE: &str = "\
+Usage: alight-bench <COMMAND> [OPTIONS]
+
+Load tests for Phoenix Channels (and socket.io) servers on loopback. Every run is bounded in
+clients, messages and time.
+
+Commands:
+  suite    every server through every scenario, a fresh pinned server per case (bench/run runs this)
+  report   render a results file as the markdown table
+  idle     N connections joined to a topic; connect+join rate, server RSS per connection
+  fanout   S subscribers, one publisher at R msg/s or flat out; deliveries/s, latency, missing
+  echo     C clients pinging in a closed loop; replies/s, latency
+  churn    connect, join, leave, disconnect in a loop; cycles/s, whether server RSS returns
+
+suite:
+  --smoke              tiny sizes, a few seconds in all
+  --servers LIST       comma-separated from bare,alight,socketioxide,node (default: all of them)
+  --bin-dir DIR        the release binaries (default: target/release)
+  --node-dir DIR       the Node baseline (default: bench/node)
+  --server-cpus LIST   `taskset -c LIST` for every server, or `none` (default: 0)
+  --results FILE       where to write the results as JSON (default: target/bench/results.json)
+  --readme FILE        write the table into FILE between its markers
+
+report:
+  --results FILE       results written by `suite` (default: target/bench/results.json)
+  --readme FILE        write the table into FILE between its markers (default: print it)
+
+idle, fanout, echo, churn (against a server you started):
+  --target ADDR        the server, e.g. 127.0.0.1:4000 (required)
+  --protocol P         phoenix (default) or socketio
+  --server-pid PID     read the server's RSS from /proc/PID/status
+  --sources K          client source addresses 127.0.0.2 to 127.0.0.(K+1) (default: 16)
+  --payload-bytes B    JSON payload size of shouts and pings (default: 200)
+  idle:    --connections N     (default: the open-file limit less a reserve)
+  fanout:  --subscribers S (1000)  --rate R|max (100)  --duration SECS (3)  --drain SECS (3)
+           --window W (16, flat out only)
+  echo:    --clients C (100)  --duration SECS (3)
+  churn:   --workers W (32)  --duration SECS (4)  --settle SECS (3)";
+
+/// Why the command line could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// No command, or one that does not exist.
+    #[error("unknown command `{0}`; see --help")]
+    UnknownCommand(String),
+    /// An option the command does not take.
+    #[error("unknown option `{0}` for this command; see --help")]
+    UnknownOption(String),
+    /// An option that takes a value came last.
+    #[error("{0} needs a value; see --help")]
+    MissingValue(String),
+    /// A value that does not parse.
+    #[error("invalid value `{value}` for {option}: {reason}")]
+    Invalid {
+        /// The option.
+        option: String,
+        /// The value given.
+        value: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// A required option was not given.
+    #[error("{0} is required; see --help")]
+    Required(&'static str),
+}
+
+/// What to do.
+#[derive(Debug)]
+pub enum Command {
+    /// Print the usage.
+    Help,
+    /// Run the suite; write the results (and the README table if asked).
+    Suite {
+        /// Where the servers are and what to run.
+        config: SuiteConfig,
+        /// The results file.
+        results: PathBuf,
+        /// The README to write the table into.
+        readme: Option<PathBuf>,
+    },
+    /// Render a results file.
+    Report {
+        /// The results file.
+        results: PathBuf,
+        /// The README to write into; stdout if `None`.
+        readme: Option<PathBuf>,
+    },
+    /// One case against a running server.
+    Single {
+        /// The server.
+        target: Target,
+        /// Its pid, for RSS readings.
+        server_pid: Option<u32>,
+        /// Client source addresses.
+        sources: u8,
+        /// The case.
+        case: Case,
+    },
+}
+
+/// Options as given: `--name value` pairs and bare switches.
+#[derive(Debug, Default)]
+struct Options {
+    values: BTreeMap<String, String>,
+    switches: Vec<String>,
+}
+
+impl Options {
+    fn parse(args: &[String], switches: &[&str]) -> Result<Self, CliError> {
+        let mut options = Options::default();
+        let mut iter = args.iter();
+        while let Some(arg) = iter.next() {
+            if switches.contains(&arg.as_str()) {
+                options.switches.push(arg.clone());
+                continue;
+            }
+            if !arg.starts_with("--") {
+                return Err(CliError::UnknownOption(arg.clone()));
+            }
+            let (name, value) = match arg.split_once('=') {
+                Some((name, value)) => (name.to_owned(), value.to_owned()),
+                None => {
+                    let value = iter
+                        .next()
+                        .ok_or_else(|| CliError::MissingValue(arg.clone()))?;
+                    (arg.clone(), value.clone())
+                }
+            };
+            options.values.insert(name, value);
+        }
+        Ok(options)
+    }
+
+    fn switch(&mut self, name: &str) -> bool {
+        let before = self.switches.len();
+        self.switches.retain(|s| s != name);
+        self.switches.len() != before
+    }
+
+    fn take<T: FromStr>(&mut self, name: &str) -> Result<Option<T>, CliError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.values.remove(name) {
+            None => Ok(None),
+            Some(value) => value
+                .parse()
+                .map(Some)
+                .map_err(|err: T::Err| CliError::Invalid {
+                    option: name.to_owned(),
+                    reason: err.to_string(),
+                    value,
+                }),
+        }
+    }
+
+    fn take_or<T: FromStr>(&mut self, name: &str, default: T) -> Result<T, CliError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        Ok(self.take(name)?.unwrap_or(default))
+    }
+
+    fn seconds(&mut self, name: &str, default: f64) -> Result<Duration, CliError> {
+        let secs: f64 = self.take_or(name, default)?;
+        Duration::try_from_secs_f64(secs).map_err(|err| CliError::Invalid {
+            option: name.to_owned(),
+            value: secs.to_string(),
+            reason: err.to_string(),
+        })
+    }
+
+    /// Fails on anything not taken.
+    fn finish(self) -> Result<(), CliError> {
+        match (
+            self.values.into_keys().next(),
+            self.switches.into_iter().next(),
+        ) {
+            (Some(name), _) | (None, Some(name)) => Err(CliError::UnknownOption(name)),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+/// Reads the command line (without the program name).
+pub fn parse(args: &[String]) -> Result<Command, CliError> {
+    let Some((command, rest)) = args.split_first() else {
+        return Ok(Command::Help);
+    };
+    if matches!(command.as_str(), "-h" | "--help" | "help") {
+        return Ok(Command::Help);
+    }
+    let mut o = Options::parse(rest, &["--smoke", "-h", "--help"])?;
+    if o.switch("-h") || o.switch("--help") {
+        return Ok(Command::Help);
+    }
+    let default_results = PathBuf::from("target/bench/results.json");
+    let parsed = match command.as_str() {
+        "suite" => {
+            let smoke = o.switch("--smoke");
+            let servers = match o.values.remove("--servers") {
+                None => Server::ALL.to_vec(),
+                Some(list) => list
+                    .split(',')
+                    .map(|name| {
+                        Server::from_name(name.trim()).ok_or_else(|| CliError::Invalid {
+                            option: "--servers".to_owned(),
+                            value: name.to_owned(),
+                            reason: "expected bare, alight, socketioxide or node".to_owned(),
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            };
+            let server_cpus: String = o.take_or("--server-cpus", "0".to_owned())?;
+            let config = SuiteConfig {
+                bin_dir: o.take_or("--bin-dir", PathBuf::from("target/release"))?,
+                node_dir: o.take_or("--node-dir", PathBuf::from("bench/node"))?,
+                server_cpus: (server_cpus != "none").then_some(server_cpus),
+                servers,
+                plan: if smoke {
+                    suite::smoke_plan()
+                } else {
+                    suite::full_plan(default_connections())
+                },
+                work_dir: suite::work_dir(&std::env::temp_dir()),
+                smoke,
+            };
+            Command::Suite {
+                config,
+                results: o.take_or("--results", default_results)?,
+                readme: o.take("--readme")?,
+            }
+        }
+        "report" => Command::Report {
+            results: o.take_or("--results", default_results)?,
+            readme: o.take("--readme")?,
+        },
+        "idle" | "fanout" | "echo" | "churn" => {
+            let addr: SocketAddr = o.take("--target")?.ok_or(CliError::Required("--target"))?;
+            let protocol: Protocol = o.take_or("--protocol", Protocol::Phoenix)?;
+            let server_pid = o.take("--server-pid")?;
+            let sources = o.take_or("--sources", 16u8)?;
+            let payload_bytes = o.take_or("--payload-bytes", 200usize)?;
+            let case = match command.as_str() {
+                "idle" => Case::Idle(IdleParams {
+                    connections: o.take_or("--connections", default_connections())?,
+                }),
+                "fanout" => {
+                    let rate: String = o.take_or("--rate", "100".to_owned())?;
+                    let rate = if rate == "max" {
+                        None
+                    } else {
+                        Some(rate.parse().map_err(|err: std::num::ParseIntError| {
+                            CliError::Invalid {
+                                option: "--rate".to_owned(),
+                                value: rate.clone(),
+                                reason: err.to_string(),
+                            }
+                        })?)
+                    };
+                    Case::Fanout(FanoutParams {
+                        subscribers: o.take_or("--subscribers", 1_000)?,
+                        rate,
+                        duration: o.seconds("--duration", 3.0)?,
+                        drain: o.seconds("--drain", 3.0)?,
+                        payload_bytes,
+                        window: o.take_or("--window", 16)?,
+                    })
+                }
+                "echo" => Case::Echo(EchoParams {
+                    clients: o.take_or("--clients", 100)?,
+                    duration: o.seconds("--duration", 3.0)?,
+                    payload_bytes,
+                }),
+                _ => Case::Churn(ChurnParams {
+                    workers: o.take_or("--workers", 32)?,
+                    duration: o.seconds("--duration", 4.0)?,
+                    settle: o.seconds("--settle", 3.0)?,
+                }),
+            };
+            Command::Single {
+                target: Target { addr, protocol },
+                server_pid,
+                sources,
+                case,
+            }
+        }
+        other => return Err(CliError::UnknownCommand(other.to_owned())),
+    };
+    o.finish()?;
+    Ok(parsed)
+}
+
+/// The idle run's size: what this process's open-file limit leaves after the reserve.
+fn default_connections() -> usize {
+    let soft = rlimit::Resource::NOFILE.get_soft().unwrap_or(1024);
+    net::connection_budget(soft)
+}
+
+/// Runs a parsed command; returns the process's exit status (0 on success).
+pub async fn run(command: Command) -> u8 {
+    match command {
+        Command::Help => {
+            println!("{USAGE}");
+            0
+        }
+        Command::Suite {
+            config,
+            results,
+            readme,
+        } => {
+            let cases = config.plan.len();
+            println!(
+                "alight-bench: {} cases × {} servers{}; server logs in {}",
+                cases,
+                config.servers.len(),
+                if config.smoke { " (smoke)" } else { "" },
+                config.work_dir.display()
+            );
+            let out = config.run(|record| println!("{record}")).await;
+            for skipped in &out.meta.skipped {
+                println!("alight-bench: skipped {skipped}");
+            }
+            println!("alight-bench: done in {:.0} s", out.meta.seconds);
+            let mut status = 0;
+            if let Err(err) = out.save(&results) {
+                eprintln!("alight-bench: cannot write {}: {err}", results.display());
+                status = 1;
+            }
+            status = status.max(render(&out, readme.as_deref()));
+            if config.smoke {
+                // One check per case and server; the closing line is the one test runners print.
+                let problems = out.problems();
+                let failed = problems.iter().filter(|(_, why)| why.is_some()).count();
+                for (record, why) in &problems {
+                    if let Some(why) = why {
+                        println!(
+                            "FAILED {} {} {}: {why}",
+                            record.server, record.scenario, record.outcome.case
+                        );
+                    }
+                }
+                println!(
+                    "alight-bench smoke: {} passed, {failed} failed",
+                    problems.len() - failed
+                );
+                if failed > 0 {
+                    status = 1;
+                }
+            }
+            status
+        }
+        Command::Report { results, readme } => match Results::load(&results) {
+            Ok(out) => render(&out, readme.as_deref()),
+            Err(err) => {
+                eprintln!("alight-bench: cannot read {}: {err}", results.display());
+                1
+            }
+        },
+        Command::Single {
+            target,
+            server_pid,
+            sources,
+            case,
+        } => {
+            let env = Env::new(target, Arc::new(Sources::loopback(sources)), server_pid);
+            let outcome: Outcome = case.run(&env).await;
+            println!("{} {}", case.scenario(), outcome.case);
+            for m in &outcome.metrics {
+                println!("  {:<28} {}", m.name, report::format_value(m));
+            }
+            for note in &outcome.notes {
+                println!("  note: {note}");
+            }
+            u8::from(outcome.metrics.is_empty())
+        }
+    }
+}
+
+fn render(results: &Results, readme: Option<&std::path::Path>) -> u8 {
+    match readme {
+        Some(path) => match report::write_readme(path, results) {
+            Ok(()) => {
+                println!("alight-bench: wrote the table into {}", path.display());
+                0
+            }
+            Err(err) => {
+                eprintln!("alight-bench: cannot write {}: {err}", path.display());
+                1
+            }
+        },
+        None => {
+            println!("{}", report::markdown(results));
+            0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn parses_commands() -> Result<(), CliError> {
+        assert!(matches!(parse(&[])?, Command::Help));
+        let Command::Single { target, case, .. } = parse(&args(
+            "fanout --target 127.0.0.1:4000 --protocol socketio --rate max --subscribers 5",
+        ))?
+        else {
+            panic!("expected a single case");
+        };
+        assert_eq!(target.protocol, Protocol::SocketIo);
+        assert!(matches!(case, Case::Fanout(p) if p.rate.is_none() && p.subscribers == 5));
+        let Command::Suite { config, readme, .. } = parse(&args(
+            "suite --smoke --servers bare,alight --server-cpus none",
+        ))?
+        else {
+            panic!("expected the suite");
+        };
+        assert!(config.smoke && config.server_cpus.is_none() && readme.is_none());
+        assert_eq!(config.servers, vec![Server::Bare, Server::Alight]);
+        Ok(())
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert!(matches!(
+            parse(&args("nope")),
+            Err(CliError::UnknownCommand(_))
+        ));
+        assert!(matches!(parse(&args("echo")), Err(CliError::Required(_))));
+        assert!(matches!(
+            parse(&args("echo --target 127.0.0.1:1 --bogus 1")),
+            Err(CliError::UnknownOption(_))
+        ));
+        assert!(matches!(
+            parse(&args("suite --servers bare,phoenix")),
+            Err(CliError::Invalid { .. })
+        ));
+    }
+}

@@ -1,0 +1,120 @@
+//! The machine around a run: client source addresses, the open-file budget, and `/proc` readings.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// File descriptors the generator keeps for itself beyond its sockets: stdio, the runtime's epoll
+/// and eventfd, pipes to the server under test, `/proc` reads, and slack.
+pub const FD_RESERVE: u64 = 150;
+
+/// Client source addresses, handed out round-robin.
+///
+/// Each connection binds its socket to one of these before connecting, so the ephemeral ports of
+/// one address (about 28,000 in Linux's default range) never bound the number of connections, and
+/// a churn run's closed sockets spread their `TIME_WAIT` entries over several addresses.
+#[derive(Debug)]
+pub struct Sources {
+    ips: Vec<IpAddr>,
+    /// The next index to hand out; shared by every connecting task.
+    next: AtomicUsize,
+}
+
+impl Sources {
+    /// `127.0.0.2` to `127.0.0.(count + 1)`; all of 127.0.0.0/8 is local on Linux.
+    pub fn loopback(count: u8) -> Self {
+        let count = count.clamp(1, 250);
+        Sources::new(
+            (0..count)
+                .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i)))
+                .collect(),
+        )
+    }
+
+    /// Exactly these addresses (at least one: an empty list means `127.0.0.1`).
+    pub fn new(mut ips: Vec<IpAddr>) -> Self {
+        if ips.is_empty() {
+            ips.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        }
+        Sources {
+            ips,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The next address.
+    pub fn next(&self) -> IpAddr {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.ips[i % self.ips.len()]
+    }
+
+    /// How many addresses there are.
+    pub fn len(&self) -> usize {
+        self.ips.len()
+    }
+
+    /// Always false: there is at least one address.
+    pub fn is_empty(&self) -> bool {
+        self.ips.is_empty()
+    }
+}
+
+/// Raises this process's soft open-file limit to its hard limit and returns the new soft limit.
+/// Child processes (the servers the suite starts) inherit it.
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    let (_, hard) = rlimit::Resource::NOFILE.get()?;
+    rlimit::Resource::NOFILE.set(hard, hard)?;
+    Ok(rlimit::Resource::NOFILE.get()?.0)
+}
+
+/// How many connections one process may hold under `soft_limit` open files.
+pub fn connection_budget(soft_limit: u64) -> usize {
+    usize::try_from(soft_limit.saturating_sub(FD_RESERVE)).unwrap_or(usize::MAX)
+}
+
+/// Resident memory of process `pid` in KiB, from `VmRSS` in `/proc/<pid>/status`.
+pub fn rss_kib(pid: u32) -> io::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    parse_vm_rss(&status).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("no VmRSS line in /proc/{pid}/status"),
+        )
+    })
+}
+
+fn parse_vm_rss(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Open file descriptors of this process (entries of `/proc/self/fd`).
+pub fn open_fds() -> io::Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/fd")?.count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_round_robin() {
+        let s = Sources::loopback(3);
+        let got: Vec<String> = (0..4).map(|_| s.next().to_string()).collect();
+        assert_eq!(got, ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.2"]);
+        assert_eq!(Sources::new(vec![]).next().to_string(), "127.0.0.1");
+    }
+
+    #[test]
+    fn reads_vm_rss() {
+        let status = "Name:\tx\nVmPeak:\t  9000 kB\nVmRSS:\t    4321 kB\nThreads: 1\n";
+        assert_eq!(parse_vm_rss(status), Some(4321));
+        assert_eq!(parse_vm_rss("Name: x\n"), None);
+    }
+
+    #[test]
+    fn own_rss_is_readable() -> io::Result<()> {
+        assert!(rss_kib(std::process::id())? > 0);
+        Ok(())
+    }
+}

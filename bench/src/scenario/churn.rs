@@ -1,0 +1,170 @@
+//! `churn`: workers that connect, join, leave and disconnect in a loop; and whether the server
+//! gives the memory back afterwards.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Better, Env, Failures, Metric, Outcome, TOPIC};
+use crate::conn::{Client, ClientError};
+use crate::stats::{Latency, per_second};
+
+/// How often the server's RSS is read during the run, for its peak.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+/// "Returns" means back within this fraction of the RSS before the run.
+const RETURN_TOLERANCE: f64 = 0.10;
+
+/// Parameters of a churn run.
+#[derive(Debug, Clone, Copy)]
+pub struct ChurnParams {
+    /// Loops running at once.
+    pub workers: usize,
+    /// How long they loop.
+    pub duration: Duration,
+    /// Longest wait afterwards for the server's RSS to come back.
+    pub settle: Duration,
+}
+
+/// What one worker did.
+#[derive(Debug, Default)]
+struct Tally {
+    cycles: u64,
+    failures: Failures,
+}
+
+/// Runs one churn case.
+pub async fn run(env: &Env, params: ChurnParams) -> Outcome {
+    let rss_start = env.server_rss_kib();
+    let latency = Arc::new(Latency::new());
+    let deadline = Instant::now() + params.duration;
+    let start = Instant::now();
+    let workers: Vec<_> = (0..params.workers)
+        .map(|_| {
+            let (env, latency) = (env.clone(), latency.clone());
+            tokio::spawn(async move { churn_loop(&env, deadline, &latency).await })
+        })
+        .collect();
+
+    let sampling = CancellationToken::new();
+    let sampler = {
+        let (env, sampling) = (env.clone(), sampling.clone());
+        tokio::spawn(async move {
+            let mut peak = env.server_rss_kib().unwrap_or(0);
+            while !sampling.is_cancelled() {
+                tokio::time::sleep(SAMPLE_EVERY).await;
+                peak = peak.max(env.server_rss_kib().unwrap_or(0));
+            }
+            peak
+        })
+    };
+
+    let mut cycles = 0;
+    let mut failures = Failures::default();
+    let limit = params.duration + crate::conn::STEP_TIMEOUT * 4;
+    for worker in workers {
+        if let Ok(Ok(t)) = tokio::time::timeout(limit, worker).await {
+            cycles += t.cycles;
+            failures.merge(t.failures);
+        }
+    }
+    let elapsed = start.elapsed();
+    sampling.cancel();
+    let peak = sampler.await.unwrap_or(0);
+
+    // Give the server `settle` to hand memory back, reading its RSS as it goes.
+    let settle_end = Instant::now() + params.settle;
+    let mut rss_end = env.server_rss_kib();
+    if let Some(start_kib) = rss_start {
+        let goal = start_kib as f64 * (1.0 + RETURN_TOLERANCE);
+        while rss_end.is_some_and(|kib| kib as f64 > goal) && Instant::now() < settle_end {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            rss_end = env.server_rss_kib();
+        }
+    }
+
+    let summary = latency.summary();
+    let mut metrics = vec![
+        Metric::new(
+            "cycles/s",
+            per_second(cycles, elapsed),
+            "/s",
+            Better::Higher,
+        ),
+        Metric::new(
+            "cycle p50",
+            summary.p50_us as f64 / 1000.0,
+            "ms",
+            Better::Lower,
+        ),
+        Metric::new(
+            "cycle p99",
+            summary.p99_us as f64 / 1000.0,
+            "ms",
+            Better::Lower,
+        ),
+    ];
+    if let (Some(start_kib), Some(end_kib)) = (rss_start, rss_end) {
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        metrics.push(Metric::new(
+            "server RSS start",
+            mib(start_kib),
+            "MiB",
+            Better::Lower,
+        ));
+        metrics.push(Metric::new(
+            "server RSS peak",
+            mib(peak.max(end_kib)),
+            "MiB",
+            Better::Lower,
+        ));
+        metrics.push(Metric::new(
+            "server RSS end",
+            mib(end_kib),
+            "MiB",
+            Better::Lower,
+        ));
+        let returned = end_kib as f64 <= start_kib as f64 * (1.0 + RETURN_TOLERANCE);
+        metrics.push(Metric::new(
+            "RSS back within 10%",
+            if returned { 1.0 } else { 0.0 },
+            "yes/no",
+            Better::Higher,
+        ));
+    }
+    let mut notes: Vec<String> = failures.note("cycles").into_iter().collect();
+    notes.push(format!("{cycles} cycles by {} workers", params.workers));
+    Outcome {
+        case: format!("W={} {}s", params.workers, params.duration.as_secs_f64()),
+        metrics,
+        notes,
+    }
+}
+
+/// Connect, join, leave, close, until the deadline.
+async fn churn_loop(env: &Env, deadline: Instant, latency: &Latency) -> Tally {
+    let mut tally = Tally::default();
+    while Instant::now() < deadline {
+        let begun = Instant::now();
+        match cycle(env).await {
+            Ok(()) => {
+                latency.record(begun.elapsed());
+                tally.cycles += 1;
+            }
+            Err(err) => {
+                tally.failures.add(&err);
+                // Do not spin on a server that refuses everything.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    tally
+}
+
+async fn cycle(env: &Env) -> Result<(), ClientError> {
+    let mut client = Client::connect(env.target, env.sources.next()).await?;
+    client.join(TOPIC).await?;
+    client.leave(TOPIC).await?;
+    client.close().await
+}

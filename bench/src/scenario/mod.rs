@@ -1,0 +1,327 @@
+//! The four scenarios, each one bounded run against one server, and what they share.
+//!
+//! - [`idle`]: N connections joined to a topic; connect+join rate; server RSS per connection.
+//! - [`fanout`]: S subscribers of one topic, one publisher at a fixed rate or flat out;
+//!   deliveries/s, publish→receive latency, missing deliveries.
+//! - [`echo`]: C clients pushing `ping` and waiting for each reply; replies/s and latency.
+//! - [`churn`]: connect, join, leave, disconnect in a loop; cycles/s; whether server RSS returns.
+//!
+//! Every scenario connects its clients through [`gather`], with a bounded number of handshakes in
+//! flight, and returns an [`Outcome`]: named figures with units, and notes on anything that failed.
+
+pub mod churn;
+pub mod echo;
+pub mod fanout;
+pub mod idle;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::conn::{Client, ClientError, Target};
+use crate::net::{self, Sources};
+use crate::stats::Clock;
+
+/// The topic (socket.io room) every scenario uses.
+pub const TOPIC: &str = "room:bench";
+
+/// What every scenario needs to know about its run.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// The server under test.
+    pub target: Target,
+    /// Client source addresses.
+    pub sources: Arc<Sources>,
+    /// The server's process id, for RSS readings; `None` when it runs in this process.
+    pub server_pid: Option<u32>,
+    /// WebSocket handshakes in flight at once while connecting a crowd.
+    pub connect_concurrency: usize,
+    /// The time base of latency stamps.
+    pub clock: Clock,
+}
+
+impl Env {
+    /// An environment for `target`, with the defaults the suite uses.
+    pub fn new(target: Target, sources: Arc<Sources>, server_pid: Option<u32>) -> Self {
+        Env {
+            target,
+            sources,
+            server_pid,
+            connect_concurrency: 200,
+            clock: Clock::start(),
+        }
+    }
+
+    /// The server's RSS in KiB, when it can be read.
+    pub fn server_rss_kib(&self) -> Option<u64> {
+        self.server_pid.and_then(|pid| net::rss_kib(pid).ok())
+    }
+}
+
+/// Whether a larger or a smaller value of a figure is the better one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Better {
+    /// Throughputs and counts of work done.
+    Higher,
+    /// Latencies, memory, failures.
+    Lower,
+}
+
+/// One figure of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    /// What was measured, e.g. `deliveries/s`.
+    pub name: String,
+    /// Its value, in `unit`.
+    pub value: f64,
+    /// `msg/s`, `ms`, `MiB`, `KiB`, a count (empty), or `yes/no` (1 or 0).
+    pub unit: String,
+    /// Which way is better.
+    pub better: Better,
+}
+
+impl Metric {
+    /// A figure.
+    pub fn new(name: &str, value: f64, unit: &str, better: Better) -> Self {
+        Metric {
+            name: name.to_owned(),
+            value,
+            unit: unit.to_owned(),
+            better,
+        }
+    }
+}
+
+/// What a scenario run measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The scenario's parameters, e.g. `S=1000 R=100/s`.
+    pub case: String,
+    /// The figures, in the order the report shows them.
+    pub metrics: Vec<Metric>,
+    /// Failures and anomalies worth reading next to the figures.
+    pub notes: Vec<String>,
+}
+
+impl Outcome {
+    /// The figure called `name`, if measured.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        self.metrics
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.value)
+    }
+}
+
+/// Client failures counted by kind, with the first one spelled out.
+#[derive(Debug, Default, Clone)]
+pub struct Failures {
+    by_kind: BTreeMap<&'static str, u64>,
+    first: Option<String>,
+}
+
+impl Failures {
+    /// Counts `err`.
+    pub fn add(&mut self, err: &ClientError) {
+        *self.by_kind.entry(err.kind()).or_default() += 1;
+        if self.first.is_none() {
+            self.first = Some(error_chain(err));
+        }
+    }
+
+    /// Counts `n` failures of `kind`, described by `first` if none came before.
+    pub fn add_many(&mut self, kind: &'static str, n: u64, first: String) {
+        *self.by_kind.entry(kind).or_default() += n;
+        self.first.get_or_insert(first);
+    }
+
+    /// Adds another tally to this one.
+    pub fn merge(&mut self, other: Failures) {
+        for (kind, n) in other.by_kind {
+            *self.by_kind.entry(kind).or_default() += n;
+        }
+        if self.first.is_none() {
+            self.first = other.first;
+        }
+    }
+
+    /// How many failures in all.
+    pub fn total(&self) -> u64 {
+        self.by_kind.values().sum()
+    }
+
+    /// A one-line note for the report, or `None` if nothing failed.
+    pub fn note(&self, what: &str) -> Option<String> {
+        if self.total() == 0 {
+            return None;
+        }
+        let kinds: Vec<String> = self
+            .by_kind
+            .iter()
+            .map(|(kind, n)| format!("{kind}: {n}"))
+            .collect();
+        Some(format!(
+            "{} {what} failed ({}); first: {}",
+            self.total(),
+            kinds.join(", "),
+            self.first.as_deref().unwrap_or("?")
+        ))
+    }
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A crowd of clients, connected and joined, each running its role on its own task.
+#[derive(Debug)]
+pub struct Crowd<T> {
+    /// One handle per client; each yields the role's result, or `None` if the client never joined.
+    pub handles: Vec<JoinHandle<Option<T>>>,
+    /// How many joined.
+    pub joined: usize,
+    /// Why the others did not.
+    pub failures: Failures,
+    /// From the first connect to the last join answered.
+    pub elapsed: Duration,
+}
+
+/// Longest a crowd may take to connect, whatever its size: a run never hangs on a stuck server.
+pub const GATHER_LIMIT: Duration = Duration::from_secs(90);
+
+/// Connects `n` clients to `env.target`, each joining [`TOPIC`], with at most
+/// `env.connect_concurrency` handshakes in flight; then runs `role(index, client)` on each client's
+/// task. Returns once every client has joined or failed (or [`GATHER_LIMIT`] passed).
+pub async fn gather<F, Fut, T>(env: &Env, n: usize, role: F) -> Crowd<T>
+where
+    F: Fn(usize, Client) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(env.connect_concurrency.max(1)));
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<(), ClientError>>();
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(n);
+    for index in 0..n {
+        let permits = permits.clone();
+        let ready = ready_tx.clone();
+        let role = role.clone();
+        let target = env.target;
+        let source = env.sources.next();
+        handles.push(tokio::spawn(async move {
+            let joined = {
+                // The semaphore is never closed, so acquiring only waits.
+                let _permit = permits.acquire().await;
+                match Client::connect(target, source).await {
+                    Ok(mut client) => client.join(TOPIC).await.map(|()| client),
+                    Err(err) => Err(err),
+                }
+            };
+            match joined {
+                Ok(client) => {
+                    let _ = ready.send(Ok(()));
+                    Some(role(index, client).await)
+                }
+                Err(err) => {
+                    let _ = ready.send(Err(err));
+                    None
+                }
+            }
+        }));
+    }
+    drop(ready_tx);
+
+    let mut joined: usize = 0;
+    let mut failures = Failures::default();
+    let deadline = tokio::time::Instant::now() + GATHER_LIMIT;
+    for _ in 0..n {
+        match tokio::time::timeout_at(deadline, ready_rx.recv()).await {
+            Ok(Some(Ok(()))) => joined += 1,
+            Ok(Some(Err(err))) => failures.add(&err),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let elapsed = start.elapsed();
+    let answered = joined.saturating_add(usize::try_from(failures.total()).unwrap_or(usize::MAX));
+    let unanswered = n.saturating_sub(answered);
+    if unanswered > 0 {
+        failures.add_many(
+            "timeout",
+            unanswered as u64,
+            format!("{unanswered} clients neither joined nor failed within {GATHER_LIMIT:?}"),
+        );
+    }
+
+    Crowd {
+        handles,
+        joined,
+        failures,
+        elapsed,
+    }
+}
+
+/// Awaits the crowd's results, giving up on stragglers after `limit`; clients that never joined
+/// have no result.
+pub async fn collect<T>(handles: Vec<JoinHandle<Option<T>>>, limit: Duration) -> Vec<T> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut out = Vec::with_capacity(handles.len());
+    for mut h in handles {
+        match tokio::time::timeout_at(deadline, &mut h).await {
+            Ok(Ok(Some(v))) => out.push(v),
+            Ok(Ok(None) | Err(_)) => {}
+            Err(_) => h.abort(),
+        }
+    }
+    out
+}
+
+/// A JSON object of exactly `len` bytes (at least 40) carrying the send time `t` (ns) and a
+/// sequence number: `{"t":…,"s":…,"p":"xxxx…"}`.
+pub fn stamped_payload(t_ns: u64, seq: u64, len: usize) -> String {
+    let head = format!("{{\"t\":{t_ns},\"s\":{seq},\"p\":\"");
+    let pad = len.saturating_sub(head.len() + 2);
+    let mut text = String::with_capacity(head.len() + pad + 2);
+    text.push_str(&head);
+    text.extend(std::iter::repeat_n('x', pad));
+    text.push_str("\"}");
+    text
+}
+
+/// The send time `t` of a stamped payload. Searches rather than assumes the key order, since a
+/// server that re-serializes the payload (socketioxide does, through `serde_json::Value`) may sort
+/// the keys.
+pub fn stamp_of(payload: &str) -> Option<u64> {
+    let at = payload.find("\"t\":")? + 4;
+    crate::wire::scan::number(payload[at..].trim_start()).map(|(n, _)| n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_is_exact_and_stamped() -> Result<(), serde_json::Error> {
+        let p = stamped_payload(123_456_789_012, 42, 200);
+        assert_eq!(p.len(), 200);
+        let v: serde_json::Value = serde_json::from_str(&p)?;
+        assert_eq!(v["s"], 42);
+        assert_eq!(stamp_of(&p), Some(123_456_789_012));
+        assert_eq!(stamp_of(r#"{"p":"x","s":1,"t":77}"#), Some(77));
+        assert_eq!(stamp_of(r#"{"p":"x"}"#), None);
+        Ok(())
+    }
+}

@@ -1,0 +1,138 @@
+//! Tiny runs of the generator against the baselines, in process: what CI checks of the bench.
+//!
+//! Each test binds `127.0.0.1:0`, serves a baseline on the test's runtime, runs scenarios at a
+//! size of a few clients for a few hundred milliseconds, and stops the server. Durations here are
+//! the scenarios' own bounds, not waits for something to happen.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use alight_bench::conn::Target;
+use alight_bench::net::Sources;
+use alight_bench::scenario::churn::{self, ChurnParams};
+use alight_bench::scenario::echo::{self, EchoParams};
+use alight_bench::scenario::fanout::{self, FanoutParams};
+use alight_bench::scenario::idle::{self, IdleParams};
+use alight_bench::scenario::{Env, Outcome};
+use alight_bench::servers;
+use alight_bench::wire::Protocol;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// A baseline served in this process until the returned token is cancelled.
+async fn serve(protocol: Protocol) -> std::io::Result<(SocketAddr, CancellationToken)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    let shutdown = stop.clone().cancelled_owned();
+    match protocol {
+        Protocol::Phoenix => tokio::spawn(servers::bare::serve(listener, shutdown)),
+        Protocol::SocketIo => tokio::spawn(servers::socketio::serve(listener, shutdown)),
+    };
+    Ok((addr, stop))
+}
+
+fn env(addr: SocketAddr, protocol: Protocol) -> Env {
+    let sources = Sources::new(vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+    // Our own pid stands in for the server's: the server runs in this process.
+    Env::new(
+        Target { addr, protocol },
+        Arc::new(sources),
+        Some(std::process::id()),
+    )
+}
+
+fn fanout_params(rate: Option<u32>) -> FanoutParams {
+    FanoutParams {
+        subscribers: 8,
+        rate,
+        duration: Duration::from_millis(200),
+        drain: Duration::from_secs(2),
+        payload_bytes: 200,
+        window: 4,
+    }
+}
+
+fn figure(outcome: &Outcome, name: &str) -> f64 {
+    outcome
+        .metric(name)
+        .unwrap_or_else(|| panic!("no `{name}` in {outcome:#?}"))
+}
+
+/// Fan-out at a fixed rate and flat out: every delivery arrives, with a latency.
+async fn check_fanout(protocol: Protocol) -> std::io::Result<()> {
+    let (addr, stop) = serve(protocol).await?;
+    let env = env(addr, protocol);
+    for rate in [Some(50), None] {
+        let outcome = fanout::run(&env, fanout_params(rate)).await;
+        assert_eq!(figure(&outcome, "missing deliveries"), 0.0, "{outcome:#?}");
+        assert_eq!(figure(&outcome, "subscribers dropped"), 0.0, "{outcome:#?}");
+        assert!(figure(&outcome, "deliveries/s") > 0.0, "{outcome:#?}");
+        assert!(figure(&outcome, "latency max") > 0.0, "{outcome:#?}");
+    }
+    stop.cancel();
+    Ok(())
+}
+
+/// Idle, echo and churn complete without a failure.
+async fn check_others(protocol: Protocol) -> std::io::Result<()> {
+    let (addr, stop) = serve(protocol).await?;
+    let env = env(addr, protocol);
+
+    let outcome = idle::run(&env, IdleParams { connections: 10 }).await;
+    assert_eq!(figure(&outcome, "connections held"), 10.0, "{outcome:#?}");
+    assert!(figure(&outcome, "server RSS after") > 0.0, "{outcome:#?}");
+
+    let outcome = echo::run(
+        &env,
+        EchoParams {
+            clients: 3,
+            duration: Duration::from_millis(200),
+            payload_bytes: 200,
+        },
+    )
+    .await;
+    assert!(figure(&outcome, "replies/s") > 0.0, "{outcome:#?}");
+    assert!(
+        !outcome.notes.iter().any(|n| n.contains("failed")),
+        "{outcome:#?}"
+    );
+
+    let outcome = churn::run(
+        &env,
+        ChurnParams {
+            workers: 2,
+            duration: Duration::from_millis(200),
+            settle: Duration::ZERO,
+        },
+    )
+    .await;
+    assert!(figure(&outcome, "cycles/s") > 0.0, "{outcome:#?}");
+    assert!(
+        !outcome.notes.iter().any(|n| n.contains("failed")),
+        "{outcome:#?}"
+    );
+    stop.cancel();
+    Ok(())
+}
+
+#[tokio::test]
+async fn fanout_against_the_bare_server() -> std::io::Result<()> {
+    check_fanout(Protocol::Phoenix).await
+}
+
+#[tokio::test]
+async fn fanout_against_socketioxide() -> std::io::Result<()> {
+    check_fanout(Protocol::SocketIo).await
+}
+
+#[tokio::test]
+async fn idle_echo_churn_against_the_bare_server() -> std::io::Result<()> {
+    check_others(Protocol::Phoenix).await
+}
+
+#[tokio::test]
+async fn idle_echo_churn_against_socketioxide() -> std::io::Result<()> {
+    check_others(Protocol::SocketIo).await
+}
