@@ -5,9 +5,10 @@
 //!
 //! # Layout
 //! - [`Args`]: the command line (`--bind`, `--data`), with `ALIGHT_BIND` / `ALIGHT_DATA` as fallbacks.
-//! - [`app`]: the router: `/` the page, `/static/*` its assets, `/pkg/*` the built client from
-//!   `client-wasm/pkg`, the Alight socket at `/socket/websocket`, `POST /api/broadcast`,
-//!   `POST /api/login`, `POST /api/notifications`, `/healthz` and `/metrics`.
+//! - [`app`]: the router: `/` the notifications page, `/room` the chat room page (`?name=lobby`),
+//!   `/static/*` their assets, `/pkg/*` the built client from `client-wasm/pkg`, the Alight socket
+//!   at `/socket/websocket`, `POST /api/broadcast`, `POST /api/login`, `POST /api/notifications`,
+//!   `/healthz` and `/metrics`.
 //! - [`room`]: the `room:*` channel (the contract tests and benchmarks drive).
 //! - [`notifications`]: the `notifications:<user_id>` channel, over [`store`] (SQLite in
 //!   `<data>/alight.db`); its types are the `alight-demo-schema` crate.
@@ -204,6 +205,7 @@ fn app(alight: &Alight, api: api::ApiState, static_dir: &Path, pkg_dir: &Path) -
         .merge(alight.api_router(Some(api.api_key.to_string())))
         .merge(api::router(api))
         .route_service("/", ServeFile::new(static_dir.join("index.html")))
+        .route_service("/room", ServeFile::new(static_dir.join("room.html")))
         .nest_service("/static", ServeDir::new(static_dir))
         .nest_service(
             "/pkg",
