@@ -46,7 +46,10 @@ pub enum TokenError {
 /// ```
 pub fn websocket_url(endpoint: &str, query: &str, vsn: &str) -> String {
     let mut url = format!("{endpoint}/websocket");
-    for part in [query.to_owned(), format!("vsn={}", encode_uri_component(vsn))] {
+    for part in [
+        query.to_owned(),
+        format!("vsn={}", encode_uri_component(vsn)),
+    ] {
         if part.is_empty() {
             continue;
         }

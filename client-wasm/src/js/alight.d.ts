@@ -1,6 +1,3 @@
-/** A JSON value. */
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-
 /**
  * What a join, push or channel carries: any value `JSON.stringify` accepts (objects use their
  * `toJSON`), or an `ArrayBuffer`, which travels as a binary frame. A missing payload is `{}`.
@@ -75,7 +72,6 @@ export interface SocketOptions {
 /** A connection to a Phoenix (or Alight) endpoint, with its channels. */
 export class Socket {
   free(): void;
-  [Symbol.dispose](): void;
   /**
    * `endPoint`: `"ws://host/socket"`, `"wss://host/socket"`, or `"/socket"` (this page's host).
    * The client connects to `${endPoint}/websocket?${params}&vsn=2.0.0`.
@@ -110,7 +106,6 @@ export class Socket {
 export class Channel {
   private constructor();
   free(): void;
-  [Symbol.dispose](): void;
   readonly topic: string;
   readonly state: ChannelState;
   /** The ref of the current join, if one was sent. */
@@ -142,7 +137,6 @@ export class Channel {
 export class Push {
   private constructor();
   free(): void;
-  [Symbol.dispose](): void;
   /**
    * Calls `callback` with the response when the answer has `status` (at once if it came
    * already); `"timeout"` gets `{}`. Returns the push, for chaining.

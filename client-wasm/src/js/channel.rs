@@ -40,14 +40,14 @@ impl Channel {
 #[wasm_bindgen]
 impl Channel {
     /// The topic.
-    #[wasm_bindgen(getter)]
+    #[wasm_bindgen(skip_jsdoc, getter)]
     pub fn topic(&self) -> String {
         self.topic.clone()
     }
 
     /// `"closed"`, `"joining"`, `"joined"` or `"errored"` (phoenix.js's `"leaving"` never lasts
     /// here: a leave closes the channel at once).
-    #[wasm_bindgen(getter)]
+    #[wasm_bindgen(skip_jsdoc, getter)]
     pub fn state(&self) -> String {
         let state = self
             .shared
@@ -63,7 +63,7 @@ impl Channel {
     }
 
     /// The ref of the current join, if one was sent.
-    #[wasm_bindgen(js_name = joinRef)]
+    #[wasm_bindgen(skip_jsdoc, js_name = joinRef)]
     pub fn join_ref(&self) -> Option<String> {
         self.shared
             .driver
@@ -72,6 +72,7 @@ impl Channel {
 
     /// Joins, with `timeout` ms for this and every rejoin (and as the default of pushes). The
     /// returned push answers every (re)join.
+    #[wasm_bindgen(skip_jsdoc)]
     pub fn join(&self, timeout: Option<f64>) -> Result<Push, JsValue> {
         let timeout = timeout.and_then(millis);
         let push = self
@@ -91,6 +92,7 @@ impl Channel {
 
     /// Calls `callback(payload, ref, joinRef)` for every `event` the channel receives; returns a
     /// ref for `off`.
+    #[wasm_bindgen(skip_jsdoc)]
     pub fn on(&self, event: String, callback: Function) -> u32 {
         self.shared
             .registry
@@ -99,6 +101,7 @@ impl Channel {
     }
 
     /// Removes the callbacks for `event`, or only the one with `ref`.
+    #[wasm_bindgen(skip_jsdoc)]
     pub fn off(&self, event: String, reference: Option<u32>) {
         self.shared
             .registry
@@ -107,21 +110,27 @@ impl Channel {
     }
 
     /// Calls `callback(reason)` when the channel closes (left, or closed by the server).
-    #[wasm_bindgen(js_name = onClose)]
+    #[wasm_bindgen(skip_jsdoc, js_name = onClose)]
     pub fn on_close(&self, callback: Function) -> u32 {
         self.on(PHX_CLOSE.to_owned(), callback)
     }
 
     /// Calls `callback(reason)` when the channel errors (it crashed on the server, or the
     /// connection was lost); it rejoins by itself.
-    #[wasm_bindgen(js_name = onError)]
+    #[wasm_bindgen(skip_jsdoc, js_name = onError)]
     pub fn on_error(&self, callback: Function) -> u32 {
         self.on(PHX_ERROR.to_owned(), callback)
     }
 
     /// Pushes `event` with `payload` (JSON, or an `ArrayBuffer` as a binary frame), with
     /// `timeout` ms (default: the join's). Waits in the channel while it is not joined.
-    pub fn push(&self, event: String, payload: JsValue, timeout: Option<f64>) -> Result<Push, JsValue> {
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn push(
+        &self,
+        event: String,
+        payload: JsValue,
+        timeout: Option<f64>,
+    ) -> Result<Push, JsValue> {
         let payload = to_wire(&payload)?;
         let timeout = timeout.and_then(millis);
         let push = self
@@ -135,7 +144,11 @@ impl Channel {
                 )),
                 other => js_sys::Error::new(&other.to_string()),
             })?;
-        let hooks = self.shared.registry.borrow_mut().track(self.id, push, false);
+        let hooks = self
+            .shared
+            .registry
+            .borrow_mut()
+            .track(self.id, push, false);
         self.shared.driver.pump();
         Ok(Push { hooks })
     }
@@ -143,6 +156,7 @@ impl Channel {
     /// Leaves: sends `phx_leave` if connected and closes the channel at once; the returned push
     /// answers `ok` at once, as phoenix.js's does when it cannot push. `timeout` is accepted for
     /// phoenix.js's signature and not needed.
+    #[wasm_bindgen(skip_jsdoc)]
     pub fn leave(&self, timeout: Option<f64>) -> Push {
         let _ = timeout;
         let left = self
@@ -150,7 +164,11 @@ impl Channel {
             .driver
             .call(|session, now| session.leave(self.id, now));
         let hooks = match left {
-            Ok(push) => self.shared.registry.borrow_mut().track(self.id, push, false),
+            Ok(push) => self
+                .shared
+                .registry
+                .borrow_mut()
+                .track(self.id, push, false),
             // Not joined (or removed): nothing to tell the server, and nothing to wait for.
             Err(_) => PushHooks::answered("ok", object(&[])),
         };
@@ -163,6 +181,7 @@ impl Channel {
 impl Push {
     /// Calls `callback(response)` when the answer has `status` (at once if it already has); returns
     /// the push, for chaining.
+    #[wasm_bindgen(skip_jsdoc)]
     pub fn receive(&self, status: String, callback: Function) -> Push {
         self.hooks.receive(status, callback);
         Push {

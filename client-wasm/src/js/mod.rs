@@ -29,7 +29,7 @@ pub use socket::Socket;
 const TYPES: &str = include_str!("alight.d.ts");
 
 /// The Phoenix Channels serializer version this client speaks by default (`protocolVersion()`).
-#[wasm_bindgen(js_name = protocolVersion, skip_typescript)]
+#[wasm_bindgen(js_name = protocolVersion, skip_typescript, skip_jsdoc)]
 pub fn protocol_version() -> String {
     crate::PROTOCOL_VERSION.to_owned()
 }

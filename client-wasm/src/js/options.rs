@@ -124,7 +124,10 @@ fn sample(function: &Function) -> Result<Backoff, JsValue> {
     let delay = |tries: u32| -> Result<Duration, JsValue> {
         let ms = function.call1(&JsValue::UNDEFINED, &JsValue::from(tries))?;
         // `setTimeout` treats anything that is not a positive number as 0.
-        Ok(ms.as_f64().filter(|ms| *ms > 0.0).map_or(Duration::ZERO, duration_ms))
+        Ok(ms
+            .as_f64()
+            .filter(|ms| *ms > 0.0)
+            .map_or(Duration::ZERO, duration_ms))
     };
     let steps = (1..=SAMPLED_TRIES)
         .map(delay)

@@ -24,8 +24,9 @@ pub(crate) fn to_wire(value: &JsValue) -> Result<Payload, JsValue> {
     let text = text
         .as_string()
         .ok_or_else(|| js_sys::TypeError::new("the payload is not JSON: use an object, an array, a string, a number, a boolean or an ArrayBuffer"))?;
-    Payload::from_json_str(&text)
-        .map_err(|error| js_sys::TypeError::new(&format!("the payload is not JSON: {error}")).into())
+    Payload::from_json_str(&text).map_err(|error| {
+        js_sys::TypeError::new(&format!("the payload is not JSON: {error}")).into()
+    })
 }
 
 /// A JS value from a payload: parsed JSON, or an `ArrayBuffer`.

@@ -14,7 +14,6 @@
 //! (`reportError`, or an unhandled rejection where there is none, as in Node).
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use alight_protocol::client::{ChannelId, ChannelState, Event, PushId, StateCause};
@@ -47,12 +46,16 @@ pub(crate) enum SocketEvent {
 
 /// Every callback of one socket. Borrowed only to add, remove or copy out callbacks, never while
 /// one runs.
+///
+/// The maps are vectors searched linearly: they hold a socket's channels and its pushes in
+/// flight, tens rather than thousands, and each `BTreeMap` key/value pair would add its own copy
+/// of the tree code to the package (about 10 KB of wasm each).
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     last_ref: u64,
     socket: Vec<(String, SocketEvent, Function)>,
-    channels: BTreeMap<ChannelId, Bindings>,
-    pushes: BTreeMap<PushId, Rc<PushHooks>>,
+    channels: Vec<(ChannelId, Bindings)>,
+    pushes: Vec<(PushId, ChannelId, Rc<PushHooks>)>,
     pub(crate) logger: Option<Logger>,
 }
 
@@ -126,13 +129,16 @@ impl Registry {
     /// (both ways).
     pub(crate) fn observes(&self) -> (bool, bool) {
         let logging = self.logger.is_some();
-        let messages = self.socket.iter().any(|(_, e, _)| *e == SocketEvent::Message);
+        let messages = self
+            .socket
+            .iter()
+            .any(|(_, e, _)| *e == SocketEvent::Message);
         (logging || messages, logging)
     }
 
     /// Registers a channel's `on(event)` callback; returns its ref.
     pub(crate) fn bind(&mut self, channel: ChannelId, event: String, callback: Function) -> u32 {
-        let bindings = self.channels.entry(channel).or_default();
+        let bindings = self.channel_mut(channel);
         bindings.last_ref += 1;
         let reference = bindings.last_ref;
         bindings.list.push((event, reference, callback));
@@ -141,7 +147,7 @@ impl Registry {
 
     /// Removes a channel's callbacks for `event` (only the one with `reference`, if given).
     pub(crate) fn unbind(&mut self, channel: ChannelId, event: &str, reference: Option<u32>) {
-        if let Some(bindings) = self.channels.get_mut(&channel) {
+        if let Some((_, bindings)) = self.channels.iter_mut().find(|(c, _)| *c == channel) {
             bindings
                 .list
                 .retain(|(e, r, _)| !(e == event && reference.is_none_or(|x| x == *r)));
@@ -151,23 +157,34 @@ impl Registry {
     /// Tracks a push's answers; a join's, for every (re)join of its channel.
     pub(crate) fn track(&mut self, channel: ChannelId, push: PushId, join: bool) -> Rc<PushHooks> {
         let hooks = Rc::new(PushHooks::default());
-        if join {
-            let bindings = self.channels.entry(channel).or_default();
-            if let Some(previous) = bindings.join.replace(push) {
-                self.pushes.remove(&previous);
-            }
+        if join && let Some(previous) = self.channel_mut(channel).join.replace(push) {
+            self.take_push(previous);
         }
-        self.pushes.insert(push, hooks.clone());
+        self.pushes.push((push, channel, hooks.clone()));
         hooks
     }
 
-    /// Forgets a channel removed from the socket.
+    fn channel_mut(&mut self, channel: ChannelId) -> &mut Bindings {
+        let index = match self.channels.iter().position(|(c, _)| *c == channel) {
+            Some(index) => index,
+            None => {
+                self.channels.push((channel, Bindings::default()));
+                self.channels.len() - 1
+            }
+        };
+        &mut self.channels[index].1
+    }
+
+    fn take_push(&mut self, push: PushId) -> Option<Rc<PushHooks>> {
+        let index = self.pushes.iter().position(|(p, _, _)| *p == push)?;
+        Some(self.pushes.swap_remove(index).2)
+    }
+
+    /// Forgets a channel removed from the socket, with its pushes (the session drops them
+    /// without answering).
     pub(crate) fn remove_channel(&mut self, channel: ChannelId) {
-        if let Some(bindings) = self.channels.remove(&channel)
-            && let Some(join) = bindings.join
-        {
-            self.pushes.remove(&join);
-        }
+        self.channels.retain(|(c, _)| *c != channel);
+        self.pushes.retain(|(_, c, _)| *c != channel);
     }
 
     fn socket_callbacks(&self, event: SocketEvent) -> Vec<Function> {
@@ -179,7 +196,8 @@ impl Registry {
     }
 
     fn bindings(&self, channel: ChannelId, event: &str) -> Vec<Function> {
-        self.channels.get(&channel).map_or_else(Vec::new, |b| {
+        let bindings = self.channels.iter().find(|(c, _)| *c == channel);
+        bindings.map_or_else(Vec::new, |(_, b)| {
             b.list
                 .iter()
                 .filter(|(e, _, _)| e == event)
@@ -192,12 +210,13 @@ impl Registry {
     fn answer(&mut self, channel: ChannelId, push: PushId) -> Option<Rc<PushHooks>> {
         let is_join = self
             .channels
-            .get(&channel)
-            .is_some_and(|b| b.join == Some(push));
+            .iter()
+            .any(|(c, b)| *c == channel && b.join == Some(push));
         if is_join {
-            self.pushes.get(&push).cloned()
+            let hooks = self.pushes.iter().find(|(p, _, _)| *p == push);
+            hooks.map(|(_, _, hooks)| hooks.clone())
         } else {
-            self.pushes.remove(&push)
+            self.take_push(push)
         }
     }
 }
@@ -226,13 +245,20 @@ fn dispatch(registry: &RefCell<Registry>, driver: &Rc<Driver>, notice: Notice) {
             log(registry, "transport", "error", &error);
             socket(SocketEvent::Error, &[error]);
         }
-        Notice::Received(frame) => {
-            let msg = message(&frame);
+        Notice::Incoming(frame) => {
             if registry.borrow().logger.is_some() {
-                let payload = Reflect::get(&msg, &"payload".into()).unwrap_or_default();
+                let payload = Reflect::get(&message(&frame), &"payload".into()).unwrap_or_default();
                 log(registry, "receive", &receive_line(&frame), &payload);
             }
-            socket(SocketEvent::Message, &[msg]);
+        }
+        Notice::Received(frame) => {
+            let has_callbacks = !registry
+                .borrow()
+                .socket_callbacks(SocketEvent::Message)
+                .is_empty();
+            if has_callbacks {
+                socket(SocketEvent::Message, &[message(&frame)]);
+            }
         }
         Notice::Sent(frame) => {
             let line = format!(
@@ -313,7 +339,10 @@ fn trigger(driver: &Rc<Driver>, channel: ChannelId, callbacks: &[Function], payl
         .read(|session| session.join_ref(channel).map(JsValue::from_str))
         .unwrap_or(JsValue::NULL);
     for callback in callbacks {
-        call(callback, &[payload.clone(), JsValue::NULL, join_ref.clone()]);
+        call(
+            callback,
+            &[payload.clone(), JsValue::NULL, join_ref.clone()],
+        );
     }
 }
 
@@ -340,7 +369,7 @@ fn log(registry: &RefCell<Registry>, kind: &str, msg: &str, data: &JsValue) {
 pub(crate) fn log_to(logger: Option<&Logger>, kind: &str, msg: &str, data: &JsValue) {
     match logger {
         Some(Logger::Function(function)) => {
-            call(&function, &[kind.into(), msg.into(), data.clone()]);
+            call(function, &[kind.into(), msg.into(), data.clone()]);
         }
         Some(Logger::Console) => console_log(&format!("{kind}: {msg}"), data),
         None => {}

@@ -38,7 +38,7 @@ pub struct Socket {
 #[wasm_bindgen]
 impl Socket {
     /// `new Socket(endPoint, opts)`: nothing is sent until `connect()`.
-    #[wasm_bindgen(constructor)]
+    #[wasm_bindgen(skip_jsdoc, constructor)]
     pub fn new(end_point: String, opts: JsValue) -> Result<Socket, JsValue> {
         let options = options::parse(end_point, &opts)?;
         let registry = Rc::new(RefCell::new(Registry::default()));
@@ -51,6 +51,7 @@ impl Socket {
 
     /// Connects, unless connected or connecting already. `params` replaces the connect params
     /// (deprecated in phoenix.js; pass them to the constructor).
+    #[wasm_bindgen(skip_jsdoc)]
     pub fn connect(&self, params: JsValue) -> Result<(), JsValue> {
         if self.shared.driver.transport_class().is_none() {
             return Err(js_sys::TypeError::new(
@@ -69,6 +70,7 @@ impl Socket {
     /// Disconnects and stops reconnecting: `disconnect(callback?, code?, reason?)` as phoenix.js,
     /// or `disconnect(code?, reason?)`. The callback runs once the socket let go of the
     /// connection (at once: the close handshake goes on without it).
+    #[wasm_bindgen(skip_jsdoc)]
     pub fn disconnect(&self, first: JsValue, second: JsValue, third: JsValue) {
         let (callback, code, reason) = match first.dyn_into::<Function>() {
             Ok(callback) => (Some(callback), second, third),
@@ -85,30 +87,31 @@ impl Socket {
     }
 
     /// Calls `callback()` whenever the connection opens; returns a ref for `off`.
-    #[wasm_bindgen(js_name = onOpen)]
+    #[wasm_bindgen(skip_jsdoc, js_name = onOpen)]
     pub fn on_open(&self, callback: Function) -> String {
         self.on(SocketEvent::Open, callback)
     }
 
     /// Calls `callback(closeEvent)` whenever the connection closes; returns a ref for `off`.
-    #[wasm_bindgen(js_name = onClose)]
+    #[wasm_bindgen(skip_jsdoc, js_name = onClose)]
     pub fn on_close(&self, callback: Function) -> String {
         self.on(SocketEvent::Close, callback)
     }
 
     /// Calls `callback(error)` on every transport error; returns a ref for `off`.
-    #[wasm_bindgen(js_name = onError)]
+    #[wasm_bindgen(skip_jsdoc, js_name = onError)]
     pub fn on_error(&self, callback: Function) -> String {
         self.on(SocketEvent::Error, callback)
     }
 
     /// Calls `callback(message)` for every frame received; returns a ref for `off`.
-    #[wasm_bindgen(js_name = onMessage)]
+    #[wasm_bindgen(skip_jsdoc, js_name = onMessage)]
     pub fn on_message(&self, callback: Function) -> String {
         self.on(SocketEvent::Message, callback)
     }
 
     /// Removes the `onOpen`/`onClose`/`onError`/`onMessage` callbacks with these refs.
+    #[wasm_bindgen(skip_jsdoc)]
     pub fn off(&self, refs: Array) {
         let refs: Vec<String> = refs.iter().filter_map(|r| r.as_string()).collect();
         self.shared.registry.borrow_mut().off_socket(&refs);
@@ -116,6 +119,7 @@ impl Socket {
     }
 
     /// A channel for `topic`, joined with `params` when `join()` is called.
+    #[wasm_bindgen(skip_jsdoc)]
     pub fn channel(&self, topic: String, params: JsValue) -> Result<Channel, JsValue> {
         // phoenix.js evaluates a params function at every join; the session keeps one payload,
         // so a function is called once, here.
@@ -132,6 +136,7 @@ impl Socket {
     }
 
     /// Forgets `channel` without telling the server (phoenix.js `remove`); `leave()` it first.
+    #[wasm_bindgen(skip_jsdoc)]
     pub fn remove(&self, channel: &Channel) {
         let id = channel.id();
         self.shared
@@ -142,9 +147,12 @@ impl Socket {
 
     /// `"connecting"`, `"open"` or `"closed"` (phoenix.js also has `"closing"`, which never
     /// lasts here: the socket lets go of a connection as soon as it closes it).
-    #[wasm_bindgen(js_name = connectionState)]
+    #[wasm_bindgen(skip_jsdoc, js_name = connectionState)]
     pub fn connection_state(&self) -> String {
-        let state = self.shared.driver.read(|session| session.connection_state());
+        let state = self
+            .shared
+            .driver
+            .read(|session| session.connection_state());
         match state {
             ConnectionState::Connecting => "connecting",
             ConnectionState::Open => "open",
@@ -154,18 +162,19 @@ impl Socket {
     }
 
     /// Whether the connection is open.
-    #[wasm_bindgen(js_name = isConnected)]
+    #[wasm_bindgen(skip_jsdoc, js_name = isConnected)]
     pub fn is_connected(&self) -> bool {
         self.shared.driver.read(|session| session.is_connected())
     }
 
     /// Whether a logger (or `debug`) was given.
-    #[wasm_bindgen(js_name = hasLogger)]
+    #[wasm_bindgen(skip_jsdoc, js_name = hasLogger)]
     pub fn has_logger(&self) -> bool {
         self.shared.registry.borrow().logger.is_some()
     }
 
     /// Logs through the socket's logger.
+    #[wasm_bindgen(skip_jsdoc)]
     pub fn log(&self, kind: String, msg: String, data: JsValue) {
         let logger = self.shared.registry.borrow().logger.clone();
         log_to(logger.as_ref(), &kind, &msg, &data);

@@ -62,7 +62,11 @@ pub(crate) enum Notice {
     Closed(JsValue),
     /// The transport reported an error (its event), or a connection attempt failed (the error).
     Errored(JsValue),
-    /// A frame arrived (only while [`Driver::observe`] asked for them).
+    /// A frame arrived, before the session handles it (only while [`Driver::observe`] asked for
+    /// them): for the logger, which phoenix.js calls first.
+    Incoming(Frame),
+    /// The same frame, after what the session made of it was dispatched: for `onMessage`
+    /// callbacks, which phoenix.js calls last.
     Received(Frame),
     /// A frame was sent (only while [`Driver::observe`] asked for them).
     Sent(Frame),
@@ -271,6 +275,7 @@ impl Driver {
         // Set for an input that did not end up closing anything; not for a later close.
         core.close_event = None;
         core.error_event = None;
+        core.disconnect_reason = None;
         self.rearm(core);
         connect
     }
@@ -341,6 +346,14 @@ impl Driver {
             }
         }
         self.dispatching.set(false);
+    }
+
+    fn incoming(&self, frame: &Option<Frame>) {
+        if let Some(frame) = frame {
+            self.outbox
+                .borrow_mut()
+                .push_back(Notice::Incoming(frame.clone()));
+        }
     }
 
     fn log(&self, kind: &'static str, msg: String) {
@@ -468,24 +481,29 @@ impl Driver {
                     core.session.handle_open(now);
                 }
                 TransportEvent::Text(text) => {
+                    if core.observe_received {
+                        received = core.serializer.decode_text(Direction::ToClient, &text).ok();
+                    }
+                    self.incoming(&received);
                     if let Err(error) = core.session.handle_text(now, &text) {
-                        self.log("receive", format!("dropped a frame that does not decode: {error}"));
-                    } else if core.observe_received {
-                        received = core
-                            .serializer
-                            .decode_text(Direction::ToClient, &text)
-                            .ok();
+                        self.log(
+                            "receive",
+                            format!("dropped a frame that does not decode: {error}"),
+                        );
                     }
                 }
                 TransportEvent::Binary(bytes) => {
-                    let copy = core.observe_received.then(|| bytes.clone());
-                    if let Err(error) = core.session.handle_binary(now, bytes) {
-                        self.log("receive", format!("dropped a frame that does not decode: {error}"));
-                    } else if let Some(bytes) = copy {
-                        received = core
-                            .serializer
-                            .decode_binary(Direction::ToClient, bytes)
+                    if core.observe_received {
+                        received = (core.serializer)
+                            .decode_binary(Direction::ToClient, bytes.clone())
                             .ok();
+                    }
+                    self.incoming(&received);
+                    if let Err(error) = core.session.handle_binary(now, bytes) {
+                        self.log(
+                            "receive",
+                            format!("dropped a frame that does not decode: {error}"),
+                        );
                     }
                 }
                 TransportEvent::Error(event) => {
@@ -507,15 +525,6 @@ impl Driver {
             }
         }
         self.pump();
-    }
-}
-
-impl Drop for Core {
-    fn drop(&mut self) {
-        // Dropping the transport closes it; say so in the close code.
-        if let Some(transport) = self.transport.take() {
-            transport.close(Some(1000), "");
-        }
     }
 }
 

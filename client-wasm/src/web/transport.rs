@@ -103,7 +103,9 @@ impl Transport {
                 if let Some(text) = data.as_string() {
                     on_event(TransportEvent::Text(text));
                 } else if let Some(buffer) = data.dyn_ref::<ArrayBuffer>() {
-                    on_event(TransportEvent::Binary(Uint8Array::new(buffer).to_vec().into()));
+                    on_event(TransportEvent::Binary(
+                        Uint8Array::new(buffer).to_vec().into(),
+                    ));
                 }
                 // Anything else (a Blob, if someone changed binaryType) is not a Phoenix frame.
             })
