@@ -185,3 +185,61 @@ test("disconnect: callback, close code, no reconnect, and connect again rejoins"
   socket.disconnect(1000);
   assert.equal((await socket.closes.nth(2)).code, 1000);
 });
+
+test("a channel params function is called for every join and rejoin, and its value sent", async (t) => {
+  const h = new Harness(t);
+  // Answers every join with ok; records the frames of each connection.
+  const server = await h.wsServer((conn) => {
+    conn.ws.on("message", (data) => {
+      const [joinRef, ref, topic, event] = JSON.parse(data.toString());
+      if (event === "phx_join") {
+        conn.ws.send(JSON.stringify([joinRef, ref, topic, "phx_reply", { status: "ok", response: {} }]));
+      }
+    });
+  });
+  const socket = await h.connect(server.socketUrl);
+  let seen = 0;
+  let calls = 0;
+  const channel = socket.channel("room:params", () => {
+    calls += 1;
+    return seen ? { last_seen_id: seen } : {};
+  });
+  assert.equal(calls, 0, "not called before the join");
+  const { joins } = recordJoins(channel);
+  await joins.nth(1);
+  const joinsOf = async (conn, n) =>
+    (await conn.frames.until((f) => f.filter((x) => x.includes("phx_join")).length >= n))
+      .map((text) => JSON.parse(text))
+      .filter(([, , , event]) => event === "phx_join")
+      .map(([, , , , payload]) => payload);
+  const first = await server.connections.nth(1);
+  assert.deepEqual(await joinsOf(first, 1), [{}]);
+
+  // The server drops the socket: the rejoin on the next connection carries the new value.
+  seen = 41;
+  first.ws.close(1011, "dropped");
+  await socket.opens.nth(2);
+  await joins.nth(2);
+  const second = await server.connections.nth(2);
+  assert.deepEqual(await joinsOf(second, 1), [{ last_seen_id: 41 }]);
+
+  // The channel crashes: the rejoin on the rejoin timer carries the value then.
+  seen = 42;
+  const [joinRef] = JSON.parse(second.frames.items.find((f) => f.includes("phx_join")));
+  second.ws.send(JSON.stringify([joinRef, joinRef, "room:params", "phx_error", {}]));
+  await joins.nth(3);
+  assert.deepEqual(await joinsOf(second, 2), [{ last_seen_id: 41 }, { last_seen_id: 42 }]);
+  assert.equal(calls, 3);
+
+  // Leaving and joining again calls it again; one that throws makes `join()` throw.
+  channel.leave();
+  seen = 43;
+  await settle(channel.join());
+  assert.deepEqual((await joinsOf(second, 3)).at(-1), { last_seen_id: 43 });
+  channel.leave();
+  const failing = socket.channel("room:failing", () => {
+    throw new Error("no params yet");
+  });
+  assert.throws(() => failing.join(), /no params yet/);
+  assert.equal(failing.state, "closed");
+});

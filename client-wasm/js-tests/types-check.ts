@@ -1,7 +1,14 @@
 // Compiled (never run) by types.test.mjs: the package's declarations accept phoenix.js-style code,
 // type what they know, and make unknown payloads be narrowed.
-import { Channel, Push, Socket, protocolVersion } from "@alight/client";
-import type { CloseInfo, Message, SocketOptions, WebSocketClass } from "@alight/client";
+import { Channel, Presence, Push, Socket, protocolVersion } from "@alight/client";
+import type {
+  CloseInfo,
+  Message,
+  PresenceEntry,
+  PresenceState,
+  SocketOptions,
+  WebSocketClass,
+} from "@alight/client";
 
 declare const WS: new (url: string, protocols?: string | string[]) => { send(data: string): void };
 const transport: WebSocketClass = WS;
@@ -50,3 +57,17 @@ void [push, state, joinRef, version, connection];
 channel.on("x", (payload) => payload.body);
 // @ts-expect-error: options are checked
 new Socket("/socket", { heartbeatIntervalMs: "30s" });
+
+// Presence, as phoenix.js's.
+const presence = new Presence<{ phx_ref: string; name: string }>(channel, { events: { state: "s", diff: "d" } });
+presence.onJoin((key: string, current, joined) => void [key, current?.metas.length, joined.metas[0].name]);
+presence.onLeave((key, current, left) => void [key, current.metas.length, left.metas]);
+presence.onSync(() => {});
+const entries: PresenceEntry<{ phx_ref: string; name: string }>[] = presence.list();
+const names: string[] = presence.list((key, { metas }) => `${key}:${metas[0].name}`);
+const pending: boolean = presence.inPendingSyncState();
+let presState: PresenceState = {};
+presState = Presence.syncState(presState, { u1: { metas: [{ phx_ref: "1" }] } });
+presState = Presence.syncDiff(presState, { joins: {}, leaves: {} }, null, (key) => void key);
+const keys: string[] = Presence.list(presState, (key) => key);
+void [entries, names, pending, keys];

@@ -92,7 +92,11 @@ export class Socket {
   onMessage(callback: (message: Message) => void): string;
   /** Removes the `onOpen`/`onClose`/`onError`/`onMessage` callbacks with these refs. */
   off(refs: string[]): void;
-  /** A channel for `topic`; `params` (or a function returning them, called here) go with every join. */
+  /**
+   * A channel for `topic`; `params` go with every join. A function is called before every join and
+   * rejoin, and what it returns then is sent (an exception from it is thrown by `join()`, and
+   * reported as uncaught on a rejoin, which then sends the params it returned last).
+   */
   channel(topic: string, params?: Payload | (() => Payload)): Channel;
   /** Forgets `channel` without telling the server; `leave()` it first. */
   remove(channel: Channel): void;
@@ -142,6 +146,67 @@ export class Push {
    * already); `"timeout"` gets `{}`. Returns the push, for chaining.
    */
   receive<R = unknown>(status: ReplyStatus, callback: (response: R) => void): Push;
+}
+
+/** One tracked presence of a key: the server's `phx_ref` (and `phx_ref_prev` on an update), and the meta it tracked. */
+export interface PresenceMeta {
+  phx_ref: string;
+  phx_ref_prev?: string;
+  [field: string]: unknown;
+}
+
+/** Every meta of one key (one per tab or device). */
+export interface PresenceEntry<M extends PresenceMeta = PresenceMeta> {
+  metas: M[];
+}
+
+/** Presences by key: the payload of `presence_state`, and what a `Presence` keeps. */
+export type PresenceState<M extends PresenceMeta = PresenceMeta> = Record<string, PresenceEntry<M>>;
+
+/** The payload of `presence_diff`. */
+export interface PresenceDiff<M extends PresenceMeta = PresenceMeta> {
+  joins: PresenceState<M>;
+  leaves: PresenceState<M>;
+}
+
+/** `onJoin`: `current` is the key's presence before the join, if it had one. */
+export type PresenceOnJoin<M extends PresenceMeta = PresenceMeta> = (
+  key: string,
+  current: PresenceEntry<M> | undefined,
+  newPres: PresenceEntry<M>,
+) => void;
+
+/** `onLeave`: `current` is the key's presence after the leave (no metas: the key is gone). */
+export type PresenceOnLeave<M extends PresenceMeta = PresenceMeta> = (
+  key: string,
+  current: PresenceEntry<M>,
+  leftPres: PresenceEntry<M>,
+) => void;
+
+export interface PresenceOptions {
+  /** The channel events carrying the state and the diffs. Default `{state: "presence_state", diff: "presence_diff"}`. */
+  events?: { state: string; diff: string };
+}
+
+/** phoenix.js's `Presence`: the presence list of a channel's topic, kept in sync. */
+export class Presence<M extends PresenceMeta = PresenceMeta> {
+  /** Follows `channel`'s presence; diffs wait until the state of the channel's current join came. */
+  constructor(channel: Channel, opts?: PresenceOptions);
+  onJoin(callback: PresenceOnJoin<M>): void;
+  onLeave(callback: PresenceOnLeave<M>): void;
+  /** Called after each state or diff is applied. */
+  onSync(callback: () => void): void;
+  /** Every key's presence, or what `chooser` makes of each. */
+  list(): PresenceEntry<M>[];
+  list<T>(chooser: (key: string, presence: PresenceEntry<M>) => T): T[];
+  /** Whether diffs are queued: no state has come for the channel's current join yet. */
+  inPendingSyncState(): boolean;
+  /** The joins and leaves that turn `currentState` into `newState`, applied; returns the new state. */
+  static syncState<M extends PresenceMeta = PresenceMeta>(currentState: PresenceState<M>, newState: PresenceState<M>, onJoin?: PresenceOnJoin<M> | null, onLeave?: PresenceOnLeave<M> | null): PresenceState<M>;
+  /** Applies a diff (joins, then leaves, by `phx_ref`); returns the new state. */
+  static syncDiff<M extends PresenceMeta = PresenceMeta>(state: PresenceState<M>, diff: PresenceDiff<M>, onJoin?: PresenceOnJoin<M> | null, onLeave?: PresenceOnLeave<M> | null): PresenceState<M>;
+  static list<M extends PresenceMeta = PresenceMeta>(presences: PresenceState<M>): PresenceEntry<M>[];
+  static list<T, M extends PresenceMeta = PresenceMeta>(presences: PresenceState<M>, chooser: (key: string, presence: PresenceEntry<M>) => T): T[];
 }
 
 /** The serializer version this client speaks by default: `"2.0.0"`. */

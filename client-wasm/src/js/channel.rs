@@ -1,15 +1,17 @@
 //! `Channel` and `Push`: phoenix.js's, on the session's channels and pushes.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use alight_protocol::client::{ChannelId, ChannelState, JoinError, PushError};
+use alight_protocol::client::{ChannelId, ChannelState, JoinError, PushError, Timestamp};
 use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
 use super::payload::{object, to_wire};
-use super::registry::{PHX_CLOSE, PHX_ERROR, PushHooks};
+use super::registry::{PHX_CLOSE, PHX_ERROR, PushHooks, Registry, report};
 use super::socket::Shared;
+use crate::web::driver::{BeforeRejoin, Driver};
 
 /// A channel of a socket: one topic, joined with its params.
 #[wasm_bindgen(skip_typescript)]
@@ -35,6 +37,43 @@ impl Channel {
     pub(crate) fn id(&self) -> ChannelId {
         self.id
     }
+}
+
+/// Calls the channel's params function, if its params are one, and hands the result to the
+/// session for the next join (phoenix.js calls it each time its join push is sent). Runs with no
+/// borrow of the driver or the registry held: the function is user code.
+pub(crate) fn refresh_params(
+    driver: &Driver,
+    registry: &RefCell<Registry>,
+    channel: ChannelId,
+) -> Result<(), JsValue> {
+    let function = registry.borrow().params_function(channel);
+    let Some(function) = function else {
+        return Ok(());
+    };
+    let params = to_wire(&function.call0(&JsValue::UNDEFINED)?)?;
+    driver
+        .call(|session, _| session.set_channel_params(channel, params))
+        .map_err(|error| js_sys::Error::new(&error.to_string()).into())
+}
+
+/// The driver's [`BeforeRejoin`] hook: refreshes the params of each channel whose params are a
+/// function and that is about to rejoin: every errored one when the connection opens, those whose
+/// rejoin timer is due when a timer fires. A function that throws is reported as uncaught, and
+/// the rejoin carries the params it returned last.
+pub(crate) fn before_rejoin(registry: Rc<RefCell<Registry>>) -> BeforeRejoin {
+    Box::new(move |driver: &Driver, timer: Option<Timestamp>| {
+        let functions = registry.borrow().params_functions();
+        for (channel, _) in functions {
+            let rejoins = driver.read(|session| match timer {
+                None => session.channel_state(channel) == Some(ChannelState::Errored),
+                Some(now) => session.rejoin_due(channel, now),
+            });
+            if rejoins && let Err(error) = refresh_params(driver, &registry, channel) {
+                report(error);
+            }
+        }
+    })
 }
 
 #[wasm_bindgen]
@@ -75,6 +114,9 @@ impl Channel {
     #[wasm_bindgen(skip_jsdoc)]
     pub fn join(&self, timeout: Option<f64>) -> Result<Push, JsValue> {
         let timeout = timeout.and_then(millis);
+        if self.state() == "closed" {
+            refresh_params(&self.shared.driver, &self.shared.registry, self.id)?;
+        }
         let push = self
             .shared
             .driver

@@ -8,6 +8,9 @@
 //! - [`options`]: reading the options object as phoenix.js does.
 //! - [`registry`]: the callbacks, and the dispatch of what the driver reports to them.
 //! - [`payload`]: JS values to and from wire payloads.
+//! - `presence.js`: `Presence`, phoenix.js's, in plain JavaScript (the file says why); it is
+//!   not compiled in: `scripts/build-client` ships it beside the wasm and exports it from every
+//!   entry, and `alight.d.ts` declares it.
 //!
 //! The TypeScript declarations of the classes are written by hand in `alight.d.ts` (generics
 //! for payloads and replies, overloads for `disconnect`), appended to the generated `.d.ts`; the

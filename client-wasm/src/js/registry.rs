@@ -59,12 +59,14 @@ pub(crate) struct Registry {
     pub(crate) logger: Option<Logger>,
 }
 
-/// A channel's `on(event)` callbacks, and its current join push.
+/// A channel's `on(event)` callbacks, its current join push, and its params function.
 #[derive(Debug, Default)]
 pub(crate) struct Bindings {
     list: Vec<(String, u32, Function)>,
     last_ref: u32,
     join: Option<PushId>,
+    /// `socket.channel(topic, () => params)`: called before every (re)join.
+    params: Option<Function>,
 }
 
 /// A push's `receive` callbacks and its latest answer (phoenix.js `Push`).
@@ -152,6 +154,25 @@ impl Registry {
                 .list
                 .retain(|(e, r, _)| !(e == event && reference.is_none_or(|x| x == *r)));
         }
+    }
+
+    /// Keeps the function a channel's params come from.
+    pub(crate) fn set_params_function(&mut self, channel: ChannelId, params: Function) {
+        self.channel_mut(channel).params = Some(params);
+    }
+
+    /// The channel's params function, if its params are one.
+    pub(crate) fn params_function(&self, channel: ChannelId) -> Option<Function> {
+        let bindings = self.channels.iter().find(|(c, _)| *c == channel);
+        bindings.and_then(|(_, b)| b.params.clone())
+    }
+
+    /// Every channel whose params are a function, with it.
+    pub(crate) fn params_functions(&self) -> Vec<(ChannelId, Function)> {
+        self.channels
+            .iter()
+            .filter_map(|(c, b)| Some((*c, b.params.clone()?)))
+            .collect()
     }
 
     /// Tracks a push's answers; a join's, for every (re)join of its channel.
@@ -392,7 +413,7 @@ pub(crate) fn call(callback: &Function, args: &[JsValue]) {
 
 /// `reportError(error)` where it exists (browsers, Deno); elsewhere (Node) a rejected promise,
 /// which Node reports as unhandled as it would an exception thrown by a phoenix.js callback.
-fn report(error: JsValue) {
+pub(crate) fn report(error: JsValue) {
     let report = Reflect::get(&js_sys::global(), &"reportError".into())
         .ok()
         .and_then(|f| f.dyn_into::<Function>().ok());

@@ -3,11 +3,12 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use alight_protocol::Payload;
 use alight_protocol::client::ConnectionState;
 use js_sys::{Array, Function};
 use wasm_bindgen::prelude::*;
 
-use super::channel::Channel;
+use super::channel::{Channel, before_rejoin};
 use super::options;
 use super::payload::to_wire;
 use super::registry::{Registry, SocketEvent, call, log_to, sink};
@@ -43,7 +44,12 @@ impl Socket {
         let options = options::parse(end_point, &opts)?;
         let registry = Rc::new(RefCell::new(Registry::default()));
         registry.borrow_mut().logger = options.logger;
-        let driver = Driver::new(options.config, options.connect, sink(registry.clone()));
+        let driver = Driver::new(
+            options.config,
+            options.connect,
+            sink(registry.clone()),
+            before_rejoin(registry.clone()),
+        );
         let shared = Rc::new(Shared { driver, registry });
         shared.observe();
         Ok(Socket { shared })
@@ -118,20 +124,23 @@ impl Socket {
         self.shared.observe();
     }
 
-    /// A channel for `topic`, joined with `params` when `join()` is called.
+    /// A channel for `topic`, joined with `params` when `join()` is called. A function is called
+    /// before every join and rejoin, as phoenix.js does, and its result sent.
     #[wasm_bindgen(skip_jsdoc)]
     pub fn channel(&self, topic: String, params: JsValue) -> Result<Channel, JsValue> {
-        // phoenix.js evaluates a params function at every join; the session keeps one payload,
-        // so a function is called once, here.
-        let params = match params.dyn_ref::<Function>() {
-            Some(function) => function.call0(&JsValue::UNDEFINED)?,
-            None => params,
+        let function = params.dyn_ref::<Function>().cloned();
+        let params = match function {
+            Some(_) => Payload::empty(),
+            None => to_wire(&params)?,
         };
-        let params = to_wire(&params)?;
         let id = self
             .shared
             .driver
             .call(|session, _| session.channel(topic.clone(), params));
+        if let Some(function) = function {
+            let mut registry = self.shared.registry.borrow_mut();
+            registry.set_params_function(id, function);
+        }
         Ok(Channel::new(self.shared.clone(), id, topic))
     }
 

@@ -84,12 +84,19 @@ pub(crate) enum Notice {
 /// Receives the notices; called with no borrow of the driver held.
 pub(crate) type Sink = Box<dyn Fn(&Rc<Driver>, Notice)>;
 
+/// Called right before an input that may send rejoins, with no borrow held: the connection
+/// opened (`None`), or a timer fired (`Some(now)`, the time `handle_timeout` gets). The JS layer
+/// evaluates channel params functions there and sets their results on the session, so each
+/// rejoin carries what the function returns at that moment.
+pub(crate) type BeforeRejoin = Box<dyn Fn(&Driver, Option<Timestamp>)>;
+
 /// A session with its I/O.
 pub(crate) struct Driver {
     core: RefCell<Core>,
     outbox: RefCell<VecDeque<Notice>>,
     dispatching: Cell<bool>,
     sink: Sink,
+    before_rejoin: BeforeRejoin,
 }
 
 struct Core {
@@ -125,7 +132,12 @@ struct Pending {
 
 impl Driver {
     /// A driver for a new session; nothing happens until `connect`.
-    pub(crate) fn new(config: ClientConfig, options: ConnectOptions, sink: Sink) -> Rc<Driver> {
+    pub(crate) fn new(
+        config: ClientConfig,
+        options: ConnectOptions,
+        sink: Sink,
+        before_rejoin: BeforeRejoin,
+    ) -> Rc<Driver> {
         let serializer = config.serializer;
         let driver = Rc::new(Driver {
             core: RefCell::new(Core {
@@ -148,6 +160,7 @@ impl Driver {
             outbox: RefCell::new(VecDeque::new()),
             dispatching: Cell::new(false),
             sink,
+            before_rejoin,
         });
         let weak = Rc::downgrade(&driver);
         let visibility = Visibility::install(move |visible| {
@@ -324,11 +337,13 @@ impl Driver {
     }
 
     fn on_timer(self: &Rc<Self>) {
+        let now = now();
+        (self.before_rejoin)(self, Some(now));
         {
             let mut core = self.core.borrow_mut();
             // Dropping the fired timeout frees this closure once it returns.
             core.timer = None;
-            core.session.handle_timeout(now());
+            core.session.handle_timeout(now);
         }
         self.pump();
     }
@@ -467,6 +482,9 @@ impl Driver {
     }
 
     fn on_transport(self: &Rc<Self>, attempt: u64, event: TransportEvent) {
+        if matches!(event, TransportEvent::Open) {
+            (self.before_rejoin)(self, None);
+        }
         {
             let mut core = self.core.borrow_mut();
             if core.attempt != attempt || core.transport.is_none() {

@@ -148,6 +148,39 @@ impl Session {
         Ok(id)
     }
 
+    /// Replaces the params the channel's next join and every later rejoin carry; a join already
+    /// out keeps the params it was sent with.
+    ///
+    /// phoenix.js takes channel params as a function and calls it at each join; a driver does
+    /// the same by calling it and setting the result here before every input that may send a
+    /// join ([`join`](Self::join), [`handle_open`](Self::handle_open),
+    /// [`handle_timeout`](Self::handle_timeout)).
+    pub fn set_channel_params(
+        &mut self,
+        channel: ChannelId,
+        params: Payload,
+    ) -> Result<(), JoinError> {
+        let serializer = self.config.serializer;
+        let ch = self
+            .channels
+            .get_mut(&channel)
+            .ok_or(JoinError::UnknownChannel)?;
+        check_encodable(serializer, &ch.topic, event::JOIN, &params).map_err(JoinError::Encode)?;
+        ch.params = params;
+        Ok(())
+    }
+
+    /// Whether [`handle_timeout`](Self::handle_timeout) at `now` rejoins the channel: it is
+    /// errored, the connection is open and its rejoin timer is due. (On
+    /// [`handle_open`](Self::handle_open) every errored channel rejoins.) A driver that refreshes
+    /// join params before each join asks this, to call no params function for nothing.
+    pub fn rejoin_due(&self, channel: ChannelId, now: Timestamp) -> bool {
+        self.conn == Conn::Open
+            && self.channels.get(&channel).is_some_and(|ch| {
+                ch.state == ChannelState::Errored && ch.rejoin.at.is_some_and(|at| at <= now)
+            })
+    }
+
     /// Leaves the channel: sends `phx_leave` if the connection is open, and closes the channel at
     /// once, as phoenix.js does. The returned id is answered right away with an `ok`
     /// [`Event::Reply`] (phoenix.js acknowledges a leave locally); nothing more arrives for the

@@ -3,6 +3,7 @@
 use super::{Client, json, reply};
 use crate::client::{
     Action, ChannelState, ClientConfig, Event, JoinError, LeaveError, PushError, StateCause,
+    Timestamp,
 };
 use crate::error::Field;
 use crate::{EncodeError, Payload, Serializer};
@@ -388,4 +389,80 @@ fn a_rejoin_timer_and_a_reopened_connection_do_not_both_rejoin() {
     // The old timer was due at 1 s; the new join times out at 10.51 s.
     c.advance_to(10_000);
     assert_eq!(c.sent(), Vec::<String>::new());
+}
+
+#[test]
+fn replaced_params_go_with_the_next_join_and_every_rejoin_after_it() {
+    let mut c = Client::quiet();
+    let room = c.session.channel("room:lobby", json(r#"{"n":0}"#));
+    c.session
+        .set_channel_params(room, json(r#"{"n":1}"#))
+        .expect("the channel exists");
+    c.session.join(room, None, c.now).expect("joins");
+    // The join waits for the connection with the params of the `join` call; params set before
+    // the connection opens do not rewrite it.
+    c.session
+        .set_channel_params(room, json(r#"{"n":2}"#))
+        .expect("the channel exists");
+    c.open();
+    assert_eq!(c.sent(), [r#"["3","3","room:lobby","phx_join",{"n":1}]"#]);
+    c.ok_join(room);
+    c.drain();
+
+    // Rejoin after a lost connection: the params set by then. The rejoin comes with the
+    // connection, not a rejoin timer.
+    c.session.handle_close(c.now, Some(1006));
+    assert!(
+        !c.session
+            .rejoin_due(room, c.now + std::time::Duration::from_secs(60))
+    );
+    let delay = c.next_timeout_in().expect("a reconnect is scheduled");
+    c.advance(delay);
+    assert_eq!(c.actions(), [Action::Connect]);
+    c.session
+        .set_channel_params(room, json(r#"{"n":3}"#))
+        .expect("the channel exists");
+    c.session.handle_open(c.now);
+    assert_eq!(c.sent(), [r#"["4","4","room:lobby","phx_join",{"n":3}]"#]);
+    c.ok_join(room);
+    c.drain();
+
+    // Rejoin on the rejoin timer after a crash: likewise.
+    c.recv(r#"["4","4","room:lobby","phx_error",{}]"#);
+    c.drain();
+    let delay = c.next_timeout_in().expect("a rejoin is scheduled");
+    c.advance(delay - 1);
+    assert!(!c.session.rejoin_due(room, c.now));
+    c.session
+        .set_channel_params(room, json(r#"{"n":4}"#))
+        .expect("the channel exists");
+    assert!(
+        c.session
+            .rejoin_due(room, Timestamp::from_millis(c.millis() + 1))
+    );
+    c.advance(1);
+    assert!(!c.session.rejoin_due(room, c.now), "rejoined");
+    assert_eq!(c.sent(), [r#"["5","5","room:lobby","phx_join",{"n":4}]"#]);
+}
+
+#[test]
+fn params_that_cannot_be_sent_are_refused_and_the_old_ones_kept() {
+    let mut v1 = Client::new(ClientConfig::default().serializer(Serializer::V1Json));
+    let room = v1.session.channel("room:1", json(r#"{"a":1}"#));
+    assert_eq!(
+        v1.session
+            .set_channel_params(room, Payload::Binary(bytes::Bytes::from_static(b"x"))),
+        Err(JoinError::Encode(EncodeError::BinaryUnsupported))
+    );
+    v1.session.join(room, None, v1.now).expect("joins");
+    v1.open();
+    assert_eq!(
+        v1.sent(),
+        [r#"{"topic":"room:1","event":"phx_join","payload":{"a":1},"ref":"3","join_ref":"3"}"#]
+    );
+    assert!(v1.session.remove_channel(room));
+    assert_eq!(
+        v1.session.set_channel_params(room, Payload::empty()),
+        Err(JoinError::UnknownChannel)
+    );
 }
