@@ -14,6 +14,7 @@ use crate::scenario::churn::ChurnParams;
 use crate::scenario::echo::EchoParams;
 use crate::scenario::fanout::FanoutParams;
 use crate::scenario::idle::IdleParams;
+use crate::scenario::presence::PresenceParams;
 use crate::scenario::{Env, Outcome};
 use crate::suite::{self, Case, Server, SuiteConfig};
 use crate::wire::Protocol;
@@ -32,9 +33,13 @@ Commands:
   fanout   S subscribers, one publisher at R msg/s or flat out; deliveries/s, latency, missing
   echo     C clients pinging in a closed loop; replies/s, latency
   churn    connect, join, leave, disconnect in a loop; cycles/s, whether server RSS returns
+  presence M members join one room under their names; time until every presence list is
+           complete, bytes and frames per client (Phoenix; Alight's demo room)
 
 suite:
   --smoke              tiny sizes, a few seconds in all
+  --presence           the presence cases (1,000 and 10,000 members) against alight only, into
+                       their own README section (default results: target/bench/presence.json)
   --servers LIST       comma-separated from bare,alight,socketioxide,node (default: all of them)
   --bin-dir DIR        the release binaries (default: target/release)
   --node-dir DIR       the Node baseline (default: bench/node)
@@ -46,7 +51,7 @@ report:
   --results FILE       results written by `suite` (default: target/bench/results.json)
   --readme FILE        write the table into FILE between its markers (default: print it)
 
-idle, fanout, echo, churn (against a server you started):
+idle, fanout, echo, churn, presence (against a server you started):
   --target ADDR        the server, e.g. 127.0.0.1:4000 (required)
   --protocol P         phoenix (default) or socketio
   --server-pid PID     read the server's RSS from /proc/PID/status
@@ -56,7 +61,9 @@ idle, fanout, echo, churn (against a server you started):
   fanout:  --subscribers S (1000)  --rate R|max (100)  --duration SECS (3)  --drain SECS (3)
            --window W (16, flat out only)
   echo:    --clients C (100)  --duration SECS (3)
-  churn:   --workers W (32)  --duration SECS (4)  --settle SECS (3)";
+  churn:   --workers W (32)  --duration SECS (4)  --settle SECS (3)
+  presence: --members M (10000)  --join-rate R|max (max: as fast as answered, with 100 joins
+           in flight)  --limit SECS (180)";
 
 /// Why the command line could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -212,7 +219,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
     if matches!(command.as_str(), "-h" | "--help" | "help") {
         return Ok(Command::Help);
     }
-    let mut o = Options::parse(rest, &["--smoke", "-h", "--help"])?;
+    let mut o = Options::parse(rest, &["--smoke", "--presence", "-h", "--help"])?;
     if o.switch("-h") || o.switch("--help") {
         return Ok(Command::Help);
     }
@@ -220,7 +227,9 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
     let parsed = match command.as_str() {
         "suite" => {
             let smoke = o.switch("--smoke");
+            let presence = o.switch("--presence");
             let servers = match o.values.remove("--servers") {
+                None if presence => vec![Server::Alight],
                 None => Server::ALL.to_vec(),
                 Some(list) => list
                     .split(',')
@@ -233,19 +242,36 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                     })
                     .collect::<Result<_, _>>()?,
             };
+            if presence && servers != [Server::Alight] {
+                return Err(CliError::Invalid {
+                    option: "--servers".to_owned(),
+                    value: servers
+                        .iter()
+                        .map(|s| s.name())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    reason: "the presence cases run against alight only".to_owned(),
+                });
+            }
             let server_cpus: String = o.take_or("--server-cpus", "0".to_owned())?;
             let config = SuiteConfig {
                 bin_dir: o.take_or("--bin-dir", PathBuf::from("target/release"))?,
                 node_dir: o.take_or("--node-dir", PathBuf::from("bench/node"))?,
                 server_cpus: (server_cpus != "none").then_some(server_cpus),
                 servers,
-                plan: if smoke {
-                    suite::smoke_plan()
-                } else {
-                    suite::full_plan(default_connections())
+                plan: match (presence, smoke) {
+                    (true, true) => suite::presence_smoke_plan(),
+                    (true, false) => suite::presence_plan(),
+                    (false, true) => suite::smoke_plan(),
+                    (false, false) => suite::full_plan(default_connections()),
                 },
                 work_dir: suite::work_dir(&std::env::temp_dir()),
                 smoke,
+            };
+            let default_results = if presence {
+                PathBuf::from("target/bench/presence.json")
+            } else {
+                default_results
             };
             Command::Suite {
                 config,
@@ -257,7 +283,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
             results: o.take_or("--results", default_results)?,
             readme: o.take("--readme")?,
         },
-        "idle" | "fanout" | "echo" | "churn" => {
+        "idle" | "fanout" | "echo" | "churn" | "presence" => {
             let addr: SocketAddr = o.take("--target")?.ok_or(CliError::Required("--target"))?;
             let protocol: Protocol = o.take_or("--protocol", Protocol::Phoenix)?;
             let server_pid = o.take("--server-pid")?;
@@ -267,32 +293,23 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                 "idle" => Case::Idle(IdleParams {
                     connections: o.take_or("--connections", default_connections())?,
                 }),
-                "fanout" => {
-                    let rate: String = o.take_or("--rate", "100".to_owned())?;
-                    let rate = if rate == "max" {
-                        None
-                    } else {
-                        Some(rate.parse().map_err(|err: std::num::ParseIntError| {
-                            CliError::Invalid {
-                                option: "--rate".to_owned(),
-                                value: rate.clone(),
-                                reason: err.to_string(),
-                            }
-                        })?)
-                    };
-                    Case::Fanout(FanoutParams {
-                        subscribers: o.take_or("--subscribers", 1_000)?,
-                        rate,
-                        duration: o.seconds("--duration", 3.0)?,
-                        drain: o.seconds("--drain", 3.0)?,
-                        payload_bytes,
-                        window: o.take_or("--window", 16)?,
-                    })
-                }
+                "fanout" => Case::Fanout(FanoutParams {
+                    subscribers: o.take_or("--subscribers", 1_000)?,
+                    rate: rate_or_max(&mut o, "--rate", "100")?,
+                    duration: o.seconds("--duration", 3.0)?,
+                    drain: o.seconds("--drain", 3.0)?,
+                    payload_bytes,
+                    window: o.take_or("--window", 16)?,
+                }),
                 "echo" => Case::Echo(EchoParams {
                     clients: o.take_or("--clients", 100)?,
                     duration: o.seconds("--duration", 3.0)?,
                     payload_bytes,
+                }),
+                "presence" => Case::Presence(PresenceParams {
+                    members: o.take_or("--members", 10_000)?,
+                    join_rate: rate_or_max(&mut o, "--join-rate", "max")?,
+                    limit: o.seconds("--limit", 180.0)?,
                 }),
                 _ => Case::Churn(ChurnParams {
                     workers: o.take_or("--workers", 32)?,
@@ -311,6 +328,21 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
     };
     o.finish()?;
     Ok(parsed)
+}
+
+/// A per-second rate option: a number, or `max` for as fast as possible (`None`).
+fn rate_or_max(o: &mut Options, name: &str, default: &str) -> Result<Option<u32>, CliError> {
+    let rate: String = o.take_or(name, default.to_owned())?;
+    if rate == "max" {
+        return Ok(None);
+    }
+    rate.parse()
+        .map(Some)
+        .map_err(|err: std::num::ParseIntError| CliError::Invalid {
+            option: name.to_owned(),
+            value: rate.clone(),
+            reason: err.to_string(),
+        })
 }
 
 /// The idle run's size: what this process's open-file limit leaves after the reserve.
@@ -412,7 +444,7 @@ fn render(results: &Results, readme: Option<&std::path::Path>) -> u8 {
             }
         },
         None => {
-            println!("{}", report::markdown(results));
+            println!("{}", report::render(results));
             0
         }
     }
@@ -445,6 +477,22 @@ mod tests {
         };
         assert!(config.smoke && config.server_cpus.is_none() && readme.is_none());
         assert_eq!(config.servers, vec![Server::Bare, Server::Alight]);
+        let Command::Suite {
+            config, results, ..
+        } = parse(&args("suite --presence"))?
+        else {
+            panic!("expected the suite");
+        };
+        assert_eq!(config.servers, vec![Server::Alight]);
+        assert!(config.plan.iter().all(|c| c.scenario() == "presence"));
+        assert_eq!(results, PathBuf::from("target/bench/presence.json"));
+        let Command::Single { case, .. } = parse(&args(
+            "presence --target 127.0.0.1:4000 --members 50 --join-rate 200",
+        ))?
+        else {
+            panic!("expected a single case");
+        };
+        assert!(matches!(case, Case::Presence(p) if p.members == 50 && p.join_rate == Some(200)));
         Ok(())
     }
 
@@ -461,6 +509,10 @@ mod tests {
         ));
         assert!(matches!(
             parse(&args("suite --servers bare,phoenix")),
+            Err(CliError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse(&args("suite --presence --servers bare")),
             Err(CliError::Invalid { .. })
         ));
     }

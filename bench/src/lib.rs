@@ -13,12 +13,13 @@
 //!   WebSocket and protocol handshakes, join, leave, await a reply, close.
 //! - [`net`]: client source addresses across 127.0.0.2…, the open-file budget, `/proc` readings.
 //! - [`stats`]: the clock of latency stamps, histograms and rates.
-//! - [`scenario`]: `idle`, `fanout`, `echo`, `churn`; each a bounded run returning an
-//!   [`scenario::Outcome`] of named figures and notes.
+//! - [`scenario`]: `idle`, `fanout`, `echo`, `churn`, and `presence` (Alight's presence with
+//!   thousands of members in one room, run on its own by `bench/run --presence`); each a bounded
+//!   run returning an [`scenario::Outcome`] of named figures and notes.
 //! - [`suite`]: every server through every case, a fresh pinned server process per case.
 //! - [`machine`]: the machine, the placement and the versions, read for the report's header.
-//! - [`report`]: results as a markdown table with ratios to the bare baseline, written between
-//!   markers in the README.
+//! - [`report`]: results as a markdown table with ratios to the bare baseline (presence runs: a
+//!   column per case), written between markers in the README.
 //! - [`servers`]: the baselines in Rust, [`servers::bare`] and [`servers::socketio`], each also a
 //!   binary (`bench-bare`, `bench-socketioxide`).
 //! - [`cli`]: the `alight-bench` command line.

@@ -19,11 +19,7 @@ pub fn meta(server_cpus: Option<&str>, node_dir: &Path, smoke: bool) -> Meta {
         .filter(|l| l.starts_with("processor"))
         .count();
     let kernel = read_trimmed("/proc/sys/kernel/osrelease");
-    let load_at_start = read_trimmed("/proc/loadavg")
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ");
+    let load_at_start = load_average();
     let own_cpus = std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
@@ -74,12 +70,22 @@ pub fn meta(server_cpus: Option<&str>, node_dir: &Path, smoke: bool) -> Meta {
         cpu_model,
         kernel,
         load_at_start,
+        load_at_end: String::new(),
         placement,
         versions,
         skipped: Vec::new(),
         smoke,
         seconds: 0.0,
     }
+}
+
+/// `/proc/loadavg`'s first three fields: the load average over 1, 5 and 15 minutes.
+pub fn load_average() -> String {
+    read_trimmed("/proc/loadavg")
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn read_trimmed(path: &str) -> String {

@@ -88,6 +88,28 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// CPU time process `pid` has used so far, user and system, all threads: `utime + stime` of
+/// `/proc/<pid>/stat`, in clock ticks of 1/100 s (Linux's `USER_HZ` on every common platform).
+pub fn cpu_seconds(pid: u32) -> io::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_cpu_ticks(&stat)
+        .map(|ticks| ticks as f64 / 100.0)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("no utime and stime in /proc/{pid}/stat"),
+            )
+        })
+}
+
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    // The command name, in parentheses, may hold spaces: count fields after its closing one.
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
 /// Open file descriptors of this process (entries of `/proc/self/fd`).
 pub fn open_fds() -> io::Result<usize> {
     Ok(std::fs::read_dir("/proc/self/fd")?.count())
@@ -110,6 +132,14 @@ mod tests {
         let status = "Name:\tx\nVmPeak:\t  9000 kB\nVmRSS:\t    4321 kB\nThreads: 1\n";
         assert_eq!(parse_vm_rss(status), Some(4321));
         assert_eq!(parse_vm_rss("Name: x\n"), None);
+    }
+
+    #[test]
+    fn reads_cpu_ticks() {
+        let stat = "42 (a b) R 1 1 1 0 -1 4194304 123 0 0 0 250 31 0 0 20 0 1 0 489222";
+        assert_eq!(parse_cpu_ticks(stat), Some(281));
+        assert_eq!(parse_cpu_ticks("42 (x) R 1"), None);
+        assert!(cpu_seconds(std::process::id()).is_ok());
     }
 
     #[test]

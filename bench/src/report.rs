@@ -3,6 +3,8 @@
 //! The table has a row per figure of each case and a column per server; every cell but the
 //! baseline's shows its ratio to the bare baseline. `bench/README.md` holds the latest table
 //! between [`BEGIN`] and [`END`], so a rerun replaces it and leaves the prose around it alone.
+//! A presence run (Alight only) has its own table, a column per case, between
+//! [`PRESENCE_BEGIN`] and [`PRESENCE_END`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,6 +19,10 @@ use crate::scenario::{Metric, Outcome};
 pub const BEGIN: &str = "<!-- alight-bench:results:begin -->";
 /// Marks its end.
 pub const END: &str = "<!-- alight-bench:results:end -->";
+/// Marks the start of the presence results in the README.
+pub const PRESENCE_BEGIN: &str = "<!-- alight-bench:presence:begin -->";
+/// Marks their end.
+pub const PRESENCE_END: &str = "<!-- alight-bench:presence:end -->";
 /// The server every ratio is taken against.
 pub const BASELINE: &str = "bare";
 
@@ -46,6 +52,9 @@ pub struct Meta {
     pub kernel: String,
     /// `/proc/loadavg`'s first three fields when the run started.
     pub load_at_start: String,
+    /// The same when it ended (empty in results written before it was recorded).
+    #[serde(default)]
+    pub load_at_end: String,
     /// How server and generator were placed.
     pub placement: String,
     /// `(component, version)` pairs.
@@ -91,12 +100,21 @@ impl Results {
                     Some("deliveries went missing".to_owned())
                 } else if o.metric("connections held").is_some_and(|m| m == 0.0) {
                     Some("no connection held".to_owned())
+                } else if o.metric("lists complete") != o.metric("members joined")
+                    || o.metric("clients dropped").is_some_and(|m| m > 0.0)
+                {
+                    Some("presence lists incomplete or clients dropped".to_owned())
                 } else {
                     None
                 };
                 (r, why)
             })
             .collect()
+    }
+
+    /// Whether these are the results of a presence run (their own table and README section).
+    pub fn is_presence(&self) -> bool {
+        !self.records.is_empty() && self.records.iter().all(|r| r.scenario == "presence")
     }
 
     /// Writes the results as JSON.
@@ -120,19 +138,23 @@ fn server_columns(records: &[Record]) -> Vec<String> {
     servers
 }
 
-/// The markdown section: machine, versions, the table and the notes.
-pub fn markdown(results: &Results) -> String {
-    let meta = &results.meta;
+/// The machine, the load, the placement and the versions: the paragraph above a table.
+fn header(meta: &Meta) -> String {
     let mut out = String::new();
     if meta.smoke {
         out.push_str(
             "**Smoke run: tiny sizes, to check the pipeline. These are not results.**\n\n",
         );
     }
+    let load_at_end = if meta.load_at_end.is_empty() {
+        String::new()
+    } else {
+        format!(", at the end {}", meta.load_at_end)
+    };
     let _ = writeln!(
         out,
-        "Measured {} on {}, {} logical CPUs, Linux {}; load average at the start {}. {} \
-         The run took {:.0} s.\n",
+        "Measured {} on {}, {} logical CPUs, Linux {}; load average at the start {}{load_at_end}. \
+         {} The run took {:.0} s.\n",
         meta.started,
         meta.cpu_model,
         meta.nproc,
@@ -152,6 +174,68 @@ pub fn markdown(results: &Results) -> String {
     for skipped in &meta.skipped {
         let _ = writeln!(out, "Skipped: {skipped}.\n");
     }
+    out
+}
+
+/// The markdown of a presence run: a row per figure, a column per case (one server, no ratios).
+pub fn presence_markdown(results: &Results) -> String {
+    let mut out = header(&results.meta);
+    let cases: Vec<(&str, &str)> = results
+        .records
+        .iter()
+        .map(|r| (r.server.as_str(), r.outcome.case.as_str()))
+        .collect();
+    let _ = writeln!(
+        out,
+        "| figure | {} |",
+        cases
+            .iter()
+            .map(|(server, case)| format!("{server} {case}"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let _ = writeln!(out, "|---|{}", "---:|".repeat(cases.len()));
+    let mut figures: Vec<&str> = Vec::new();
+    for r in &results.records {
+        for m in &r.outcome.metrics {
+            if !figures.contains(&m.name.as_str()) {
+                figures.push(&m.name);
+            }
+        }
+    }
+    for figure in figures {
+        let mut line = format!("| {figure} |");
+        for r in &results.records {
+            let cell = r
+                .outcome
+                .metrics
+                .iter()
+                .find(|m| m.name == figure)
+                .map_or_else(|| "—".to_owned(), format_value);
+            let _ = write!(line, " {cell} |");
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.push_str("\n<details><summary>Notes per case</summary>\n\n");
+    for r in &results.records {
+        for note in &r.outcome.notes {
+            let _ = writeln!(
+                out,
+                "- {} {}: {}",
+                r.server,
+                r.outcome.case,
+                note.replace('|', "\\|")
+            );
+        }
+    }
+    out.push_str("\n</details>\n");
+    out
+}
+
+/// The markdown section: machine, versions, the table and the notes.
+pub fn markdown(results: &Results) -> String {
+    let mut out = header(&results.meta);
     out.push_str(
         "Each cell is the figure and, in parentheses, its ratio to the bare baseline. Above 1 is \
          better for rates and counts of work done; below 1 is better for latency, memory and \
@@ -294,19 +378,47 @@ fn group_thousands(n: i64) -> String {
 /// Replaces the part of `readme` between the markers with `section`, or appends a results heading
 /// with the markers if they are missing.
 pub fn splice(readme: &str, section: &str) -> String {
-    let generated = format!("{BEGIN}\n{section}{END}");
-    match (readme.find(BEGIN), readme.find(END)) {
+    splice_between(readme, section, (BEGIN, END), "Results")
+}
+
+fn splice_between(
+    readme: &str,
+    section: &str,
+    (begin, end): (&str, &str),
+    heading: &str,
+) -> String {
+    let generated = format!("{begin}\n{section}{end}");
+    match (readme.find(begin), readme.find(end)) {
         (Some(b), Some(e)) if b < e => {
-            format!("{}{generated}{}", &readme[..b], &readme[e + END.len()..])
+            format!("{}{generated}{}", &readme[..b], &readme[e + end.len()..])
         }
-        _ => format!("{}\n## Results\n\n{generated}\n", readme.trim_end()),
+        _ => format!("{}\n\n## {heading}\n\n{generated}\n", readme.trim_end()),
     }
 }
 
-/// Writes `results` into the README at `path` between the markers.
+/// The markdown of `results`: the presence table for a presence run, the suite table otherwise.
+pub fn render(results: &Results) -> String {
+    if results.is_presence() {
+        presence_markdown(results)
+    } else {
+        markdown(results)
+    }
+}
+
+/// Writes `results` into the README at `path` between the markers of their kind.
 pub fn write_readme(path: &Path, results: &Results) -> io::Result<()> {
     let readme = fs::read_to_string(path).unwrap_or_default();
-    fs::write(path, splice(&readme, &markdown(results)))
+    let text = if results.is_presence() {
+        splice_between(
+            &readme,
+            &presence_markdown(results),
+            (PRESENCE_BEGIN, PRESENCE_END),
+            "Presence results",
+        )
+    } else {
+        splice(&readme, &markdown(results))
+    };
+    fs::write(path, text)
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use crate::scenario::churn::ChurnParams;
 use crate::scenario::echo::EchoParams;
 use crate::scenario::fanout::FanoutParams;
 use crate::scenario::idle::IdleParams;
+use crate::scenario::presence::PresenceParams;
 use crate::scenario::{self, Env, Outcome};
 use crate::wire::Protocol;
 
@@ -90,6 +91,8 @@ pub enum Case {
     Echo(EchoParams),
     /// See [`scenario::churn`].
     Churn(ChurnParams),
+    /// See [`scenario::presence`].
+    Presence(PresenceParams),
 }
 
 impl Case {
@@ -100,6 +103,7 @@ impl Case {
             Case::Fanout(_) => "fanout",
             Case::Echo(_) => "echo",
             Case::Churn(_) => "churn",
+            Case::Presence(_) => "presence",
         }
     }
 
@@ -110,6 +114,7 @@ impl Case {
             Case::Fanout(p) => scenario::fanout::run(env, p).await,
             Case::Echo(p) => scenario::echo::run(env, p).await,
             Case::Churn(p) => scenario::churn::run(env, p).await,
+            Case::Presence(p) => scenario::presence::run(env, p).await,
         }
     }
 }
@@ -170,6 +175,33 @@ pub fn smoke_plan() -> Vec<Case> {
         settle: short,
     }));
     cases
+}
+
+/// Longest a presence case may take, first connect to last complete list.
+const PRESENCE_LIMIT: Duration = Duration::from_secs(180);
+
+/// The cases of `bench/run --presence`, against Alight only: 1,000 and 10,000 members joining one
+/// room as fast as the server answers.
+pub fn presence_plan() -> Vec<Case> {
+    [1_000, 10_000]
+        .into_iter()
+        .map(|members| {
+            Case::Presence(PresenceParams {
+                members,
+                join_rate: None,
+                limit: PRESENCE_LIMIT,
+            })
+        })
+        .collect()
+}
+
+/// The presence case of a smoke run.
+pub fn presence_smoke_plan() -> Vec<Case> {
+    vec![Case::Presence(PresenceParams {
+        members: 20,
+        join_rate: None,
+        limit: Duration::from_secs(20),
+    })]
 }
 
 /// Where the suite finds the servers and how it places them.
@@ -383,6 +415,7 @@ impl SuiteConfig {
             }
         }
         meta.seconds = started.elapsed().as_secs_f64();
+        meta.load_at_end = crate::machine::load_average();
         Results { meta, records }
     }
 
@@ -460,6 +493,11 @@ mod tests {
         let full = full_plan(19_850);
         assert_eq!(full.len(), 1 + 8 + 2 + 1);
         assert!(smoke_plan().len() <= 5);
+        assert!(
+            presence_plan()
+                .iter()
+                .all(|c| matches!(c, Case::Presence(p) if p.members <= 10_000))
+        );
         assert_eq!(Server::from_name("node"), Some(Server::Node));
     }
 }

@@ -14,6 +14,7 @@ use alight_bench::scenario::churn::{self, ChurnParams};
 use alight_bench::scenario::echo::{self, EchoParams};
 use alight_bench::scenario::fanout::{self, FanoutParams};
 use alight_bench::scenario::idle::{self, IdleParams};
+use alight_bench::scenario::presence::{self, PresenceParams};
 use alight_bench::scenario::{Env, Outcome};
 use alight_bench::servers;
 use alight_bench::wire::Protocol;
@@ -135,4 +136,77 @@ async fn idle_echo_churn_against_the_bare_server() -> std::io::Result<()> {
 #[tokio::test]
 async fn idle_echo_churn_against_socketioxide() -> std::io::Result<()> {
     check_others(Protocol::SocketIo).await
+}
+
+/// The demo's `room:*` presence contract: a join with `{"name": n}` tracks `n` and pushes the
+/// state.
+struct Room;
+
+impl alight_server::Channel for Room {
+    type State = ();
+
+    async fn join(
+        &self,
+        params: alight_server::Payload,
+        ctx: &mut alight_server::Context<'_>,
+    ) -> Result<((), alight_server::Payload), alight_server::JoinError> {
+        let params: serde_json::Value = params.deserialize().unwrap_or_default();
+        if let Some(name) = params.get("name").and_then(|n| n.as_str()) {
+            ctx.track(name, &serde_json::json!({"online_at": 1}))
+                .map_err(|err| alight_server::JoinError::reason(&err.to_string()))?;
+            ctx.push_presence_state();
+        }
+        Ok(((), alight_server::Payload::empty()))
+    }
+
+    async fn handle_in(
+        &self,
+        _event: &str,
+        _payload: alight_server::Payload,
+        _state: &mut (),
+        _ctx: &mut alight_server::Context<'_>,
+    ) -> alight_server::HandleIn {
+        alight_server::HandleIn::error_reason("unknown event")
+    }
+}
+
+/// Members join flat out and on a schedule, each run against a fresh server: every list ends
+/// complete, every byte is counted.
+#[tokio::test]
+async fn presence_against_alight() -> std::io::Result<()> {
+    for join_rate in [None, Some(200)] {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let alight = alight_server::Alight::builder()
+            .channel("room:*", Room)
+            .build();
+        let stop = CancellationToken::new();
+        let shutdown = stop.clone().cancelled_owned();
+        let server =
+            tokio::spawn(async move { alight.serve(listener, alight.router(), shutdown).await });
+        let params = PresenceParams {
+            members: 12,
+            join_rate,
+            limit: Duration::from_secs(20),
+        };
+        let outcome = presence::run(&env(addr, Protocol::Phoenix), params).await;
+        assert_eq!(figure(&outcome, "members joined"), 12.0, "{outcome:#?}");
+        assert_eq!(figure(&outcome, "lists complete"), 12.0, "{outcome:#?}");
+        assert!(
+            figure(&outcome, "first join → every list complete") > 0.0,
+            "{outcome:#?}"
+        );
+        assert!(
+            figure(&outcome, "of which presence_state, mean") > 0.0,
+            "{outcome:#?}"
+        );
+        assert!(
+            figure(&outcome, "frames received per client, mean") >= 3.0,
+            "{outcome:#?}"
+        );
+        assert_eq!(figure(&outcome, "clients dropped"), 0.0, "{outcome:#?}");
+        stop.cancel();
+        server.await.map_err(std::io::Error::other)??;
+    }
+    Ok(())
 }

@@ -180,11 +180,9 @@ pub(crate) enum Queued {
     Frame(Frame),
     /// This client's copy of a broadcast it made: sent before the reply, as from Phoenix.
     Broadcast(Arc<SharedBroadcast>),
-    /// `presence_state` for this channel, listed when it is written (after the join subscribed).
-    PresenceState {
-        topic: String,
-        join_ref: Option<String>,
-    },
+    /// `presence_state` for this channel's topic, read when it is written (after the join
+    /// subscribed); the frame every joiner of the topic shares until its next diff.
+    PresenceState { topic: String },
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -314,13 +312,15 @@ impl Context<'_> {
     /// waits for it before applying diffs).
     ///
     /// Call it once per join, typically right after [`Context::track`] in `join`. The list is
-    /// read when the push is written, after the join has subscribed this socket to the topic: every
-    /// change the list misses reaches the client as a diff, and a diff repeating what the list
-    /// holds is harmless (phoenix.js matches metas by `phx_ref`).
+    /// read when the push is written, after the join has subscribed this socket to the topic, and
+    /// is the topic's list as of its last `presence_diff`: changes still pending in the current
+    /// batch window, this channel's own track included, reach the client in the next diff. Every
+    /// joiner of a window gets the same frame, encoded once, in broadcast form (without a
+    /// join_ref, which phoenix.js accepts); see [`presence`](crate::presence). A diff repeating
+    /// what the list holds is harmless (phoenix.js matches metas by `phx_ref`).
     pub fn push_presence_state(&mut self) {
         self.pushes.push(Queued::PresenceState {
             topic: self.topic.to_owned(),
-            join_ref: Some(self.join_ref.to_owned()),
         });
     }
 

@@ -660,16 +660,9 @@ impl Connection {
             let encoded = match &queued {
                 Queued::Frame(frame) => serializer.encode(Direction::ToClient, frame),
                 Queued::Broadcast(broadcast) => broadcast.wire(serializer),
-                Queued::PresenceState { topic, join_ref } => {
-                    let state = self.hub.presence.state_payload(topic);
-                    let frame = Frame::message(
-                        join_ref.clone(),
-                        None,
-                        topic.as_str(),
-                        crate::presence::STATE_EVENT,
-                        state,
-                    );
-                    serializer.encode(Direction::ToClient, &frame)
+                // Read now, after the join subscribed: shared by every joiner of the window.
+                Queued::PresenceState { topic } => {
+                    self.hub.presence.joiner_state(topic).wire(serializer)
                 }
             };
             match encoded {

@@ -4,6 +4,10 @@
 //
 // The server batches diffs per topic over 50 ms; nothing here depends on how changes fall into
 // windows: each test waits for phoenix.js's onSync to show the expected list, then compares.
+//
+// A joiner's `presence_state` is the list as of the topic's last diff, one frame shared by every
+// joiner of a window and sent without a join_ref; the joiner's own entry, still pending, follows
+// in the next diff.
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -190,4 +194,26 @@ test("twenty members joining at once reach every Presence, in batched diffs", as
   const last = members[members.length - 1];
   await last.watcher.until((s) => Object.keys(s).length === 20);
   assert.deepEqual(normalized(last.watcher.presence.state), list);
+});
+
+test("a joiner's Presence takes the shared state without a join_ref and then lists itself", async (t) => {
+  const session = new Session(t);
+  const topic = "presence:self";
+  const alice = await member(session, topic, "alice");
+  await alice.watcher.until((s) => countOf(s, "alice") === 1, "alice lists herself");
+  const bob = await member(session, topic, "bob");
+  await bob.watcher.until((s) => countOf(s, "alice") === 1 && countOf(s, "bob") === 1, "bob's list");
+  await alice.watcher.until((s) => countOf(s, "bob") === 1, "alice sees bob");
+  for (const { socket, name } of [
+    { socket: alice.socket, name: "alice" },
+    { socket: bob.socket, name: "bob" },
+  ]) {
+    const states = socket.messages.items.filter((m) => m.topic === topic && m.event === "presence_state");
+    assert.equal(states.length, 1, `${name} got one state`);
+    assert.equal(states[0].join_ref, null, `${name}'s state is in broadcast form`);
+    assert.equal(states[0].ref, null);
+  }
+  const list = await serverList(alice.channel);
+  assert.deepEqual(normalized(alice.watcher.presence.state), list);
+  assert.deepEqual(normalized(bob.watcher.presence.state), list);
 });

@@ -3,7 +3,9 @@
 //! sockets, failed joins, rejoins, and batching.
 //!
 //! Most servers here run with an hour-long batch window and the test ends windows itself with
-//! `Presence::flush`, so each diff's content is exact. "Nothing else was sent" is shown with a
+//! `Presence::flush`, so each diff's content is exact. A joiner's `presence_state` is the list as
+//! of the topic's last diff, shared by every joiner until the next one and sent without a
+//! join_ref; what is still pending, the joiner's own entry included, follows in the next diff. "Nothing else was sent" is shown with a
 //! marker broadcast: it goes through the same per-socket queue as diffs, so a diff sent before it
 //! would have arrived first. Tests of what happens on its own (a dropped socket, the timer) use a
 //! short window and wait for the diff.
@@ -38,7 +40,8 @@ async fn join(
     let frame = client
         .recv_until(|f| f.topic == topic && f.event() == "presence_state")
         .await?;
-    assert_eq!(frame.join_ref.as_deref(), Some(join_ref.as_str()));
+    // Broadcast form: one frame for every joiner (phoenix.js takes it for the topic's channel).
+    assert_eq!(frame.join_ref, None);
     assert_eq!(frame.msg_ref, None);
     Ok((join_ref, frame.payload().deserialize()?))
 }
@@ -136,25 +139,56 @@ fn keys(state: &PresenceState) -> Vec<&str> {
 }
 
 #[tokio::test]
-async fn the_state_on_join_lists_everyone_the_joiner_included() -> TestResult {
+async fn the_state_on_join_lists_everyone_as_of_the_last_diff_and_the_joiner_follows() -> TestResult
+{
+    let topic = "presence:lobby";
     let server = server(config(HOUR)).await;
     let mut alice = v2(&server).await?;
-    let (_, state) = join(&mut alice, "presence:lobby", json!({"name": "alice"})).await?;
-    assert_eq!(keys(&state), ["alice"]);
-    let meta = &state["alice"].metas[0];
+    let (_, state) = join(&mut alice, topic, json!({"name": "alice"})).await?;
+    // Alice's own entry is pending: it comes in the next diff, not in her state.
+    assert!(state.is_empty());
+    let diff = only_diff(&server, &mut alice, topic).await?;
+    assert_eq!(keys(&diff.joins), ["alice"]);
+    let meta = &diff.joins["alice"].metas[0];
     assert_eq!(meta.fields.get("online_at"), Some(&json!(ONLINE_AT)));
     assert!(!meta.phx_ref.is_empty() && meta.phx_ref_prev.is_none());
 
     let mut bob = v2(&server).await?;
-    let (_, state) = join(&mut bob, "presence:lobby", json!({"name": "bob"})).await?;
+    let (_, state) = join(&mut bob, topic, json!({"name": "bob"})).await?;
+    assert_eq!(keys(&state), ["alice"]);
+    assert_eq!(metas(&state), metas(&diff.joins));
+    let diff = only_diff(&server, &mut bob, topic).await?;
+    assert_eq!(keys(&diff.joins), ["bob"]);
+    // A third joiner gets the whole list, which is the server's now that nothing is pending.
+    let mut carol = v2(&server).await?;
+    let (_, state) = join(&mut carol, topic, json!({})).await?;
     assert_eq!(keys(&state), ["alice", "bob"]);
-    assert_eq!(
-        metas(&state),
-        metas(&server.alight.presence().list("presence:lobby"))
-    );
+    assert_eq!(metas(&state), metas(&server.alight.presence().list(topic)));
     // Another topic is separate.
     let (_, other) = join(&mut bob, "presence:other", json!({})).await?;
     assert!(other.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn joiners_of_one_window_share_one_state_and_learn_of_each_other_in_the_next_diff()
+-> TestResult {
+    let topic = "presence:window";
+    let server = server(config(HOUR)).await;
+    let (_first, _) = member(&server, topic, "first").await?;
+    server.alight.presence().flush(topic);
+    let mut joiners = Vec::new();
+    for name in ["a", "b", "c"] {
+        let mut client = v2(&server).await?;
+        let (_, state) = join(&mut client, topic, json!({ "name": name })).await?;
+        assert_eq!(keys(&state), ["first"], "{name}'s state");
+        joiners.push(client);
+    }
+    server.alight.presence().flush(topic);
+    for client in &mut joiners {
+        let diff = next_diff(client, topic).await?;
+        assert_eq!(keys(&diff.joins), ["a", "b", "c"]);
+    }
     Ok(())
 }
 
@@ -255,11 +289,13 @@ async fn a_crashed_channel_leaves_and_the_socket_keeps_working() -> TestResult {
     assert_eq!(refs(&diff.leaves), refs(&joined.joins));
     assert!(server.alight.presence().list(topic).is_empty());
 
-    // phoenix.js would rejoin: the same socket tracks again.
+    // phoenix.js would rejoin: the same socket tracks again, and hears of it in the next diff.
     let (_, state) = join(&mut alice, topic, json!({"name": "alice"})).await?;
-    assert_eq!(keys(&state), ["alice"]);
+    assert!(state.is_empty());
     let diff = only_diff(&server, &mut watcher, topic).await?;
     assert_eq!(keys(&diff.joins), ["alice"]);
+    let own = next_diff(&mut alice, topic).await?;
+    assert_eq!(refs(&own.joins), refs(&diff.joins));
     Ok(())
 }
 
@@ -334,9 +370,10 @@ async fn a_rejoin_replaces_the_previous_channel_entry() -> TestResult {
     let mut watcher = observer(&server, topic).await?;
     let (mut alice, _) = member(&server, topic, "alice").await?;
     let first = only_diff(&server, &mut watcher, topic).await?;
-    // A second join of the same topic on the same socket (the wire allows it).
+    // A second join of the same topic on the same socket (the wire allows it). Its state is as
+    // of the last diff: the first channel's entry, whose leave is pending with the new join.
     let (_, state) = join(&mut alice, topic, json!({"name": "alice"})).await?;
-    assert_eq!(state["alice"].metas.len(), 1);
+    assert_eq!(refs(&state), refs(&first.joins));
     let diff = only_diff(&server, &mut watcher, topic).await?;
     assert_eq!(refs(&diff.leaves), refs(&first.joins));
     assert_eq!(diff.joins["alice"].metas.len(), 1);

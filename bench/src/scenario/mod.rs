@@ -5,14 +5,18 @@
 //!   deliveries/s, publish→receive latency, missing deliveries.
 //! - [`echo`]: C clients pushing `ping` and waiting for each reply; replies/s and latency.
 //! - [`churn`]: connect, join, leave, disconnect in a loop; cycles/s; whether server RSS returns.
+//! - [`presence`]: M members joining one room under their names; time until every client's
+//!   presence list is complete, bytes and messages per client (Alight only, `bench/run --presence`).
 //!
-//! Every scenario connects its clients through [`gather`], with a bounded number of handshakes in
-//! flight, and returns an [`Outcome`]: named figures with units, and notes on anything that failed.
+//! Every scenario connects its clients with a bounded number of handshakes in flight (through
+//! [`gather`], or on its own where joins carry parameters) and returns an [`Outcome`]: named
+//! figures with units, and notes on anything that failed.
 
 pub mod churn;
 pub mod echo;
 pub mod fanout;
 pub mod idle;
+pub mod presence;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -30,6 +34,13 @@ use crate::stats::Clock;
 /// The topic (socket.io room) every scenario uses.
 pub const TOPIC: &str = "room:bench";
 
+/// Handshakes in flight at once while a crowd connects: below the 128 pending connections a
+/// listener's default backlog holds (tokio's and std's, and what `ss -ltn` shows for every server
+/// here but Node's 511). Above it a busy server's accept queue overflows, the kernel drops the
+/// connection attempt, and the client's SYN is retried after a full second, which then shows in
+/// connect rates and join times.
+pub const CONNECT_CONCURRENCY: usize = 100;
+
 /// What every scenario needs to know about its run.
 #[derive(Debug, Clone)]
 pub struct Env {
@@ -39,7 +50,7 @@ pub struct Env {
     pub sources: Arc<Sources>,
     /// The server's process id, for RSS readings; `None` when it runs in this process.
     pub server_pid: Option<u32>,
-    /// WebSocket handshakes in flight at once while connecting a crowd.
+    /// WebSocket handshakes in flight at once while connecting a crowd ([`CONNECT_CONCURRENCY`]).
     pub connect_concurrency: usize,
     /// The time base of latency stamps.
     pub clock: Clock,
@@ -52,7 +63,7 @@ impl Env {
             target,
             sources,
             server_pid,
-            connect_concurrency: 200,
+            connect_concurrency: CONNECT_CONCURRENCY,
             clock: Clock::start(),
         }
     }

@@ -13,8 +13,10 @@
 //! | ping | `[jr,ref,topic,"ping",payload]` → `phx_reply` ok with the payload | `42N["ping",payload]` → `43N[payload]` |
 //! | leave | `[jr,ref,topic,"phx_leave",{}]` → `phx_reply` ok, `phx_close` | `42N["leave",topic]` → `43N[{}]` |
 //! | keep-alive | `[null,ref,"phoenix","heartbeat",{}]` every 30 s → `phx_reply` ok | server `2` → client `3` |
+//! | presence | join with `{"name": n}` → `phx_reply` ok, `presence_state`, then `presence_diff`s ([`presence`]) | — |
 
 pub mod phoenix;
+pub mod presence;
 pub mod socketio;
 
 use std::fmt;
@@ -134,6 +136,18 @@ impl Codec {
             Protocol::Phoenix => phoenix::encode(Some(msg_ref), msg_ref, topic, "phx_join", "{}"),
             Protocol::SocketIo => socketio::encode_event(msg_ref, "join", &[&json_string(topic)]),
         };
+        (text, msg_ref)
+    }
+
+    /// A Phoenix join of `topic` with `params` (JSON text), and the ref its reply will carry.
+    /// socket.io joins carry no parameters: there, this is [`Codec::join`].
+    pub fn join_with(&mut self, topic: &str, params: &str) -> (String, u64) {
+        if self.protocol == Protocol::SocketIo {
+            return self.join(topic);
+        }
+        let msg_ref = self.next_ref();
+        self.join_ref = Some(msg_ref);
+        let text = phoenix::encode(Some(msg_ref), msg_ref, topic, "phx_join", params);
         (text, msg_ref)
     }
 

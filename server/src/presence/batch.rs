@@ -16,11 +16,16 @@
 //! before, it ends where the server is. An entry is "seen" through a state listed while it was
 //! pending: [`TopicBatch::observe`] bumps the batch's epoch, and a leave of an entry that joined in
 //! an earlier epoch is sent.
+//!
+//! The batch also knows what clients hold while it is open: the listing as it stood when the
+//! window opened ([`TopicBatch::before_window`]), which is what every diff taken so far adds up
+//! to. That is the `presence_state` shared by the joiners of a window; it shows nothing pending,
+//! so it makes no entry "seen".
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::replica::{Dot, Entry};
+use super::replica::{Dot, Entry, Listing};
 
 /// What happened to one entry in the current window.
 #[derive(Debug)]
@@ -116,6 +121,46 @@ impl TopicBatch {
         if !self.pending.is_empty() {
             self.epoch += 1;
         }
+    }
+
+    /// `listing` (the topic's listed entries now) as it stood when the window opened: pending
+    /// joins taken out, entries that were listed before their pending leave put back.
+    ///
+    /// An entry that was listed when the window opened has a pending record that starts with a
+    /// leave; one that was not starts with a join. Either way its last event is what `listing`
+    /// shows, so undoing the window only looks at the first.
+    pub(crate) fn before_window(&self, mut listing: Listing) -> Listing {
+        if self.pending.is_empty() {
+            return listing;
+        }
+        let joined: std::collections::HashSet<Dot> = (self.pending.iter())
+            .filter(|(_, pending)| !pending.first_leave)
+            .map(|(dot, _)| *dot)
+            .collect();
+        if !joined.is_empty() {
+            for (_, metas) in &mut listing {
+                metas.retain(|(dot, _)| !joined.contains(dot));
+            }
+            listing.retain(|(_, metas)| !metas.is_empty());
+        }
+        for (dot, pending) in &self.pending {
+            if !pending.first_leave || pending.last_join {
+                // Not listed before the window, or listed at both ends: `listing` is right.
+                continue;
+            }
+            let key = &pending.entry.key;
+            let metas = match listing.binary_search_by(|(k, _)| (**k).cmp(&**key)) {
+                Ok(at) => &mut listing[at].1,
+                Err(at) => {
+                    listing.insert(at, (key.clone(), Vec::new()));
+                    &mut listing[at].1
+                }
+            };
+            if let Err(at) = metas.binary_search_by_key(dot, |(d, _)| *d) {
+                metas.insert(at, (*dot, pending.entry.clone()));
+            }
+        }
+        listing
     }
 
     /// Ends the window: the diff to send (possibly empty).

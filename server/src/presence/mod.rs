@@ -30,15 +30,31 @@
 //! ```
 //!
 //! # What clients receive
+//! Changes go out as `presence_diff` broadcasts on the topic, through the same encode-once fan-out
+//! as any broadcast. They are batched per topic: the first change of a quiet topic opens a window
+//! ([`Limits::presence_batch_window`](crate::Limits::presence_batch_window), 50 ms by default) and
+//! everything that happens in it goes out as one diff, so N members joining a topic together cost
+//! each subscriber one message, not N. An entry that joins and leaves inside one window unseen is
+//! never sent at all; see `batch` for why every client still converges.
+//!
 //! [`Context::push_presence_state`](crate::Context::push_presence_state) queues a
-//! `presence_state` push for the channel's own client; its list is read when the push is written,
-//! after the join has subscribed the socket, so every later change reaches the client as a diff.
-//! Changes then go out as `presence_diff` broadcasts on the topic, through the same encode-once
-//! fan-out as any broadcast. They are batched per topic: the first change of a quiet topic opens a
-//! window ([`Limits::presence_batch_window`](crate::Limits::presence_batch_window), 50 ms by
-//! default) and everything that happens in it goes out as one diff, so N members joining a topic
-//! together cost each subscriber one message, not N. An entry that joins and leaves inside one
-//! window unseen is never sent at all; see `batch` for why every client still converges.
+//! `presence_state` for the channel's own client, read when the push is written, after the join
+//! has subscribed the socket. It is the list **as of the topic's last diff**: what every
+//! subscriber already holds, so the same frame serves every joiner until the next diff and is
+//! rendered and encoded once ([`Presence::joiner_state`]). Changes still pending in the open
+//! window, the joiner's own track included, are not in it: they reach the joiner in the next
+//! diff, at most one window later. (Rendering ten thousand members takes about 15 ms; rendered
+//! per joiner, ten thousand joiners cost minutes of CPU.) The frame is in broadcast form,
+//! `[null, null, topic, "presence_state", state]`: phoenix.js (`Channel.isMember`) and
+//! `alight_protocol`'s client take a message without a join_ref as meant for the channel of its
+//! topic, and its `Presence` adopts a state whatever join_ref it came with. The one rendering is
+//! kept until the topic's next diff, and only for a topic with members.
+//!
+//! A joiner subscribed before the state was read, so it receives every diff taken after that
+//! state; it may also receive again a diff the state already contains (taken before, dispatched
+//! after it subscribed), which changes nothing: clients apply joins and leaves by `phx_ref`.
+//! [`Presence::state_payload`] still lists everything, pending changes included, for an
+//! application that pushes its own state.
 //!
 //! # Replication, and what happens when a node disappears
 //! The state is a CRDT (see `replica`): each node holds a replica per shard, in which only the
@@ -62,7 +78,7 @@ mod render;
 mod replica;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use alight_protocol::presence::PresenceState;
@@ -166,11 +182,19 @@ impl TopicFlow {
     }
 }
 
+/// A topic's `presence_state` as of its last diff, rendered and encoded once for its joiners.
+/// Shared so that it is rendered outside the shard lock and filled by whichever joiner gets there
+/// first.
+type SharedState = Arc<OnceLock<Arc<SharedBroadcast>>>;
+
 /// One shard: the replica of the topics that hash here and their diff flows.
 #[derive(Debug)]
 struct Shard {
     replica: Replica,
     flows: HashMap<Arc<str>, TopicFlow>,
+    /// Per topic with members, its joiners' state since its last diff; dropped when a diff is
+    /// taken (what it shows is then out of date), so at most one rendering per topic is kept.
+    states: HashMap<Arc<str>, SharedState>,
 }
 
 /// What a change asks of the caller once the shard lock is released.
@@ -256,6 +280,7 @@ impl Presence {
                         Mutex::new(Shard {
                             replica: Replica::new(node),
                             flows: HashMap::new(),
+                            states: HashMap::new(),
                         })
                     })
                     .collect(),
@@ -288,6 +313,43 @@ impl Presence {
             shard.replica.list(topic)
         };
         render::state(&list)
+    }
+
+    /// The `presence_state` a joiner of `topic` is sent: the list as of the topic's last diff, in
+    /// broadcast form (`join_ref` null), shared by every joiner until the next diff.
+    ///
+    /// Pending changes are not in it and are not marked as seen: they reach the joiner, who
+    /// subscribed before asking, in the next diff. See the module documentation.
+    pub fn joiner_state(&self, topic: &str) -> Arc<SharedBroadcast> {
+        let (cell, listing) = {
+            let mut shard = self.shard(topic);
+            if let Some(frame) = shard.states.get(topic).and_then(|cell| cell.get()) {
+                return frame.clone();
+            }
+            let listing = shard.listing_as_sent(topic);
+            if listing.is_empty() {
+                // Nothing to share, and nothing would drop the entry of a topic without members.
+                drop(shard);
+                return Arc::new(SharedBroadcast::new(
+                    topic,
+                    STATE_EVENT,
+                    render::state(&listing),
+                ));
+            }
+            let cell = match shard.states.get(topic) {
+                Some(cell) => cell.clone(),
+                None => shard.states.entry(topic.into()).or_default().clone(),
+            };
+            (cell, listing)
+        };
+        // Rendered outside the lock. Joiners racing here may each render; the first one's is kept
+        // (all render the same list: the cell is dropped, not reused, when a diff is taken).
+        let frame = Arc::new(SharedBroadcast::new(
+            topic,
+            STATE_EVENT,
+            render::state(&listing),
+        ));
+        cell.get_or_init(|| frame).clone()
     }
 
     /// Sends `topic`'s pending changes now instead of at the end of its window.
@@ -559,6 +621,15 @@ impl Presence {
 }
 
 impl Shard {
+    /// `topic`'s entries as clients hold them once every diff taken so far has reached them.
+    fn listing_as_sent(&self, topic: &str) -> replica::Listing {
+        let listing = self.replica.list(topic);
+        match self.flows.get(topic) {
+            Some(flow) => flow.batch.before_window(listing),
+            None => listing,
+        }
+    }
+
     /// Records a change of `topic`'s batch; the first pending change of a topic asks for a timer.
     fn pend(&mut self, topic: &Arc<str>, change: impl FnOnce(&mut TopicBatch)) -> Followup {
         let flow = match self.flows.get_mut(topic) {
@@ -623,13 +694,17 @@ fn flush(inner: &Inner, topic: &str) {
     };
     flow.scheduled = false;
     let diff = flow.batch.take();
-    if !diff.is_empty() {
+    let changed = !diff.is_empty();
+    if changed {
         flow.outbox.push_back(diff);
     }
-    if flow.draining {
+    let draining = std::mem::replace(&mut flow.draining, true);
+    if changed {
+        shard.states.remove(topic);
+    }
+    if draining {
         return;
     }
-    flow.draining = true;
     loop {
         let Some(flow) = shard.flows.get_mut(topic) else {
             return;

@@ -2,7 +2,10 @@
 //! ends, flushes and clients joining at random moments, on one node and on two replicating nodes.
 //! Every client runs the client-side sync (`alight_protocol::presence::PresenceSync`, phoenix.js's
 //! algorithm) over the state it was pushed and the diffs that followed; at the end each must hold
-//! exactly the server's list.
+//! exactly the server's list. Clients get their state the way joiners do
+//! ([`Presence::joiner_state`], shared, as of the last diff) or from
+//! [`Presence::state_payload`] (everything listed, pending changes included). Throughout, the
+//! shared state must be exactly what a client subscribed from the start holds.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -49,13 +52,21 @@ struct Client {
 }
 
 impl Client {
-    /// Joins: subscribed first (reads the log from here on), then the state.
-    fn join(presence: &Presence, log: &Log, topic: &'static str) -> Client {
+    /// Joins: subscribed first (reads the log from here on), then the state: the shared
+    /// joiners' state, or everything listed.
+    fn join(presence: &Presence, log: &Log, topic: &'static str, shared: bool) -> Client {
         let read = lock(log).len();
-        let state: PresenceState = presence
-            .state_payload(topic)
-            .deserialize()
-            .unwrap_or_default();
+        let state: PresenceState = if shared {
+            let frame = presence.joiner_state(topic);
+            assert_eq!(frame.frame().event(), STATE_EVENT);
+            assert_eq!(frame.frame().join_ref, None);
+            frame.frame().payload().deserialize().unwrap_or_default()
+        } else {
+            presence
+                .state_payload(topic)
+                .deserialize()
+                .unwrap_or_default()
+        };
         let mut sync = PresenceSync::new();
         sync.handle_state("1", state);
         Client { topic, sync, read }
@@ -122,10 +133,11 @@ enum Op {
         node: usize,
         topic: usize,
     },
-    /// A client joins `topic` on `node`.
+    /// A client joins `topic` on `node`, with the shared state or everything listed.
     Join {
         node: usize,
         topic: usize,
+        shared: bool,
     },
     /// `to` merges `from`'s delta.
     Delta {
@@ -154,7 +166,8 @@ fn op(nodes: usize) -> BoxedStrategy<Op> {
             .prop_map(|(node, conn, topic, key)| Op::Untrack { node, conn, topic, key }),
         1 => (n.clone(), 0..4u64).prop_map(|(node, conn)| Op::End { node, conn }),
         2 => (n.clone(), 0..2usize).prop_map(|(node, topic)| Op::Flush { node, topic }),
-        1 => (n.clone(), 0..2usize).prop_map(|(node, topic)| Op::Join { node, topic }),
+        1 => (n.clone(), 0..2usize, any::<bool>())
+            .prop_map(|(node, topic, shared)| Op::Join { node, topic, shared }),
     ];
     if nodes < 2 {
         return local.boxed();
@@ -174,12 +187,14 @@ fn converge(count: usize, ops: &[Op]) -> Result<(), TestCaseError> {
     let nodes: Vec<(Presence, Log)> = (0..count)
         .map(|i| node(i as u64 + 1, FlushMode::Manual))
         .collect();
+    // The first clients, subscribed from the start: what every diff so far adds up to.
     let mut clients: Vec<(usize, Client)> = Vec::new();
     for (i, (presence, log)) in nodes.iter().enumerate() {
         for topic in TOPICS {
-            clients.push((i, Client::join(presence, log, topic)));
+            clients.push((i, Client::join(presence, log, topic, true)));
         }
     }
+    let first_clients = clients.len();
     let mut down = vec![false; count];
     let exchange = |from: usize, to: usize, whole: bool| {
         if from == to {
@@ -235,9 +250,13 @@ fn converge(count: usize, ops: &[Op]) -> Result<(), TestCaseError> {
             }
             Op::End { node, conn } => nodes[node].0.untrack_owner(owner(conn)),
             Op::Flush { node, topic } => nodes[node].0.flush(TOPICS[topic]),
-            Op::Join { node, topic } => {
+            Op::Join {
+                node,
+                topic,
+                shared,
+            } => {
                 let (presence, log) = &nodes[node];
-                clients.push((node, Client::join(presence, log, TOPICS[topic])));
+                clients.push((node, Client::join(presence, log, TOPICS[topic], shared)));
             }
             Op::Delta { from, to } => exchange(from, to, false),
             Op::States { from, to } => exchange(from, to, true),
@@ -254,6 +273,30 @@ fn converge(count: usize, ops: &[Op]) -> Result<(), TestCaseError> {
         // Clients read what was sent so far (diffs interleave with later joins of others).
         for (i, client) in &mut clients {
             client.catch_up(&nodes[*i].1);
+        }
+        // The shared state, kept or listed afresh, is what the clients that saw every diff hold.
+        for (i, client) in &clients[..first_clients] {
+            let presence = &nodes[*i].0;
+            let kept: PresenceState = (presence.joiner_state(client.topic).frame().payload())
+                .deserialize()
+                .unwrap_or_default();
+            let listing = presence.shard(client.topic).listing_as_sent(client.topic);
+            let afresh: PresenceState = render::state(&listing).deserialize().unwrap_or_default();
+            let held = normalized(client.sync.state());
+            prop_assert_eq!(
+                &normalized(&kept),
+                &held,
+                "kept state of node {} on {}",
+                i,
+                client.topic
+            );
+            prop_assert_eq!(
+                &normalized(&afresh),
+                &held,
+                "listed state of node {} on {}",
+                i,
+                client.topic
+            );
         }
     }
     for (on, is_down) in down.iter().enumerate() {
@@ -461,6 +504,53 @@ fn a_node_going_down_leaves_and_coming_back_joins() -> Result<(), TrackError> {
     Ok(())
 }
 
+/// The keys of a shared joiners' state.
+fn shared_keys(presence: &Presence, topic: &str) -> Vec<String> {
+    let state: PresenceState = presence
+        .joiner_state(topic)
+        .frame()
+        .payload()
+        .deserialize()
+        .unwrap_or_default();
+    state.into_keys().collect()
+}
+
+#[test]
+fn joiners_share_the_state_as_of_the_last_diff() -> Result<(), TrackError> {
+    let (presence, _) = node(1, FlushMode::Manual);
+    assert!(shared_keys(&presence, "t").is_empty());
+    presence.track(owner(1), "t", "alice", meta(serde_json::json!({})))?;
+    // Pending: not in the joiners' state yet (alice learns of herself in the next diff).
+    assert!(shared_keys(&presence, "t").is_empty());
+    presence.flush("t");
+    let first = presence.joiner_state("t");
+    assert_eq!(shared_keys(&presence, "t"), ["alice"]);
+    // Changes inside the next window leave the shared frame alone...
+    presence.track(owner(2), "t", "bob", meta(serde_json::json!({})))?;
+    presence.untrack_owner(owner(1));
+    assert!(Arc::ptr_eq(&first, &presence.joiner_state("t")));
+    // ...and the next diff replaces it.
+    presence.flush("t");
+    assert!(!Arc::ptr_eq(&first, &presence.joiner_state("t")));
+    assert_eq!(shared_keys(&presence, "t"), ["bob"]);
+    // A window whose changes cancel out sends nothing and keeps the frame.
+    let kept = presence.joiner_state("t");
+    presence.track(owner(3), "t", "ghost", meta(serde_json::json!({})))?;
+    presence.untrack_owner(owner(3));
+    presence.flush("t");
+    assert!(Arc::ptr_eq(&kept, &presence.joiner_state("t")));
+    // A topic without members keeps no frame.
+    presence.untrack_owner(owner(2));
+    presence.flush("t");
+    assert!(shared_keys(&presence, "t").is_empty());
+    assert!(
+        lock(&presence.inner.shards[shard_of("t")])
+            .states
+            .is_empty()
+    );
+    Ok(())
+}
+
 #[test]
 fn a_state_payload_has_phoenix_shape() -> Result<(), TrackError> {
     let (presence, _) = node(1, FlushMode::Manual);
@@ -514,5 +604,46 @@ fn measure_ten_thousand_members() -> Result<(), TrackError> {
         "10k tracks {tracked:?}, one 10k-join diff {flushed:?} ({diff_bytes} B), state {listed:?} ({} B), 10k untracks + diff {untracked:?}",
         state.as_json().map_or(0, str::len)
     );
+    Ok(())
+}
+
+/// The `presence_state` frame one joiner of `topic` is sent, encoded for a V2 socket: its size.
+fn joiner_state(presence: &Presence, topic: &str) -> usize {
+    presence
+        .joiner_state(topic)
+        .wire(alight_protocol::Serializer::V2)
+        .map_or(0, |wire| wire.len())
+}
+
+/// Ten thousand members join one topic, `per_window` of them in each batch window, and each is
+/// sent its `presence_state`: the server's CPU for those states (`cargo test -p alight-server
+/// --release -- --ignored measure_ --nocapture`).
+#[test]
+#[ignore = "measurement"]
+fn measure_ten_thousand_joiners() -> Result<(), TrackError> {
+    use std::time::Instant;
+    const MEMBERS: u64 = 10_000;
+    for per_window in [100, 10] {
+        let (presence, _log) = node(1, FlushMode::Manual);
+        let started = Instant::now();
+        let mut bytes = 0;
+        for conn in 0..MEMBERS {
+            presence.track(
+                owner(conn),
+                "t",
+                &format!("user:{conn}"),
+                meta(serde_json::json!({"online_at": 1_700_000_000u64})),
+            )?;
+            bytes += joiner_state(&presence, "t");
+            if conn % per_window == per_window - 1 {
+                presence.flush("t");
+            }
+        }
+        println!(
+            "{MEMBERS} joiners, {per_window} per window: every joiner's presence_state in {:?}, {} MB in all",
+            started.elapsed(),
+            bytes / 1_000_000
+        );
+    }
     Ok(())
 }
