@@ -11,6 +11,8 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 
+import { Presence } from "phoenix";
+
 import {
   REPO_ROOT,
   Session,
@@ -183,6 +185,40 @@ test("room:<name>: shout reaches every member, the sender included, and ping ech
     status: "error",
     response: { reason: "unknown event" },
   });
+});
+
+test("room:<name>: members who join with a name are in the room's presence, anonymous ones are not", async (t) => {
+  const session = new Session(t);
+  const topic = `room:presence-${process.pid}`;
+  const [ada, bob, anon] = await Promise.all([
+    session.connect(demo),
+    session.connect(demo),
+    session.connect(demo),
+  ]);
+  const adaRoom = ada.channel(topic, { name: "ada" });
+  const adaPresence = new Presence(adaRoom);
+  // Resolves once ada's list (as phoenix.js's Presence builds it) has exactly `names`.
+  const listed = (names) =>
+    deadline(
+      new Promise((resolve) => {
+        const check = () => {
+          const keys = adaPresence.list((key) => key).sort();
+          if (JSON.stringify(keys) === JSON.stringify(names)) resolve(keys);
+        };
+        adaPresence.onSync(check);
+        check();
+      }),
+      5000,
+      `ada's presence list to be ${names.join(", ")}`,
+    );
+  await join(adaRoom);
+  await listed(["ada"]);
+  await join(anon.channel(topic, {}));
+  const bobRoom = bob.channel(topic, { name: "bob" });
+  await join(bobRoom);
+  assert.deepEqual(await listed(["ada", "bob"]), ["ada", "bob"]);
+  await new Promise((resolve) => bobRoom.leave().receive("ok", resolve));
+  assert.deepEqual(await listed(["ada"]), ["ada"]);
 });
 
 test("login issues a token; bad requests get a JSON error with the right status", async () => {
