@@ -217,6 +217,7 @@ impl Session {
             return false;
         }
         self.pushes.retain(|_, push| push.channel != channel);
+        self.prune_push_deadlines();
         let pushes = &self.pushes;
         self.awaiting_reply.retain(|_, id| pushes.contains_key(id));
         true

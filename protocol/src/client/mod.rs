@@ -146,6 +146,7 @@ mod channel;
 mod config;
 mod error;
 mod events;
+mod map;
 mod push;
 mod session;
 mod time;

@@ -11,6 +11,7 @@
 //! buffer instead, and go out first when it opens, unless they are outdated by then: made for an
 //! earlier join of their channel, or for a channel that was left.
 
+use std::cmp::Reverse;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -96,6 +97,8 @@ impl Session {
             self.awaiting_reply.remove(&old);
         }
         push.deadline = now + push.timeout;
+        self.push_deadlines.push(Reverse((push.deadline, id)));
+        self.prune_push_deadlines();
         Some(msg_ref)
     }
 
@@ -137,6 +140,7 @@ impl Session {
         let Some(push) = self.pushes.remove(&id) else {
             return;
         };
+        self.prune_push_deadlines();
         if let Some(msg_ref) = &push.msg_ref {
             self.awaiting_reply.remove(msg_ref);
         }
@@ -172,6 +176,7 @@ impl Session {
         self.awaiting_reply.remove(reply.msg_ref);
         let channel = push.channel;
         self.pushes.remove(&id);
+        self.prune_push_deadlines();
         self.events.push_back(Event::Reply {
             push: id,
             channel,
@@ -223,7 +228,7 @@ impl Session {
 /// Whether `frame` was made for an earlier join of its channel, or for a channel that has since
 /// been closed or removed (phoenix.js `isOutdated`).
 fn is_outdated(
-    channels: &std::collections::BTreeMap<ChannelId, super::channel::Channel>,
+    channels: &super::map::VecMap<ChannelId, super::channel::Channel>,
     frame: &Frame,
     channel: Option<ChannelId>,
 ) -> bool {

@@ -1,12 +1,14 @@
 //! The session: the connection's life (connect, open, close, reconnect, heartbeats), the timers,
 //! and the entry points a driver calls. Channels and pushes are in `channel.rs` and `push.rs`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
 use bytes::Bytes;
 
 use super::backoff::Jitter;
 use super::channel::Channel;
+use super::map::VecMap;
 use super::push::{Outgoing, Push};
 use super::{Action, ChannelId, ClientConfig, ConnectionState, Event, PushId, Timestamp};
 use crate::{Body, DecodeError, Direction, Frame, Payload, Wire, event};
@@ -35,11 +37,15 @@ pub struct Session {
     /// Frames made while the connection was not open, sent in order when it opens (phoenix.js
     /// `socket.sendBuffer`): joins and leaves. Channel pushes wait in their channel instead.
     pub(super) send_buffer: Vec<Outgoing>,
-    pub(super) channels: BTreeMap<ChannelId, Channel>,
+    pub(super) channels: VecMap<ChannelId, Channel>,
     /// Channel pushes not yet answered, buffered or sent.
-    pub(super) pushes: BTreeMap<PushId, Push>,
+    pub(super) pushes: VecMap<PushId, Push>,
+    /// The pushes' deadlines, earliest on top, so that `poll_timeout` need not look at every push.
+    /// Entries of pushes since answered or restarted are left in place, but never on top: every
+    /// change to `pushes` calls [`prune_push_deadlines`](Self::prune_push_deadlines).
+    pub(super) push_deadlines: BinaryHeap<Reverse<(Timestamp, PushId)>>,
     /// The `ref` each sent push went out with, for routing its reply.
-    pub(super) awaiting_reply: BTreeMap<String, PushId>,
+    pub(super) awaiting_reply: VecMap<String, PushId>,
     pub(super) transmits: VecDeque<Wire>,
     actions: VecDeque<Action>,
     pub(super) events: VecDeque<Event>,
@@ -94,9 +100,10 @@ impl Session {
             reconnect_tries: 0,
             heartbeat: Heartbeat::Off,
             send_buffer: Vec::new(),
-            channels: BTreeMap::new(),
-            pushes: BTreeMap::new(),
-            awaiting_reply: BTreeMap::new(),
+            channels: VecMap::default(),
+            pushes: VecMap::default(),
+            push_deadlines: BinaryHeap::new(),
+            awaiting_reply: VecMap::default(),
             transmits: VecDeque::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
@@ -252,6 +259,15 @@ impl Session {
     /// [`poll_timeout`](Self::poll_timeout) comes due; calling it early or twice is harmless.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         let mut due: Vec<(Timestamp, Timer)> = self.timers().filter(|(at, _)| *at <= now).collect();
+        // Due push deadlines leave the heap here: each is fired below, or is outdated and then
+        // the push has no deadline any more, or a later one with its own entry.
+        while let Some(&Reverse((at, id))) = self.push_deadlines.peek() {
+            if at > now {
+                break;
+            }
+            self.push_deadlines.pop();
+            due.push((at, Timer::Push(id)));
+        }
         due.sort_unstable();
         for (at, timer) in due {
             // An earlier timer may have cancelled or moved this one.
@@ -280,7 +296,8 @@ impl Session {
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next: the earliest deadline, if any.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.timers().map(|(at, _)| at).min()
+        let push = self.push_deadlines.peek().map(|Reverse((at, _))| *at);
+        self.timers().map(|(at, _)| at).chain(push).min()
     }
 
     /// The state of the connection.
@@ -425,6 +442,7 @@ impl Session {
         }
     }
 
+    /// The timers but the pushes' (those are in `push_deadlines`).
     fn timers(&self) -> impl Iterator<Item = (Timestamp, Timer)> + '_ {
         let heartbeat = match &self.heartbeat {
             Heartbeat::Off => None,
@@ -440,15 +458,26 @@ impl Session {
             let join = channel.join_deadline().map(|at| (at, Timer::Join(*id)));
             rejoin.into_iter().chain(join)
         });
-        let pushes = self
-            .pushes
-            .iter()
-            .map(|(id, push)| (push.deadline, Timer::Push(*id)));
-        heartbeat
-            .into_iter()
-            .chain(reconnect)
-            .chain(channels)
-            .chain(pushes)
+        heartbeat.into_iter().chain(reconnect).chain(channels)
+    }
+
+    /// Drops the outdated entries from the top of `push_deadlines` (and rebuilds it when outdated
+    /// entries make up most of it), so that its top is the earliest push deadline.
+    pub(super) fn prune_push_deadlines(&mut self) {
+        if self.push_deadlines.len() > 2 * self.pushes.len() + 32 {
+            self.push_deadlines = self
+                .pushes
+                .iter()
+                .map(|(id, push)| Reverse((push.deadline, *id)))
+                .collect();
+            return;
+        }
+        while let Some(&Reverse((at, id))) = self.push_deadlines.peek() {
+            if self.pushes.get(&id).is_some_and(|p| p.deadline == at) {
+                break;
+            }
+            self.push_deadlines.pop();
+        }
     }
 
     fn deadline(&self, timer: Timer) -> Option<Timestamp> {

@@ -305,3 +305,26 @@ fn undecodable_messages_are_reported_and_dropped() {
     assert_eq!(c.state(room), ChannelState::Joined);
     assert!(c.session.is_connected());
 }
+
+#[test]
+fn poll_timeout_follows_the_earliest_push_still_waiting() {
+    let mut c = Client::quiet();
+    c.open();
+    let room = c.session.channel("room:lobby", Payload::empty());
+    c.session.join(room, None, c.now).expect("joins");
+    c.ok_join(room);
+    c.drain();
+    let start = c.now;
+    for (event, timeout) in [("a", 5000), ("b", 1000), ("c", 3000)] {
+        c.session
+            .push(room, event, json("{}"), Some(ms(timeout)), c.now)
+            .expect("pushes");
+    }
+    assert_eq!(c.session.poll_timeout(), Some(start + ms(1000)));
+    c.recv(&reply("3", "5", "room:lobby", "ok", "{}"));
+    assert_eq!(c.session.poll_timeout(), Some(start + ms(3000)));
+    c.recv(&reply("3", "4", "room:lobby", "ok", "{}"));
+    assert_eq!(c.session.poll_timeout(), Some(start + ms(3000)));
+    c.recv(&reply("3", "6", "room:lobby", "ok", "{}"));
+    assert_eq!(c.session.poll_timeout(), None);
+}
