@@ -12,13 +12,14 @@
 //! take its read lock for the length of the fan-out loop, which only clones an `Arc` into each
 //! queue and never awaits. A std lock is right here: no critical section awaits, and all are short.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::task::{Poll, Waker};
 
 use alight_protocol::{Payload, SharedBroadcast};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
 
@@ -29,37 +30,111 @@ pub type ConnId = u64;
 pub const SHARDS: usize = 16;
 
 /// What a connection's outbound queue carries.
+///
+/// Kept to two words, the rare variants boxed: a queue grows by slots of this size, up to
+/// [`outbound_queue`](crate::Limits::outbound_queue) of them under a burst.
 #[derive(Debug)]
 pub(crate) enum Outbound {
     /// A broadcast on a topic the connection joined.
     Broadcast(Arc<SharedBroadcast>),
-    /// A push to this socket's channel on `topic`.
-    Push {
-        topic: String,
-        event: String,
-        payload: Payload,
-    },
+    /// A push to this socket's channel on its topic.
+    Push(Box<Push>),
     /// Close the socket with this code (server-side disconnect).
-    Close { code: u16, reason: &'static str },
+    Close(Box<Close>),
+}
+
+/// A push to this socket's channel on `topic`.
+#[derive(Debug)]
+pub(crate) struct Push {
+    pub(crate) topic: String,
+    pub(crate) event: String,
+    pub(crate) payload: Payload,
+}
+
+/// A server-side close: the code and reason of the close frame.
+#[derive(Debug)]
+pub(crate) struct Close {
+    pub(crate) code: u16,
+    pub(crate) reason: &'static str,
 }
 
 /// The registry's handle on one connection: its queue, and the alarm that closes it.
+///
+/// The queue is a `VecDeque` under a mutex rather than a `tokio::sync::mpsc` channel: tokio's
+/// allocates its shared state (cache-padded) and a first block of 32 slots up front, about 1 KiB
+/// that every idle connection would hold; this one holds nothing until a message arrives, and
+/// gives its room back once drained (see [`Inbox::release`]). Senders never wait: a full queue
+/// refuses the message.
 #[derive(Debug)]
 pub(crate) struct ConnHandle {
     pub(crate) id: ConnId,
-    pub(crate) tx: mpsc::Sender<Outbound>,
+    queue: Mutex<Queue>,
+    /// Messages the queue holds at most.
+    capacity: usize,
     /// Set once when the queue overflowed; the connection task reads it after `overflow` wakes it.
     pub(crate) slow: AtomicBool,
     pub(crate) overflow: Notify,
 }
 
+#[derive(Debug, Default)]
+struct Queue {
+    messages: VecDeque<Outbound>,
+    /// The receiving task's waker, while it waits on an empty queue.
+    waker: Option<Waker>,
+    /// The [`Inbox`] is gone: nothing more is accepted.
+    closed: bool,
+}
+
+/// Why a message was not queued.
+enum Refused {
+    Full,
+    Closed,
+}
+
 impl ConnHandle {
+    /// A connection's handle and the receiving end of its queue, which holds up to `capacity`
+    /// messages (at least 1).
+    pub(crate) fn new(id: ConnId, capacity: usize) -> (Arc<ConnHandle>, Inbox) {
+        let handle = Arc::new(ConnHandle {
+            id,
+            queue: Mutex::default(),
+            capacity: capacity.max(1),
+            slow: AtomicBool::new(false),
+            overflow: Notify::new(),
+        });
+        let inbox = Inbox {
+            handle: handle.clone(),
+        };
+        (handle, inbox)
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn try_send(&self, message: Outbound) -> Result<(), Refused> {
+        let mut queue = self.queue();
+        if queue.closed {
+            return Err(Refused::Closed);
+        }
+        if queue.messages.len() >= self.capacity {
+            return Err(Refused::Full);
+        }
+        queue.messages.push_back(message);
+        let waker = queue.waker.take();
+        drop(queue);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(())
+    }
+
     /// Queues `message`; on a full queue marks the connection slow and wakes it. Returns whether it
     /// was queued.
     fn offer(&self, message: Outbound, metrics: &Metrics) -> bool {
-        match self.tx.try_send(message) {
+        match self.try_send(message) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(Refused::Full) => {
                 if !self.slow.swap(true, Ordering::AcqRel) {
                     metrics.slow_consumers.inc();
                     self.overflow.notify_one();
@@ -67,8 +142,62 @@ impl ConnHandle {
                 false
             }
             // The connection is already gone; its unsubscribe is on the way.
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(Refused::Closed) => false,
         }
+    }
+}
+
+/// The receiving end of a connection's queue, owned by its task. Dropping it closes the queue.
+#[derive(Debug)]
+pub(crate) struct Inbox {
+    handle: Arc<ConnHandle>,
+}
+
+impl Inbox {
+    /// The next message, once there is one. Cancel-safe: a message is only taken when returned.
+    pub(crate) async fn recv(&mut self) -> Outbound {
+        std::future::poll_fn(|cx| {
+            let mut queue = self.handle.queue();
+            match queue.messages.pop_front() {
+                Some(message) => Poll::Ready(message),
+                None => {
+                    match &mut queue.waker {
+                        Some(waker) if waker.will_wake(cx.waker()) => {}
+                        slot => *slot = Some(cx.waker().clone()),
+                    }
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
+    /// The next message if one is waiting.
+    pub(crate) fn try_recv(&mut self) -> Option<Outbound> {
+        self.handle.queue().messages.pop_front()
+    }
+
+    /// Whether the queue is empty; if so, gives back the room a burst may have grown it to.
+    pub(crate) fn release_if_empty(&mut self) -> bool {
+        let mut queue = self.handle.queue();
+        if !queue.messages.is_empty() {
+            return false;
+        }
+        if queue.messages.capacity() > 0 {
+            queue.messages = VecDeque::new();
+        }
+        true
+    }
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        let mut queue = self.handle.queue();
+        queue.closed = true;
+        queue.waker = None;
+        let messages = std::mem::take(&mut queue.messages);
+        drop(queue);
+        drop(messages);
     }
 }
 
@@ -172,18 +301,22 @@ impl Registry {
         event: &str,
         payload: &Payload,
     ) -> usize {
-        self.each_socket(socket_id, || Outbound::Push {
-            topic: topic.to_owned(),
-            event: event.to_owned(),
-            payload: payload.clone(),
+        self.each_socket(socket_id, || {
+            Outbound::Push(Box::new(Push {
+                topic: topic.to_owned(),
+                event: event.to_owned(),
+                payload: payload.clone(),
+            }))
         })
     }
 
     /// Closes every local connection with this socket id (code 1001, as Phoenix does).
     pub fn disconnect_local(&self, socket_id: &str) -> usize {
-        self.each_socket(socket_id, || Outbound::Close {
-            code: crate::close_code::GOING_AWAY,
-            reason: "disconnected by the server",
+        self.each_socket(socket_id, || {
+            Outbound::Close(Box::new(Close {
+                code: crate::close_code::GOING_AWAY,
+                reason: "disconnected by the server",
+            }))
         })
     }
 
