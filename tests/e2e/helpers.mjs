@@ -4,16 +4,16 @@
 //
 // Nothing here waits a fixed time: every wait is on an event or a DOM condition, under a deadline.
 
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 
 import { chromium } from "playwright-core";
 
-/** The repository root (this file lives in `tests/e2e/`). */
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+import { REPO_ROOT, deadline, spawnDemo } from "../support/process.mjs";
+
+export { REPO_ROOT, deadline };
+
 /** Where screenshots go (under `target/`, never committed). */
 export const SCREENSHOT_DIR = path.join(REPO_ROOT, "target", "e2e");
 /** The API key the tests give the demo through `ALIGHT_API_KEY`. */
@@ -21,8 +21,6 @@ export const API_KEY = "e2e-test-api-key";
 /** How long one wait may take before it fails the test (the machine is small and shared). */
 export const WAIT_MS = 15000;
 
-/** How long the demo may take to exit after SIGTERM (its shutdown timeout is 5 s). */
-const EXIT_DEADLINE_MS = 8000;
 const CHROMIUM_ARGS = [
   "--no-sandbox",
   "--disable-gpu",
@@ -33,29 +31,6 @@ const CHROMIUM_ARGS = [
   "--disable-sync",
 ];
 
-/**
- * Rejects with a message naming `what` if `promise` has not settled within `ms`.
- * @template T
- * @param {Promise<T>} promise
- * @returns {Promise<T>}
- */
-export function deadline(promise, ms, what) {
-  let timer;
-  const expired = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
-}
-
-function demoBinary() {
-  const bin = process.env.ALIGHT_DEMO_BIN ?? path.join(REPO_ROOT, "target", "debug", "alight-demo");
-  if (!existsSync(bin)) {
-    throw new Error(
-      `alight-demo not found at ${bin}: build it with \`cargo build -p alight-demo\` or set ALIGHT_DEMO_BIN`,
-    );
-  }
-  return bin;
-}
 
 /** A fresh temporary data directory; `removeDataDir` deletes it. */
 export function tempDataDir() {
@@ -72,65 +47,11 @@ export function removeDataDir(dir) {
  * close with 1012) and resolves once it exited.
  */
 export async function startDemo({ dataDir, port = 0 }) {
-  const env = { ...process.env, ALIGHT_API_KEY: API_KEY, RUST_LOG: process.env.RUST_LOG ?? "warn" };
-  delete env.ALIGHT_TOKEN_SECRET;
-  delete env.ALIGHT_BIND;
-  delete env.ALIGHT_DATA;
-  const child = spawn(demoBinary(), ["--bind", `127.0.0.1:${port}`, "--data", dataDir], {
-    cwd: REPO_ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
-    env,
-  });
-  let stderr = "";
-  child.stderr.setEncoding("utf8");
-  child.stderr.on("data", (chunk) => {
-    if (process.env.ALIGHT_SERVER_LOG) process.stderr.write(chunk);
-    if (stderr.length < 64 * 1024) stderr += chunk;
-  });
-  const killOnExit = () => child.kill("SIGKILL");
-  process.once("exit", killOnExit);
-  const exited = new Promise((resolve) => {
-    child.once("exit", (code, signal) => {
-      process.removeListener("exit", killOnExit);
-      resolve({ code, signal });
-    });
-  });
-  const listening = new Promise((resolve, reject) => {
-    let out = "";
-    child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (chunk) => {
-      out += chunk;
-      const match = /serving http:\/\/127\.0\.0\.1:(\d+)\//.exec(out);
-      if (match) resolve(Number(match[1]));
-    });
-    child.once("error", reject);
-    exited.then(({ code, signal }) =>
-      reject(new Error(`alight-demo exited (${code ?? signal}) before serving:\n${stderr}`)),
-    );
-  });
-  let bound;
-  try {
-    bound = await deadline(listening, WAIT_MS, "the demo's `serving` line");
-  } catch (err) {
-    child.kill("SIGKILL");
-    throw err;
-  }
-  let stopping = null;
+  const server = await spawnDemo({ dataDir, port, apiKey: API_KEY });
   return {
-    port: bound,
-    url: `http://127.0.0.1:${bound}`,
-    stop() {
-      stopping ??= (async () => {
-        child.kill("SIGTERM");
-        try {
-          return await deadline(exited, EXIT_DEADLINE_MS, "the demo to exit");
-        } catch {
-          child.kill("SIGKILL");
-          return exited;
-        }
-      })();
-      return stopping;
-    },
+    port: server.port,
+    url: `http://127.0.0.1:${server.port}`,
+    stop: () => server.stop(),
   };
 }
 

@@ -5,16 +5,16 @@
 // Build first: `cargo build -p alight-demo` (scripts/test does). ALIGHT_DEMO_BIN picks another build.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 
 import { Presence } from "phoenix";
 
+import { spawnDemo } from "../support/process.mjs";
+
 import {
-  REPO_ROOT,
   Session,
   deadline,
   disconnect,
@@ -27,18 +27,6 @@ import {
 } from "./helpers.mjs";
 
 const API_KEY = "demo-test-api-key";
-/** How long the demo may take to exit after SIGTERM (its shutdown timeout is 5 s). */
-const EXIT_DEADLINE_MS = 8000;
-
-function demoBinary() {
-  const bin = process.env.ALIGHT_DEMO_BIN ?? path.join(REPO_ROOT, "target", "debug", "alight-demo");
-  if (!existsSync(bin)) {
-    throw new Error(
-      `alight-demo not found at ${bin}: build it with \`cargo build -p alight-demo\` or set ALIGHT_DEMO_BIN`,
-    );
-  }
-  return bin;
-}
 
 /**
  * Starts the demo on 127.0.0.1:0 with its data in `dataDir` (a fresh temporary directory unless
@@ -47,73 +35,21 @@ function demoBinary() {
  */
 async function startDemo({ dataDir, removeData = dataDir === undefined } = {}) {
   const data = dataDir ?? mkdtempSync(path.join(os.tmpdir(), "alight-demo-test-"));
-  const env = { ...process.env, ALIGHT_API_KEY: API_KEY, RUST_LOG: process.env.RUST_LOG ?? "warn" };
-  delete env.ALIGHT_TOKEN_SECRET;
-  delete env.ALIGHT_BIND;
-  delete env.ALIGHT_DATA;
-  const child = spawn(demoBinary(), ["--bind", "127.0.0.1:0", "--data", data], {
-    cwd: REPO_ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
-    env,
-  });
-  let stderr = "";
-  child.stderr.setEncoding("utf8");
-  child.stderr.on("data", (chunk) => {
-    if (process.env.ALIGHT_SERVER_LOG) process.stderr.write(chunk);
-    if (stderr.length < 64 * 1024) stderr += chunk;
-  });
-  const killOnExit = () => child.kill("SIGKILL");
-  process.once("exit", killOnExit);
-  const exited = new Promise((resolve) => {
-    child.once("exit", (code, signal) => {
-      process.removeListener("exit", killOnExit);
-      resolve({ code, signal });
-    });
-  });
-  const listening = new Promise((resolve, reject) => {
-    let out = "";
-    child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (chunk) => {
-      out += chunk;
-      const match = /serving http:\/\/127\.0\.0\.1:(\d+)\//.exec(out);
-      if (match) resolve(Number(match[1]));
-    });
-    child.once("error", reject);
-    exited.then(({ code, signal }) =>
-      reject(new Error(`alight-demo exited (${code ?? signal}) before serving:\n${stderr}`)),
-    );
-  });
-  let port;
-  try {
-    port = await deadline(listening, 15000, "the demo's `serving` line");
-  } catch (err) {
-    child.kill("SIGKILL");
-    throw err;
-  }
-  let stopping = null;
+  const server = await spawnDemo({ dataDir: data, apiKey: API_KEY });
+  const { port } = server;
   return {
     port,
     dataDir: data,
     socketUrl: `ws://127.0.0.1:${port}/socket`,
     httpUrl: `http://127.0.0.1:${port}`,
-    exited,
+    exited: server.exited,
     get stderr() {
-      return stderr;
+      return server.stderr;
     },
-    stop() {
-      stopping ??= (async () => {
-        child.kill("SIGTERM");
-        let result;
-        try {
-          result = { ...(await deadline(exited, EXIT_DEADLINE_MS, "the demo to exit")), killed: false };
-        } catch {
-          child.kill("SIGKILL");
-          result = { ...(await exited), killed: true };
-        }
-        if (removeData) rmSync(data, { recursive: true, force: true });
-        return result;
-      })();
-      return stopping;
+    async stop() {
+      const result = await server.stop();
+      if (removeData) rmSync(data, { recursive: true, force: true });
+      return result;
     },
   };
 }

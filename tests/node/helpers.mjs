@@ -4,63 +4,20 @@
 // Nothing here waits a fixed time for something to happen: every wait resolves on an event and
 // fails the test when its deadline passes first.
 
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import http from "node:http";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 
 import { Socket } from "phoenix";
 import WebSocket from "ws";
 
-export { WebSocket };
+import { REPO_ROOT, binary, deadline, spawnServer } from "../support/process.mjs";
 
-/** The repository root (this file lives in `tests/node/`). */
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+export { REPO_ROOT, WebSocket, deadline };
 
 /** The fixture's API key for `POST /api/broadcast` (`tests/src/fixture.rs`). */
 export const API_KEY = "test-api-key";
 
 /** How long a single wait may take before it fails the test. */
 export const DEFAULT_DEADLINE_MS = 5000;
-
-/** How long the server may take to exit after stdin closes (its shutdown timeout is 5 s). */
-const EXIT_DEADLINE_MS = 8000;
-
-function serverBinary() {
-  const bin =
-    process.env.ALIGHT_CONFORMANCE_SERVER ??
-    path.join(REPO_ROOT, "target", "debug", "conformance-server");
-  if (!existsSync(bin)) {
-    throw new Error(
-      `conformance server not found at ${bin}: build it with ` +
-        "`cargo build -p alight-tests --bin conformance-server` or set ALIGHT_CONFORMANCE_SERVER",
-    );
-  }
-  return bin;
-}
-
-/**
- * Rejects with a message naming `what` if `promise` has not settled within `ms`.
- * @template T
- * @param {Promise<T>} promise
- * @param {number} ms
- * @param {string | (() => string)} what (a function is called when the deadline passes)
- * @returns {Promise<T>}
- */
-export function deadline(promise, ms, what) {
-  let timer;
-  const expired = new Promise((_, reject) => {
-    timer = setTimeout(
-      () => {
-        const described = typeof what === "function" ? what() : what;
-        reject(new Error(`timed out after ${ms} ms waiting for ${described}`));
-      },
-      ms,
-    );
-  });
-  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
-}
 
 /**
  * A list of observed events that tests can wait on: `until(predicate)` resolves as soon as the
@@ -135,48 +92,18 @@ export class Recorder {
 export async function startServer({ args = [], port } = {}) {
   const argv = [...args];
   if (port !== undefined) argv.push("--port", String(port));
-  const child = spawn(serverBinary(), argv, {
-    cwd: REPO_ROOT,
-    stdio: ["pipe", "pipe", "pipe"],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" },
+  // Closing stdin shuts the server down gracefully (and happens by itself if this process dies).
+  const server = await spawnServer({
+    bin: binary(
+      "ALIGHT_CONFORMANCE_SERVER",
+      "conformance-server",
+      "cargo build -p alight-tests --bin conformance-server",
+    ),
+    args: argv,
+    ready: /^LISTENING (\d+)$/m,
+    stop: "stdin",
   });
-  let stderr = "";
-  child.stderr.setEncoding("utf8");
-  child.stderr.on("data", (chunk) => {
-    if (process.env.ALIGHT_SERVER_LOG) process.stderr.write(chunk);
-    if (stderr.length < 64 * 1024) stderr += chunk;
-  });
-  // An unexpected end of the test process closes stdin, which shuts the server down; a kill on
-  // exit covers the rest.
-  const killOnExit = () => child.kill("SIGKILL");
-  process.once("exit", killOnExit);
-  const exited = new Promise((resolve) => {
-    child.once("exit", (code, signal) => {
-      process.removeListener("exit", killOnExit);
-      resolve({ code, signal });
-    });
-  });
-  const listening = new Promise((resolve, reject) => {
-    let out = "";
-    child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (chunk) => {
-      out += chunk;
-      const match = /^LISTENING (\d+)$/m.exec(out);
-      if (match) resolve(Number(match[1]));
-    });
-    child.once("error", reject);
-    exited.then(({ code, signal }) =>
-      reject(new Error(`conformance-server exited (${code ?? signal}) before listening:\n${stderr}`)),
-    );
-  });
-  let listeningPort;
-  try {
-    listeningPort = await deadline(listening, 15000, "the server's LISTENING line");
-  } catch (err) {
-    child.kill("SIGKILL");
-    throw err;
-  }
-  let stopping = null;
+  const listeningPort = server.port;
   return {
     port: listeningPort,
     /** The endpoint to give phoenix.js (it appends `/websocket`). */
@@ -185,27 +112,16 @@ export async function startServer({ args = [], port } = {}) {
     websocketUrl: (vsn = "2.0.0") =>
       `ws://127.0.0.1:${listeningPort}/socket/websocket?vsn=${encodeURIComponent(vsn)}`,
     httpUrl: `http://127.0.0.1:${listeningPort}`,
-    child,
-    exited,
+    child: server.child,
+    exited: server.exited,
     get stderr() {
-      return stderr;
+      return server.stderr;
     },
     /**
      * Closes stdin (graceful shutdown), waits for the exit, and kills the process if it has not
      * exited by the deadline. Resolves with `{code, signal, killed}`; safe to call twice.
      */
-    stop() {
-      stopping ??= (async () => {
-        child.stdin.end();
-        try {
-          return { ...(await deadline(exited, EXIT_DEADLINE_MS, "the server to exit")), killed: false };
-        } catch {
-          child.kill("SIGKILL");
-          return { ...(await exited), killed: true };
-        }
-      })();
-      return stopping;
-    },
+    stop: () => server.stop(),
   };
 }
 
