@@ -171,6 +171,10 @@ pub struct Context<'a> {
     pub(crate) presence: &'a Presence,
     /// Whether the channel may track presence: while joining and joined, not in `terminate`.
     pub(crate) tracking: bool,
+    /// Set by [`broadcast`](Context::broadcast) and [`broadcast_from`](Context::broadcast_from):
+    /// the connection then lets the subscribers' tasks run before it reads more (see
+    /// `connection::Connection::drive`).
+    pub(crate) published: bool,
 }
 
 /// Something a callback sends to its own client, kept in call order.
@@ -222,6 +226,7 @@ impl Context<'_> {
     /// still joining is not subscribed yet and gets no copy, as in Phoenix).
     pub fn broadcast(&mut self, event: impl Into<String>, payload: Payload) {
         let message = Arc::new(SharedBroadcast::new(self.topic, event, payload));
+        self.published = true;
         self.pubsub
             .broadcast(message.clone(), Some(self.socket.conn_id));
         if self.subscribed {
@@ -230,8 +235,9 @@ impl Context<'_> {
     }
 
     /// Broadcasts to every subscriber of this topic except this socket.
-    pub fn broadcast_from(&self, event: impl Into<String>, payload: Payload) {
+    pub fn broadcast_from(&mut self, event: impl Into<String>, payload: Payload) {
         let message = SharedBroadcast::new(self.topic, event, payload);
+        self.published = true;
         self.pubsub
             .broadcast(Arc::new(message), Some(self.socket.conn_id));
     }

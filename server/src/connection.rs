@@ -145,6 +145,9 @@ struct Connection {
     pending: Vec<Queued>,
     /// Encoded messages waiting for the sink.
     out: Vec<Message>,
+    /// A callback of this step broadcast: the subscribers' tasks get to run before this one
+    /// reads its next frame (see [`Connection::drive`]).
+    published: bool,
 }
 
 /// Runs a connection to its end. `permit` holds its place under the connection limit.
@@ -182,6 +185,7 @@ pub(crate) fn run(
         joins: JoinBudget::new(limits.joins_per_second),
         pending: Vec::new(),
         out: Vec::new(),
+        published: false,
     };
     async move {
         let step = conn.drive(&mut sink, stream, rx, idle_timeout).await;
@@ -244,11 +248,13 @@ impl Connection {
         let idle = tokio::time::sleep(idle_timeout);
         tokio::pin!(idle);
         loop {
+            let mut from_client = false;
             let step = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => Step::Close(close_code::SERVICE_RESTART, "server shutting down".into()),
                 () = handle.overflow.notified() => Step::Close(close_code::SLOW_CONSUMER, "slow consumer: outbound queue full".into()),
                 incoming = stream.next() => {
+                    from_client = true;
                     idle.as_mut().reset(Instant::now() + idle_timeout);
                     match incoming {
                         // Boxed: the futures of the channel callbacks are large, and an idle
@@ -277,14 +283,26 @@ impl Connection {
                     .frames_out
                     .inc_by(written.unwrap_or(0) as u64);
             }
-            // Both buffers are empty now. While messages keep coming they keep their capacity;
-            // once the queue is drained they let it go, so that an idle socket holds none.
-            if rx.release_if_empty() {
+            // Both buffers are empty now. A socket that receives broadcasts keeps their capacity
+            // (and its queue's) from one broadcast to the next: freeing them whenever the queue
+            // drains would cost an allocation and a free per delivery. Steps that the client
+            // started (a push, a heartbeat at least every 30 s) give the room back once the queue
+            // is empty, so that an idle socket holds none.
+            if from_client && rx.release_if_empty() {
                 self.release_buffers();
             }
             match step {
                 Step::Continue => {}
                 other => return other,
+            }
+            // Fairness for fan-out: a broadcast just woke every subscriber's task, and each must
+            // write it. Going to the back of the run queue before reading the next frame paces a
+            // publisher to the rate its subscribers are served at; otherwise a client pushing
+            // as fast as it gets replies would queue broadcasts faster than one core can write
+            // them, and the subscribers' queues would overflow (closing them as slow consumers)
+            // although no client is slow.
+            if std::mem::take(&mut self.published) {
+                tokio::task::yield_now().await;
             }
         }
     }
@@ -406,12 +424,14 @@ impl Connection {
             subscribed,
             presence: &self.hub.presence,
             tracking: subscribed,
+            published: false,
         };
         let span = debug_span!("channel", %topic);
         let result = AssertUnwindSafe(call(&mut self.channels, &mut ctx))
             .catch_unwind()
             .instrument(span)
             .await;
+        self.published |= ctx.published;
         for queued in pushes {
             match queued {
                 queued @ (Queued::Frame(_) | Queued::PresenceState { .. }) => {
@@ -469,6 +489,7 @@ impl Connection {
                     subscribed: false,
                     presence: &self.hub.presence,
                     tracking: true,
+                    published: false,
                 };
                 // Subscribe before `join` runs, so nothing broadcast after the join reads its
                 // snapshot is missed: those broadcasts wait in this socket's queue, which is only
@@ -479,6 +500,7 @@ impl Connection {
                     .catch_unwind()
                     .instrument(span)
                     .await;
+                self.published |= ctx.published;
                 match joined {
                     Ok(Ok((joined, response))) => {
                         self.hub.metrics.channels.inc();

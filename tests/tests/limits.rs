@@ -342,3 +342,62 @@ async fn slow_consumer_is_disconnected_and_the_readers_get_everything() -> TestR
     }
     Ok(())
 }
+
+/// A client that pushes broadcasts as fast as it gets replies (16 in flight) does not make the
+/// server close subscribers that read everything it sends: the publisher is paced to the rate its
+/// broadcasts are written out, and the subscribers' small queues never overflow.
+#[tokio::test]
+async fn a_publisher_flat_out_does_not_overflow_subscribers_that_keep_up() -> TestResult {
+    const SUBSCRIBERS: usize = 20;
+    const SHOUTS: u64 = 400;
+    const IN_FLIGHT: u64 = 16;
+    // Smaller than what the publisher keeps in flight: reading its 16 waiting shouts at once
+    // would overflow every subscriber's queue.
+    let server = server(Config::default().outbound_queue(4)).await;
+    let url = server.ws_url("2.0.0");
+
+    let mut readers = Vec::new();
+    for _ in 0..SUBSCRIBERS {
+        let mut client = TestClient::connect(&url, None).await?;
+        join(&mut client, "1", "room:flat").await?;
+        readers.push(tokio::spawn(async move {
+            for seq in 0..SHOUTS {
+                let text = client.recv_text().await?;
+                let expected = format!(r#"[null,null,"room:flat","shout",{{"seq":{seq}}}]"#);
+                assert_eq!(text, expected, "a subscriber missed or reordered a shout");
+            }
+            Ok::<_, ClientError>(client)
+        }));
+    }
+
+    let mut publisher = TestClient::connect(&url, None).await?;
+    join(&mut publisher, "1", "room:flat").await?;
+    let shout = |seq: u64| format!(r#"["1","{seq}","room:flat","shout",{{"seq":{seq}}}]"#);
+    let mut sent = 0;
+    while sent < IN_FLIGHT {
+        publisher.send_text(&shout(sent)).await?;
+        sent += 1;
+    }
+    let mut acked = 0;
+    while acked < SHOUTS {
+        let frame = publisher.recv().await?;
+        if frame.event() == "phx_reply" {
+            acked += 1;
+            if sent < SHOUTS {
+                publisher.send_text(&shout(sent)).await?;
+                sent += 1;
+            }
+        }
+    }
+
+    for reader in readers {
+        let mut client = tokio::time::timeout(RECV_TIMEOUT, reader).await???;
+        heartbeat(&mut client, "2").await?;
+    }
+    let slow = metric(
+        &server.alight.metrics_text(),
+        "alight_slow_consumer_disconnects_total",
+    );
+    assert_eq!(slow, Some(0.0), "subscribers were closed as slow consumers");
+    Ok(())
+}
