@@ -5,6 +5,8 @@
 
 use thiserror::Error;
 
+use crate::json::JsonError;
+
 /// A field of a frame, named in errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -49,7 +51,7 @@ impl std::fmt::Display for Field {
 pub enum DecodeError {
     /// The text is not valid JSON.
     #[error("message is not valid JSON")]
-    InvalidJson(#[source] serde_json::Error),
+    InvalidJson(#[source] JsonError),
     /// V2 JSON messages are arrays `[join_ref, ref, topic, event, payload]`.
     #[error("V2 message must be a JSON array [join_ref, ref, topic, event, payload]")]
     NotAnArray,

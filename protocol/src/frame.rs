@@ -14,18 +14,18 @@
 
 use bytes::Bytes;
 use serde::Serialize;
-use serde_json::value::RawValue;
 
 use crate::event;
+use crate::json::{JsonError, RawJson};
 
 /// A message payload: JSON (text frames) or raw bytes (V2 binary frames).
 ///
-/// JSON is kept as validated, unparsed text ([`RawValue`]), so relaying a payload never parses or
+/// JSON is kept as validated, unparsed text ([`RawJson`]), so relaying a payload never parses or
 /// re-serializes it; a handler deserializes it into its own types when it needs to.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Payload {
     /// A JSON value, kept as its source text.
-    Json(Box<RawValue>),
+    Json(RawJson),
     /// Bytes carried by a V2 binary frame (an `ArrayBuffer` in phoenix.js).
     Binary(Bytes),
 }
@@ -33,7 +33,7 @@ pub enum Payload {
 impl Payload {
     /// The empty JSON object `{}`, the payload of joins, leaves and heartbeats.
     pub fn empty() -> Self {
-        Payload::Json(empty_object())
+        Payload::Json(RawJson::empty_object())
     }
 
     /// Serializes `value` into a JSON payload.
@@ -44,18 +44,20 @@ impl Payload {
     /// # Ok::<(), serde_json::Error>(())
     /// ```
     pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
-        serde_json::value::to_raw_value(value).map(Payload::Json)
+        // serde_json writes one JSON value; no need to check it again.
+        serde_json::to_string(value).map(|text| Payload::Json(RawJson::trusted(text)))
     }
 
-    /// Parses JSON text into a payload, checking that it is valid JSON.
-    pub fn from_json_str(text: &str) -> Result<Self, serde_json::Error> {
-        RawValue::from_string(text.to_owned()).map(Payload::Json)
+    /// Checks that `text` is one JSON value and makes it a payload (without the whitespace
+    /// around it).
+    pub fn from_json_str(text: &str) -> Result<Self, JsonError> {
+        RawJson::from_string(text.to_owned()).map(Payload::Json)
     }
 
     /// The JSON text, if this is a JSON payload.
     pub fn as_json(&self) -> Option<&str> {
         match self {
-            Payload::Json(raw) => Some(raw.get()),
+            Payload::Json(json) => Some(json.get()),
             Payload::Binary(_) => None,
         }
     }
@@ -73,29 +75,12 @@ impl Payload {
     /// A binary payload is reported as a type error, as it would be for JSON of the wrong shape.
     pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         match self {
-            Payload::Json(raw) => serde_json::from_str(raw.get()),
+            Payload::Json(json) => serde_json::from_str(json.get()),
             Payload::Binary(_) => Err(serde::de::Error::custom(
                 "expected a JSON payload, found a binary one",
             )),
         }
     }
-}
-
-impl PartialEq for Payload {
-    fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (Payload::Json(a), Payload::Json(b)) => a.get() == b.get(),
-            (Payload::Binary(a), Payload::Binary(b)) => a == b,
-            _ => false,
-        }
-    }
-}
-
-impl Eq for Payload {}
-
-pub(crate) fn empty_object() -> Box<RawValue> {
-    // `{}` is valid JSON, so this cannot fail; fall back to `null` rather than panic.
-    RawValue::from_string("{}".to_owned()).unwrap_or_else(|_| RawValue::NULL.to_owned())
 }
 
 /// What a frame carries: an event with its payload, or a reply.

@@ -8,6 +8,8 @@
 //!   and the reserved events of [`event`].
 //! - [`serializer`]: the three wire formats Phoenix defines (V2 JSON arrays, V2 binary frames, V1 JSON
 //!   objects), chosen by the `vsn` connect parameter, encoding and decoding in both directions.
+//! - [`json`]: [`RawJson`], a JSON value kept as validated text (every JSON payload is one), and
+//!   the small scanner that validates JSON and reads the few strings a frame needs.
 //! - [`wire`]: encoded messages as shared, cheaply clonable bytes ([`Wire`]), and [`SharedBroadcast`],
 //!   a broadcast encoded at most once per serializer however many subscribers receive it.
 //! - [`error`]: the typed errors of decoding and encoding.
@@ -43,6 +45,7 @@ pub mod client;
 pub mod error;
 pub mod event;
 pub mod frame;
+pub mod json;
 pub mod presence;
 pub mod schema;
 pub mod serializer;
@@ -50,6 +53,7 @@ pub mod wire;
 
 pub use error::{DecodeError, EncodeError, VsnError};
 pub use frame::{Body, Frame, Payload};
+pub use json::{JsonError, RawJson};
 pub use schema::{Events, Schema, SchemaError, SerdeEvents, topic_matches};
 pub use serializer::{Direction, Serializer};
 pub use wire::{SharedBroadcast, SharedText, Wire};

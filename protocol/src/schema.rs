@@ -237,7 +237,7 @@ pub trait Events: Sized {
 /// [`SchemaError::Payload`], and events that carry bytes implement [`Events`] by hand.
 ///
 /// Nothing goes through `serde_json::Value`: encoding serializes the content straight into the
-/// payload's [`RawValue`](serde_json::value::RawValue), and decoding reads the payload text once,
+/// payload's [`RawJson`](crate::RawJson), and decoding reads the payload text once,
 /// straight into the variant.
 ///
 /// A type that does not (de)serialize as an adjacently tagged enum (an externally or internally

@@ -96,9 +96,11 @@ async fn broadcast(
                 .into_response();
         }
     };
-    state
-        .alight
-        .broadcast(request.topic, request.event, Payload::Json(request.payload));
+    state.alight.broadcast(
+        request.topic,
+        request.event,
+        Payload::Json(request.payload.into()),
+    );
     (
         StatusCode::ACCEPTED,
         Json(serde_json::json!({"status": "accepted"})),

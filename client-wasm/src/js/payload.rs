@@ -24,16 +24,16 @@ pub(crate) fn to_wire(value: &JsValue) -> Result<Payload, JsValue> {
     let text = text
         .as_string()
         .ok_or_else(|| js_sys::TypeError::new("the payload is not JSON: use an object, an array, a string, a number, a boolean or an ArrayBuffer"))?;
-    Payload::from_json_str(&text).map_err(|error| {
-        js_sys::TypeError::new(&format!("the payload is not JSON: {error}")).into()
-    })
+    // `JSON.stringify` writes JSON; the check only guards against a patched one.
+    Payload::from_json_str(&text)
+        .map_err(|_| js_sys::TypeError::new("the payload is not JSON").into())
 }
 
 /// A JS value from a payload: parsed JSON, or an `ArrayBuffer`.
 pub(crate) fn to_js(payload: &Payload) -> JsValue {
     match payload {
         // The session checked the JSON when it decoded the frame.
-        Payload::Json(raw) => JSON::parse(raw.get()).unwrap_or(JsValue::UNDEFINED),
+        Payload::Json(json) => JSON::parse(json.get()).unwrap_or(JsValue::UNDEFINED),
         Payload::Binary(bytes) => Uint8Array::from(&bytes[..]).buffer().into(),
     }
 }

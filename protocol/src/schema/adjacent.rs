@@ -4,7 +4,7 @@
 //! serde_derive (de)serializes `#[serde(tag = "…", content = "…")]` enums as a two-field struct:
 //! the tag, written as a unit variant, then the content. Encoding runs the enum's `Serialize`
 //! against [`Probe`], which keeps the tag's variant name and serializes only the content, straight
-//! into the payload's `RawValue`. Decoding runs its `Deserialize` against [`Parts`], which presents
+//! into the payload's `RawJson`. Decoding runs its `Deserialize` against [`Parts`], which presents
 //! the map `{tag: event, content: payload}` and deserializes the content from the payload text in
 //! one pass. Neither builds a `serde_json::Value`, and neither depends on the tag and content
 //! names.
@@ -38,7 +38,7 @@ pub(super) fn from_parts<T: DeserializeOwned>(
     payload: &Payload,
 ) -> Result<T, SchemaError> {
     let content = match payload {
-        Payload::Json(raw) => Content::Json(raw.get()),
+        Payload::Json(json) => Content::Json(json.get()),
         Payload::Binary(_) => Content::Binary,
     };
     let (stage, source) = match decode(event, content) {
@@ -230,9 +230,9 @@ impl ser::SerializeStruct for ProbeStruct {
                 Probed::Parts(..) => return Err(ProbeError::Shape),
             },
             (Some(event), None) => {
-                let raw = serde_json::value::to_raw_value(value)
-                    .map_err(|source| ProbeError::Encode { event, source })?;
-                self.payload = Some(Payload::Json(raw));
+                let payload =
+                    Payload::json(value).map_err(|source| ProbeError::Encode { event, source })?;
+                self.payload = Some(payload);
             }
             // A third field: an internally tagged struct variant, not adjacently tagged.
             (Some(_), Some(_)) => return Err(ProbeError::Shape),

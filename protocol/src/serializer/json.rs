@@ -1,40 +1,102 @@
 //! JSON pieces shared by the V1 and V2 text serializers.
 
-use std::fmt;
-
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde_json::value::RawValue;
-
 use crate::error::{DecodeError, Field};
 use crate::frame::{Body, Frame, Payload};
+use crate::json::{RawJson, Scanner};
 use crate::{Direction, event};
 
-/// Maps a serde_json error to a decode error: syntax problems are `InvalidJson`, shape problems
-/// are reported as `shape` (not an array / not an object).
-pub(super) fn classify(err: serde_json::Error, shape: DecodeError) -> DecodeError {
-    match err.classify() {
-        serde_json::error::Category::Data => shape,
-        _ => DecodeError::InvalidJson(err),
+/// The values of the first five elements of the JSON array `text`, as text, and how many
+/// elements it has (at most five are counted).
+///
+/// Every element is checked, and the array must be the whole text. Valid JSON that is not an
+/// array is `not_an_array`.
+pub(super) fn array_elements(text: &str) -> Result<([&str; 5], usize), DecodeError> {
+    let mut scanner = Scanner::new(text);
+    if !scanner.eat(b'[') {
+        return Err(not_a(text, DecodeError::NotAnArray));
+    }
+    let mut items = [""; 5];
+    let mut found = 0;
+    if !scanner.eat(b']') {
+        loop {
+            let value = scanner.value().map_err(DecodeError::InvalidJson)?;
+            if let Some(slot) = items.get_mut(found) {
+                *slot = value;
+                found += 1;
+            }
+            if !scanner.next_item(b']').map_err(DecodeError::InvalidJson)? {
+                break;
+            }
+        }
+    }
+    scanner.end().map_err(DecodeError::InvalidJson)?;
+    Ok((items, found))
+}
+
+/// The values of the members `names` of the JSON object `text`, as text.
+///
+/// Only an object is accepted: `["room:1","shout",{}]` is not `{topic, event, payload}`, which
+/// no Phoenix peer would send; valid JSON that is not an object is `not_an_object`. Other members
+/// are skipped (and checked), and a repeated member keeps its last value, as `JSON.parse` and
+/// Jason do.
+pub(super) fn object_members<'a, const N: usize>(
+    text: &'a str,
+    names: [&str; N],
+    not_an_object: DecodeError,
+) -> Result<[Option<&'a str>; N], DecodeError> {
+    let mut scanner = Scanner::new(text);
+    if !scanner.eat(b'{') {
+        return Err(not_a(text, not_an_object));
+    }
+    let mut values = [None; N];
+    if !scanner.eat(b'}') {
+        loop {
+            let name = scanner.member_name().map_err(DecodeError::InvalidJson)?;
+            let value = scanner.value().map_err(DecodeError::InvalidJson)?;
+            if let Some(slot) = member_index(name, &names).and_then(|i| values.get_mut(i)) {
+                *slot = Some(value);
+            }
+            if !scanner.next_item(b'}').map_err(DecodeError::InvalidJson)? {
+                break;
+            }
+        }
+    }
+    scanner.end().map_err(DecodeError::InvalidJson)?;
+    Ok(values)
+}
+
+/// Where a member name (quoted, as written) is among `names`, compared after unescaping.
+fn member_index(name: &str, names: &[&str]) -> Option<usize> {
+    let unescaped;
+    let inner = match name.get(1..name.len().saturating_sub(1)) {
+        Some(inner) if !inner.contains('\\') => inner,
+        _ => {
+            unescaped = Scanner::unescape(name)?;
+            &unescaped
+        }
+    };
+    names.iter().position(|wanted| *wanted == inner)
+}
+
+/// The error for text that is not of the expected shape: `shape` if it is JSON, else why not.
+fn not_a(text: &str, shape: DecodeError) -> DecodeError {
+    match Scanner::new(text).whole_value() {
+        Ok(_) => shape,
+        Err(error) => DecodeError::InvalidJson(error),
     }
 }
 
 /// A `ref` or `join_ref`: a string, `null`, or (leniently) an integer kept as its decimal text.
 pub(super) fn optional_ref(
-    raw: Option<&RawValue>,
+    value: Option<&str>,
     field: Field,
 ) -> Result<Option<String>, DecodeError> {
-    let Some(raw) = raw else { return Ok(None) };
-    let text = raw.get();
-    match text.as_bytes().first() {
+    let Some(value) = value else { return Ok(None) };
+    match value.as_bytes().first() {
         Some(b'n') => Ok(None),
-        Some(b'"') => serde_json::from_str(text)
-            .map(Some)
-            .map_err(|_| DecodeError::WrongType {
-                field,
-                expected: "a string or null",
-            }),
-        Some(b'-' | b'0'..=b'9') if text.bytes().all(|b| b == b'-' || b.is_ascii_digit()) => {
-            Ok(Some(text.to_owned()))
+        Some(b'"') => string(value, field).map(Some),
+        Some(b'-' | b'0'..=b'9') if value.bytes().all(|b| b == b'-' || b.is_ascii_digit()) => {
+            Ok(Some(value.to_owned()))
         }
         _ => Err(DecodeError::WrongType {
             field,
@@ -43,104 +105,35 @@ pub(super) fn optional_ref(
     }
 }
 
-/// A required string field.
-pub(super) fn string(raw: &RawValue, field: Field) -> Result<String, DecodeError> {
-    serde_json::from_str(raw.get()).map_err(|_| DecodeError::WrongType {
-        field,
-        expected: "a string",
-    })
+/// A required string field, from its (validated) JSON text.
+pub(super) fn string(value: &str, field: Field) -> Result<String, DecodeError> {
+    let expected = match field {
+        Field::JoinRef | Field::Ref => "a string or null",
+        _ => "a string",
+    };
+    value
+        .starts_with('"')
+        .then(|| Scanner::unescape(value))
+        .flatten()
+        .ok_or(DecodeError::WrongType { field, expected })
 }
 
-/// Reads the members `names` of the JSON object `text`, leaving their values unparsed.
-///
-/// Only an object is accepted: a serde-derived struct would also accept an array and read
-/// `["room:1","shout",{}]` as `{topic, event, payload}`, which no Phoenix peer would. Other members
-/// are skipped, and a repeated member keeps its last value, as `JSON.parse` and Jason do.
-pub(super) fn object_members<'a, const N: usize>(
-    text: &'a str,
-    names: [&'static str; N],
-) -> Result<[Option<&'a RawValue>; N], serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let members = Members(names).deserialize(&mut de)?;
-    de.end()?;
-    Ok(members)
-}
-
-/// Deserializes an object into the values of the members it names, by position.
-struct Members<const N: usize>([&'static str; N]);
-
-impl<'de, const N: usize> DeserializeSeed<'de> for Members<N> {
-    type Value = [Option<&'de RawValue>; N];
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de, const N: usize> Visitor<'de> for Members<N> {
-    type Value = [Option<&'de RawValue>; N];
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut values = [None; N];
-        while let Some(index) = map.next_key_seed(MemberName(&self.0))? {
-            match index.and_then(|i| values.get_mut(i)) {
-                Some(slot) => *slot = Some(map.next_value::<&'de RawValue>()?),
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(values)
-    }
-}
-
-/// Deserializes a member name into its position in the list of wanted names.
-struct MemberName<'n>(&'n [&'static str]);
-
-impl<'de> DeserializeSeed<'de> for MemberName<'_> {
-    type Value = Option<usize>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl Visitor<'_> for MemberName<'_> {
-    type Value = Option<usize>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a member name")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Self::Value, E> {
-        Ok(self.0.iter().position(|wanted| *wanted == name))
-    }
-}
-
-/// Builds the frame body: a `phx_reply` travelling to a client becomes [`Body::Reply`].
+/// Builds the frame body from the event and the payload's (validated) JSON text: a `phx_reply`
+/// travelling to a client becomes [`Body::Reply`].
 pub(super) fn body(
     direction: Direction,
     event: String,
-    payload: &RawValue,
+    payload: &str,
 ) -> Result<Body, DecodeError> {
     if direction == Direction::ToClient && event == event::REPLY {
-        let [status, response] =
-            object_members(payload.get(), ["status", "response"]).map_err(|_| {
-                DecodeError::WrongType {
-                    field: Field::Payload,
-                    expected: "an object {status, response}",
-                }
-            })?;
+        let not_an_object = DecodeError::WrongType {
+            field: Field::Payload,
+            expected: "an object {status, response}",
+        };
+        let [status, response] = object_members(payload, ["status", "response"], not_an_object)?;
         let status = status.ok_or(DecodeError::MissingField(Field::Status))?;
         let status = string(status, Field::Status)?;
-        let response = match response {
-            Some(raw) => raw.to_owned(),
-            None => RawValue::NULL.to_owned(),
-        };
+        let response = response.map_or_else(RawJson::null, RawJson::trusted);
         return Ok(Body::Reply {
             status,
             response: Payload::Json(response),
@@ -148,7 +141,7 @@ pub(super) fn body(
     }
     Ok(Body::Event {
         event,
-        payload: Payload::Json(payload.to_owned()),
+        payload: Payload::Json(RawJson::trusted(payload)),
     })
 }
 
@@ -212,7 +205,7 @@ pub(super) fn push_payload(out: &mut String, frame: &Frame) {
 
 fn push_json(out: &mut String, payload: &Payload) {
     match payload {
-        Payload::Json(raw) => out.push_str(raw.get()),
+        Payload::Json(json) => out.push_str(json.get()),
         Payload::Binary(_) => out.push_str("null"),
     }
 }

@@ -5,20 +5,20 @@
 //! order `topic, event, payload, ref, join_ref` and leaves `join_ref` out when it has none
 //! (heartbeats); the encoder does the same, so its output is byte-for-byte what phoenix.js sends.
 
-use serde_json::value::RawValue;
-
 use super::json;
 use crate::error::{DecodeError, Field};
 use crate::{Direction, Frame};
 
 pub(super) fn decode(direction: Direction, text: &str) -> Result<Frame, DecodeError> {
-    let [topic, event, payload, msg_ref, join_ref] =
-        json::object_members(text, ["topic", "event", "payload", "ref", "join_ref"])
-            .map_err(|e| json::classify(e, DecodeError::NotAnObject))?;
+    let [topic, event, payload, msg_ref, join_ref] = json::object_members(
+        text,
+        ["topic", "event", "payload", "ref", "join_ref"],
+        DecodeError::NotAnObject,
+    )?;
     let topic = topic.ok_or(DecodeError::MissingField(Field::Topic))?;
     let event = event.ok_or(DecodeError::MissingField(Field::Event))?;
     // `"payload": null` and a missing payload both mean JSON null.
-    let payload = payload.unwrap_or(RawValue::NULL);
+    let payload = payload.unwrap_or("null");
     let event = json::string(event, Field::Event)?;
     Ok(Frame {
         join_ref: json::optional_ref(join_ref, Field::JoinRef)?,
