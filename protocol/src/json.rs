@@ -86,7 +86,8 @@ impl RawJson {
         if start == 0 && end == text.len() {
             Ok(RawJson(text.into_boxed_str()))
         } else {
-            Ok(RawJson(text[start..end].into()))
+            // The span starts and ends at ASCII bytes, so `get` always succeeds.
+            Ok(RawJson(text.get(start..end).unwrap_or_default().into()))
         }
     }
 
@@ -178,6 +179,13 @@ impl<'a> Scanner<'a> {
         Scanner { text, pos: 0 }
     }
 
+    /// The text from `start` to the current position. Both are at token boundaries, which are
+    /// ASCII bytes, so this never fails; `get` keeps the string slicing panic (and the
+    /// formatting it links) out of the browser package.
+    fn slice(&self, start: usize) -> &'a str {
+        self.text.get(start..self.pos).unwrap_or_default()
+    }
+
     fn error(&self, kind: JsonErrorKind) -> JsonError {
         let kind = if self.pos >= self.text.len() {
             JsonErrorKind::UnexpectedEnd
@@ -249,8 +257,8 @@ impl<'a> Scanner<'a> {
 
     /// Skips (and checks) the next value; returns its text.
     pub(crate) fn value(&mut self) -> Result<&'a str, JsonError> {
-        let (start, end) = self.value_span()?;
-        Ok(&self.text[start..end])
+        let (start, _) = self.value_span()?;
+        Ok(self.slice(start))
     }
 
     /// Skips (and checks) the next value, however deeply nested, without recursion; returns
@@ -307,7 +315,7 @@ impl<'a> Scanner<'a> {
         }
         let start = self.pos;
         self.string()?;
-        let name = &self.text[start..self.pos];
+        let name = self.slice(start);
         self.expect(b':', JsonErrorKind::ExpectedColon)?;
         Ok(name)
     }
@@ -385,7 +393,8 @@ impl<'a> Scanner<'a> {
     }
 
     fn literal(&mut self, word: &str) -> Result<(), JsonError> {
-        if self.text[self.pos..].starts_with(word) {
+        let rest = self.text.as_bytes().get(self.pos..).unwrap_or_default();
+        if rest.starts_with(word.as_bytes()) {
             self.pos += word.len();
             Ok(())
         } else {

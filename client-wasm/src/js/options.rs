@@ -86,7 +86,7 @@ pub(crate) fn parse(endpoint: String, opts: &JsValue) -> Result<Options, JsValue
     }
     if let Some(vsn) = get("vsn")?.as_string() {
         let serializer = Serializer::from_vsn(Some(&vsn))
-            .map_err(|error| js_sys::RangeError::new(&format!("vsn {vsn:?}: {error}")))?;
+            .map_err(|error| js_sys::RangeError::new(&error.to_string()))?;
         config = config.serializer(serializer);
     }
 

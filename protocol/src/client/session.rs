@@ -258,7 +258,17 @@ impl Session {
     /// Fires every deadline at or before `now`, earliest first. Call it when
     /// [`poll_timeout`](Self::poll_timeout) comes due; calling it early or twice is harmless.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        let mut due: Vec<(Timestamp, Timer)> = self.timers().filter(|(at, _)| *at <= now).collect();
+        // Sorted by insertion rather than with `sort_unstable`, whose code was 5 KB of the
+        // browser package: the socket timers are a handful, and the push deadlines come off
+        // the heap in order, so each lands at or near the end.
+        let mut due: Vec<(Timestamp, Timer)> = Vec::new();
+        let mut insert = |item: (Timestamp, Timer)| {
+            let at = due.partition_point(|earlier| *earlier <= item);
+            due.insert(at, item);
+        };
+        for item in self.timers().filter(|(at, _)| *at <= now) {
+            insert(item);
+        }
         // Due push deadlines leave the heap here: each is fired below, or is outdated and then
         // the push has no deadline any more, or a later one with its own entry.
         while let Some(&Reverse((at, id))) = self.push_deadlines.peek() {
@@ -266,9 +276,8 @@ impl Session {
                 break;
             }
             self.push_deadlines.pop();
-            due.push((at, Timer::Push(id)));
+            insert((at, Timer::Push(id)));
         }
-        due.sort_unstable();
         for (at, timer) in due {
             // An earlier timer may have cancelled or moved this one.
             if self.deadline(timer) == Some(at) {

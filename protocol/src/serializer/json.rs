@@ -163,7 +163,8 @@ pub(super) fn push_str(out: &mut String, s: &str) {
             0x00..=0x1f => None,
             _ => continue,
         };
-        out.push_str(&s[start..i]);
+        // Escaped bytes are ASCII, so these are character boundaries.
+        out.push_str(s.get(start..i).unwrap_or_default());
         match escape {
             Some(e) => out.push_str(e),
             None => {
@@ -175,7 +176,7 @@ pub(super) fn push_str(out: &mut String, s: &str) {
         }
         start = i + 1;
     }
-    out.push_str(&s[start..]);
+    out.push_str(s.get(start..).unwrap_or_default());
     out.push('"');
 }
 
