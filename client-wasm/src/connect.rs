@@ -45,17 +45,17 @@ pub enum TokenError {
 /// assert_eq!(websocket_url("/socket", "", "2.0.0"), "/socket/websocket?vsn=2.0.0");
 /// ```
 pub fn websocket_url(endpoint: &str, query: &str, vsn: &str) -> String {
-    let mut url = format!("{endpoint}/websocket");
-    for part in [
-        query.to_owned(),
-        format!("vsn={}", encode_uri_component(vsn)),
-    ] {
+    // Concatenation rather than `format!`: this runs in the browser package, where every
+    // formatting call site adds code.
+    let mut url = [endpoint, "/websocket"].concat();
+    for part in [query, "vsn="] {
         if part.is_empty() {
             continue;
         }
         url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(&part);
+        url.push_str(part);
     }
+    url.push_str(&encode_uri_component(vsn));
     url
 }
 
@@ -99,7 +99,7 @@ pub fn auth_protocols(token: &str) -> Result<[String; 2], TokenError> {
     }
     Ok([
         PHOENIX_PROTOCOL.to_owned(),
-        format!("{AUTH_TOKEN_PREFIX}{}", base64_unpadded(&bytes)),
+        [AUTH_TOKEN_PREFIX, &base64_unpadded(&bytes)].concat(),
     ])
 }
 

@@ -180,10 +180,16 @@ impl Channel {
             .driver
             .call(|session, now| session.push(self.id, event.clone(), payload, timeout, now))
             .map_err(|error| match error {
-                PushError::NotJoined => js_sys::Error::new(&format!(
-                    "tried to push '{event}' to '{}' before joining. Use channel.join() before pushing events",
-                    self.topic
-                )),
+                PushError::NotJoined => js_sys::Error::new(
+                    &[
+                        "tried to push '",
+                        &event,
+                        "' to '",
+                        &self.topic,
+                        "' before joining. Use channel.join() before pushing events",
+                    ]
+                    .concat(),
+                ),
                 other => js_sys::Error::new(&other.to_string()),
             })?;
         let hooks = self

@@ -282,13 +282,17 @@ fn dispatch(registry: &RefCell<Registry>, driver: &Rc<Driver>, notice: Notice) {
             }
         }
         Notice::Sent(frame) => {
-            let line = format!(
-                "{} {} ({}, {})",
-                frame.topic,
+            let line = [
+                &frame.topic,
+                " ",
                 frame.event(),
+                " (",
                 frame.join_ref.as_deref().unwrap_or("null"),
+                ", ",
                 frame.msg_ref.as_deref().unwrap_or("null"),
-            );
+                ")",
+            ]
+            .concat();
             let payload = match &frame.body {
                 Body::Event { payload, .. } => to_js(payload),
                 Body::Reply { .. } => JsValue::UNDEFINED,
@@ -373,12 +377,22 @@ fn receive_line(frame: &Frame) -> String {
         Body::Reply { status, .. } => status.as_str(),
         Body::Event { .. } => "",
     };
-    let reference = frame
-        .msg_ref
-        .as_deref()
-        .map(|r| format!("({r})"))
-        .unwrap_or_default();
-    format!("{status} {} {} {reference}", frame.topic, frame.event())
+    let (open, reference, close) = match frame.msg_ref.as_deref() {
+        Some(reference) => ("(", reference, ")"),
+        None => ("", "", ""),
+    };
+    [
+        status,
+        " ",
+        &frame.topic,
+        " ",
+        frame.event(),
+        " ",
+        open,
+        reference,
+        close,
+    ]
+    .concat()
 }
 
 fn log(registry: &RefCell<Registry>, kind: &str, msg: &str, data: &JsValue) {
@@ -392,7 +406,7 @@ pub(crate) fn log_to(logger: Option<&Logger>, kind: &str, msg: &str, data: &JsVa
         Some(Logger::Function(function)) => {
             call(function, &[kind.into(), msg.into(), data.clone()]);
         }
-        Some(Logger::Console) => console_log(&format!("{kind}: {msg}"), data),
+        Some(Logger::Console) => console_log(&[kind, ": ", msg].concat(), data),
         None => {}
     }
 }

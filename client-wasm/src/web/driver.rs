@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use alight_protocol::client::{Action, ClientConfig, Event, Session, Timestamp};
-use alight_protocol::{Direction, Frame, Serializer, Wire};
+use alight_protocol::{DecodeError, Direction, Frame, Serializer, Wire};
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 
@@ -379,6 +379,12 @@ impl Driver {
         });
     }
 
+    /// A frame that arrived and does not decode is dropped, and logged.
+    fn log_undecodable(&self, error: &DecodeError) {
+        let msg = ["dropped a frame that does not decode: ", &error.to_string()].concat();
+        self.log("receive", msg);
+    }
+
     // --- connecting ---------------------------------------------------------------------------
 
     /// `Action::Connect`: evaluates the params and token (functions are called, promises
@@ -494,7 +500,7 @@ impl Driver {
             let mut received = None;
             match event {
                 TransportEvent::Open => {
-                    let msg = format!("connected to {}", core.url);
+                    let msg = ["connected to ", &core.url].concat();
                     self.log("transport", msg);
                     core.session.handle_open(now);
                 }
@@ -504,10 +510,7 @@ impl Driver {
                     }
                     self.incoming(&received);
                     if let Err(error) = core.session.handle_text(now, &text) {
-                        self.log(
-                            "receive",
-                            format!("dropped a frame that does not decode: {error}"),
-                        );
+                        self.log_undecodable(&error);
                     }
                 }
                 TransportEvent::Binary(bytes) => {
@@ -518,10 +521,7 @@ impl Driver {
                     }
                     self.incoming(&received);
                     if let Err(error) = core.session.handle_binary(now, bytes) {
-                        self.log(
-                            "receive",
-                            format!("dropped a frame that does not decode: {error}"),
-                        );
+                        self.log_undecodable(&error);
                     }
                 }
                 TransportEvent::Error(event) => {
@@ -600,18 +600,21 @@ fn query_string(params: &JsValue, parent: Option<&str>) -> String {
         let key = js_string(&key);
         let value = Reflect::get(object, &JsValue::from_str(&key)).unwrap_or(JsValue::UNDEFINED);
         let key = match parent {
-            Some(parent) => format!("{parent}[{key}]"),
+            Some(parent) => [parent, "[", &key, "]"].concat(),
             None => key,
         };
         // `typeof value === "object"`, which includes null (serialized as nothing, as phoenix.js).
         if value.is_object() || value.is_null() {
             parts.push(query_string(&value, Some(&key)));
         } else {
-            parts.push(format!(
-                "{}={}",
-                encode_uri_component(&key),
-                encode_uri_component(&js_string(&value))
-            ));
+            parts.push(
+                [
+                    &encode_uri_component(&key),
+                    "=",
+                    &encode_uri_component(&js_string(&value)),
+                ]
+                .concat(),
+            );
         }
     }
     parts.join("&")
@@ -641,8 +644,8 @@ fn resolve_endpoint(endpoint: &str) -> String {
         "ws"
     };
     if endpoint.starts_with("//") {
-        format!("{scheme}:{endpoint}")
+        [scheme, ":", endpoint].concat()
     } else {
-        format!("{scheme}://{}{endpoint}", field("host"))
+        [scheme, "://", &field("host"), endpoint].concat()
     }
 }

@@ -4,7 +4,7 @@
 //! Lengths are checked against the buffer before any slice is taken, and strings are checked for
 //! UTF-8, so a hostile frame yields a [`DecodeError`], never a panic.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::Direction;
 use crate::error::{DecodeError, EncodeError, Field};
@@ -112,14 +112,16 @@ fn write(kind: u8, fields: &[(Field, &str)], payload: &Bytes) -> Result<Bytes, E
         lengths.push(len_byte(*field, s)?);
     }
     let strings: usize = fields.iter().map(|(_, s)| s.len()).sum();
-    let mut out = BytesMut::with_capacity(1 + fields.len() + strings + payload.len());
-    out.put_u8(kind);
-    out.put_slice(&lengths);
+    // A `Vec` of the exact size becomes `Bytes` without a copy; `BytesMut` would add its own
+    // code to the browser package for nothing.
+    let mut out = Vec::with_capacity(1 + fields.len() + strings + payload.len());
+    out.push(kind);
+    out.extend_from_slice(&lengths);
     for (_, s) in fields {
-        out.put_slice(s.as_bytes());
+        out.extend_from_slice(s.as_bytes());
     }
-    out.put_slice(payload);
-    Ok(out.freeze())
+    out.extend_from_slice(payload);
+    Ok(Bytes::from(out))
 }
 
 pub(super) fn encode(direction: Direction, frame: &Frame) -> Result<Bytes, EncodeError> {
