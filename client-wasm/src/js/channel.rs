@@ -240,5 +240,5 @@ impl Push {
 
 /// A timeout in ms, as phoenix.js takes it: anything but a positive number means the default.
 fn millis(ms: f64) -> Option<Duration> {
-    (ms > 0.0).then(|| Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(Duration::MAX))
+    (ms > 0.0).then(|| super::options::duration_ms(ms))
 }

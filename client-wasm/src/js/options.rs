@@ -135,8 +135,11 @@ fn sample(function: &Function) -> Result<Backoff, JsValue> {
     Ok(Backoff::steps(steps, delay(SAMPLED_TRIES + 1)?))
 }
 
-fn duration_ms(ms: f64) -> Duration {
-    Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(Duration::MAX)
+/// A non-negative number of milliseconds, to the microsecond; NaN is 0 and anything too large
+/// the longest delay (`as` saturates), without `Duration`'s float conversions, a kilobyte of the
+/// package.
+pub(crate) fn duration_ms(ms: f64) -> Duration {
+    Duration::from_micros((ms * 1000.0) as u64)
 }
 
 /// A seed for the session's jitter, so that clients dropped together do not retry in lockstep.

@@ -12,7 +12,7 @@ use super::channel::{Channel, before_rejoin};
 use super::options;
 use super::payload::to_wire;
 use super::registry::{Registry, SocketEvent, call, log_to, sink};
-use crate::web::driver::Driver;
+use crate::web::driver::{Driver, NO_WEBSOCKET};
 
 /// What a socket and its channels and pushes share.
 #[derive(Debug)]
@@ -60,11 +60,7 @@ impl Socket {
     #[wasm_bindgen(skip_jsdoc)]
     pub fn connect(&self, params: JsValue) -> Result<(), JsValue> {
         if self.shared.driver.transport_class().is_none() {
-            return Err(js_sys::TypeError::new(
-                "no WebSocket class: pass `transport` in the socket options, or on Node 20 and \
-                 older set `globalThis.WebSocket = (await import(\"ws\")).WebSocket` first",
-            )
-            .into());
+            return Err(js_sys::TypeError::new(NO_WEBSOCKET).into());
         }
         if params.is_truthy() {
             self.shared.driver.set_params(params);

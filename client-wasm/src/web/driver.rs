@@ -552,7 +552,8 @@ impl std::fmt::Debug for Driver {
     }
 }
 
-const NO_WEBSOCKET: &str = "no WebSocket class: pass `transport` (a WebSocket-compatible class) \
+/// The error when there is no WebSocket class to connect with.
+pub(crate) const NO_WEBSOCKET: &str = "no WebSocket class: pass `transport` (a WebSocket-compatible class) \
      in the socket options, or on Node 20 and older set \
      `globalThis.WebSocket = (await import(\"ws\")).WebSocket` first";
 

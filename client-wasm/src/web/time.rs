@@ -27,7 +27,7 @@ const MAX_DELAY_MS: f64 = 2_147_483_647.0;
 pub(crate) fn now() -> Timestamp {
     let ms = performance_now();
     if ms.is_finite() && ms > 0.0 {
-        Timestamp::from_duration(Duration::from_secs_f64(ms / 1000.0))
+        Timestamp::from_duration(Duration::from_micros((ms * 1000.0) as u64))
     } else {
         Timestamp::ZERO
     }
