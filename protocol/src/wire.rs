@@ -4,7 +4,8 @@
 //! [`SharedBroadcast`] encodes its frame at most once per [`Serializer`] and hands every subscriber a
 //! clone of the same [`Wire`], which is a reference-counted [`Bytes`] underneath.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::task::Waker;
 
 use bytes::Bytes;
 
@@ -121,6 +122,8 @@ pub struct SharedBroadcast {
     frame: Frame,
     v1: OnceLock<Result<Wire, EncodeError>>,
     v2: OnceLock<Result<Wire, EncodeError>>,
+    /// Woken when the broadcast is dropped (see [`SharedBroadcast::wake_when_dropped`]).
+    dropped: Mutex<Option<Waker>>,
 }
 
 impl SharedBroadcast {
@@ -135,12 +138,37 @@ impl SharedBroadcast {
             frame,
             v1: OnceLock::new(),
             v2: OnceLock::new(),
+            dropped: Mutex::new(None),
         }
     }
 
     /// The frame being broadcast.
     pub fn frame(&self) -> &Frame {
         &self.frame
+    }
+
+    /// Wakes `waker` when this broadcast is dropped, that is once the last holder of its `Arc`
+    /// (every subscriber queue it was fanned out to) lets go; replaces a waker set before.
+    ///
+    /// A server uses it to pace a publisher to its subscribers without polling.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::task::Waker;
+    /// use alight_protocol::{Payload, SharedBroadcast};
+    ///
+    /// let broadcast = Arc::new(SharedBroadcast::new("room:lobby", "shout", Payload::empty()));
+    /// let queued = broadcast.clone();
+    /// broadcast.wake_when_dropped(Waker::noop());
+    /// drop(broadcast);
+    /// drop(queued); // the waker is woken here
+    /// ```
+    pub fn wake_when_dropped(&self, waker: &Waker) {
+        let mut slot = self.dropped.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*slot {
+            Some(current) if current.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
     }
 
     /// The encoded message for `serializer`, encoding it on first use.
@@ -154,5 +182,18 @@ impl SharedBroadcast {
         };
         slot.get_or_init(|| serializer.encode(Direction::ToClient, &self.frame))
             .clone()
+    }
+}
+
+impl Drop for SharedBroadcast {
+    fn drop(&mut self) {
+        let waker = self
+            .dropped
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }

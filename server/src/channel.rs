@@ -41,7 +41,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use alight_protocol::{Frame, Payload, SharedBroadcast};
 
@@ -171,10 +171,10 @@ pub struct Context<'a> {
     pub(crate) presence: &'a Presence,
     /// Whether the channel may track presence: while joining and joined, not in `terminate`.
     pub(crate) tracking: bool,
-    /// Set by [`broadcast`](Context::broadcast) and [`broadcast_from`](Context::broadcast_from):
-    /// the connection then lets the subscribers' tasks run before it reads more (see
-    /// `connection::Connection::drive`).
-    pub(crate) published: bool,
+    /// The latest broadcast of [`broadcast`](Context::broadcast) or
+    /// [`broadcast_from`](Context::broadcast_from) in this callback, which the connection watches
+    /// to pace itself (see `connection::Pacing`).
+    pub(crate) published: Option<Weak<SharedBroadcast>>,
 }
 
 /// Something a callback sends to its own client, kept in call order.
@@ -226,7 +226,7 @@ impl Context<'_> {
     /// still joining is not subscribed yet and gets no copy, as in Phoenix).
     pub fn broadcast(&mut self, event: impl Into<String>, payload: Payload) {
         let message = Arc::new(SharedBroadcast::new(self.topic, event, payload));
-        self.published = true;
+        self.published = Some(Arc::downgrade(&message));
         self.pubsub
             .broadcast(message.clone(), Some(self.socket.conn_id));
         if self.subscribed {
@@ -236,10 +236,9 @@ impl Context<'_> {
 
     /// Broadcasts to every subscriber of this topic except this socket.
     pub fn broadcast_from(&mut self, event: impl Into<String>, payload: Payload) {
-        let message = SharedBroadcast::new(self.topic, event, payload);
-        self.published = true;
-        self.pubsub
-            .broadcast(Arc::new(message), Some(self.socket.conn_id));
+        let message = Arc::new(SharedBroadcast::new(self.topic, event, payload));
+        self.published = Some(Arc::downgrade(&message));
+        self.pubsub.broadcast(message, Some(self.socket.conn_id));
     }
 
     /// The PubSub, to publish on other topics.

@@ -9,8 +9,10 @@
 //! the idle timeout, overflows its queue, is disconnected by socket id, or the server shuts down;
 //! each ends with the close code listed in [`close_code`](crate::close_code).
 
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
 use alight_protocol::{Body, Direction, Frame, Payload, SharedBroadcast, Wire, event};
@@ -145,9 +147,105 @@ struct Connection {
     pending: Vec<Queued>,
     /// Encoded messages waiting for the sink.
     out: Vec<Message>,
-    /// A callback of this step broadcast: the subscribers' tasks get to run before this one
-    /// reads its next frame (see [`Connection::drive`]).
-    published: bool,
+    /// The latest broadcast a callback of this step made.
+    published: Option<Weak<SharedBroadcast>>,
+    /// This socket's recent broadcasts, to pace it to its subscribers.
+    pacing: Pacing,
+}
+
+/// The most broadcasts a connection keeps ahead of the subscribers it publishes to.
+const MAX_PACE_WINDOW: usize = 16;
+/// The longest a paced connection waits for its subscribers before it reads again anyway.
+const PACE_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Paces a connection that broadcasts to the rate its subscribers are served at.
+///
+/// Publishing a broadcast is cheap (an `Arc` into each subscriber's queue) and delivering it is
+/// dear (a write on every subscriber's socket). A client pushing broadcasts as fast as it gets
+/// replies would fill its subscribers' queues faster than one core writes them out: the queues
+/// would overflow and every subscriber be closed as a slow consumer although none is slow, and
+/// every delivery would wait behind a deep queue. So a connection watches its latest broadcasts,
+/// weakly (only the subscriber queues that still hold one keep it alive): once more than a
+/// window of them wait in some queue, it stops reading from its client (who then meets TCP
+/// backpressure) until every subscriber has taken them all. It keeps serving its own queue
+/// meanwhile, so publishers in one topic never wait on each other. Publishing in bursts of a
+/// window and letting them drain is what makes subscribers take several messages per wake-up
+/// and write them with one syscall; resuming as soon as the oldest is taken would hand them one
+/// message at a time (bench/README.md has the measurements behind the window).
+///
+/// The window is a quarter of the outbound queue, at most [`MAX_PACE_WINDOW`]. A subscriber that
+/// stops reading holds its broadcasts for good; after [`PACE_TIMEOUT`] the publisher forgets
+/// them and reads on, so such a subscriber slows a publisher to about a window per timeout
+/// (160 broadcasts/s) until its queue overflows and it is closed as a slow consumer.
+#[derive(Default)]
+struct Pacing {
+    /// This connection's broadcasts that some queue may still hold, oldest first.
+    recent: VecDeque<Weak<SharedBroadcast>>,
+    /// When reading resumes regardless, while paused.
+    deadline: Option<Instant>,
+}
+
+impl Pacing {
+    /// Records the latest broadcast of a step.
+    fn published(&mut self, latest: Weak<SharedBroadcast>) {
+        self.recent.push_back(latest);
+    }
+
+    /// Whether reading is paused; starts the timeout when it pauses.
+    fn paused(&mut self, window: usize) -> bool {
+        self.forget_sent();
+        if self.recent.len() <= window {
+            self.deadline = None;
+            return false;
+        }
+        self.deadline
+            .get_or_insert_with(|| Instant::now() + PACE_TIMEOUT);
+        true
+    }
+
+    /// Resolves once every subscriber has taken all of them, or at the deadline (then forgets
+    /// them). Cancel-safe.
+    async fn resume(&mut self) {
+        let deadline = self
+            .deadline
+            .unwrap_or_else(|| Instant::now() + PACE_TIMEOUT);
+        // Queues are first in, first out: once the newest is taken everywhere, so are the older.
+        let newest = self.recent.back().cloned().unwrap_or_default();
+        let sent = std::future::poll_fn(|cx| match newest.upgrade() {
+            None => Poll::Ready(()),
+            Some(broadcast) => {
+                broadcast.wake_when_dropped(cx.waker());
+                drop(broadcast);
+                if newest.strong_count() == 0 {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            }
+        });
+        tokio::select! {
+            () = sent => {}
+            () = tokio::time::sleep_until(deadline) => {
+                self.recent.clear();
+                self.deadline = None;
+            }
+        }
+    }
+
+    /// Forgets the oldest broadcasts that every subscriber has taken, and the room once none is
+    /// left.
+    fn forget_sent(&mut self) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|sent| sent.strong_count() == 0)
+        {
+            self.recent.pop_front();
+        }
+        if self.recent.is_empty() && self.recent.capacity() > 0 {
+            self.recent = VecDeque::new();
+        }
+    }
 }
 
 /// Runs a connection to its end. `permit` holds its place under the connection limit.
@@ -185,7 +283,8 @@ pub(crate) fn run(
         joins: JoinBudget::new(limits.joins_per_second),
         pending: Vec::new(),
         out: Vec::new(),
-        published: false,
+        published: None,
+        pacing: Pacing::default(),
     };
     async move {
         let step = conn.drive(&mut sink, stream, rx, idle_timeout).await;
@@ -247,13 +346,15 @@ impl Connection {
         let handle = self.handle.clone();
         let idle = tokio::time::sleep(idle_timeout);
         tokio::pin!(idle);
+        let window = (self.hub.config.limits().outbound_queue / 4).clamp(1, MAX_PACE_WINDOW);
         loop {
             let mut from_client = false;
+            let paused = self.pacing.paused(window);
             let step = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => Step::Close(close_code::SERVICE_RESTART, "server shutting down".into()),
                 () = handle.overflow.notified() => Step::Close(close_code::SLOW_CONSUMER, "slow consumer: outbound queue full".into()),
-                incoming = stream.next() => {
+                incoming = stream.next(), if !paused => {
                     from_client = true;
                     idle.as_mut().reset(Instant::now() + idle_timeout);
                     match incoming {
@@ -265,6 +366,7 @@ impl Connection {
                     }
                 }
                 first = rx.recv() => self.on_outbound_batch(first, &mut rx).await,
+                () = self.pacing.resume(), if paused => Step::Continue,
                 () = &mut idle => Step::Close(close_code::GOING_AWAY, "idle timeout".into()),
             };
             self.encode_pending();
@@ -295,14 +397,8 @@ impl Connection {
                 Step::Continue => {}
                 other => return other,
             }
-            // Fairness for fan-out: a broadcast just woke every subscriber's task, and each must
-            // write it. Going to the back of the run queue before reading the next frame paces a
-            // publisher to the rate its subscribers are served at; otherwise a client pushing
-            // as fast as it gets replies would queue broadcasts faster than one core can write
-            // them, and the subscribers' queues would overflow (closing them as slow consumers)
-            // although no client is slow.
-            if std::mem::take(&mut self.published) {
-                tokio::task::yield_now().await;
+            if let Some(latest) = self.published.take() {
+                self.pacing.published(latest);
             }
         }
     }
@@ -424,14 +520,16 @@ impl Connection {
             subscribed,
             presence: &self.hub.presence,
             tracking: subscribed,
-            published: false,
+            published: None,
         };
         let span = debug_span!("channel", %topic);
         let result = AssertUnwindSafe(call(&mut self.channels, &mut ctx))
             .catch_unwind()
             .instrument(span)
             .await;
-        self.published |= ctx.published;
+        if let Some(latest) = ctx.published.take() {
+            self.published = Some(latest);
+        }
         for queued in pushes {
             match queued {
                 queued @ (Queued::Frame(_) | Queued::PresenceState { .. }) => {
@@ -489,7 +587,7 @@ impl Connection {
                     subscribed: false,
                     presence: &self.hub.presence,
                     tracking: true,
-                    published: false,
+                    published: None,
                 };
                 // Subscribe before `join` runs, so nothing broadcast after the join reads its
                 // snapshot is missed: those broadcasts wait in this socket's queue, which is only
@@ -500,7 +598,9 @@ impl Connection {
                     .catch_unwind()
                     .instrument(span)
                     .await;
-                self.published |= ctx.published;
+                if let Some(latest) = ctx.published.take() {
+                    self.published = Some(latest);
+                }
                 match joined {
                     Ok(Ok((joined, response))) => {
                         self.hub.metrics.channels.inc();
@@ -728,6 +828,7 @@ impl Connection {
 
     /// Frees the capacity of the step buffers (both empty between steps).
     fn release_buffers(&mut self) {
+        self.pacing.forget_sent();
         if self.pending.capacity() > 0 {
             self.pending = Vec::new();
         }

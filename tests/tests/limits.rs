@@ -401,3 +401,68 @@ async fn a_publisher_flat_out_does_not_overflow_subscribers_that_keep_up() -> Te
     assert_eq!(slow, Some(0.0), "subscribers were closed as slow consumers");
     Ok(())
 }
+
+/// A subscriber that stops reading holds the broadcasts queued for it, which pacing waits on; the
+/// publisher is slowed (a window per pacing timeout), not stopped, until the stalled subscriber's
+/// queue overflows and it is closed; the subscriber that reads gets every shout.
+#[tokio::test]
+async fn a_stalled_subscriber_slows_a_publisher_until_it_is_closed() -> TestResult {
+    // Enough to fill the stalled socket's kernel buffers (megabytes on loopback) and then its queue.
+    const SHOUTS: u64 = 5000;
+    const IN_FLIGHT: u64 = 16;
+    let server = server(Config::default().outbound_queue(64)).await;
+    let url = server.ws_url("2.0.0");
+
+    let mut stalled = TestClient::connect_with_recv_buffer(&url, None, 4096).await?;
+    join(&mut stalled, "1", "room:stall").await?;
+    let mut reader = TestClient::connect(&url, None).await?;
+    join(&mut reader, "1", "room:stall").await?;
+    let pad = "x".repeat(2048);
+    let reading = tokio::spawn(async move {
+        for seq in 0..SHOUTS {
+            let text = reader.recv_text().await?;
+            assert!(
+                text.starts_with(&format!(
+                    r#"[null,null,"room:stall","shout",{{"seq":{seq},"#
+                )),
+                "the reader missed or reordered a shout"
+            );
+        }
+        Ok::<_, ClientError>(reader)
+    });
+
+    let mut publisher = TestClient::connect(&url, None).await?;
+    join(&mut publisher, "1", "room:stall").await?;
+    let shout =
+        |seq: u64| format!(r#"["1","{seq}","room:stall","shout",{{"seq":{seq},"pad":"{pad}"}}]"#);
+    let mut sent = 0;
+    while sent < IN_FLIGHT {
+        publisher.send_text(&shout(sent)).await?;
+        sent += 1;
+    }
+    let mut acked = 0;
+    while acked < SHOUTS {
+        let frame = publisher.recv().await?;
+        if frame.event() == "phx_reply" {
+            acked += 1;
+            if sent < SHOUTS {
+                publisher.send_text(&shout(sent)).await?;
+                sent += 1;
+            }
+        }
+    }
+    let mut reader = tokio::time::timeout(RECV_TIMEOUT, reading).await???;
+    heartbeat(&mut reader, "2").await?;
+
+    let code = stalled.recv_close().await?;
+    assert!(
+        matches!(code, Some(1013) | None),
+        "stalled socket closed with {code:?}"
+    );
+    let slow = metric(
+        &server.alight.metrics_text(),
+        "alight_slow_consumer_disconnects_total",
+    );
+    assert_eq!(slow, Some(1.0));
+    Ok(())
+}
