@@ -8,7 +8,8 @@
 //! the channel runtime, below the endpoint.
 //! - [`endpoint`]: [`Alight`] and its builder, the WebSocket upgrade (vsn, auth token, connect
 //!   callback, connection limit) and [`Alight::serve`] with graceful shutdown.
-//! - `connection`: one task per socket: decode, dispatch to channels, write replies and broadcasts.
+//! - `connection`: one task per socket: decode, dispatch to channels, write replies and broadcasts;
+//!   `pacing`: how a connection that broadcasts keeps pace with its subscribers.
 //! - [`channel`]: the [`Channel`] trait applications implement, its [`Context`] and results;
 //!   [`typed`]: channels written against a protocol `Schema`.
 //! - `router`: topic patterns (`room:*`) to channels.
@@ -56,6 +57,7 @@ pub mod config;
 mod connection;
 pub mod endpoint;
 mod metrics;
+mod pacing;
 pub mod presence;
 pub mod pubsub;
 pub mod registry;

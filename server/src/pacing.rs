@@ -1,0 +1,104 @@
+//! Pacing a connection that broadcasts to the rate its subscribers are served at.
+
+use std::collections::VecDeque;
+use std::sync::Weak;
+use std::task::Poll;
+use std::time::Duration;
+
+use alight_protocol::SharedBroadcast;
+use tokio::time::Instant;
+
+/// The most broadcasts a connection keeps ahead of the subscribers it publishes to.
+pub(crate) const MAX_PACE_WINDOW: usize = 16;
+/// The longest a paced connection waits for its subscribers before it reads again anyway.
+const PACE_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Paces a connection that broadcasts to the rate its subscribers are served at.
+///
+/// Publishing a broadcast is cheap (an `Arc` into each subscriber's queue) and delivering it is
+/// dear (a write on every subscriber's socket). A client pushing broadcasts as fast as it gets
+/// replies would fill its subscribers' queues faster than one core writes them out: the queues
+/// would overflow and every subscriber be closed as a slow consumer although none is slow, and
+/// every delivery would wait behind a deep queue. So a connection watches its latest broadcasts,
+/// weakly (only the subscriber queues that still hold one keep it alive): once more than a
+/// window of them wait in some queue, it stops reading from its client (who then meets TCP
+/// backpressure) until every subscriber has taken them all. It keeps serving its own queue
+/// meanwhile, so publishers in one topic never wait on each other. Publishing in bursts of a
+/// window and letting them drain is what makes subscribers take several messages per wake-up
+/// and write them with one syscall; resuming as soon as the oldest is taken would hand them one
+/// message at a time (bench/README.md has the measurements behind the window).
+///
+/// The window is a quarter of the outbound queue, at most [`MAX_PACE_WINDOW`]. A subscriber that
+/// stops reading holds its broadcasts for good; after [`PACE_TIMEOUT`] the publisher forgets
+/// them and reads on, so such a subscriber slows a publisher to about a window per timeout
+/// (160 broadcasts/s) until its queue overflows and it is closed as a slow consumer.
+#[derive(Default)]
+pub(crate) struct Pacing {
+    /// This connection's broadcasts that some queue may still hold, oldest first.
+    recent: VecDeque<Weak<SharedBroadcast>>,
+    /// When reading resumes regardless, while paused.
+    deadline: Option<Instant>,
+}
+
+impl Pacing {
+    /// Records the latest broadcast of a step.
+    pub(crate) fn published(&mut self, latest: Weak<SharedBroadcast>) {
+        self.recent.push_back(latest);
+    }
+
+    /// Whether reading is paused; starts the timeout when it pauses.
+    pub(crate) fn paused(&mut self, window: usize) -> bool {
+        self.forget_sent();
+        if self.recent.len() <= window {
+            self.deadline = None;
+            return false;
+        }
+        self.deadline
+            .get_or_insert_with(|| Instant::now() + PACE_TIMEOUT);
+        true
+    }
+
+    /// Resolves once every subscriber has taken all of them, or at the deadline (then forgets
+    /// them). Cancel-safe.
+    pub(crate) async fn resume(&mut self) {
+        let deadline = self
+            .deadline
+            .unwrap_or_else(|| Instant::now() + PACE_TIMEOUT);
+        // Queues are first in, first out: once the newest is taken everywhere, so are the older.
+        let newest = self.recent.back().cloned().unwrap_or_default();
+        let sent = std::future::poll_fn(|cx| match newest.upgrade() {
+            None => Poll::Ready(()),
+            Some(broadcast) => {
+                broadcast.wake_when_dropped(cx.waker());
+                drop(broadcast);
+                if newest.strong_count() == 0 {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            }
+        });
+        tokio::select! {
+            () = sent => {}
+            () = tokio::time::sleep_until(deadline) => {
+                self.recent.clear();
+                self.deadline = None;
+            }
+        }
+    }
+
+    /// Forgets the oldest broadcasts that every subscriber has taken, and the room once none is
+    /// left.
+    pub(crate) fn forget_sent(&mut self) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|sent| sent.strong_count() == 0)
+        {
+            self.recent.pop_front();
+        }
+        if self.recent.is_empty() && self.recent.capacity() > 0 {
+            self.recent = VecDeque::new();
+        }
+    }
+}
