@@ -28,7 +28,7 @@ pub fn meta(server_cpus: Option<&str>, node_dir: &Path, smoke: bool) -> Meta {
                 .map(|v| v.trim().to_owned())
         })
         .unwrap_or_else(|| "?".to_owned());
-    let placement = match server_cpus {
+    let mut placement = match server_cpus {
         Some(cpus) => format!(
             "Servers pinned to CPU {cpus} (taskset), the generator to CPU {own_cpus}; one tokio \
              worker each (TOKIO_WORKER_THREADS=1; the generator on a current-thread runtime; Node \
@@ -40,6 +40,12 @@ pub fn meta(server_cpus: Option<&str>, node_dir: &Path, smoke: bool) -> Meta {
              server process per case."
         ),
     };
+    if let Some(priority) = realtime_priority() {
+        placement.push_str(&format!(
+            " Generator and servers ran under SCHED_FIFO priority {priority} (`chrt`; the servers \
+             inherit it), so that other work on the machine does not take their CPUs."
+        ));
+    }
     let mut versions = vec![(
         "alight".to_owned(),
         format!("{} ({})", env!("CARGO_PKG_VERSION"), git_revision()),
@@ -141,4 +147,16 @@ mod tests {
         );
         assert_eq!(lock_version(lock, "axum"), None);
     }
+}
+
+/// This process's real-time priority, if it runs under `SCHED_FIFO` or `SCHED_RR`
+/// (`/proc/self/stat` fields 40 and 41: `rt_priority`, `policy`).
+fn realtime_priority() -> Option<u32> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields from the third on follow the command name, which ends at the last `)`.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let rt_priority: u32 = fields.get(40 - 3)?.parse().ok()?;
+    let policy: u32 = fields.get(41 - 3)?.parse().ok()?;
+    // SCHED_FIFO is 1, SCHED_RR 2.
+    matches!(policy, 1 | 2).then_some(rt_priority)
 }
