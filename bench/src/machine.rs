@@ -134,6 +134,18 @@ fn lock_version(lock: &str, name: &str) -> Option<String> {
     Some(lock[at..at + end].to_owned())
 }
 
+/// This process's real-time priority, if it runs under `SCHED_FIFO` or `SCHED_RR`
+/// (`/proc/self/stat` fields 40 and 41: `rt_priority`, `policy`).
+fn realtime_priority() -> Option<u32> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields from the third on follow the command name, which ends at the last `)`.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let rt_priority: u32 = fields.get(40 - 3)?.parse().ok()?;
+    let policy: u32 = fields.get(41 - 3)?.parse().ok()?;
+    // SCHED_FIFO is 1, SCHED_RR 2.
+    matches!(policy, 1 | 2).then_some(rt_priority)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,16 +159,4 @@ mod tests {
         );
         assert_eq!(lock_version(lock, "axum"), None);
     }
-}
-
-/// This process's real-time priority, if it runs under `SCHED_FIFO` or `SCHED_RR`
-/// (`/proc/self/stat` fields 40 and 41: `rt_priority`, `policy`).
-fn realtime_priority() -> Option<u32> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields from the third on follow the command name, which ends at the last `)`.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let rt_priority: u32 = fields.get(40 - 3)?.parse().ok()?;
-    let policy: u32 = fields.get(41 - 3)?.parse().ok()?;
-    // SCHED_FIFO is 1, SCHED_RR 2.
-    matches!(policy, 1 | 2).then_some(rt_priority)
 }
