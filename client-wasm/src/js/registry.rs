@@ -428,9 +428,9 @@ pub(crate) fn call(callback: &Function, args: &[JsValue]) {
 /// `reportError(error)` where it exists (browsers, Deno); elsewhere (Node) a rejected promise,
 /// which Node reports as unhandled as it would an exception thrown by a phoenix.js callback.
 pub(crate) fn report(error: JsValue) {
-    let report = Reflect::get(&js_sys::global(), &"reportError".into())
-        .ok()
-        .and_then(|f| f.dyn_into::<Function>().ok());
+    let report = crate::web::global("reportError")
+        .dyn_into::<Function>()
+        .ok();
     match report {
         Some(report) => {
             let _ = report.call1(&JsValue::UNDEFINED, &error);

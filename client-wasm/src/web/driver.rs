@@ -559,9 +559,7 @@ pub(crate) const NO_WEBSOCKET: &str = "no WebSocket class: pass `transport` (a W
 
 /// The global `WebSocket` class, if there is one.
 fn global_websocket() -> Option<Function> {
-    Reflect::get(&js_sys::global(), &JsValue::from_str("WebSocket"))
-        .ok()
-        .and_then(|class| class.dyn_into::<Function>().ok())
+    super::global("WebSocket").dyn_into::<Function>().ok()
 }
 
 /// phoenix.js `closure(value)()`: calls a function, passes anything else through.
@@ -627,9 +625,7 @@ fn resolve_endpoint(endpoint: &str) -> String {
     if !endpoint.starts_with('/') {
         return endpoint.to_owned();
     }
-    let location = Reflect::get(&js_sys::global(), &JsValue::from_str("location"))
-        .ok()
-        .filter(JsValue::is_object);
+    let location = Some(super::global("location")).filter(JsValue::is_object);
     let Some(location) = location else {
         return endpoint.to_owned();
     };

@@ -23,3 +23,21 @@ pub(crate) mod driver;
 pub(crate) mod time;
 pub(crate) mod transport;
 pub(crate) mod visibility;
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `globalThis`, read once. Not `js_sys::global()`, which looks for `globalThis`, `self`,
+    /// `window` and `global` in turn (four imports and their glue) for engines older than every
+    /// one this package runs on.
+    #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
+    static GLOBAL_THIS: JsValue;
+}
+
+/// The property `name` of `globalThis` (`undefined` if it has none).
+pub(crate) fn global(name: &str) -> JsValue {
+    GLOBAL_THIS
+        .with(|global| js_sys::Reflect::get(global, &JsValue::from_str(name)))
+        .unwrap_or(JsValue::UNDEFINED)
+}

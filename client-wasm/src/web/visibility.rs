@@ -5,7 +5,6 @@
 //! when the page is shown again the session reconnects at once
 //! ([`Session::handle_visibility`](alight_protocol::client::Session::handle_visibility)).
 
-use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
 use web_sys::Document;
 
@@ -19,8 +18,7 @@ impl Visibility {
     /// Calls `on_change(visible)` whenever the page is shown or hidden; `None` where there is no
     /// `document`.
     pub(crate) fn install(on_change: impl Fn(bool) + 'static) -> Option<Visibility> {
-        let document = Reflect::get(&js_sys::global(), &JsValue::from_str("document")).ok()?;
-        let document: Document = document.dyn_into().ok()?;
+        let document: Document = super::global("document").dyn_into().ok()?;
         let listener = {
             let document = document.clone();
             Closure::<dyn Fn()>::new(move || on_change(!document.hidden()))
