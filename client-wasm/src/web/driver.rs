@@ -27,6 +27,7 @@ use alight_protocol::{DecodeError, Direction, Frame, Serializer, Wire};
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 
+use super::Handler;
 use super::time::{Timeout, now};
 use super::transport::{Overflow, Transport, TransportEvent};
 use super::visibility::Visibility;
@@ -37,6 +38,12 @@ extern "C" {
     /// JavaScript's `String(value)`.
     #[wasm_bindgen(js_name = String)]
     fn js_string(value: &JsValue) -> String;
+
+    /// `promise.then(resolved, rejected)`, with handlers of the driver's one closure type
+    /// (js-sys' `then2` wants `FnMut` closures, another set of shims).
+    type Thenable;
+    #[wasm_bindgen(method, js_name = then)]
+    fn then_with(this: &Thenable, resolved: &JsValue, rejected: &JsValue);
 }
 
 /// Where and how to connect; the params and token are evaluated on every connect.
@@ -126,8 +133,8 @@ struct Core {
 
 /// The two handlers of `Promise.all([params, token]).then(...)`.
 struct Pending {
-    _resolved: Closure<dyn FnMut(JsValue)>,
-    _rejected: Closure<dyn FnMut(JsValue)>,
+    _resolved: Handler,
+    _rejected: Handler,
 }
 
 impl Driver {
@@ -404,17 +411,19 @@ impl Driver {
         }
         let resolved = {
             let driver = self.clone();
-            Closure::<dyn FnMut(JsValue)>::new(move |values: JsValue| {
+            Handler::new(move |values: JsValue| {
                 let values: Array = values.unchecked_into();
                 driver.open(attempt, &values.get(0), &values.get(1));
             })
         };
         let rejected = {
             let driver = self.clone();
-            Closure::<dyn FnMut(JsValue)>::new(move |error| driver.connect_failed(attempt, error))
+            Handler::new(move |error| driver.connect_failed(attempt, error))
         };
         // The promise callbacks run later, never during this call.
-        let _ = Promise::all(&Array::of2(&params, &token)).then2(&resolved, &rejected);
+        Promise::all(&Array::of2(&params, &token))
+            .unchecked_ref::<Thenable>()
+            .then_with(resolved.as_ref(), rejected.as_ref());
         let mut core = self.core.borrow_mut();
         if core.attempt == attempt {
             core.pending = Some(Pending {

@@ -35,6 +35,12 @@ extern "C" {
     static GLOBAL_THIS: JsValue;
 }
 
+/// The one closure type handed to the browser (timers, WebSocket and `visibilitychange` handlers,
+/// promise callbacks): each closure signature costs its own invoke shim and destructor in the
+/// module and its own wrapper in the glue, so the handlers that take no argument or an event
+/// take a `JsValue` and cast it.
+pub(crate) type Handler = Closure<dyn Fn(JsValue)>;
+
 /// The property `name` of `globalThis` (`undefined` if it has none).
 pub(crate) fn global(name: &str) -> JsValue {
     GLOBAL_THIS

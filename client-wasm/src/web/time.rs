@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use alight_protocol::client::Timestamp;
+
+use super::Handler;
 use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
@@ -39,14 +41,14 @@ pub(crate) struct Timeout {
     id: JsValue,
     // Kept alive for as long as the browser may call it. If it is dropped while running (a
     // callback that drops its own timer), wasm-bindgen frees it once it returns.
-    _callback: Closure<dyn Fn()>,
+    _callback: Handler,
 }
 
 impl Timeout {
     /// Calls `callback` once, `delay` from now (rounded up to a whole millisecond, so that it
     /// never fires before the deadline it was armed for).
     pub(crate) fn new(delay: Duration, callback: impl Fn() + 'static) -> Timeout {
-        let callback = Closure::<dyn Fn()>::new(callback);
+        let callback = Handler::new(move |_| callback());
         let delay_ms = (delay.as_secs_f64() * 1000.0).ceil().min(MAX_DELAY_MS);
         let id = set_timeout(callback.as_ref().unchecked_ref(), delay_ms);
         Timeout {

@@ -18,8 +18,9 @@ use alight_protocol::Wire;
 use bytes::Bytes;
 use js_sys::{Array, ArrayBuffer, Function, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
-use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
+use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
+use super::Handler;
 use super::time::Timeout;
 
 /// Above this many bytes in the socket's own send buffer, frames wait in [`Transport`].
@@ -57,10 +58,10 @@ pub(crate) struct Overflow;
 pub(crate) struct Transport {
     sender: Rc<Sender>,
     // Owned by the transport, detached from the socket on drop.
-    _on_open: Closure<dyn Fn()>,
-    _on_message: Closure<dyn Fn(MessageEvent)>,
-    _on_error: Closure<dyn Fn(Event)>,
-    _on_close: Closure<dyn Fn(CloseEvent)>,
+    _on_open: Handler,
+    _on_message: Handler,
+    _on_error: Handler,
+    _on_close: Handler,
 }
 
 /// The socket and what waits to be sent on it. Shared with the retry timer, which holds it weakly
@@ -94,12 +95,12 @@ impl Transport {
 
         let on_open = {
             let on_event = on_event.clone();
-            Closure::<dyn Fn()>::new(move || on_event(TransportEvent::Open))
+            Handler::new(move |_| on_event(TransportEvent::Open))
         };
         let on_message = {
             let on_event = on_event.clone();
-            Closure::<dyn Fn(MessageEvent)>::new(move |message: MessageEvent| {
-                let data = message.data();
+            Handler::new(move |message: JsValue| {
+                let data = message.unchecked_into::<MessageEvent>().data();
                 if let Some(text) = data.as_string() {
                     on_event(TransportEvent::Text(text));
                 } else if let Some(buffer) = data.dyn_ref::<ArrayBuffer>() {
@@ -112,14 +113,14 @@ impl Transport {
         };
         let on_error = {
             let on_event = on_event.clone();
-            Closure::<dyn Fn(Event)>::new(move |event: Event| {
-                on_event(TransportEvent::Error(event.into()));
+            Handler::new(move |event: JsValue| {
+                on_event(TransportEvent::Error(event));
             })
         };
-        let on_close = Closure::<dyn Fn(CloseEvent)>::new(move |event: CloseEvent| {
+        let on_close = Handler::new(move |event: JsValue| {
             on_event(TransportEvent::Close {
-                code: event.code(),
-                event: event.into(),
+                code: event.unchecked_ref::<CloseEvent>().code(),
+                event,
             });
         });
         ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
@@ -180,7 +181,7 @@ impl Transport {
         // Not `None`: the `ws` package (Node) throws an `error` event nobody listens to, which
         // ends the process, and it emits one when a connection is closed before it opened
         // (phoenix.js installs a no-op for the same reason). The no-op belongs to the JS heap.
-        let noop = Closure::<dyn Fn(JsValue)>::new(|_: JsValue| {}).into_js_value();
+        let noop = Handler::new(|_: JsValue| {}).into_js_value();
         ws.set_onerror(Some(noop.unchecked_ref()));
     }
 }

@@ -8,10 +8,12 @@
 use wasm_bindgen::prelude::*;
 use web_sys::Document;
 
+use super::Handler;
+
 /// A `visibilitychange` listener, removed on drop.
 pub(crate) struct Visibility {
     document: Document,
-    listener: Closure<dyn Fn()>,
+    listener: Handler,
 }
 
 impl Visibility {
@@ -21,7 +23,7 @@ impl Visibility {
         let document: Document = super::global("document").dyn_into().ok()?;
         let listener = {
             let document = document.clone();
-            Closure::<dyn Fn()>::new(move || on_change(!document.hidden()))
+            Handler::new(move |_| on_change(!document.hidden()))
         };
         document
             .add_event_listener_with_callback("visibilitychange", listener.as_ref().unchecked_ref())
