@@ -128,7 +128,7 @@ async fn settle(push: &Push, what: &str) -> (String, JsValue) {
         })
         .into_js_value()
         .unchecked_into();
-        push.receive(status.to_owned(), callback);
+        push.receive(status, &callback);
     }
     let answer: Array = answers.nth(1, what).await.unchecked_into();
     (answer.get(0).as_string().unwrap_or_default(), answer.get(1))
@@ -312,7 +312,7 @@ async fn reconnects_and_rejoins_after_the_server_drops_the_socket() {
     channel
         .join(None)
         .expect("join")
-        .receive("ok".into(), joins.callback());
+        .receive("ok", &joins.callback());
     assert_eq!(
         json(&joins.nth(1, "the first join").await),
         r#"{"user":"alice"}"#

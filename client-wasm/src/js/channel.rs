@@ -1,4 +1,4 @@
-//! `Channel` and `Push`: phoenix.js's, on the session's channels and pushes.
+//! `Channel`: phoenix.js's, on the session's channels.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -9,7 +9,8 @@ use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
 use super::payload::{object, to_wire};
-use super::registry::{PHX_CLOSE, PHX_ERROR, PushHooks, Registry, report};
+use super::push::Push;
+use super::registry::{PHX_CLOSE, PHX_ERROR, Registry, report};
 use super::socket::Shared;
 use crate::web::driver::{BeforeRejoin, Driver};
 
@@ -20,13 +21,6 @@ pub struct Channel {
     shared: Rc<Shared>,
     id: ChannelId,
     topic: String,
-}
-
-/// A join, push or leave, for its answer: `receive("ok" | "error" | "timeout", callback)`.
-#[wasm_bindgen(skip_typescript)]
-#[derive(Debug)]
-pub struct Push {
-    hooks: Rc<PushHooks>,
 }
 
 impl Channel {
@@ -127,9 +121,9 @@ impl Channel {
                 ),
                 other => js_sys::Error::new(&other.to_string()),
             })?;
-        let hooks = self.shared.registry.borrow_mut().track(self.id, push, true);
+        let push = self.shared.registry.borrow_mut().track(self.id, push, true);
         self.shared.driver.pump();
-        Ok(Push { hooks })
+        Ok(push)
     }
 
     /// Calls `callback(payload, ref, joinRef)` for every `event` the channel receives; returns a
@@ -192,13 +186,13 @@ impl Channel {
                 ),
                 other => js_sys::Error::new(&other.to_string()),
             })?;
-        let hooks = self
+        let push = self
             .shared
             .registry
             .borrow_mut()
             .track(self.id, push, false);
         self.shared.driver.pump();
-        Ok(Push { hooks })
+        Ok(push)
     }
 
     /// Leaves: sends `phx_leave` if connected and closes the channel at once; the returned push
@@ -211,30 +205,17 @@ impl Channel {
             .shared
             .driver
             .call(|session, now| session.leave(self.id, now));
-        let hooks = match left {
+        let push = match left {
             Ok(push) => self
                 .shared
                 .registry
                 .borrow_mut()
                 .track(self.id, push, false),
             // Not joined (or removed): nothing to tell the server, and nothing to wait for.
-            Err(_) => PushHooks::answered("ok", object(&[])),
+            Err(_) => Push::answered("ok", &object(&[])),
         };
         self.shared.driver.pump();
-        Push { hooks }
-    }
-}
-
-#[wasm_bindgen]
-impl Push {
-    /// Calls `callback(response)` when the answer has `status` (at once if it already has); returns
-    /// the push, for chaining.
-    #[wasm_bindgen(skip_jsdoc)]
-    pub fn receive(&self, status: String, callback: Function) -> Push {
-        self.hooks.receive(status, callback);
-        Push {
-            hooks: self.hooks.clone(),
-        }
+        push
     }
 }
 

@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! - [`socket`]: `Socket` (options, connect, disconnect, socket callbacks, channels).
-//! - [`channel`]: `Channel` (join, on/off, push, leave, state) and `Push` (`receive`).
+//! - [`channel`]: `Channel` (join, on/off, push, leave, state).
+//! - [`push`]: `Push`, a JavaScript class (`push.js`) that the module makes and answers.
 //! - [`options`]: reading the options object as phoenix.js does.
 //! - [`registry`]: the callbacks, and the dispatch of what the driver reports to them.
 //! - [`payload`]: JS values to and from wire payloads.
@@ -20,12 +21,14 @@
 pub(crate) mod channel;
 pub(crate) mod options;
 pub(crate) mod payload;
+pub(crate) mod push;
 pub(crate) mod registry;
 pub(crate) mod socket;
 
 use wasm_bindgen::prelude::*;
 
-pub use channel::{Channel, Push};
+pub use channel::Channel;
+pub use push::Push;
 pub use socket::Socket;
 
 #[wasm_bindgen(typescript_custom_section)]

@@ -23,6 +23,7 @@ use wasm_bindgen::prelude::*;
 
 use super::options::Logger;
 use super::payload::{message, object, to_js};
+use super::push::Push;
 use crate::web::driver::{Driver, Notice, Sink};
 
 #[wasm_bindgen]
@@ -55,7 +56,7 @@ pub(crate) struct Registry {
     last_ref: u64,
     socket: Vec<(String, SocketEvent, Function)>,
     channels: Vec<(ChannelId, Bindings)>,
-    pushes: Vec<(PushId, ChannelId, Rc<PushHooks>)>,
+    pushes: Vec<(PushId, ChannelId, Push)>,
     pub(crate) logger: Option<Logger>,
 }
 
@@ -67,50 +68,6 @@ pub(crate) struct Bindings {
     join: Option<PushId>,
     /// `socket.channel(topic, () => params)`: called before every (re)join.
     params: Option<Function>,
-}
-
-/// A push's `receive` callbacks and its latest answer (phoenix.js `Push`).
-#[derive(Debug, Default)]
-pub(crate) struct PushHooks {
-    hooks: RefCell<Vec<(String, Function)>>,
-    received: RefCell<Option<(String, JsValue)>>,
-}
-
-impl PushHooks {
-    /// A push answered already (phoenix.js's local `ok` for a leave that was not sent).
-    pub(crate) fn answered(status: &str, response: JsValue) -> Rc<PushHooks> {
-        let hooks = PushHooks::default();
-        *hooks.received.borrow_mut() = Some((status.to_owned(), response));
-        Rc::new(hooks)
-    }
-
-    /// Adds `callback` for `status`, and calls it at once if that answer already came.
-    pub(crate) fn receive(&self, status: String, callback: Function) {
-        let response = self
-            .received
-            .borrow()
-            .as_ref()
-            .filter(|(s, _)| *s == status)
-            .map(|(_, r)| r.clone());
-        self.hooks.borrow_mut().push((status, callback.clone()));
-        if let Some(response) = response {
-            call(&callback, &[response]);
-        }
-    }
-
-    fn resolve(&self, status: String, response: JsValue) {
-        let matching: Vec<Function> = self
-            .hooks
-            .borrow()
-            .iter()
-            .filter(|(s, _)| *s == status)
-            .map(|(_, f)| f.clone())
-            .collect();
-        *self.received.borrow_mut() = Some((status, response.clone()));
-        for callback in matching {
-            call(&callback, std::slice::from_ref(&response));
-        }
-    }
 }
 
 impl Registry {
@@ -176,8 +133,8 @@ impl Registry {
     }
 
     /// Tracks a push's answers; a join's, for every (re)join of its channel.
-    pub(crate) fn track(&mut self, channel: ChannelId, push: PushId, join: bool) -> Rc<PushHooks> {
-        let hooks = Rc::new(PushHooks::default());
+    pub(crate) fn track(&mut self, channel: ChannelId, push: PushId, join: bool) -> Push {
+        let hooks = Push::new();
         if join && let Some(previous) = self.channel_mut(channel).join.replace(push) {
             self.take_push(previous);
         }
@@ -196,7 +153,7 @@ impl Registry {
         &mut self.channels[index].1
     }
 
-    fn take_push(&mut self, push: PushId) -> Option<Rc<PushHooks>> {
+    fn take_push(&mut self, push: PushId) -> Option<Push> {
         let index = self.pushes.iter().position(|(p, _, _)| *p == push)?;
         Some(self.pushes.swap_remove(index).2)
     }
@@ -228,7 +185,7 @@ impl Registry {
     }
 
     /// The hooks for an answer to `push`; a push that is not a join is answered only once.
-    fn answer(&mut self, channel: ChannelId, push: PushId) -> Option<Rc<PushHooks>> {
+    fn answer(&mut self, channel: ChannelId, push: PushId) -> Option<Push> {
         let is_join = self
             .channels
             .iter()
@@ -308,13 +265,13 @@ fn dispatch(registry: &RefCell<Registry>, driver: &Rc<Driver>, notice: Notice) {
         }) => {
             let hooks = registry.borrow_mut().answer(channel, push);
             if let Some(hooks) = hooks {
-                hooks.resolve(status, to_js(&response));
+                hooks.resolve(&status, &to_js(&response));
             }
         }
         Notice::Event(Event::Timeout { push, channel }) => {
             let hooks = registry.borrow_mut().answer(channel, push);
             if let Some(hooks) = hooks {
-                hooks.resolve("timeout".to_owned(), object(&[]));
+                hooks.resolve("timeout", &object(&[]));
             }
         }
         Notice::Event(Event::Message {
