@@ -172,9 +172,9 @@ async fn connect(url: &str, opts: JsValue) -> Connected {
         Recorder::default(),
         Recorder::default(),
     );
-    socket.on_open(opens.callback());
-    socket.on_close(closes.callback());
-    socket.on_message(messages.callback());
+    socket.on_open(&opens.callback());
+    socket.on_close(&closes.callback());
+    socket.on_message(&messages.callback());
     socket.connect(JsValue::UNDEFINED).expect("connect");
     opens.nth(1, "the socket to open").await;
     Connected {
@@ -268,8 +268,8 @@ async fn broadcast_reaches_every_socket() {
     join(&ca).await;
     join(&cb).await;
     let (heard_a, heard_b) = (Recorder::default(), Recorder::default());
-    ca.on("shout".into(), heard_a.callback());
-    cb.on("shout".into(), heard_b.callback());
+    ca.on("shout", &heard_a.callback());
+    cb.on("shout", &heard_b.callback());
     let push = ca
         .push("shout".into(), parse(r#"{"body":"hi"}"#), None)
         .expect("push");

@@ -8,8 +8,8 @@ use alight_protocol::client::{ChannelId, ChannelState, JoinError, PushError, Tim
 use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
+use super::callbacks::Push;
 use super::payload::{object, to_wire};
-use super::push::Push;
 use super::registry::{PHX_CLOSE, PHX_ERROR, Registry, report};
 use super::socket::Shared;
 use crate::web::driver::{BeforeRejoin, Driver};
@@ -129,33 +129,29 @@ impl Channel {
     /// Calls `callback(payload, ref, joinRef)` for every `event` the channel receives; returns a
     /// ref for `off`.
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn on(&self, event: String, callback: Function) -> u32 {
-        self.shared
-            .registry
-            .borrow_mut()
-            .bind(self.id, event, callback)
+    pub fn on(&self, event: &str, callback: &Function) -> u32 {
+        let callbacks = self.shared.registry.borrow_mut().callbacks(self.id);
+        callbacks.on(event, callback)
     }
 
     /// Removes the callbacks for `event`, or only the one with `ref`.
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn off(&self, event: String, reference: Option<u32>) {
-        self.shared
-            .registry
-            .borrow_mut()
-            .unbind(self.id, &event, reference);
+    pub fn off(&self, event: &str, reference: JsValue) {
+        let callbacks = self.shared.registry.borrow_mut().callbacks(self.id);
+        callbacks.off(event, &reference);
     }
 
     /// Calls `callback(reason)` when the channel closes (left, or closed by the server).
     #[wasm_bindgen(skip_jsdoc, js_name = onClose)]
-    pub fn on_close(&self, callback: Function) -> u32 {
-        self.on(PHX_CLOSE.to_owned(), callback)
+    pub fn on_close(&self, callback: &Function) -> u32 {
+        self.on(PHX_CLOSE, callback)
     }
 
     /// Calls `callback(reason)` when the channel errors (it crashed on the server, or the
     /// connection was lost); it rejoins by itself.
     #[wasm_bindgen(skip_jsdoc, js_name = onError)]
-    pub fn on_error(&self, callback: Function) -> u32 {
-        self.on(PHX_ERROR.to_owned(), callback)
+    pub fn on_error(&self, callback: &Function) -> u32 {
+        self.on(PHX_ERROR, callback)
     }
 
     /// Pushes `event` with `payload` (JSON, or an `ArrayBuffer` as a binary frame), with

@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`socket`]: `Socket` (options, connect, disconnect, socket callbacks, channels).
 //! - [`channel`]: `Channel` (join, on/off, push, leave, state).
-//! - [`push`]: `Push`, a JavaScript class (`push.js`) that the module makes and answers.
+//! - [`callbacks`]: `Push` and the callback lists, JavaScript classes (`callbacks.js`) that the
+//!   module makes, answers and triggers.
 //! - [`options`]: reading the options object as phoenix.js does.
 //! - [`registry`]: the callbacks, and the dispatch of what the driver reports to them.
 //! - [`payload`]: JS values to and from wire payloads.
@@ -18,17 +19,17 @@
 //! classes themselves are `skip_typescript`. `js-tests/api.test.mjs` checks that every declared
 //! member exists at runtime and the other way round.
 
+pub(crate) mod callbacks;
 pub(crate) mod channel;
 pub(crate) mod options;
 pub(crate) mod payload;
-pub(crate) mod push;
 pub(crate) mod registry;
 pub(crate) mod socket;
 
 use wasm_bindgen::prelude::*;
 
+pub use callbacks::Push;
 pub use channel::Channel;
-pub use push::Push;
 pub use socket::Socket;
 
 #[wasm_bindgen(typescript_custom_section)]

@@ -10,8 +10,10 @@
 //! | channel errored (crash, lost connection) | `on("phx_error")` (`onError`) |
 //! | channel closed (leave, server close) | `on("phx_close")` (`onClose`) |
 //!
-//! A callback that throws does not stop the others: its exception is reported as uncaught
-//! (`reportError`, or an unhandled rejection where there is none, as in Node).
+//! The callback lists and the pushes' callbacks are JavaScript objects (`callbacks.js`); this
+//! keeps one per channel and per socket, and decides which to trigger. A callback that throws
+//! does not stop the others: its exception is reported as uncaught (`reportError`, or an unhandled
+//! rejection where there is none, as in Node).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -21,9 +23,9 @@ use alight_protocol::{Body, Frame};
 use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 
+use super::callbacks::{Callbacks, Push};
 use super::options::Logger;
 use super::payload::{message, object, to_js};
-use super::push::Push;
 use crate::web::driver::{Driver, Notice, Sink};
 
 #[wasm_bindgen]
@@ -36,81 +38,57 @@ extern "C" {
 pub(crate) const PHX_CLOSE: &str = "phx_close";
 pub(crate) const PHX_ERROR: &str = "phx_error";
 
-/// Which socket callback list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SocketEvent {
-    Open,
-    Close,
-    Error,
-    Message,
-}
+/// The socket events, as the socket's [`Callbacks`] name them.
+pub(crate) const OPEN: &str = "open";
+pub(crate) const CLOSE: &str = "close";
+pub(crate) const ERROR: &str = "error";
+pub(crate) const MESSAGE: &str = "message";
 
 /// Every callback of one socket. Borrowed only to add, remove or copy out callbacks, never while
-/// one runs.
+/// one runs (the [`Callbacks`] objects are cloned out first: they are handles).
 ///
 /// The maps are vectors searched linearly: they hold a socket's channels and its pushes in
 /// flight, tens rather than thousands, and each `BTreeMap` key/value pair would add its own copy
 /// of the tree code to the package (about 10 KB of wasm each).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Registry {
-    last_ref: u64,
-    socket: Vec<(String, SocketEvent, Function)>,
+    pub(crate) socket: Callbacks,
     channels: Vec<(ChannelId, Bindings)>,
     pushes: Vec<(PushId, ChannelId, Push)>,
     pub(crate) logger: Option<Logger>,
 }
 
 /// A channel's `on(event)` callbacks, its current join push, and its params function.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Bindings {
-    list: Vec<(String, u32, Function)>,
-    last_ref: u32,
+    callbacks: Callbacks,
     join: Option<PushId>,
     /// `socket.channel(topic, () => params)`: called before every (re)join.
     params: Option<Function>,
 }
 
+impl Default for Registry {
+    fn default() -> Registry {
+        Registry {
+            socket: Callbacks::new(),
+            channels: Vec::new(),
+            pushes: Vec::new(),
+            logger: None,
+        }
+    }
+}
+
 impl Registry {
-    /// Registers a socket callback; returns its ref for `off`.
-    pub(crate) fn on_socket(&mut self, event: SocketEvent, callback: Function) -> String {
-        self.last_ref += 1;
-        let reference = self.last_ref.to_string();
-        self.socket.push((reference.clone(), event, callback));
-        reference
-    }
-
-    /// Removes the socket callbacks with these refs.
-    pub(crate) fn off_socket(&mut self, refs: &[String]) {
-        self.socket.retain(|(r, _, _)| !refs.contains(r));
-    }
-
     /// Whether frames must be observed: for `onMessage` callbacks (received) and the logger
     /// (both ways).
     pub(crate) fn observes(&self) -> (bool, bool) {
         let logging = self.logger.is_some();
-        let messages = self
-            .socket
-            .iter()
-            .any(|(_, e, _)| *e == SocketEvent::Message);
-        (logging || messages, logging)
+        (logging || self.socket.has(MESSAGE), logging)
     }
 
-    /// Registers a channel's `on(event)` callback; returns its ref.
-    pub(crate) fn bind(&mut self, channel: ChannelId, event: String, callback: Function) -> u32 {
-        let bindings = self.channel_mut(channel);
-        bindings.last_ref += 1;
-        let reference = bindings.last_ref;
-        bindings.list.push((event, reference, callback));
-        reference
-    }
-
-    /// Removes a channel's callbacks for `event` (only the one with `reference`, if given).
-    pub(crate) fn unbind(&mut self, channel: ChannelId, event: &str, reference: Option<u32>) {
-        if let Some((_, bindings)) = self.channels.iter_mut().find(|(c, _)| *c == channel) {
-            bindings
-                .list
-                .retain(|(e, r, _)| !(e == event && reference.is_none_or(|x| x == *r)));
-        }
+    /// A channel's `on(event)` callbacks.
+    pub(crate) fn callbacks(&mut self, channel: ChannelId) -> Callbacks {
+        self.channel_mut(channel).callbacks.clone()
     }
 
     /// Keeps the function a channel's params come from.
@@ -146,7 +124,12 @@ impl Registry {
         let index = match self.channels.iter().position(|(c, _)| *c == channel) {
             Some(index) => index,
             None => {
-                self.channels.push((channel, Bindings::default()));
+                let bindings = Bindings {
+                    callbacks: Callbacks::new(),
+                    join: None,
+                    params: None,
+                };
+                self.channels.push((channel, bindings));
                 self.channels.len() - 1
             }
         };
@@ -165,23 +148,9 @@ impl Registry {
         self.pushes.retain(|(_, c, _)| *c != channel);
     }
 
-    fn socket_callbacks(&self, event: SocketEvent) -> Vec<Function> {
-        self.socket
-            .iter()
-            .filter(|(_, e, _)| *e == event)
-            .map(|(_, _, f)| f.clone())
-            .collect()
-    }
-
-    fn bindings(&self, channel: ChannelId, event: &str) -> Vec<Function> {
+    fn bindings(&self, channel: ChannelId) -> Option<Callbacks> {
         let bindings = self.channels.iter().find(|(c, _)| *c == channel);
-        bindings.map_or_else(Vec::new, |(_, b)| {
-            b.list
-                .iter()
-                .filter(|(e, _, _)| e == event)
-                .map(|(_, _, f)| f.clone())
-                .collect()
-        })
+        bindings.map(|(_, b)| b.callbacks.clone())
     }
 
     /// The hooks for an answer to `push`; a push that is not a join is answered only once.
@@ -207,21 +176,20 @@ pub(crate) fn sink(registry: Rc<RefCell<Registry>>) -> Sink {
 }
 
 fn dispatch(registry: &RefCell<Registry>, driver: &Rc<Driver>, notice: Notice) {
-    let socket = |event: SocketEvent, args: &[JsValue]| {
-        let callbacks = registry.borrow().socket_callbacks(event);
-        for callback in callbacks {
-            call(&callback, args);
-        }
+    let socket = |event: &str, arg: &JsValue| {
+        let callbacks = registry.borrow().socket.clone();
+        let none = &JsValue::UNDEFINED;
+        callbacks.trigger(event, arg, none, none);
     };
     match notice {
-        Notice::Event(Event::Open) => socket(SocketEvent::Open, &[]),
+        Notice::Event(Event::Open) => socket(OPEN, &JsValue::UNDEFINED),
         Notice::Closed(event) => {
             log(registry, "transport", "close", &event);
-            socket(SocketEvent::Close, &[event]);
+            socket(CLOSE, &event);
         }
         Notice::Errored(error) => {
             log(registry, "transport", "error", &error);
-            socket(SocketEvent::Error, &[error]);
+            socket(ERROR, &error);
         }
         Notice::Incoming(frame) => {
             if registry.borrow().logger.is_some() {
@@ -230,12 +198,9 @@ fn dispatch(registry: &RefCell<Registry>, driver: &Rc<Driver>, notice: Notice) {
             }
         }
         Notice::Received(frame) => {
-            let has_callbacks = !registry
-                .borrow()
-                .socket_callbacks(SocketEvent::Message)
-                .is_empty();
+            let has_callbacks = registry.borrow().socket.has(MESSAGE);
             if has_callbacks {
-                socket(SocketEvent::Message, &[message(&frame)]);
+                socket(MESSAGE, &message(&frame));
             }
         }
         Notice::Sent(frame) => {
@@ -279,9 +244,9 @@ fn dispatch(registry: &RefCell<Registry>, driver: &Rc<Driver>, notice: Notice) {
             event,
             payload,
         }) => {
-            let callbacks = registry.borrow().bindings(channel, &event);
-            if !callbacks.is_empty() {
-                trigger(driver, channel, &callbacks, to_js(&payload));
+            let callbacks = registry.borrow().bindings(channel);
+            if let Some(callbacks) = callbacks.filter(|c| c.has(&event)) {
+                trigger(driver, channel, &callbacks, &event, &to_js(&payload));
             }
         }
         Notice::Event(Event::ChannelState {
@@ -306,8 +271,10 @@ fn dispatch(registry: &RefCell<Registry>, driver: &Rc<Driver>, notice: Notice) {
                 (ChannelState::Closed, _) => (PHX_CLOSE, "leave".into()),
                 _ => return,
             };
-            let callbacks = registry.borrow().bindings(channel, event);
-            trigger(driver, channel, &callbacks, payload);
+            let callbacks = registry.borrow().bindings(channel);
+            if let Some(callbacks) = callbacks {
+                trigger(driver, channel, &callbacks, event, &payload);
+            }
         }
         // Events added to the session later are not for the JS API until it knows them.
         Notice::Event(_) => {}
@@ -316,16 +283,17 @@ fn dispatch(registry: &RefCell<Registry>, driver: &Rc<Driver>, notice: Notice) {
 
 /// Calls a channel's callbacks with `(payload, ref, joinRef)` as phoenix.js does (the ref of a
 /// server push or broadcast is `null`).
-fn trigger(driver: &Rc<Driver>, channel: ChannelId, callbacks: &[Function], payload: JsValue) {
+fn trigger(
+    driver: &Rc<Driver>,
+    channel: ChannelId,
+    callbacks: &Callbacks,
+    event: &str,
+    payload: &JsValue,
+) {
     let join_ref = driver
         .read(|session| session.join_ref(channel).map(JsValue::from_str))
         .unwrap_or(JsValue::NULL);
-    for callback in callbacks {
-        call(
-            callback,
-            &[payload.clone(), JsValue::NULL, join_ref.clone()],
-        );
-    }
+    callbacks.trigger(event, payload, &JsValue::NULL, &join_ref);
 }
 
 /// phoenix.js's `receive` log line: `${status} ${topic} ${event} (${ref})`.

@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 use super::channel::{Channel, before_rejoin};
 use super::options;
 use super::payload::to_wire;
-use super::registry::{Registry, SocketEvent, call, log_to, sink};
+use super::registry::{CLOSE, ERROR, MESSAGE, OPEN, Registry, call, log_to, sink};
 use crate::web::driver::{Driver, NO_WEBSOCKET};
 
 /// What a socket and its channels and pushes share.
@@ -90,33 +90,33 @@ impl Socket {
 
     /// Calls `callback()` whenever the connection opens; returns a ref for `off`.
     #[wasm_bindgen(skip_jsdoc, js_name = onOpen)]
-    pub fn on_open(&self, callback: Function) -> String {
-        self.on(SocketEvent::Open, callback)
+    pub fn on_open(&self, callback: &Function) -> JsValue {
+        self.on(OPEN, callback)
     }
 
     /// Calls `callback(closeEvent)` whenever the connection closes; returns a ref for `off`.
     #[wasm_bindgen(skip_jsdoc, js_name = onClose)]
-    pub fn on_close(&self, callback: Function) -> String {
-        self.on(SocketEvent::Close, callback)
+    pub fn on_close(&self, callback: &Function) -> JsValue {
+        self.on(CLOSE, callback)
     }
 
     /// Calls `callback(error)` on every transport error; returns a ref for `off`.
     #[wasm_bindgen(skip_jsdoc, js_name = onError)]
-    pub fn on_error(&self, callback: Function) -> String {
-        self.on(SocketEvent::Error, callback)
+    pub fn on_error(&self, callback: &Function) -> JsValue {
+        self.on(ERROR, callback)
     }
 
     /// Calls `callback(message)` for every frame received; returns a ref for `off`.
     #[wasm_bindgen(skip_jsdoc, js_name = onMessage)]
-    pub fn on_message(&self, callback: Function) -> String {
-        self.on(SocketEvent::Message, callback)
+    pub fn on_message(&self, callback: &Function) -> JsValue {
+        self.on(MESSAGE, callback)
     }
 
     /// Removes the `onOpen`/`onClose`/`onError`/`onMessage` callbacks with these refs.
     #[wasm_bindgen(skip_jsdoc)]
     pub fn off(&self, refs: Array) {
-        let refs: Vec<String> = refs.iter().filter_map(|r| r.as_string()).collect();
-        self.shared.registry.borrow_mut().off_socket(&refs);
+        let callbacks = self.shared.registry.borrow().socket.clone();
+        callbacks.off_refs(&refs);
         self.shared.observe();
     }
 
@@ -187,8 +187,9 @@ impl Socket {
 }
 
 impl Socket {
-    fn on(&self, event: SocketEvent, callback: Function) -> String {
-        let reference = self.shared.registry.borrow_mut().on_socket(event, callback);
+    fn on(&self, event: &str, callback: &Function) -> JsValue {
+        let callbacks = self.shared.registry.borrow().socket.clone();
+        let reference = callbacks.on_ref(event, callback);
         self.shared.observe();
         reference
     }

@@ -1,0 +1,65 @@
+//! The application's callbacks are JavaScript objects (`callbacks.js`): `Push`, which the
+//! module creates and answers, and `Callbacks`, the `on`/`off` lists of channels and sockets,
+//! which the module triggers. Adding, removing and calling callbacks stays in JavaScript.
+
+use js_sys::{Array, Function};
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(module = "/src/js/callbacks.js")]
+extern "C" {
+    /// A join, push or leave, for its answer: `receive("ok" | "error" | "timeout", callback)`.
+    #[derive(Debug, Clone)]
+    pub type Push;
+
+    #[wasm_bindgen(constructor)]
+    pub(crate) fn new() -> Push;
+
+    /// Calls `callback(response)` when the answer has `status` (at once if it already has);
+    /// returns the push, for chaining.
+    #[wasm_bindgen(method)]
+    pub fn receive(this: &Push, status: &str, callback: &Function) -> Push;
+
+    /// Answers the push: calls its `receive(status)` callbacks with `response`.
+    #[wasm_bindgen(method, js_name = __resolve)]
+    pub(crate) fn resolve(this: &Push, status: &str, response: &JsValue);
+
+    /// Callbacks by event name, each with a ref.
+    #[derive(Debug, Clone)]
+    pub(crate) type Callbacks;
+
+    #[wasm_bindgen(constructor)]
+    pub(crate) fn new() -> Callbacks;
+
+    /// Adds `callback` for `event`; returns its ref.
+    #[wasm_bindgen(method)]
+    pub(crate) fn on(this: &Callbacks, event: &str, callback: &Function) -> u32;
+
+    /// [`on`](Callbacks::on), with the ref as a string (phoenix.js's socket refs).
+    #[wasm_bindgen(method, js_name = onRef)]
+    pub(crate) fn on_ref(this: &Callbacks, event: &str, callback: &Function) -> JsValue;
+
+    /// Removes the callbacks for `event`, or only the one with `reference`.
+    #[wasm_bindgen(method)]
+    pub(crate) fn off(this: &Callbacks, event: &str, reference: &JsValue);
+
+    /// Removes the callbacks with these refs.
+    #[wasm_bindgen(method, js_name = offRefs)]
+    pub(crate) fn off_refs(this: &Callbacks, refs: &Array);
+
+    /// Whether `event` has callbacks.
+    #[wasm_bindgen(method)]
+    pub(crate) fn has(this: &Callbacks, event: &str) -> bool;
+
+    /// Calls the callbacks of `event` with `(a, b, c)`; one that throws is reported as uncaught.
+    #[wasm_bindgen(method)]
+    pub(crate) fn trigger(this: &Callbacks, event: &str, a: &JsValue, b: &JsValue, c: &JsValue);
+}
+
+impl Push {
+    /// A push answered already (phoenix.js's local `ok` for a leave that was not sent).
+    pub(crate) fn answered(status: &str, response: &JsValue) -> Push {
+        let push = Push::new();
+        push.resolve(status, response);
+        push
+    }
+}
