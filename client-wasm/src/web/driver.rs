@@ -31,7 +31,18 @@ use super::Handler;
 use super::time::{Timeout, now};
 use super::transport::{Overflow, Transport, TransportEvent};
 use super::visibility::Visibility;
-use crate::connect::{auth_protocols, encode_uri_component, websocket_url};
+use crate::connect::{auth_protocols, websocket_url};
+
+#[wasm_bindgen(module = "/src/web/connect.js")]
+extern "C" {
+    /// phoenix.js `Ajax.serialize(params)`, the connect params as a query string.
+    fn serialize(params: &JsValue) -> String;
+
+    /// phoenix.js `endPointURL()`: a path or protocol-relative endpoint resolved against the
+    /// page's `location`.
+    #[wasm_bindgen(js_name = resolveEndpoint)]
+    fn resolve_endpoint(endpoint: &str) -> String;
+}
 
 #[wasm_bindgen]
 extern "C" {
@@ -444,7 +455,7 @@ impl Driver {
             let vsn = core.serializer.vsn();
             (endpoint, vsn)
         };
-        let url = websocket_url(&url.0, &query_string(params, None), url.1);
+        let url = websocket_url(&url.0, &serialize(params), url.1);
         let protocols = if token.is_undefined() || token.is_null() {
             None
         } else {
@@ -593,65 +604,4 @@ fn close_info(code: Option<u16>, reason: &str) -> JsValue {
     let _ = Reflect::set(&info, &"reason".into(), &reason.into());
     let _ = Reflect::set(&info, &"wasClean".into(), &JsValue::TRUE);
     info.into()
-}
-
-/// phoenix.js `Ajax.serialize(params)`: `key=value` pairs of the own enumerable properties,
-/// nested objects as `parent[key]=value`, every key and value through `encodeURIComponent`.
-fn query_string(params: &JsValue, parent: Option<&str>) -> String {
-    if !params.is_object() {
-        return String::new();
-    }
-    // Not `dyn_ref`: `Object.create(null)` and objects of other realms are not `instanceof Object`.
-    let object: &Object = params.unchecked_ref();
-    let mut parts = Vec::new();
-    for key in Object::keys(object) {
-        let key = js_string(&key);
-        let value = Reflect::get(object, &JsValue::from_str(&key)).unwrap_or(JsValue::UNDEFINED);
-        let key = match parent {
-            Some(parent) => [parent, "[", &key, "]"].concat(),
-            None => key,
-        };
-        // `typeof value === "object"`, which includes null (serialized as nothing, as phoenix.js).
-        if value.is_object() || value.is_null() {
-            parts.push(query_string(&value, Some(&key)));
-        } else {
-            parts.push(
-                [
-                    &encode_uri_component(&key),
-                    "=",
-                    &encode_uri_component(&js_string(&value)),
-                ]
-                .concat(),
-            );
-        }
-    }
-    parts.join("&")
-}
-
-/// phoenix.js `endPointURL()`: a path (`/socket`) or protocol-relative URL (`//host/socket`) is
-/// resolved against `location`, with `wss` on https pages.
-fn resolve_endpoint(endpoint: &str) -> String {
-    if !endpoint.starts_with('/') {
-        return endpoint.to_owned();
-    }
-    let location = Some(super::global("location")).filter(JsValue::is_object);
-    let Some(location) = location else {
-        return endpoint.to_owned();
-    };
-    let field = |name: &str| {
-        Reflect::get(&location, &JsValue::from_str(name))
-            .ok()
-            .and_then(|v| v.as_string())
-            .unwrap_or_default()
-    };
-    let scheme = if field("protocol").starts_with("https") {
-        "wss"
-    } else {
-        "ws"
-    };
-    if endpoint.starts_with("//") {
-        [scheme, ":", endpoint].concat()
-    } else {
-        [scheme, "://", &field("host"), endpoint].concat()
-    }
 }
