@@ -7,7 +7,8 @@
 //! - [`channel`]: `Channel` (join, on/off, push, leave, state).
 //! - [`callbacks`]: `Push` and the callback lists, JavaScript classes (`callbacks.js`) that the
 //!   module makes, answers and triggers.
-//! - [`options`]: reading the options object as phoenix.js does.
+//! - [`options`]: the options object, read as phoenix.js does (`options.js`), made into the
+//!   session's configuration.
 //! - [`registry`]: the callbacks, and the dispatch of what the driver reports to them.
 //! - [`payload`]: JS values to and from wire payloads.
 //! - `presence.js`: `Presence`, phoenix.js's, in plain JavaScript (the file says why); it is

@@ -1,4 +1,5 @@
-//! The `Socket` options, read the way phoenix.js reads them.
+//! The `Socket` options, read the way phoenix.js reads them (`options.js` reads them from the
+//! object, in JavaScript; this makes the session's configuration of them).
 //!
 //! | option | default | becomes |
 //! |---|---|---|
@@ -16,21 +17,18 @@
 //! As in phoenix.js, a number option that is missing, zero or not a number takes its default.
 //!
 //! The session's [`Backoff::Custom`] takes a plain `fn`, which cannot call into JS, so a
-//! `reconnectAfterMs`/`rejoinAfterMs` function is sampled once, here: tries 1 to
-//! [`SAMPLED_TRIES`] become steps and try `SAMPLED_TRIES + 1` the delay for every later one. A
+//! `reconnectAfterMs`/`rejoinAfterMs` function is sampled once, when the socket is made: tries 1
+//! to 32 (`SAMPLED_TRIES` in options.js) become steps and try 33 the delay for every later one. A
 //! function of the tries alone, as phoenix.js's documentation shows them, behaves exactly the same.
 
 use std::time::Duration;
 
 use alight_protocol::Serializer;
 use alight_protocol::client::{Backoff, ClientConfig};
-use js_sys::{Function, Math, Reflect};
+use js_sys::{Array, Function, Math};
 use wasm_bindgen::prelude::*;
 
 use crate::web::driver::ConnectOptions;
-
-/// How many tries of a backoff function are sampled.
-pub(crate) const SAMPLED_TRIES: u32 = 32;
 
 /// Where log lines go.
 #[derive(Debug, Clone)]
@@ -49,90 +47,73 @@ pub(crate) struct Options {
     pub(crate) logger: Option<Logger>,
 }
 
+#[wasm_bindgen(module = "/src/js/options.js")]
+extern "C" {
+    /// The options, read as phoenix.js reads them (options.js says in which form); throws what a
+    /// getter or a backoff function throws.
+    #[wasm_bindgen(catch, js_name = readOptions)]
+    fn read_options(opts: &JsValue) -> Result<Array, JsValue>;
+}
+
 /// Reads `opts` (an object, or `undefined`) for a socket at `endpoint`.
 pub(crate) fn parse(endpoint: String, opts: &JsValue) -> Result<Options, JsValue> {
-    let get = |name: &str| -> Result<JsValue, JsValue> {
-        if opts.is_object() {
-            Reflect::get(opts, &JsValue::from_str(name))
-        } else {
-            Ok(JsValue::UNDEFINED)
+    let read = read_options(opts)?;
+    let millis = |index: u32| read.get(index).as_f64().map(duration_ms);
+    // The sampled delays of tries 1 to 33: steps, then the delay of every later try.
+    let backoff = |index: u32| -> Option<Backoff> {
+        let delays = read.get(index);
+        if delays.is_undefined() {
+            return None;
         }
-    };
-    let millis = |name: &str| -> Result<Option<Duration>, JsValue> {
-        Ok(get(name)?.as_f64().filter(|ms| *ms > 0.0).map(duration_ms))
-    };
-    let backoff = |name: &str| -> Result<Option<Backoff>, JsValue> {
-        match get(name)?.dyn_into::<Function>() {
-            Ok(function) => sample(&function).map(Some),
-            Err(_) => Ok(None),
-        }
+        let delays: Array = delays.unchecked_into();
+        let mut steps: Vec<Duration> = delays
+            .iter()
+            .map(|ms| duration_ms(ms.as_f64().unwrap_or(0.0)))
+            .collect();
+        let last = steps.pop()?;
+        Some(Backoff::steps(steps, last))
     };
 
     let mut config = ClientConfig::default().seed(random_seed());
-    if let Some(timeout) = millis("timeout")? {
+    if let Some(timeout) = millis(0) {
         config = config.timeout(timeout);
     }
-    if let Some(interval) = millis("heartbeatIntervalMs")? {
+    if let Some(interval) = millis(1) {
         config = config.heartbeat_interval(Some(interval));
     }
-    if let Some(backoff) = backoff("reconnectAfterMs")? {
+    if let Some(backoff) = backoff(2) {
         config = config.reconnect_after(backoff);
     }
-    if let Some(backoff) = backoff("rejoinAfterMs")? {
+    if let Some(backoff) = backoff(3) {
         config = config.rejoin_after(backoff);
     }
-    if let Some(jitter) = get("jitter")?.as_f64() {
+    if let Some(jitter) = read.get(4).as_f64() {
         config = config.jitter(jitter);
     }
-    if let Some(vsn) = get("vsn")?.as_string() {
+    if let Some(vsn) = read.get(5).as_string() {
         let serializer = Serializer::from_vsn(Some(&vsn))
             .map_err(|error| js_sys::RangeError::new(&error.to_string()))?;
         config = config.serializer(serializer);
     }
 
-    let logger = match get("logger")?.dyn_into::<Function>() {
+    let logger = read.get(6);
+    let logger = match logger.dyn_into::<Function>() {
         Ok(function) => Some(Logger::Function(function)),
-        Err(_) if get("debug")?.is_truthy() => Some(Logger::Console),
+        Err(debug) if debug.is_truthy() => Some(Logger::Console),
         Err(_) => None,
     };
-    let params = get("params")?;
-    let auth_token = get("authToken")?;
     let connect = ConnectOptions {
         endpoint,
         // phoenix.js: `closure(opts.params || {})`, `opts.authToken && closure(opts.authToken)`.
-        params: if params.is_truthy() {
-            params
-        } else {
-            js_sys::Object::new().into()
-        },
-        auth_token: if auth_token.is_truthy() {
-            auth_token
-        } else {
-            JsValue::UNDEFINED
-        },
-        transport: get("transport")?.dyn_into::<Function>().ok(),
+        params: read.get(7),
+        auth_token: read.get(8),
+        transport: read.get(9).dyn_into::<Function>().ok(),
     };
     Ok(Options {
         config,
         connect,
         logger,
     })
-}
-
-/// `tries => ms` sampled into steps (see the module documentation).
-fn sample(function: &Function) -> Result<Backoff, JsValue> {
-    let delay = |tries: u32| -> Result<Duration, JsValue> {
-        let ms = function.call1(&JsValue::UNDEFINED, &JsValue::from(tries))?;
-        // `setTimeout` treats anything that is not a positive number as 0.
-        Ok(ms
-            .as_f64()
-            .filter(|ms| *ms > 0.0)
-            .map_or(Duration::ZERO, duration_ms))
-    };
-    let steps = (1..=SAMPLED_TRIES)
-        .map(delay)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Backoff::steps(steps, delay(SAMPLED_TRIES + 1)?))
 }
 
 /// A non-negative number of milliseconds, to the microsecond; NaN is 0 and anything too large

@@ -1,0 +1,49 @@
+// `new Socket(endPoint, opts)`: the options read from the object as phoenix.js reads them, in
+// plain JavaScript (property reads and calls on JS values, a few kilobytes of the module when
+// each one crossed from Rust). options.rs makes the session's configuration of what this returns.
+
+/** How many tries of a backoff function are sampled (options.rs says why and how). */
+const SAMPLED_TRIES = 32;
+
+/** A number option: missing, zero or not a number is undefined (the default). */
+const positive = (value) => (typeof value === "number" && value > 0 ? value : undefined);
+
+/** `tries => ms` at tries 1 to SAMPLED_TRIES + 1; `setTimeout` takes what is not positive as 0. */
+function sample(backoff) {
+  if (typeof backoff !== "function") return undefined;
+  const delays = [];
+  for (let tries = 1; tries <= SAMPLED_TRIES + 1; tries++) delays.push(positive(backoff(tries)) ?? 0);
+  return delays;
+}
+
+/**
+ * `[timeout, heartbeatIntervalMs, reconnectAfterMs, rejoinAfterMs, jitter, vsn, logger, params,
+ * authToken, transport]`, each undefined when not given: the delays as numbers of ms, the backoffs
+ * as sampled delays, `logger` a function or `true` for `debug`, `params` `{}` when falsy.
+ */
+export function readOptions(opts) {
+  const get = (name) => (typeof opts === "object" && opts !== null ? opts[name] : undefined);
+  const timeout = positive(get("timeout"));
+  const heartbeat = positive(get("heartbeatIntervalMs"));
+  const reconnect = sample(get("reconnectAfterMs"));
+  const rejoin = sample(get("rejoinAfterMs"));
+  const jitter = get("jitter");
+  const vsn = get("vsn");
+  const logger = get("logger");
+  const log = typeof logger === "function" ? logger : get("debug") ? true : undefined;
+  const params = get("params");
+  const authToken = get("authToken");
+  const transport = get("transport");
+  return [
+    timeout,
+    heartbeat,
+    reconnect,
+    rejoin,
+    typeof jitter === "number" ? jitter : undefined,
+    typeof vsn === "string" ? vsn : undefined,
+    log,
+    params || {},
+    authToken || undefined,
+    typeof transport === "function" ? transport : undefined,
+  ];
+}
