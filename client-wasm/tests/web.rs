@@ -191,7 +191,7 @@ async fn join(channel: &Channel) -> JsValue {
         status,
         "ok",
         "join of {}: {}",
-        channel.topic(),
+        channel.topic().as_string().unwrap_or_default(),
         json(&response)
     );
     response

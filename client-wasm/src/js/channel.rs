@@ -72,35 +72,38 @@ pub(crate) fn before_rejoin(registry: Rc<RefCell<Registry>>) -> BeforeRejoin {
 
 #[wasm_bindgen]
 impl Channel {
+    // The getters return `JsValue`s made from strings rather than `String`s: a returned `String`
+    // costs each method a shim in the module and a copy-out-and-free in the glue.
+
     /// The topic.
     #[wasm_bindgen(skip_jsdoc, getter)]
-    pub fn topic(&self) -> String {
-        self.topic.clone()
+    pub fn topic(&self) -> JsValue {
+        JsValue::from_str(&self.topic)
     }
 
     /// `"closed"`, `"joining"`, `"joined"` or `"errored"` (phoenix.js's `"leaving"` never lasts
     /// here: a leave closes the channel at once).
     #[wasm_bindgen(skip_jsdoc, getter)]
-    pub fn state(&self) -> String {
+    pub fn state(&self) -> JsValue {
         let state = self
             .shared
             .driver
             .read(|session| session.channel_state(self.id));
-        match state {
+        JsValue::from_str(match state {
             Some(ChannelState::Joining) => "joining",
             Some(ChannelState::Joined) => "joined",
             Some(ChannelState::Errored) => "errored",
             _ => "closed",
-        }
-        .to_owned()
+        })
     }
 
     /// The ref of the current join, if one was sent.
     #[wasm_bindgen(skip_jsdoc, js_name = joinRef)]
-    pub fn join_ref(&self) -> Option<String> {
+    pub fn join_ref(&self) -> JsValue {
         self.shared
             .driver
-            .read(|session| session.join_ref(self.id).map(str::to_owned))
+            .read(|session| session.join_ref(self.id).map(JsValue::from_str))
+            .unwrap_or(JsValue::UNDEFINED)
     }
 
     /// Joins, with `timeout` ms for this and every rejoin (and as the default of pushes). The
@@ -108,7 +111,15 @@ impl Channel {
     #[wasm_bindgen(skip_jsdoc)]
     pub fn join(&self, timeout: Option<f64>) -> Result<Push, JsValue> {
         let timeout = timeout.and_then(millis);
-        if self.state() == "closed" {
+        let state = self
+            .shared
+            .driver
+            .read(|session| session.channel_state(self.id));
+        let joining_or_joined = matches!(
+            state,
+            Some(ChannelState::Joining | ChannelState::Joined | ChannelState::Errored)
+        );
+        if !joining_or_joined {
             refresh_params(&self.shared.driver, &self.shared.registry, self.id)?;
         }
         let push = self

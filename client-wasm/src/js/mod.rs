@@ -38,6 +38,6 @@ const TYPES: &str = include_str!("alight.d.ts");
 
 /// The Phoenix Channels serializer version this client speaks by default (`protocolVersion()`).
 #[wasm_bindgen(js_name = protocolVersion, skip_typescript, skip_jsdoc)]
-pub fn protocol_version() -> String {
-    crate::PROTOCOL_VERSION.to_owned()
+pub fn protocol_version() -> JsValue {
+    JsValue::from_str(crate::PROTOCOL_VERSION)
 }

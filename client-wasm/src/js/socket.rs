@@ -153,17 +153,17 @@ impl Socket {
     /// `"connecting"`, `"open"` or `"closed"` (phoenix.js also has `"closing"`, which never
     /// lasts here: the socket lets go of a connection as soon as it closes it).
     #[wasm_bindgen(skip_jsdoc, js_name = connectionState)]
-    pub fn connection_state(&self) -> String {
+    pub fn connection_state(&self) -> JsValue {
         let state = self
             .shared
             .driver
             .read(|session| session.connection_state());
-        match state {
+        // A `JsValue`, not a `String`, as `Channel`'s getters (channel.rs says why).
+        JsValue::from_str(match state {
             ConnectionState::Connecting => "connecting",
             ConnectionState::Open => "open",
             _ => "closed",
-        }
-        .to_owned()
+        })
     }
 
     /// Whether the connection is open.
