@@ -7,12 +7,18 @@
 // A callback that throws does not stop the others: its exception is reported as uncaught
 // (`reportError` in browsers and Deno; in Node, a rejected promise is reported as unhandled).
 
+/** Reports `error` as uncaught, and returns. */
+function report(error) {
+  if (typeof reportError === "function") reportError(error);
+  else Promise.reject(error);
+}
+
+/** Calls `callback(a, b, c)`; an exception is reported as uncaught, and the caller carries on. */
 function callBack(callback, a, b, c) {
   try {
     callback(a, b, c);
   } catch (error) {
-    if (typeof reportError === "function") reportError(error);
-    else Promise.reject(error);
+    report(error);
   }
 }
 
@@ -72,6 +78,16 @@ export class Callbacks {
 
   has(event) {
     return this.list.some(([e]) => e === event);
+  }
+
+  /** For the module: `callBack` and `report`, as static methods (free functions would be a
+   * wasm import module of their own). */
+  static call(callback, a, b, c) {
+    callBack(callback, a, b, c);
+  }
+
+  static report(error) {
+    report(error);
   }
 
   /** Calls the callbacks that `event` has now with `(a, b, c)`. */

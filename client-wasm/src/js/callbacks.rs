@@ -53,6 +53,17 @@ extern "C" {
     /// Calls the callbacks of `event` with `(a, b, c)`; one that throws is reported as uncaught.
     #[wasm_bindgen(method)]
     pub(crate) fn trigger(this: &Callbacks, event: &str, a: &JsValue, b: &JsValue, c: &JsValue);
+
+    /// Calls a user callback with `(a, b, c)`; an exception is reported as uncaught, and the
+    /// caller carries on.
+    #[wasm_bindgen(static_method_of = Callbacks)]
+    pub(crate) fn call(callback: &Function, a: &JsValue, b: &JsValue, c: &JsValue);
+
+    /// `reportError(error)` where it exists (browsers, Deno); elsewhere (Node) a rejected
+    /// promise, which Node reports as unhandled as it would an exception thrown by a phoenix.js
+    /// callback.
+    #[wasm_bindgen(static_method_of = Callbacks)]
+    pub(crate) fn report(error: &JsValue);
 }
 
 impl Push {

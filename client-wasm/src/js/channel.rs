@@ -8,9 +8,10 @@ use alight_protocol::client::{ChannelId, ChannelState, JoinError, PushError, Tim
 use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
+use super::callbacks::Callbacks;
 use super::callbacks::Push;
 use super::payload::{object, to_wire};
-use super::registry::{PHX_CLOSE, PHX_ERROR, Registry, report};
+use super::registry::{PHX_CLOSE, PHX_ERROR, Registry};
 use super::socket::Shared;
 use crate::web::driver::{BeforeRejoin, Driver};
 
@@ -64,7 +65,7 @@ pub(crate) fn before_rejoin(registry: Rc<RefCell<Registry>>) -> BeforeRejoin {
                 Some(now) => session.rejoin_due(channel, now),
             });
             if rejoins && let Err(error) = refresh_params(driver, &registry, channel) {
-                report(error);
+                Callbacks::report(&error);
             }
         }
     })

@@ -20,7 +20,7 @@ use std::rc::Rc;
 
 use alight_protocol::client::{ChannelId, ChannelState, Event, PushId, StateCause};
 use alight_protocol::{Body, Frame};
-use js_sys::{Function, Promise, Reflect};
+use js_sys::{Function, Reflect};
 use wasm_bindgen::prelude::*;
 
 use super::callbacks::{Callbacks, Push};
@@ -329,39 +329,9 @@ fn log(registry: &RefCell<Registry>, kind: &str, msg: &str, data: &JsValue) {
 pub(crate) fn log_to(logger: Option<&Logger>, kind: &str, msg: &str, data: &JsValue) {
     match logger {
         Some(Logger::Function(function)) => {
-            call(function, &[kind.into(), msg.into(), data.clone()]);
+            Callbacks::call(function, &kind.into(), &msg.into(), data);
         }
         Some(Logger::Console) => console_log(&[kind, ": ", msg].concat(), data),
         None => {}
-    }
-}
-
-/// Calls a user callback; an exception is reported as uncaught, and the caller carries on.
-pub(crate) fn call(callback: &Function, args: &[JsValue]) {
-    let this = JsValue::UNDEFINED;
-    let result = match args {
-        [] => callback.call0(&this),
-        [a] => callback.call1(&this, a),
-        [a, b] => callback.call2(&this, a, b),
-        [a, b, c, ..] => callback.call3(&this, a, b, c),
-    };
-    if let Err(error) = result {
-        report(error);
-    }
-}
-
-/// `reportError(error)` where it exists (browsers, Deno); elsewhere (Node) a rejected promise,
-/// which Node reports as unhandled as it would an exception thrown by a phoenix.js callback.
-pub(crate) fn report(error: JsValue) {
-    let report = crate::web::global("reportError")
-        .dyn_into::<Function>()
-        .ok();
-    match report {
-        Some(report) => {
-            let _ = report.call1(&JsValue::UNDEFINED, &error);
-        }
-        None => {
-            let _ = Promise::reject(&error);
-        }
     }
 }

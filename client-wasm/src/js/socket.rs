@@ -8,10 +8,11 @@ use alight_protocol::client::ConnectionState;
 use js_sys::{Array, Function};
 use wasm_bindgen::prelude::*;
 
+use super::callbacks::Callbacks;
 use super::channel::{Channel, before_rejoin};
 use super::options;
 use super::payload::to_wire;
-use super::registry::{CLOSE, ERROR, MESSAGE, OPEN, Registry, call, log_to, sink};
+use super::registry::{CLOSE, ERROR, MESSAGE, OPEN, Registry, log_to, sink};
 use crate::web::driver::{Driver, NO_WEBSOCKET};
 
 /// What a socket and its channels and pushes share.
@@ -84,7 +85,8 @@ impl Socket {
             .map(|c| c as u16);
         self.shared.driver.disconnect(code, reason.as_string());
         if let Some(callback) = callback {
-            call(&callback, &[]);
+            let none = &JsValue::UNDEFINED;
+            Callbacks::call(&callback, none, none, none);
         }
     }
 
