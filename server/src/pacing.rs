@@ -116,3 +116,105 @@ impl Pacing {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use alight_protocol::Payload;
+
+    use super::*;
+
+    /// A broadcast held by `queues` subscriber queues, as the registry leaves it.
+    fn fanned_out(queues: usize) -> (Weak<SharedBroadcast>, Vec<Arc<SharedBroadcast>>) {
+        let broadcast = Arc::new(SharedBroadcast::new("room:a", "shout", Payload::empty()));
+        let held = vec![broadcast.clone(); queues];
+        (Arc::downgrade(&broadcast), held)
+    }
+
+    #[test]
+    fn the_window_is_a_delivery_budget_within_the_bounds() {
+        for (queues, max_window, expected) in [
+            (1, 64, 64),
+            (1_000, 64, 64),
+            (2_000, 64, 64),
+            (10_000, 64, 13),
+            (1_000_000, 64, 1),
+            (1, 4, 4),
+        ] {
+            let mut pacing = Pacing::default();
+            let mut holders = Vec::new();
+            for sent in 1..=expected + 1 {
+                let (latest, held) = fanned_out(queues.min(3));
+                pacing.published(latest);
+                // What the window is computed from: the latest broadcast's fan-out.
+                pacing.fanout = queues;
+                holders.push(held);
+                assert_eq!(
+                    pacing.paused(max_window),
+                    sent > expected,
+                    "{queues} subscribers, {sent} broadcasts queued"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn reading_resumes_as_queues_are_emptied() {
+        let mut pacing = Pacing::default();
+        let mut holders = Vec::new();
+        for _ in 0..3 {
+            let (latest, held) = fanned_out(2);
+            pacing.published(latest);
+            holders.push(held);
+        }
+        assert!(pacing.paused(2));
+        // The oldest taken by every subscriber: two left, within the window.
+        holders.remove(0);
+        assert!(!pacing.paused(2));
+        // All taken: nothing is remembered, and no room kept.
+        holders.clear();
+        assert!(!pacing.paused(2));
+        assert_eq!(pacing.recent.capacity(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resume_waits_for_the_newest_to_be_taken() {
+        let mut pacing = Pacing::default();
+        let (first, first_held) = fanned_out(1);
+        let (newest, mut newest_held) = fanned_out(2);
+        pacing.published(first);
+        pacing.published(newest);
+        assert!(pacing.paused(1));
+        let started = Instant::now();
+        let taker = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            drop(first_held);
+            newest_held.pop();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            drop(newest_held);
+        });
+        pacing.resume().await;
+        assert_eq!(started.elapsed(), Duration::from_millis(20));
+        assert!(!pacing.paused(1));
+        taker.await.expect("the taker does not panic");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_subscriber_that_never_takes_holds_reading_for_the_timeout_only() {
+        let mut pacing = Pacing::default();
+        let mut stuck = Vec::new();
+        for _ in 0..3 {
+            let (latest, held) = fanned_out(1);
+            pacing.published(latest);
+            stuck.push(held);
+        }
+        assert!(pacing.paused(2));
+        let started = Instant::now();
+        pacing.resume().await;
+        assert_eq!(started.elapsed(), PACE_TIMEOUT);
+        // What was held is forgotten: the window is free again.
+        assert!(!pacing.paused(2));
+        assert_eq!(stuck.len(), 3);
+    }
+}
