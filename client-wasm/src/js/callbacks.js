@@ -90,6 +90,12 @@ export class Callbacks {
     report(error);
   }
 
+  /** Logs to `logger`: a function `(kind, msg, data)`, or `true` for the console (`debug`). */
+  static log(logger, kind, msg, data) {
+    if (typeof logger === "function") callBack(logger, kind, msg, data);
+    else console.log(`${kind}: ${msg}`, data);
+  }
+
   /** Calls the callbacks that `event` has now with `(a, b, c)`. */
   trigger(event, a, b, c) {
     for (const [, , callback] of this.list.filter(([e]) => e === event)) {

@@ -64,6 +64,10 @@ extern "C" {
     /// callback.
     #[wasm_bindgen(static_method_of = Callbacks)]
     pub(crate) fn report(error: &JsValue);
+
+    /// Logs `kind`, `msg` and `data` to a socket's logger: a function, or `true` for the console.
+    #[wasm_bindgen(static_method_of = Callbacks)]
+    pub(crate) fn log(logger: &JsValue, kind: &JsValue, msg: &JsValue, data: &JsValue);
 }
 
 impl Push {

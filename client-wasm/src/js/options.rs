@@ -10,7 +10,7 @@
 //! | `reconnectAfterMs` | phoenix.js's steps | [`ClientConfig::reconnect_after`], sampled (below) |
 //! | `rejoinAfterMs` | phoenix.js's steps | [`ClientConfig::rejoin_after`], sampled (below) |
 //! | `vsn` | `"2.0.0"` | [`ClientConfig::serializer`] |
-//! | `logger`, `debug` | none | [`Logger`] |
+//! | `logger`, `debug` | none | [`Options::logger`] |
 //! | `transport` | global `WebSocket` | [`ConnectOptions::transport`] |
 //! | `jitter` (not in phoenix.js) | 0.2 | [`ClientConfig::jitter`] |
 //!
@@ -30,21 +30,14 @@ use wasm_bindgen::prelude::*;
 
 use crate::web::driver::ConnectOptions;
 
-/// Where log lines go.
-#[derive(Debug, Clone)]
-pub(crate) enum Logger {
-    /// `logger(kind, msg, data)`.
-    Function(Function),
-    /// `debug: true`: `console.log(`${kind}: ${msg}`, data)`.
-    Console,
-}
-
 /// Everything a `Socket` is built from.
 #[derive(Debug)]
 pub(crate) struct Options {
     pub(crate) config: ClientConfig,
     pub(crate) connect: ConnectOptions,
-    pub(crate) logger: Option<Logger>,
+    /// Where log lines go: `logger(kind, msg, data)`, or `true` for `debug` (the console);
+    /// `callbacks.js` logs to either.
+    pub(crate) logger: Option<JsValue>,
 }
 
 #[wasm_bindgen(module = "/src/js/options.js")]
@@ -96,12 +89,7 @@ pub(crate) fn parse(endpoint: String, opts: &JsValue) -> Result<Options, JsValue
         config = config.serializer(serializer);
     }
 
-    let logger = read.get(6);
-    let logger = match logger.dyn_into::<Function>() {
-        Ok(function) => Some(Logger::Function(function)),
-        Err(debug) if debug.is_truthy() => Some(Logger::Console),
-        Err(_) => None,
-    };
+    let logger = Some(read.get(6)).filter(|logger| !logger.is_undefined());
     let connect = ConnectOptions {
         endpoint,
         // phoenix.js: `closure(opts.params || {})`, `opts.authToken && closure(opts.authToken)`.

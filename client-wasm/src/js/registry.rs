@@ -24,15 +24,8 @@ use js_sys::{Function, Reflect};
 use wasm_bindgen::prelude::*;
 
 use super::callbacks::{Callbacks, Push};
-use super::options::Logger;
 use super::payload::{message, object, to_js};
 use crate::web::driver::{Driver, Notice, Sink};
-
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_namespace = console, js_name = log)]
-    fn console_log(line: &str, data: &JsValue);
-}
 
 /// phoenix.js's channel events for a channel's own state.
 pub(crate) const PHX_CLOSE: &str = "phx_close";
@@ -55,7 +48,7 @@ pub(crate) struct Registry {
     pub(crate) socket: Callbacks,
     channels: Vec<(ChannelId, Bindings)>,
     pushes: Vec<(PushId, ChannelId, Push)>,
-    pub(crate) logger: Option<Logger>,
+    pub(crate) logger: Option<JsValue>,
 }
 
 /// A channel's `on(event)` callbacks, its current join push, and its params function.
@@ -322,16 +315,12 @@ fn receive_line(frame: &Frame) -> String {
 
 fn log(registry: &RefCell<Registry>, kind: &str, msg: &str, data: &JsValue) {
     let logger = registry.borrow().logger.clone();
-    log_to(logger.as_ref(), kind, msg, data);
+    log_to(logger.as_ref(), &kind.into(), &msg.into(), data);
 }
 
 /// Logs to `logger`, if any.
-pub(crate) fn log_to(logger: Option<&Logger>, kind: &str, msg: &str, data: &JsValue) {
-    match logger {
-        Some(Logger::Function(function)) => {
-            Callbacks::call(function, &kind.into(), &msg.into(), data);
-        }
-        Some(Logger::Console) => console_log(&[kind, ": ", msg].concat(), data),
-        None => {}
+pub(crate) fn log_to(logger: Option<&JsValue>, kind: &JsValue, msg: &JsValue, data: &JsValue) {
+    if let Some(logger) = logger {
+        Callbacks::log(logger, kind, msg, data);
     }
 }

@@ -182,7 +182,7 @@ impl Socket {
 
     /// Logs through the socket's logger.
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn log(&self, kind: String, msg: String, data: JsValue) {
+    pub fn log(&self, kind: JsValue, msg: JsValue, data: JsValue) {
         let logger = self.shared.registry.borrow().logger.clone();
         log_to(logger.as_ref(), &kind, &msg, &data);
     }
