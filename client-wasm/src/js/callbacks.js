@@ -96,6 +96,24 @@ export class Callbacks {
     else console.log(`${kind}: ${msg}`, data);
   }
 
+  /**
+   * A frame for the socket's observers: `"receive"` (to the logger `target`, before the session
+   * handles it), `"message"` (to the socket's `onMessage` callbacks, `target`, after it did) or
+   * `"push"` (to the logger, sent). A reply has its `status`, and `payload` is its response.
+   */
+  static frame(what, target, joinRef, ref, topic, event, payload, status) {
+    const reply = status !== undefined;
+    const data = reply ? { status, response: payload } : payload;
+    if (what === "message") {
+      target.trigger("message", { join_ref: joinRef, ref, topic, event, payload: data });
+    } else if (what === "receive") {
+      const line = `${reply ? status : ""} ${topic} ${event} ${ref === null ? "" : `(${ref})`}`;
+      Callbacks.log(target, "receive", line, data);
+    } else {
+      Callbacks.log(target, "push", `${topic} ${event} (${joinRef}, ${ref})`, reply ? undefined : data);
+    }
+  }
+
   /** Calls the callbacks that `event` has now with `(a, b, c)`. */
   trigger(event, a, b, c) {
     for (const [, , callback] of this.list.filter(([e]) => e === event)) {

@@ -65,6 +65,23 @@ extern "C" {
     #[wasm_bindgen(static_method_of = Callbacks)]
     pub(crate) fn report(error: &JsValue);
 
+    /// Reports a frame to its observers: `what` is `"receive"` or `"push"` (`target` is the
+    /// logger) or `"message"` (`target` is the socket's [`Callbacks`]); phoenix.js's log lines
+    /// and message objects are made there. `status` is a reply's (`payload` its response), or
+    /// `undefined`.
+    #[wasm_bindgen(static_method_of = Callbacks)]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn frame(
+        what: &str,
+        target: &JsValue,
+        join_ref: &JsValue,
+        reference: &JsValue,
+        topic: &str,
+        event: &str,
+        payload: &JsValue,
+        status: &JsValue,
+    );
+
     /// Logs `kind`, `msg` and `data` to a socket's logger: a function, or `true` for the console.
     #[wasm_bindgen(static_method_of = Callbacks)]
     pub(crate) fn log(logger: &JsValue, kind: &JsValue, msg: &JsValue, data: &JsValue);

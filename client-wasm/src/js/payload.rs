@@ -6,7 +6,7 @@
 //! costs one string copy across the boundary instead of one call per value, and adds no code to
 //! the package: the session keeps JSON payloads as text and never parses them into values.
 
-use alight_protocol::{Body, Frame, Payload};
+use alight_protocol::Payload;
 use js_sys::{ArrayBuffer, JSON, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 
@@ -36,25 +36,6 @@ pub(crate) fn to_js(payload: &Payload) -> JsValue {
         Payload::Json(json) => JSON::parse(json.get()).unwrap_or(JsValue::UNDEFINED),
         Payload::Binary(bytes) => Uint8Array::from(&bytes[..]).buffer().into(),
     }
-}
-
-/// phoenix.js's decoded message: `{join_ref, ref, topic, event, payload}`, where a reply is event
-/// `phx_reply` with payload `{status, response}`.
-pub(crate) fn message(frame: &Frame) -> JsValue {
-    let payload = match &frame.body {
-        Body::Event { payload, .. } => to_js(payload),
-        Body::Reply { status, response } => {
-            object(&[("status", status.into()), ("response", to_js(response))])
-        }
-    };
-    let string = |s: &Option<String>| s.as_deref().map_or(JsValue::NULL, JsValue::from_str);
-    object(&[
-        ("join_ref", string(&frame.join_ref)),
-        ("ref", string(&frame.msg_ref)),
-        ("topic", frame.topic.as_str().into()),
-        ("event", frame.event().into()),
-        ("payload", payload),
-    ])
 }
 
 /// A plain object with these properties, in this order.

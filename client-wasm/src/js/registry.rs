@@ -20,11 +20,11 @@ use std::rc::Rc;
 
 use alight_protocol::client::{ChannelId, ChannelState, Event, PushId, StateCause};
 use alight_protocol::{Body, Frame};
-use js_sys::{Function, Reflect};
+use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
 use super::callbacks::{Callbacks, Push};
-use super::payload::{message, object, to_js};
+use super::payload::{object, to_js};
 use crate::web::driver::{Driver, Notice, Sink};
 
 /// phoenix.js's channel events for a channel's own state.
@@ -185,34 +185,22 @@ fn dispatch(registry: &RefCell<Registry>, driver: &Rc<Driver>, notice: Notice) {
             socket(ERROR, &error);
         }
         Notice::Incoming(frame) => {
-            if registry.borrow().logger.is_some() {
-                let payload = Reflect::get(&message(&frame), &"payload".into()).unwrap_or_default();
-                log(registry, "receive", &receive_line(&frame), &payload);
+            let logger = registry.borrow().logger.clone();
+            if let Some(logger) = logger {
+                observe("receive", &logger, &frame);
             }
         }
         Notice::Received(frame) => {
-            let has_callbacks = registry.borrow().socket.has(MESSAGE);
-            if has_callbacks {
-                socket(MESSAGE, &message(&frame));
+            let callbacks = registry.borrow().socket.clone();
+            if callbacks.has(MESSAGE) {
+                observe("message", &callbacks, &frame);
             }
         }
         Notice::Sent(frame) => {
-            let line = [
-                &frame.topic,
-                " ",
-                frame.event(),
-                " (",
-                frame.join_ref.as_deref().unwrap_or("null"),
-                ", ",
-                frame.msg_ref.as_deref().unwrap_or("null"),
-                ")",
-            ]
-            .concat();
-            let payload = match &frame.body {
-                Body::Event { payload, .. } => to_js(payload),
-                Body::Reply { .. } => JsValue::UNDEFINED,
-            };
-            log(registry, "push", &line, &payload);
+            let logger = registry.borrow().logger.clone();
+            if let Some(logger) = logger {
+                observe("push", &logger, &frame);
+            }
         }
         Notice::Log { kind, msg, data } => log(registry, kind, &msg, &data),
         Notice::Event(Event::Reply {
@@ -289,28 +277,23 @@ fn trigger(
     callbacks.trigger(event, payload, &JsValue::NULL, &join_ref);
 }
 
-/// phoenix.js's `receive` log line: `${status} ${topic} ${event} (${ref})`.
-fn receive_line(frame: &Frame) -> String {
-    let status = match &frame.body {
-        Body::Reply { status, .. } => status.as_str(),
-        Body::Event { .. } => "",
+/// Hands `frame` to [`Callbacks::frame`], which makes phoenix.js's message object or log line.
+fn observe(what: &str, target: &JsValue, frame: &Frame) {
+    let string = |s: &Option<String>| s.as_deref().map_or(JsValue::NULL, JsValue::from_str);
+    let (payload, status) = match &frame.body {
+        Body::Event { payload, .. } => (to_js(payload), JsValue::UNDEFINED),
+        Body::Reply { status, response } => (to_js(response), JsValue::from_str(status)),
     };
-    let (open, reference, close) = match frame.msg_ref.as_deref() {
-        Some(reference) => ("(", reference, ")"),
-        None => ("", "", ""),
-    };
-    [
-        status,
-        " ",
+    Callbacks::frame(
+        what,
+        target,
+        &string(&frame.join_ref),
+        &string(&frame.msg_ref),
         &frame.topic,
-        " ",
         frame.event(),
-        " ",
-        open,
-        reference,
-        close,
-    ]
-    .concat()
+        &payload,
+        &status,
+    );
 }
 
 fn log(registry: &RefCell<Registry>, kind: &str, msg: &str, data: &JsValue) {
