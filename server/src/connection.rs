@@ -26,6 +26,7 @@ use crate::channel::{
 };
 use crate::close_code;
 use crate::endpoint::Hub;
+use crate::held::HeldOutput;
 use crate::pacing::{MAX_PACE_WINDOW, Pacing};
 use crate::registry::{ConnHandle, Inbox, Outbound, Push};
 use crate::socket::Socket;
@@ -150,6 +151,8 @@ struct Connection {
     published: Option<Weak<SharedBroadcast>>,
     /// This socket's recent broadcasts, to pace it to its subscribers.
     pacing: Pacing,
+    /// Output waiting for this socket's broadcasts to reach their subscribers.
+    held: HeldOutput,
 }
 
 /// Runs a connection to its end. `permit` holds its place under the connection limit.
@@ -189,6 +192,7 @@ pub(crate) fn run(
         out: Vec::new(),
         published: None,
         pacing: Pacing::default(),
+        held: HeldOutput::default(),
     };
     async move {
         let step = conn.drive(&mut sink, stream, rx, idle_timeout).await;
@@ -271,9 +275,12 @@ impl Connection {
                 }
                 first = rx.recv() => self.on_outbound_batch(first, &mut rx).await,
                 () = self.pacing.resume(), if paused => Step::Continue,
+                () = self.held.released(), if !self.held.is_empty() => Step::Continue,
                 () = &mut idle => Step::Close(close_code::GOING_AWAY, "idle timeout".into()),
             };
             self.encode_pending();
+            self.held.hold(&mut self.out, self.published.as_ref());
+            self.held.release(&mut self.out);
             if !self.out.is_empty() {
                 let written = tokio::select! {
                     biased;

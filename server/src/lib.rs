@@ -9,7 +9,8 @@
 //! - [`endpoint`]: [`Alight`] and its builder, the WebSocket upgrade (vsn, auth token, connect
 //!   callback, connection limit) and [`Alight::serve`] with graceful shutdown.
 //! - `connection`: one task per socket: decode, dispatch to channels, write replies and broadcasts;
-//!   `pacing`: how a connection that broadcasts keeps pace with its subscribers.
+//!   `pacing` and `held`: how a connection that broadcasts keeps pace with its subscribers (it
+//!   stops reading past a window of queued broadcasts; its reply waits for the fan-out).
 //! - [`channel`]: the [`Channel`] trait applications implement, its [`Context`] and results;
 //!   [`typed`]: channels written against a protocol `Schema`.
 //! - `router`: topic patterns (`room:*`) to channels.
@@ -56,6 +57,7 @@ pub mod close_code;
 pub mod config;
 mod connection;
 pub mod endpoint;
+mod held;
 mod metrics;
 mod pacing;
 pub mod presence;

@@ -1,0 +1,194 @@
+//! Output that waits for a broadcast: a publisher's reply goes out once its broadcast has reached
+//! every subscriber's socket task.
+//!
+//! A `shout` costs its publisher an `Arc` clone per subscriber, and each delivery costs a write.
+//! Answering the publisher at once lets a client that keeps several pushes in flight run ahead of
+//! the fan-out, and every subscriber's queue (and so the latency of every delivery) grows by what
+//! it sends. Holding the step's output (its own copy of the broadcast, then the reply) until the
+//! broadcast has been taken from every queue ties a client's pace to the fan-out it causes, the
+//! way a reply queued behind the broadcast in one writer per socket would. Everything the
+//! connection sends after a held step waits behind it, so the client sees frames in order.
+//! A subscriber that stops reading would hold the reply for good, so a step is held at most
+//! [`HOLD_TIMEOUT`].
+
+use std::collections::VecDeque;
+use std::sync::Weak;
+use std::task::Poll;
+use std::time::Duration;
+
+use alight_protocol::SharedBroadcast;
+use axum::extract::ws::Message;
+use tokio::time::Instant;
+
+/// The longest a step's output waits for its broadcast to be taken.
+pub(crate) const HOLD_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Steps' output waiting for their broadcasts, oldest first.
+#[derive(Default)]
+pub(crate) struct HeldOutput {
+    steps: VecDeque<HeldStep>,
+}
+
+struct HeldStep {
+    /// Released once no queue holds it.
+    broadcast: Weak<SharedBroadcast>,
+    /// Released at this instant regardless.
+    deadline: Instant,
+    messages: Vec<Message>,
+}
+
+impl HeldOutput {
+    /// Whether any output waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Takes a step's output. Held until `broadcast` is taken everywhere if it is still queued
+    /// somewhere; behind what is already held otherwise; else left in `out` to be written now.
+    pub(crate) fn hold(
+        &mut self,
+        out: &mut Vec<Message>,
+        broadcast: Option<&Weak<SharedBroadcast>>,
+    ) {
+        if out.is_empty() {
+            return;
+        }
+        match broadcast {
+            Some(broadcast) if broadcast.strong_count() > 0 => {
+                self.steps.push_back(HeldStep {
+                    broadcast: broadcast.clone(),
+                    deadline: Instant::now() + HOLD_TIMEOUT,
+                    messages: std::mem::take(out),
+                });
+            }
+            _ => {
+                if let Some(last) = self.steps.back_mut() {
+                    last.messages.append(out);
+                }
+            }
+        }
+    }
+
+    /// Moves the output of the steps now released, in order, to the end of `out`.
+    pub(crate) fn release(&mut self, out: &mut Vec<Message>) {
+        let now = Instant::now();
+        while let Some(step) = self.steps.front() {
+            if step.broadcast.strong_count() > 0 && step.deadline > now {
+                break;
+            }
+            if let Some(mut step) = self.steps.pop_front() {
+                out.append(&mut step.messages);
+            }
+        }
+        if self.steps.is_empty() && self.steps.capacity() > 0 {
+            self.steps = VecDeque::new();
+        }
+    }
+
+    /// Resolves once the oldest held step may be released (call [`release`](Self::release)
+    /// then). Cancel-safe; pending for ever while nothing is held.
+    pub(crate) async fn released(&self) {
+        let Some(step) = self.steps.front() else {
+            return std::future::pending().await;
+        };
+        let broadcast = &step.broadcast;
+        let taken = std::future::poll_fn(|cx| match broadcast.upgrade() {
+            None => Poll::Ready(()),
+            Some(held) => {
+                held.wake_when_dropped(cx.waker());
+                drop(held);
+                if broadcast.strong_count() == 0 {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            }
+        });
+        tokio::select! {
+            () = taken => {}
+            () = tokio::time::sleep_until(step.deadline) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use alight_protocol::Payload;
+    use axum::extract::ws::Utf8Bytes;
+
+    use super::*;
+
+    fn text(s: &'static str) -> Message {
+        Message::Text(Utf8Bytes::from_static(s))
+    }
+
+    fn texts(out: &[Message]) -> Vec<&str> {
+        out.iter()
+            .map(|m| match m {
+                Message::Text(t) => t.as_str(),
+                _ => "?",
+            })
+            .collect()
+    }
+
+    fn broadcast() -> Arc<SharedBroadcast> {
+        Arc::new(SharedBroadcast::new("room:a", "shout", Payload::empty()))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_step_waits_for_its_broadcast_and_later_output_waits_behind_it() {
+        let mut held = HeldOutput::default();
+        let shout = broadcast();
+        let queued = shout.clone();
+        let mut out = vec![text("own copy"), text("reply")];
+        held.hold(&mut out, Some(&Arc::downgrade(&shout)));
+        drop(shout);
+        assert!(out.is_empty() && !held.is_empty());
+        // A later step that broadcast nothing (a heartbeat reply) queues behind it.
+        out.push(text("heartbeat reply"));
+        held.hold(&mut out, None);
+        held.release(&mut out);
+        assert!(out.is_empty());
+
+        let started = Instant::now();
+        let taker = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            drop(queued);
+        });
+        held.released().await;
+        assert_eq!(started.elapsed(), Duration::from_millis(5));
+        held.release(&mut out);
+        assert_eq!(texts(&out), ["own copy", "reply", "heartbeat reply"]);
+        assert!(held.is_empty());
+        taker.await.expect("the taker does not panic");
+    }
+
+    #[test]
+    fn output_goes_out_at_once_when_nothing_holds_it() {
+        let mut held = HeldOutput::default();
+        // No broadcast, or one no queue holds any more (no other subscriber).
+        let mut out = vec![text("reply")];
+        held.hold(&mut out, None);
+        assert_eq!(texts(&out), ["reply"]);
+        let gone = Arc::downgrade(&broadcast());
+        held.hold(&mut out, Some(&gone));
+        assert_eq!(texts(&out), ["reply"]);
+        assert!(held.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_broadcast_never_taken_holds_the_output_for_the_timeout_only() {
+        let mut held = HeldOutput::default();
+        let shout = broadcast();
+        let _stuck_in_a_queue = shout.clone();
+        let mut out = vec![text("reply")];
+        held.hold(&mut out, Some(&Arc::downgrade(&shout)));
+        let started = Instant::now();
+        held.released().await;
+        assert_eq!(started.elapsed(), HOLD_TIMEOUT);
+        held.release(&mut out);
+        assert_eq!(texts(&out), ["reply"]);
+    }
+}
