@@ -30,8 +30,11 @@ export class Push {
     this._received = null;
   }
 
-  /** Kept for the API of the wasm-bindgen classes: a push owns nothing in wasm. */
+  /** Kept for the API of the wasm-bindgen classes (`free()`, `using`): a push owns nothing in
+   * wasm. */
   free() {}
+
+  [Symbol.dispose]() {}
 
   receive(status, callback) {
     this._hooks.push([status, callback]);
