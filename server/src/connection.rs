@@ -280,7 +280,12 @@ impl Connection {
             };
             self.encode_pending();
             self.held.hold(&mut self.out, self.published.as_ref());
-            self.held.release(&mut self.out);
+            if matches!(step, Step::Continue) {
+                self.held.release(&mut self.out);
+            } else {
+                // Closing: what was held goes out before the close frame.
+                self.held.release_all(&mut self.out);
+            }
             if !self.out.is_empty() {
                 let written = tokio::select! {
                     biased;

@@ -85,6 +85,13 @@ impl HeldOutput {
         }
     }
 
+    /// Moves all held output, in order, to the end of `out`.
+    pub(crate) fn release_all(&mut self, out: &mut Vec<Message>) {
+        for mut step in self.steps.drain(..) {
+            out.append(&mut step.messages);
+        }
+    }
+
     /// Resolves once the oldest held step may be released (call [`release`](Self::release)
     /// then). Cancel-safe; pending for ever while nothing is held.
     pub(crate) async fn released(&self) {
