@@ -19,12 +19,13 @@
 
 use std::collections::VecDeque;
 use std::sync::Weak;
-use std::task::Poll;
 use std::time::Duration;
 
 use alight_protocol::SharedBroadcast;
 use axum::extract::ws::Message;
 use tokio::time::Instant;
+
+use crate::pacing::{forget_taken, taken};
 
 /// The longest a step's output waits for its broadcast to be taken.
 pub(crate) const HOLD_TIMEOUT: Duration = Duration::from_millis(100);
@@ -123,16 +124,7 @@ impl HeldOutput {
         if self.steps.is_empty() && self.steps.capacity() > 0 {
             self.steps = VecDeque::new();
         }
-        while self
-            .recent
-            .front()
-            .is_some_and(|sent| sent.strong_count() == 0)
-        {
-            self.recent.pop_front();
-        }
-        if self.recent.is_empty() && self.recent.capacity() > 0 {
-            self.recent = VecDeque::new();
-        }
+        forget_taken(&mut self.recent);
     }
 
     /// Moves all held output, in order, to the end of `out`.
@@ -148,21 +140,8 @@ impl HeldOutput {
         let Some(step) = self.steps.front() else {
             return std::future::pending().await;
         };
-        let broadcast = &step.broadcast;
-        let taken = std::future::poll_fn(|cx| match broadcast.upgrade() {
-            None => Poll::Ready(()),
-            Some(held) => {
-                held.wake_when_dropped(cx.waker());
-                drop(held);
-                if broadcast.strong_count() == 0 {
-                    Poll::Ready(())
-                } else {
-                    Poll::Pending
-                }
-            }
-        });
         tokio::select! {
-            () = taken => {}
+            () = taken(&step.broadcast) => {}
             () = tokio::time::sleep_until(step.deadline) => {}
         }
     }

@@ -80,20 +80,8 @@ impl Pacing {
             .unwrap_or_else(|| Instant::now() + PACE_TIMEOUT);
         // Queues are first in, first out: once the newest is taken everywhere, so are the older.
         let newest = self.recent.back().cloned().unwrap_or_default();
-        let sent = std::future::poll_fn(|cx| match newest.upgrade() {
-            None => Poll::Ready(()),
-            Some(broadcast) => {
-                broadcast.wake_when_dropped(cx.waker());
-                drop(broadcast);
-                if newest.strong_count() == 0 {
-                    Poll::Ready(())
-                } else {
-                    Poll::Pending
-                }
-            }
-        });
         tokio::select! {
-            () = sent => {}
+            () = taken(&newest) => {}
             () = tokio::time::sleep_until(deadline) => {
                 self.recent.clear();
                 self.deadline = None;
@@ -104,16 +92,34 @@ impl Pacing {
     /// Forgets the oldest broadcasts that every subscriber has taken, and the room once none is
     /// left.
     pub(crate) fn forget_sent(&mut self) {
-        while self
-            .recent
-            .front()
-            .is_some_and(|sent| sent.strong_count() == 0)
-        {
-            self.recent.pop_front();
+        forget_taken(&mut self.recent);
+    }
+}
+
+/// Resolves once no queue holds `broadcast` any more (at once if none does).
+pub(crate) async fn taken(broadcast: &Weak<SharedBroadcast>) {
+    std::future::poll_fn(|cx| match broadcast.upgrade() {
+        None => Poll::Ready(()),
+        Some(held) => {
+            held.wake_when_dropped(cx.waker());
+            drop(held);
+            if broadcast.strong_count() == 0 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
         }
-        if self.recent.is_empty() && self.recent.capacity() > 0 {
-            self.recent = VecDeque::new();
-        }
+    })
+    .await;
+}
+
+/// Drops the oldest of `recent` that no queue holds any more, and the room once none is left.
+pub(crate) fn forget_taken(recent: &mut VecDeque<Weak<SharedBroadcast>>) {
+    while recent.front().is_some_and(|sent| sent.strong_count() == 0) {
+        recent.pop_front();
+    }
+    if recent.is_empty() && recent.capacity() > 0 {
+        *recent = VecDeque::new();
     }
 }
 

@@ -343,6 +343,33 @@ async fn slow_consumer_is_disconnected_and_the_readers_get_everything() -> TestR
     Ok(())
 }
 
+/// Sends `count` shouts made by `shout(seq)`, keeping `in_flight` awaiting their replies, as a
+/// flat-out publisher does; returns once every one is answered.
+async fn shout_flat_out(
+    publisher: &mut TestClient,
+    count: u64,
+    in_flight: u64,
+    shout: impl Fn(u64) -> String,
+) -> Result<(), ClientError> {
+    let mut sent = 0;
+    while sent < in_flight.min(count) {
+        publisher.send_text(&shout(sent)).await?;
+        sent += 1;
+    }
+    let mut acked = 0;
+    while acked < count {
+        let frame = publisher.recv().await?;
+        if frame.event() == "phx_reply" {
+            acked += 1;
+            if sent < count {
+                publisher.send_text(&shout(sent)).await?;
+                sent += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A client that pushes broadcasts as fast as it gets replies (16 in flight) does not make the
 /// server close subscribers that read everything it sends: the publisher is paced to the rate its
 /// broadcasts are written out, and the subscribers' small queues never overflow.
@@ -372,23 +399,10 @@ async fn a_publisher_flat_out_does_not_overflow_subscribers_that_keep_up() -> Te
 
     let mut publisher = TestClient::connect(&url, None).await?;
     join(&mut publisher, "1", "room:flat").await?;
-    let shout = |seq: u64| format!(r#"["1","{seq}","room:flat","shout",{{"seq":{seq}}}]"#);
-    let mut sent = 0;
-    while sent < IN_FLIGHT {
-        publisher.send_text(&shout(sent)).await?;
-        sent += 1;
-    }
-    let mut acked = 0;
-    while acked < SHOUTS {
-        let frame = publisher.recv().await?;
-        if frame.event() == "phx_reply" {
-            acked += 1;
-            if sent < SHOUTS {
-                publisher.send_text(&shout(sent)).await?;
-                sent += 1;
-            }
-        }
-    }
+    shout_flat_out(&mut publisher, SHOUTS, IN_FLIGHT, |seq| {
+        format!(r#"["1","{seq}","room:flat","shout",{{"seq":{seq}}}]"#)
+    })
+    .await?;
 
     for reader in readers {
         let mut client = tokio::time::timeout(RECV_TIMEOUT, reader).await???;
@@ -433,24 +447,10 @@ async fn a_stalled_subscriber_slows_a_publisher_until_it_is_closed() -> TestResu
 
     let mut publisher = TestClient::connect(&url, None).await?;
     join(&mut publisher, "1", "room:stall").await?;
-    let shout =
-        |seq: u64| format!(r#"["1","{seq}","room:stall","shout",{{"seq":{seq},"pad":"{pad}"}}]"#);
-    let mut sent = 0;
-    while sent < IN_FLIGHT {
-        publisher.send_text(&shout(sent)).await?;
-        sent += 1;
-    }
-    let mut acked = 0;
-    while acked < SHOUTS {
-        let frame = publisher.recv().await?;
-        if frame.event() == "phx_reply" {
-            acked += 1;
-            if sent < SHOUTS {
-                publisher.send_text(&shout(sent)).await?;
-                sent += 1;
-            }
-        }
-    }
+    shout_flat_out(&mut publisher, SHOUTS, IN_FLIGHT, |seq| {
+        format!(r#"["1","{seq}","room:stall","shout",{{"seq":{seq},"pad":"{pad}"}}]"#)
+    })
+    .await?;
     let mut reader = tokio::time::timeout(RECV_TIMEOUT, reading).await???;
     heartbeat(&mut reader, "2").await?;
 
