@@ -2,7 +2,7 @@
 //!
 //! | route | auth | answer |
 //! |---|---|---|
-//! | `POST /api/broadcast` `{topic, event, payload}` | `Authorization: Bearer <api key>` | 202 `{"status":"accepted"}`; 401 without a valid key; 400/415/422 for a bad body |
+//! | `POST /api/broadcast` `{topic, event, payload}` | `Authorization: Bearer <api key>` | 202 `{"status":"accepted"}` once every subscriber on this node has taken the message (at most 100 ms); 401 without a valid key; 400/415/422 for a bad body |
 //! | `GET /healthz` | none | 200 `ok` (503 `shutting down` during shutdown) |
 //! | `GET /metrics` | none | 200, Prometheus/OpenMetrics text |
 
@@ -96,11 +96,14 @@ async fn broadcast(
                 .into_response();
         }
     };
-    state.alight.broadcast(
-        request.topic,
-        request.event,
-        Payload::Json(request.payload.into()),
-    );
+    state
+        .alight
+        .broadcast_and_wait(
+            request.topic,
+            request.event,
+            Payload::Json(request.payload.into()),
+        )
+        .await;
     (
         StatusCode::ACCEPTED,
         Json(serde_json::json!({"status": "accepted"})),

@@ -230,9 +230,41 @@ impl Alight {
     }
 
     /// Broadcasts `event` with `payload` to every subscriber of `topic`.
+    ///
+    /// Returns at once: a caller that broadcasts in a loop can queue faster than the subscribers'
+    /// sockets are written, and their queues overflow (closing them as slow consumers). Use
+    /// [`broadcast_and_wait`](Self::broadcast_and_wait) to be paced by the fan-out.
     pub fn broadcast(&self, topic: impl Into<String>, event: impl Into<String>, payload: Payload) {
         let message = SharedBroadcast::new(topic, event, payload);
         self.hub.pubsub.broadcast(Arc::new(message), None);
+    }
+
+    /// Broadcasts like [`broadcast`](Self::broadcast), then waits until every subscriber on this
+    /// node has taken the message from its queue to write it, at most 100 ms (a subscriber that
+    /// stops reading does not hold the caller longer). `POST /api/broadcast` answers after this,
+    /// so an HTTP client sending one broadcast after another is paced by the fan-out.
+    ///
+    /// ```no_run
+    /// # async fn example(alight: alight_server::Alight) -> Result<(), alight_protocol::JsonError> {
+    /// use alight_protocol::Payload;
+    ///
+    /// for n in 0..1000 {
+    ///     let payload = Payload::from_json_str(&format!(r#"{{"n":{n}}}"#))?;
+    ///     alight.broadcast_and_wait("room:lobby", "tick", payload).await;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn broadcast_and_wait(
+        &self,
+        topic: impl Into<String>,
+        event: impl Into<String>,
+        payload: Payload,
+    ) {
+        let message = Arc::new(SharedBroadcast::new(topic, event, payload));
+        let sent = Arc::downgrade(&message);
+        self.hub.pubsub.broadcast(message, None);
+        let _ = tokio::time::timeout(crate::held::HOLD_TIMEOUT, crate::pacing::taken(&sent)).await;
     }
 
     /// Pushes `event` to the channel on `topic` of every socket connected with `socket_id`.

@@ -466,3 +466,56 @@ async fn a_stalled_subscriber_slows_a_publisher_until_it_is_closed() -> TestResu
     assert_eq!(slow, Some(1.0));
     Ok(())
 }
+
+/// A server-side loop of `broadcast_and_wait` is paced by the fan-out: subscribers with a queue of
+/// 2 that read everything get all 200 messages. The same loop with `broadcast` queues them all at
+/// once and overflows those queues.
+#[tokio::test]
+async fn broadcast_and_wait_paces_a_server_side_loop() -> TestResult {
+    const MESSAGES: u64 = 200;
+    let server = server(Config::default().outbound_queue(2)).await;
+    let url = server.ws_url("2.0.0");
+    let mut readers = Vec::new();
+    for _ in 0..5 {
+        let mut client = TestClient::connect(&url, None).await?;
+        join(&mut client, "1", "room:api").await?;
+        readers.push(tokio::spawn(async move {
+            for n in 0..MESSAGES {
+                let text = client.recv_text().await?;
+                assert_eq!(
+                    text,
+                    format!(r#"[null,null,"room:api","tick",{{"n":{n}}}]"#)
+                );
+            }
+            Ok::<_, ClientError>(client)
+        }));
+    }
+    for n in 0..MESSAGES {
+        let payload = Payload::from_json_str(&format!(r#"{{"n":{n}}}"#))?;
+        server
+            .alight
+            .broadcast_and_wait("room:api", "tick", payload)
+            .await;
+    }
+    for reader in readers {
+        let mut client = tokio::time::timeout(RECV_TIMEOUT, reader).await???;
+        heartbeat(&mut client, "2").await?;
+    }
+    let slow = || {
+        metric(
+            &server.alight.metrics_text(),
+            "alight_slow_consumer_disconnects_total",
+        )
+    };
+    assert_eq!(slow(), Some(0.0));
+
+    // Without waiting, the loop outruns the queues of 2.
+    let mut subscriber = TestClient::connect(&url, None).await?;
+    join(&mut subscriber, "1", "room:api2").await?;
+    for n in 0..10 {
+        let payload = Payload::from_json_str(&format!(r#"{{"n":{n}}}"#))?;
+        server.alight.broadcast("room:api2", "tick", payload);
+    }
+    assert_eq!(slow(), Some(1.0));
+    Ok(())
+}
