@@ -35,7 +35,7 @@ mod js;
 mod web;
 
 #[cfg(target_arch = "wasm32")]
-pub use js::{Channel, Push, Socket};
+pub use js::{Callbacks, Client, Push};
 
 /// The browser package's allocator: talc, for its size. The default, dlmalloc, was 7 KB of the
 /// module (3 KB gzipped); talc with in-place reallocation disabled is a fraction of that, and

@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use alight_client::{Channel, Push, Socket};
+use alight_client::{Callbacks, Client, Push};
 use js_sys::{Array, ArrayBuffer, Function, JSON, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -39,6 +39,13 @@ extern "C" {
     fn clear_timeout(id: &JsValue);
     #[wasm_bindgen(js_name = fetch)]
     fn fetch(url: &str, init: &JsValue) -> Promise;
+}
+
+// The options as the package's `Socket` reads them before it makes its `Client`.
+#[wasm_bindgen(module = "/src/js/options.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = readOptions)]
+    fn read_options(opts: &JsValue) -> Array;
 }
 
 /// Values recorded by callbacks, which a test awaits by count.
@@ -157,24 +164,26 @@ fn options(extra: &[(&str, JsValue)]) -> JsValue {
     options.into()
 }
 
-/// A connected socket, with its `onOpen`/`onClose`/`onMessage` recorders.
+/// A connected socket (the `Client` the package's `Socket` is made of), with its
+/// `onOpen`/`onClose`/`onMessage` recorders.
 struct Connected {
-    socket: Socket,
+    socket: Client,
     opens: Recorder,
     closes: Recorder,
     messages: Recorder,
 }
 
 async fn connect(url: &str, opts: JsValue) -> Connected {
-    let socket = Socket::new(url.to_owned(), opts).expect("socket");
     let (opens, closes, messages) = (
         Recorder::default(),
         Recorder::default(),
         Recorder::default(),
     );
-    socket.on_open(&opens.callback());
-    socket.on_close(&closes.callback());
-    socket.on_message(&messages.callback());
+    let callbacks = Callbacks::new();
+    callbacks.on_ref("open", &opens.callback());
+    callbacks.on_ref("close", &closes.callback());
+    callbacks.on_ref("message", &messages.callback());
+    let socket = Client::new(url.to_owned(), read_options(&opts), callbacks).expect("socket");
     socket.connect(JsValue::UNDEFINED).expect("connect");
     opens.nth(1, "the socket to open").await;
     Connected {
@@ -185,15 +194,36 @@ async fn connect(url: &str, opts: JsValue) -> Connected {
     }
 }
 
-async fn join(channel: &Channel) -> JsValue {
-    let (status, response) = settle(&channel.join(None).expect("join"), "the join").await;
-    assert_eq!(
-        status,
-        "ok",
-        "join of {}: {}",
-        channel.topic().as_string().unwrap_or_default(),
-        json(&response)
-    );
+/// A channel of `socket`: its number, and its `on` callbacks.
+struct Channel<'a> {
+    socket: &'a Client,
+    id: usize,
+    callbacks: Callbacks,
+}
+
+impl Channel<'_> {
+    fn new<'a>(socket: &'a Client, topic: &str, params: JsValue) -> Channel<'a> {
+        let callbacks = Callbacks::new();
+        let id = socket
+            .channel(topic.into(), params, callbacks.clone())
+            .expect("channel");
+        Channel {
+            socket,
+            id,
+            callbacks,
+        }
+    }
+
+    fn push(&self, event: &str, payload: JsValue, timeout: Option<f64>) -> Push {
+        let push = self.socket.push(self.id, event.into(), payload, timeout);
+        push.expect("push").expect("joined")
+    }
+}
+
+async fn join(channel: &Channel<'_>) -> JsValue {
+    let push = channel.socket.join(channel.id, None).expect("join");
+    let (status, response) = settle(&push, "the join").await;
+    assert_eq!(status, "ok", "join: {}", json(&response));
     response
 }
 
@@ -208,48 +238,36 @@ fn the_runner_passed_the_servers() {
 async fn join_push_and_the_three_answers() {
     let Some(server) = SERVER else { return };
     let c = connect(server, options(&[])).await;
-    assert!(c.socket.is_connected());
-    let channel = c
-        .socket
-        .channel("room:web".into(), parse(r#"{"from":"browser"}"#))
-        .expect("channel");
+    assert_eq!(c.socket.state(None), "open");
+    let channel = Channel::new(&c.socket, "room:web", parse(r#"{"from":"browser"}"#));
     assert_eq!(json(&join(&channel).await), r#"{"user":null}"#);
-    assert_eq!(channel.state(), "joined");
+    assert_eq!(c.socket.state(Some(channel.id)), "joined");
 
-    let push = channel
-        .push("ping".into(), parse(r#"{"n":1,"s":"ü ✓"}"#), None)
-        .expect("push");
+    let push = channel.push("ping", parse(r#"{"n":1,"s":"ü ✓"}"#), None);
     let (status, response) = settle(&push, "ping").await;
     assert_eq!(
         (status.as_str(), json(&response).as_str()),
         ("ok", r#"{"n":1,"s":"ü ✓"}"#)
     );
 
-    let push = channel
-        .push("fail".into(), parse("{}"), None)
-        .expect("push");
+    let push = channel.push("fail", parse("{}"), None);
     let (status, response) = settle(&push, "fail").await;
     assert_eq!(
         (status.as_str(), json(&response).as_str()),
         ("error", r#"{"reason":"failed"}"#)
     );
 
-    let push = channel
-        .push("noreply".into(), parse("{}"), Some(200.0))
-        .expect("push");
+    let push = channel.push("noreply", parse("{}"), Some(200.0));
     assert_eq!(settle(&push, "noreply").await.0, "timeout");
 
     // Binary: an ArrayBuffer out, an ArrayBuffer back.
     let bytes = Uint8Array::from(&[0u8, 1, 254, 255][..]).buffer();
-    let push = channel
-        .push("ping".into(), bytes.into(), None)
-        .expect("push");
+    let push = channel.push("ping", bytes.into(), None);
     let (status, response) = settle(&push, "binary ping").await;
     assert_eq!(status, "ok");
     let response: ArrayBuffer = response.dyn_into().expect("an ArrayBuffer");
     assert_eq!(Uint8Array::new(&response).to_vec(), [0, 1, 254, 255]);
-    c.socket
-        .disconnect(JsValue::UNDEFINED, JsValue::UNDEFINED, JsValue::UNDEFINED);
+    c.socket.disconnect(None, None);
 }
 
 #[wasm_bindgen_test]
@@ -257,22 +275,14 @@ async fn broadcast_reaches_every_socket() {
     let Some(server) = SERVER else { return };
     let a = connect(server, options(&[])).await;
     let b = connect(server, options(&[])).await;
-    let ca = a
-        .socket
-        .channel("room:web-bcast".into(), JsValue::UNDEFINED)
-        .expect("channel");
-    let cb = b
-        .socket
-        .channel("room:web-bcast".into(), JsValue::UNDEFINED)
-        .expect("channel");
+    let ca = Channel::new(&a.socket, "room:web-bcast", JsValue::UNDEFINED);
+    let cb = Channel::new(&b.socket, "room:web-bcast", JsValue::UNDEFINED);
     join(&ca).await;
     join(&cb).await;
     let (heard_a, heard_b) = (Recorder::default(), Recorder::default());
-    ca.on("shout", &heard_a.callback());
-    cb.on("shout", &heard_b.callback());
-    let push = ca
-        .push("shout".into(), parse(r#"{"body":"hi"}"#), None)
-        .expect("push");
+    ca.callbacks.on("shout", &heard_a.callback());
+    cb.callbacks.on("shout", &heard_b.callback());
+    let push = ca.push("shout", parse(r#"{"body":"hi"}"#), None);
     assert_eq!(settle(&push, "shout").await.0, "ok");
     assert_eq!(
         json(&heard_a.nth(1, "the sender's shout").await),
@@ -282,9 +292,8 @@ async fn broadcast_reaches_every_socket() {
         json(&heard_b.nth(1, "the other's shout").await),
         r#"{"body":"hi"}"#
     );
-    for c in [a, b] {
-        c.socket
-            .disconnect(JsValue::UNDEFINED, JsValue::UNDEFINED, JsValue::UNDEFINED);
+    for c in [&a, &b] {
+        c.socket.disconnect(None, None);
     }
 }
 
@@ -304,13 +313,10 @@ async fn reconnects_and_rejoins_after_the_server_drops_the_socket() {
         .unchecked_into()
     };
     let c = connect(server, options(&[("authToken", token.into())])).await;
-    let channel = c
-        .socket
-        .channel("private:web".into(), JsValue::UNDEFINED)
-        .expect("channel");
+    let channel = Channel::new(&c.socket, "private:web", JsValue::UNDEFINED);
     let joins = Recorder::default();
-    channel
-        .join(None)
+    c.socket
+        .join(channel.id, None)
         .expect("join")
         .receive("ok", &joins.callback());
     assert_eq!(
@@ -348,8 +354,7 @@ async fn reconnects_and_rejoins_after_the_server_drops_the_socket() {
         2,
         "the token function is called on every connect"
     );
-    c.socket
-        .disconnect(JsValue::UNDEFINED, JsValue::UNDEFINED, JsValue::UNDEFINED);
+    c.socket.disconnect(None, None);
 }
 
 #[wasm_bindgen_test]
@@ -374,8 +379,7 @@ async fn heartbeats_are_answered_and_a_silent_server_is_detected() {
         }
     }
     assert_eq!(c.closes.len(), 0);
-    c.socket
-        .disconnect(JsValue::UNDEFINED, JsValue::UNDEFINED, JsValue::UNDEFINED);
+    c.socket.disconnect(None, None);
 
     // Unanswered: closed with 1000 "heartbeat timeout" by the next tick, then reconnected.
     let s = connect(silent, options(&interval)).await;
@@ -385,6 +389,5 @@ async fn heartbeats_are_answered_and_a_silent_server_is_detected() {
         r#"{"code":1000,"reason":"heartbeat timeout","wasClean":true}"#
     );
     s.opens.nth(2, "the reconnect").await;
-    s.socket
-        .disconnect(JsValue::UNDEFINED, JsValue::UNDEFINED, JsValue::UNDEFINED);
+    s.socket.disconnect(None, None);
 }

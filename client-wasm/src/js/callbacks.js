@@ -1,8 +1,9 @@
 // The application's callbacks, kept in plain JavaScript: `Push` (phoenix.js's, with `receive`)
 // and `Callbacks` (the `on`/`off` lists of a channel and of a socket). The wasm module creates
-// them, answers pushes (`__resolve`) and triggers events; adding, removing and calling callbacks
-// never crosses into wasm for each one. As wasm-bindgen classes and Rust vectors of `Function`s
-// they were 2.7 KB (Push) and about 2 KB (the lists) of the module; here they are a few lines.
+// pushes and answers them (`__resolve`); api.js's `Socket` and `Channel` make their lists, which
+// the module triggers; adding, removing and calling callbacks never crosses into wasm for each
+// one. As wasm-bindgen classes and Rust vectors of `Function`s they were 2.7 KB (Push) and about
+// 2 KB (the lists) of the module; here they are a few lines.
 //
 // A callback that throws does not stop the others: its exception is reported as uncaught
 // (`reportError` in browsers and Deno; in Node, a rejected promise is reported as unhandled).
@@ -30,7 +31,7 @@ export class Push {
     this._received = null;
   }
 
-  /** Kept for the API of the wasm-bindgen classes (`free()`, `using`): a push owns nothing in
+  /** Kept for the API of phoenix.js's classes here (`free()`, `using`): a push owns nothing in
    * wasm. */
   free() {}
 

@@ -23,20 +23,22 @@ extern "C" {
     #[wasm_bindgen(method, js_name = __resolve)]
     pub(crate) fn resolve(this: &Push, status: &str, response: &JsValue);
 
-    /// Callbacks by event name, each with a ref.
+    /// Callbacks by event name, each with a ref: a channel's `on` callbacks, or a socket's
+    /// `onOpen`/`onClose`/`onError`/`onMessage` (events `open`, `close`, `error`, `message`).
     #[derive(Debug, Clone)]
-    pub(crate) type Callbacks;
+    pub type Callbacks;
 
+    /// An empty list.
     #[wasm_bindgen(constructor)]
-    pub(crate) fn new() -> Callbacks;
+    pub fn new() -> Callbacks;
 
     /// Adds `callback` for `event`; returns its ref.
     #[wasm_bindgen(method)]
-    pub(crate) fn on(this: &Callbacks, event: &str, callback: &Function) -> u32;
+    pub fn on(this: &Callbacks, event: &str, callback: &Function) -> u32;
 
     /// [`on`](Callbacks::on), with the ref as a string (phoenix.js's socket refs).
     #[wasm_bindgen(method, js_name = onRef)]
-    pub(crate) fn on_ref(this: &Callbacks, event: &str, callback: &Function) -> JsValue;
+    pub fn on_ref(this: &Callbacks, event: &str, callback: &Function) -> JsValue;
 
     /// Removes the callbacks for `event`, or only the one with `reference`.
     #[wasm_bindgen(method)]

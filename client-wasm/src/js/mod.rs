@@ -1,10 +1,11 @@
-//! The JavaScript API: phoenix.js's `Socket`, `Channel` and `Push` as wasm-bindgen classes, with
-//! camelCase names and phoenix.js's signatures, so that moving from phoenix.js is a change of
-//! import.
+//! The JavaScript API: phoenix.js's `Socket`, `Channel` and `Push`, with camelCase names and
+//! phoenix.js's signatures, so that moving from phoenix.js is a change of import. They are plain
+//! JavaScript classes over the one class the module exports, `Client`.
 //!
 //! # Layout
-//! - [`socket`]: `Socket` (options, connect, disconnect, socket callbacks, channels).
-//! - [`channel`]: `Channel` (join, on/off, push, leave, state).
+//! - [`client`]: `Client`, a socket's session and driver behind a few coarse methods.
+//! - `api.js`: `Socket` and `Channel`, phoenix.js's, over a `Client` (the socket's) and its
+//!   channels' numbers; `scripts/build-client` appends it, with `options.js`, to the glue.
 //! - [`callbacks`]: `Push` and the callback lists, JavaScript classes (`callbacks.js`) that the
 //!   module makes, answers and triggers.
 //! - [`options`]: the options object, read as phoenix.js does (`options.js`), made into the
@@ -16,22 +17,20 @@
 //!   entry, and `alight.d.ts` declares it.
 //!
 //! The TypeScript declarations of the classes are written by hand in `alight.d.ts` (generics
-//! for payloads and replies, overloads for `disconnect`), appended to the generated `.d.ts`; the
-//! classes themselves are `skip_typescript`. `js-tests/api.test.mjs` checks that every declared
-//! member exists at runtime and the other way round.
+//! for payloads and replies, overloads for `disconnect`), appended to the generated `.d.ts`;
+//! `Client` is `skip_typescript`, and web.js does not export it. `js-tests/api.test.mjs` checks
+//! that every declared member exists at runtime and the other way round.
 
 pub(crate) mod callbacks;
-pub(crate) mod channel;
+pub(crate) mod client;
 pub(crate) mod options;
 pub(crate) mod payload;
 pub(crate) mod registry;
-pub(crate) mod socket;
 
 use wasm_bindgen::prelude::*;
 
-pub use callbacks::Push;
-pub use channel::Channel;
-pub use socket::Socket;
+pub use callbacks::{Callbacks, Push};
+pub use client::Client;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &str = include_str!("alight.d.ts");

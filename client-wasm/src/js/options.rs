@@ -1,5 +1,6 @@
 //! The `Socket` options, read the way phoenix.js reads them (`options.js` reads them from the
-//! object, in JavaScript; this makes the session's configuration of them).
+//! object, in JavaScript, for `api.js`'s `Socket`; this makes the session's configuration of
+//! them).
 //!
 //! | option | default | becomes |
 //! |---|---|---|
@@ -40,17 +41,9 @@ pub(crate) struct Options {
     pub(crate) logger: Option<JsValue>,
 }
 
-#[wasm_bindgen(module = "/src/js/options.js")]
-extern "C" {
-    /// The options, read as phoenix.js reads them (options.js says in which form); throws what a
-    /// getter or a backoff function throws.
-    #[wasm_bindgen(catch, js_name = readOptions)]
-    fn read_options(opts: &JsValue) -> Result<Array, JsValue>;
-}
-
-/// Reads `opts` (an object, or `undefined`) for a socket at `endpoint`.
-pub(crate) fn parse(endpoint: String, opts: &JsValue) -> Result<Options, JsValue> {
-    let read = read_options(opts)?;
+/// Makes the options `readOptions` (options.js) read for a socket at `endpoint` into its
+/// configuration.
+pub(crate) fn parse(endpoint: String, read: &Array) -> Result<Options, JsValue> {
     let millis = |index: u32| read.get(index).as_f64().map(duration_ms);
     // The sampled delays of tries 1 to 33: steps, then the delay of every later try.
     let backoff = |index: u32| -> Option<Backoff> {

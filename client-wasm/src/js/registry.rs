@@ -51,7 +51,8 @@ pub(crate) struct Registry {
     pub(crate) logger: Option<JsValue>,
 }
 
-/// A channel's `on(event)` callbacks, its current join push, and its params function.
+/// A channel's `on(event)` callbacks (its `api.js` `Channel`'s), its current join push, and its
+/// params function.
 #[derive(Debug)]
 pub(crate) struct Bindings {
     callbacks: Callbacks,
@@ -60,18 +61,18 @@ pub(crate) struct Bindings {
     params: Option<Function>,
 }
 
-impl Default for Registry {
-    fn default() -> Registry {
+impl Registry {
+    /// A socket's registry: its `onOpen`/`onClose`/`onError`/`onMessage` callbacks (its
+    /// `api.js` `Socket`'s) and its logger.
+    pub(crate) fn new(socket: Callbacks, logger: Option<JsValue>) -> Registry {
         Registry {
-            socket: Callbacks::new(),
+            socket,
             channels: Vec::new(),
             pushes: Vec::new(),
-            logger: None,
+            logger,
         }
     }
-}
 
-impl Registry {
     /// Whether frames must be observed: for `onMessage` callbacks (received) and the logger
     /// (both ways).
     pub(crate) fn observes(&self) -> (bool, bool) {
@@ -79,14 +80,19 @@ impl Registry {
         (logging || self.socket.has(MESSAGE), logging)
     }
 
-    /// A channel's `on(event)` callbacks.
-    pub(crate) fn callbacks(&mut self, channel: ChannelId) -> Callbacks {
-        self.channel_mut(channel).callbacks.clone()
-    }
-
-    /// Keeps the function a channel's params come from.
-    pub(crate) fn set_params_function(&mut self, channel: ChannelId, params: Function) {
-        self.channel_mut(channel).params = Some(params);
+    /// A new channel, with its callbacks and the function its params come from, if they do.
+    pub(crate) fn add_channel(
+        &mut self,
+        channel: ChannelId,
+        callbacks: Callbacks,
+        params: Option<Function>,
+    ) {
+        let bindings = Bindings {
+            callbacks,
+            join: None,
+            params,
+        };
+        self.channels.push((channel, bindings));
     }
 
     /// The channel's params function, if its params are one.
@@ -106,27 +112,15 @@ impl Registry {
     /// Tracks a push's answers; a join's, for every (re)join of its channel.
     pub(crate) fn track(&mut self, channel: ChannelId, push: PushId, join: bool) -> Push {
         let hooks = Push::new();
-        if join && let Some(previous) = self.channel_mut(channel).join.replace(push) {
+        let bindings = self.channels.iter_mut().find(|(c, _)| *c == channel);
+        if join
+            && let Some((_, bindings)) = bindings
+            && let Some(previous) = bindings.join.replace(push)
+        {
             self.take_push(previous);
         }
         self.pushes.push((push, channel, hooks.clone()));
         hooks
-    }
-
-    fn channel_mut(&mut self, channel: ChannelId) -> &mut Bindings {
-        let index = match self.channels.iter().position(|(c, _)| *c == channel) {
-            Some(index) => index,
-            None => {
-                let bindings = Bindings {
-                    callbacks: Callbacks::new(),
-                    join: None,
-                    params: None,
-                };
-                self.channels.push((channel, bindings));
-                self.channels.len() - 1
-            }
-        };
-        &mut self.channels[index].1
     }
 
     fn take_push(&mut self, push: PushId) -> Option<Push> {

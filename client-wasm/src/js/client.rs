@@ -1,0 +1,286 @@
+//! `Client`: the one class the module exports, a socket's session and driver behind a handful of
+//! coarse methods that take and return plain values. phoenix.js's `Socket` and `Channel` are
+//! JavaScript classes over it (`api.js`); a channel is a number here, its index in
+//! [`Client::ids`].
+//!
+//! As wasm-bindgen classes, `Socket` and `Channel` cost the module an export shim per method
+//! (each one inlining the session call it made: `channel.push` was 2.2 KB, `socket.channel` and
+//! `socket.remove` 1.7 KB each) and the glue a wrapper per method; what only moved JS values
+//! around (argument juggling, callback lists, the logger, error messages) is now JavaScript.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use alight_protocol::Payload;
+use alight_protocol::client::{
+    ChannelId, ChannelState, ConnectionState, JoinError, PushError, PushId, Timestamp,
+};
+use js_sys::{Array, Function};
+use wasm_bindgen::prelude::*;
+
+use super::callbacks::{Callbacks, Push};
+use super::options;
+use super::payload::{object, to_wire};
+use super::registry::{Registry, sink};
+use crate::web::driver::{BeforeRejoin, Driver, NO_WEBSOCKET};
+
+/// A socket's session and driver, with its callbacks; `api.js` makes phoenix.js's `Socket` and
+/// `Channel` of it.
+#[wasm_bindgen(skip_typescript)]
+#[derive(Debug)]
+pub struct Client {
+    driver: Rc<Driver>,
+    registry: Rc<RefCell<Registry>>,
+    /// The session's ids of the channels made, by the number JS knows each by. Never shrinks:
+    /// a removed channel keeps its number, and the session answers for the id as it did before.
+    ids: RefCell<Vec<ChannelId>>,
+}
+
+#[wasm_bindgen]
+impl Client {
+    /// A client at `end_point`, with the options `readOptions` (`options.js`) read, and the
+    /// socket's `onOpen`/`onClose`/`onError`/`onMessage` callbacks.
+    #[wasm_bindgen(skip_jsdoc, constructor)]
+    pub fn new(end_point: String, options: Array, socket: Callbacks) -> Result<Client, JsValue> {
+        let options = options::parse(end_point, &options)?;
+        let registry = Rc::new(RefCell::new(Registry::new(socket, options.logger)));
+        let driver = Driver::new(
+            options.config,
+            options.connect,
+            sink(registry.clone()),
+            before_rejoin(registry.clone()),
+        );
+        let client = Client {
+            driver,
+            registry,
+            ids: RefCell::new(Vec::new()),
+        };
+        client.observe();
+        Ok(client)
+    }
+
+    /// Connects, unless connected or connecting already; truthy `params` replace the connect
+    /// params.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn connect(&self, params: JsValue) -> Result<(), JsValue> {
+        if self.driver.transport_class().is_none() {
+            return Err(js_sys::TypeError::new(NO_WEBSOCKET).into());
+        }
+        if params.is_truthy() {
+            self.driver.set_params(params);
+        }
+        self.driver.act(|session, now| session.connect(now));
+        Ok(())
+    }
+
+    /// Disconnects with `code` and `reason`, and stops reconnecting.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn disconnect(&self, code: Option<u16>, reason: Option<String>) {
+        self.driver.disconnect(code, reason);
+    }
+
+    /// Tells the driver which frames to report, after the socket's callbacks changed.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn observe(&self) {
+        let (received, sent) = self.registry.borrow().observes();
+        self.driver.observe(received, sent);
+    }
+
+    /// A channel for `topic` with `params` (a value, or a function called before every join) and
+    /// its `on` callbacks; returns its number.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn channel(
+        &self,
+        topic: String,
+        params: JsValue,
+        callbacks: Callbacks,
+    ) -> Result<usize, JsValue> {
+        let function = params.dyn_ref::<Function>().cloned();
+        let params = match function {
+            Some(_) => Payload::empty(),
+            None => to_wire(&params)?,
+        };
+        let id = self
+            .driver
+            .call(|session, _| session.channel(topic, params));
+        self.registry
+            .borrow_mut()
+            .add_channel(id, callbacks, function);
+        let mut ids = self.ids.borrow_mut();
+        ids.push(id);
+        Ok(ids.len() - 1)
+    }
+
+    /// Forgets a channel without telling the server.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn remove(&self, channel: usize) {
+        if let Some(id) = self.id(channel) {
+            self.driver.call(|session, _| session.remove_channel(id));
+            self.registry.borrow_mut().remove_channel(id);
+        }
+    }
+
+    /// A channel's state, `"closed"`, `"joining"`, `"joined"` or `"errored"`; without a channel,
+    /// the connection's: `"connecting"`, `"open"` or `"closed"`. A JS string made here rather than
+    /// a returned `String`, which would cost a shim and a copy-out-and-free in the glue.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn state(&self, channel: Option<usize>) -> JsValue {
+        let Some(channel) = channel else {
+            let state = self.driver.read(|session| session.connection_state());
+            return JsValue::from_str(match state {
+                ConnectionState::Connecting => "connecting",
+                ConnectionState::Open => "open",
+                _ => "closed",
+            });
+        };
+        let state = self
+            .id(channel)
+            .and_then(|id| self.driver.read(|session| session.channel_state(id)));
+        JsValue::from_str(match state {
+            Some(ChannelState::Joining) => "joining",
+            Some(ChannelState::Joined) => "joined",
+            Some(ChannelState::Errored) => "errored",
+            _ => "closed",
+        })
+    }
+
+    /// The ref of a channel's current join, if one was sent.
+    #[wasm_bindgen(skip_jsdoc, js_name = joinRef)]
+    pub fn join_ref(&self, channel: usize) -> JsValue {
+        self.id(channel)
+            .and_then(|id| {
+                self.driver
+                    .read(|session| session.join_ref(id).map(JsValue::from_str))
+            })
+            .unwrap_or(JsValue::UNDEFINED)
+    }
+
+    /// Joins a channel, with `timeout` ms for this and every rejoin (and as the default of its
+    /// pushes); the push answers every (re)join.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn join(&self, channel: usize, timeout: Option<f64>) -> Result<Push, JsValue> {
+        let id = self.known(channel)?;
+        let state = self.driver.read(|session| session.channel_state(id));
+        let joining_or_joined = matches!(
+            state,
+            Some(ChannelState::Joining | ChannelState::Joined | ChannelState::Errored)
+        );
+        if !joining_or_joined {
+            refresh_params(&self.driver, &self.registry, id)?;
+        }
+        let timeout = timeout.and_then(millis);
+        let push = self
+            .driver
+            .call(|session, now| session.join(id, timeout, now))
+            .map_err(|error| match error {
+                JoinError::AlreadyJoined => js_sys::Error::new(
+                    "tried to join multiple times. 'join' can only be called again once the channel is closed",
+                ),
+                other => js_sys::Error::new(&other.to_string()),
+            })?;
+        Ok(self.track(id, push, true))
+    }
+
+    /// Pushes `event` with `payload` (JSON, or an `ArrayBuffer` as a binary frame), with `timeout`
+    /// ms (default: the join's). `undefined` if the channel is not joined (`api.js` throws
+    /// phoenix.js's message, which names the topic).
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn push(
+        &self,
+        channel: usize,
+        event: String,
+        payload: JsValue,
+        timeout: Option<f64>,
+    ) -> Result<Option<Push>, JsValue> {
+        let id = self.known(channel)?;
+        let payload = to_wire(&payload)?;
+        let timeout = timeout.and_then(millis);
+        let pushed = self
+            .driver
+            .call(|session, now| session.push(id, event, payload, timeout, now));
+        match pushed {
+            Ok(push) => Ok(Some(self.track(id, push, false))),
+            Err(PushError::NotJoined) => Ok(None),
+            Err(other) => Err(js_sys::Error::new(&other.to_string()).into()),
+        }
+    }
+
+    /// Leaves: sends `phx_leave` if connected and closes the channel at once; the push answers
+    /// `ok` at once when there was nothing to tell the server, as phoenix.js's does.
+    #[wasm_bindgen(skip_jsdoc)]
+    pub fn leave(&self, channel: usize) -> Push {
+        let left = self
+            .id(channel)
+            .map(|id| (id, self.driver.call(|session, now| session.leave(id, now))));
+        match left {
+            Some((id, Ok(push))) => self.track(id, push, false),
+            // Not joined (or removed): nothing to tell the server, and nothing to wait for.
+            _ => {
+                self.driver.pump();
+                Push::answered("ok", &object(&[]))
+            }
+        }
+    }
+}
+
+impl Client {
+    fn id(&self, channel: usize) -> Option<ChannelId> {
+        self.ids.borrow().get(channel).copied()
+    }
+
+    /// The id of a channel, or the session's error for a channel it does not know.
+    fn known(&self, channel: usize) -> Result<ChannelId, JsValue> {
+        let unknown = || js_sys::Error::new(&JoinError::UnknownChannel.to_string()).into();
+        self.id(channel).ok_or_else(unknown)
+    }
+
+    /// Registers `push`'s answers, then lets the driver send it.
+    fn track(&self, channel: ChannelId, push: PushId, join: bool) -> Push {
+        let hooks = self.registry.borrow_mut().track(channel, push, join);
+        self.driver.pump();
+        hooks
+    }
+}
+
+/// Calls the channel's params function, if its params are one, and hands the result to the
+/// session for the next join (phoenix.js calls it each time its join push is sent). Runs with no
+/// borrow of the driver or the registry held: the function is user code.
+fn refresh_params(
+    driver: &Driver,
+    registry: &RefCell<Registry>,
+    channel: ChannelId,
+) -> Result<(), JsValue> {
+    let function = registry.borrow().params_function(channel);
+    let Some(function) = function else {
+        return Ok(());
+    };
+    let params = to_wire(&function.call0(&JsValue::UNDEFINED)?)?;
+    driver
+        .call(|session, _| session.set_channel_params(channel, params))
+        .map_err(|error| js_sys::Error::new(&error.to_string()).into())
+}
+
+/// The driver's [`BeforeRejoin`] hook: refreshes the params of each channel whose params are a
+/// function and that is about to rejoin: every errored one when the connection opens, those whose
+/// rejoin timer is due when a timer fires. A function that throws is reported as uncaught, and
+/// the rejoin carries the params it returned last.
+fn before_rejoin(registry: Rc<RefCell<Registry>>) -> BeforeRejoin {
+    Box::new(move |driver: &Driver, timer: Option<Timestamp>| {
+        let functions = registry.borrow().params_functions();
+        for (channel, _) in functions {
+            let rejoins = driver.read(|session| match timer {
+                None => session.channel_state(channel) == Some(ChannelState::Errored),
+                Some(now) => session.rejoin_due(channel, now),
+            });
+            if rejoins && let Err(error) = refresh_params(driver, &registry, channel) {
+                Callbacks::report(&error);
+            }
+        }
+    })
+}
+
+/// A timeout in ms, as phoenix.js takes it: anything but a positive number means the default.
+fn millis(ms: f64) -> Option<Duration> {
+    (ms > 0.0).then(|| options::duration_ms(ms))
+}
