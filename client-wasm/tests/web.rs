@@ -215,13 +215,22 @@ impl Channel<'_> {
     }
 
     fn push(&self, event: &str, payload: JsValue, timeout: Option<f64>) -> Push {
-        let push = self.socket.push(self.id, event.into(), payload, timeout);
+        let push = self
+            .socket
+            .send(Client::PUSH, self.id, Some(event.into()), payload, timeout);
         push.expect("push").expect("joined")
+    }
+
+    fn join(&self) -> Push {
+        let push = self
+            .socket
+            .send(Client::JOIN, self.id, None, JsValue::UNDEFINED, None);
+        push.expect("join").expect("a push")
     }
 }
 
 async fn join(channel: &Channel<'_>) -> JsValue {
-    let push = channel.socket.join(channel.id, None).expect("join");
+    let push = channel.join();
     let (status, response) = settle(&push, "the join").await;
     assert_eq!(status, "ok", "join: {}", json(&response));
     response
@@ -315,10 +324,7 @@ async fn reconnects_and_rejoins_after_the_server_drops_the_socket() {
     let c = connect(server, options(&[("authToken", token.into())])).await;
     let channel = Channel::new(&c.socket, "private:web", JsValue::UNDEFINED);
     let joins = Recorder::default();
-    c.socket
-        .join(channel.id, None)
-        .expect("join")
-        .receive("ok", &joins.callback());
+    channel.join().receive("ok", &joins.callback());
     assert_eq!(
         json(&joins.nth(1, "the first join").await),
         r#"{"user":"alice"}"#

@@ -7,25 +7,29 @@
 // scripts/build-client appends this file, with options.js, to web.js, where `Client` (the
 // wasm-bindgen class), `Callbacks` and `Push` (callbacks.js, inlined) are declared.
 
-/** The `onOpen`/`onClose`/`onError`/`onMessage` registration: a string ref. */
-function onSocket(socket, event, callback) {
-  const ref = socket._callbacks.onRef(event, callback);
-  socket._client.observe();
-  return ref;
-}
-
 export class Socket {
+  #logger;
+  #callbacks;
+  #client;
+
+  /** The `onOpen`/`onClose`/`onError`/`onMessage` registration: a string ref. */
+  #on(event, callback) {
+    const ref = this.#callbacks.onRef(event, callback);
+    this.#client.observe();
+    return ref;
+  }
+
   constructor(endPoint, opts) {
     const read = readOptions(opts);
     /** A function, `true` for `debug` (the console), or undefined. */
-    this._logger = read[6];
-    this._callbacks = new Callbacks();
-    this._client = new Client(endPoint, read, this._callbacks);
+    this.#logger = read[6];
+    this.#callbacks = new Callbacks();
+    this.#client = new Client(endPoint, read, this.#callbacks);
   }
 
   /** Releases the JS handle; a connected socket stays alive until `disconnect()`. */
   free() {
-    this._client.free();
+    this.#client.free();
   }
 
   [Symbol.dispose]() {
@@ -33,13 +37,13 @@ export class Socket {
   }
 
   connect(params) {
-    this._client.connect(params);
+    this.#client.connect(params);
   }
 
   /** `disconnect(callback?, code?, reason?)`, or `disconnect(code?, reason?)`. */
   disconnect(callback, code, reason) {
     if (typeof callback !== "function") [callback, code, reason] = [undefined, callback, code];
-    this._client.disconnect(
+    this.#client.disconnect(
       typeof code === "number" && code >= 0 && code <= 65535 ? code : undefined,
       typeof reason === "string" ? reason : undefined,
     );
@@ -47,57 +51,61 @@ export class Socket {
   }
 
   onOpen(callback) {
-    return onSocket(this, "open", callback);
+    return this.#on("open", callback);
   }
 
   onClose(callback) {
-    return onSocket(this, "close", callback);
+    return this.#on("close", callback);
   }
 
   onError(callback) {
-    return onSocket(this, "error", callback);
+    return this.#on("error", callback);
   }
 
   onMessage(callback) {
-    return onSocket(this, "message", callback);
+    return this.#on("message", callback);
   }
 
   off(refs) {
-    this._callbacks.offRefs(refs);
-    this._client.observe();
+    this.#callbacks.offRefs(refs);
+    this.#client.observe();
   }
 
   channel(topic, params) {
-    return new Channel(this._client, topic, params);
+    return new Channel(this.#client, topic, params);
   }
 
   remove(channel) {
-    this._client.remove(channel._id);
+    this.#client.remove(channel._id);
   }
 
   connectionState() {
-    return this._client.state();
+    return this.#client.state();
   }
 
   isConnected() {
-    return this._client.state() === "open";
+    return this.#client.state() === "open";
   }
 
   hasLogger() {
-    return this._logger !== undefined;
+    return this.#logger !== undefined;
   }
 
   log(kind, msg, data) {
-    if (this._logger !== undefined) Callbacks.log(this._logger, kind, msg, data);
+    if (this.#logger !== undefined) Callbacks.log(this.#logger, kind, msg, data);
   }
 }
 
 export class Channel {
+  #client;
+  #topic;
+  #callbacks;
+
   constructor(client, topic, params) {
-    this._client = client;
-    this._topic = topic;
-    this._callbacks = new Callbacks();
-    this._id = client.channel(topic, params, this._callbacks);
+    this.#client = client;
+    this.#topic = topic;
+    this.#callbacks = new Callbacks();
+    this._id = client.channel(topic, params, this.#callbacks);
   }
 
   /** As `Socket`'s (`free()`, `using`): a channel owns nothing, its socket's `Client` does. */
@@ -106,27 +114,27 @@ export class Channel {
   [Symbol.dispose]() {}
 
   get topic() {
-    return this._topic;
+    return this.#topic;
   }
 
   get state() {
-    return this._client.state(this._id);
+    return this.#client.state(this._id);
   }
 
   joinRef() {
-    return this._client.joinRef(this._id);
+    return this.#client.joinRef(this._id);
   }
 
   join(timeout) {
-    return this._client.join(this._id, timeout);
+    return this.#client.send(/* JOIN */ 0, this._id, undefined, undefined, timeout);
   }
 
   on(event, callback) {
-    return this._callbacks.on(event, callback);
+    return this.#callbacks.on(event, callback);
   }
 
   off(event, ref) {
-    this._callbacks.off(event, ref);
+    this.#callbacks.off(event, ref);
   }
 
   onClose(callback) {
@@ -138,15 +146,15 @@ export class Channel {
   }
 
   push(event, payload, timeout) {
-    const push = this._client.push(this._id, event, payload, timeout);
+    const push = this.#client.send(/* PUSH */ 1, this._id, event, payload, timeout);
     if (push) return push;
     throw new Error(
-      `tried to push '${event}' to '${this._topic}' before joining. Use channel.join() before pushing events`,
+      `tried to push '${event}' to '${this.#topic}' before joining. Use channel.join() before pushing events`,
     );
   }
 
   /** `timeout` is accepted for phoenix.js's signature and not needed: a leave closes at once. */
   leave() {
-    return this._client.leave(this._id);
+    return this.#client.send(/* LEAVE */ 2, this._id);
   }
 }
