@@ -247,10 +247,10 @@ fn the_runner_passed_the_servers() {
 async fn join_push_and_the_three_answers() {
     let Some(server) = SERVER else { return };
     let c = connect(server, options(&[])).await;
-    assert_eq!(c.socket.state(None), "open");
+    assert_eq!(c.socket.state(None, false), "open");
     let channel = Channel::new(&c.socket, "room:web", parse(r#"{"from":"browser"}"#));
     assert_eq!(json(&join(&channel).await), r#"{"user":null}"#);
-    assert_eq!(c.socket.state(Some(channel.id)), "joined");
+    assert_eq!(c.socket.state(Some(channel.id), false), "joined");
 
     let push = channel.push("ping", parse(r#"{"n":1,"s":"ü ✓"}"#), None);
     let (status, response) = settle(&push, "ping").await;

@@ -122,7 +122,7 @@ export class Channel {
   }
 
   joinRef() {
-    return this.#client.joinRef(this._id);
+    return this.#client.state(this._id, true);
   }
 
   join(timeout) {

@@ -121,11 +121,13 @@ impl Client {
         }
     }
 
-    /// A channel's state, `"closed"`, `"joining"`, `"joined"` or `"errored"`; without a channel,
-    /// the connection's: `"connecting"`, `"open"` or `"closed"`. A JS string made here rather than
-    /// a returned `String`, which would cost a shim and a copy-out-and-free in the glue.
+    /// A channel's state, `"closed"`, `"joining"`, `"joined"` or `"errored"`, or with `join_ref`
+    /// the ref of its current join (`undefined` if none was sent); without a channel, the
+    /// connection's state: `"connecting"`, `"open"` or `"closed"`. JS strings made here rather
+    /// than returned `String`s, which would cost a shim and a copy-out-and-free in the glue; one
+    /// export for the three reads.
     #[wasm_bindgen(skip_jsdoc)]
-    pub fn state(&self, channel: Option<usize>) -> JsValue {
+    pub fn state(&self, channel: Option<usize>, join_ref: bool) -> JsValue {
         let Some(channel) = channel else {
             let state = self.driver.read(|session| session.connection_state());
             return JsValue::from_str(match state {
@@ -134,26 +136,21 @@ impl Client {
                 _ => "closed",
             });
         };
-        let state = self
-            .id(channel)
-            .and_then(|id| self.driver.read(|session| session.channel_state(id)));
+        let id = self.id(channel);
+        if join_ref {
+            let join_ref = id.and_then(|id| {
+                self.driver
+                    .read(|session| session.join_ref(id).map(JsValue::from_str))
+            });
+            return join_ref.unwrap_or(JsValue::UNDEFINED);
+        }
+        let state = id.and_then(|id| self.driver.read(|session| session.channel_state(id)));
         JsValue::from_str(match state {
             Some(ChannelState::Joining) => "joining",
             Some(ChannelState::Joined) => "joined",
             Some(ChannelState::Errored) => "errored",
             _ => "closed",
         })
-    }
-
-    /// The ref of a channel's current join, if one was sent.
-    #[wasm_bindgen(skip_jsdoc, js_name = joinRef)]
-    pub fn join_ref(&self, channel: usize) -> JsValue {
-        self.id(channel)
-            .and_then(|id| {
-                self.driver
-                    .read(|session| session.join_ref(id).map(JsValue::from_str))
-            })
-            .unwrap_or(JsValue::UNDEFINED)
     }
 
     /// Sends a join ([`JOIN`](Client::JOIN), with `timeout`), a push ([`PUSH`](Client::PUSH), with
