@@ -1,9 +1,9 @@
 // The application's callbacks, kept in plain JavaScript: `Push` (phoenix.js's, with `receive`)
-// and `Callbacks` (the `on`/`off` lists of a channel and of a socket). The wasm module creates
-// pushes and answers them (`__resolve`); api.js's `Socket` and `Channel` make their lists, which
-// the module triggers; adding, removing and calling callbacks never crosses into wasm for each
-// one. As wasm-bindgen classes and Rust vectors of `Function`s they were 2.7 KB (Push) and about
-// 2 KB (the lists) of the module; here they are a few lines.
+// and `Callbacks` (the `on`/`off` lists of a channel and of a socket). api.js's `Socket` and
+// `Channel` make their lists, which the module triggers and through which it makes and answers
+// pushes; adding, removing and calling callbacks never crosses into wasm for each one. As
+// wasm-bindgen classes and Rust vectors of `Function`s they were 2.7 KB (Push) and about 2 KB
+// (the lists) of the module, and the pushes in flight a Rust vector; here they are a few lines.
 //
 // A callback that throws does not stop the others: its exception is reported as uncaught
 // (`reportError` in browsers and Deno; in Node, a rejected promise is reported as unhandled).
@@ -51,12 +51,33 @@ export class Push {
   }
 }
 
-/** Callbacks by event name, each with a ref for `off`. */
+/** Callbacks by event name, each with a ref for `off`; a channel's also keep its pushes. */
 export class Callbacks {
   constructor() {
     /** `[event, ref, callback]`, in the order they were given. */
     this.list = [];
     this.ref = 0;
+    /** The pushes in flight by the session's push id, and the id of the current join. */
+    this.pushes = new Map();
+    this.join = undefined;
+  }
+
+  /** A new push with the session's `id`; a join's answers every rejoin, and replaces the last. */
+  track(id, join) {
+    const push = new Push();
+    if (join) {
+      this.pushes.delete(this.join);
+      this.join = id;
+    }
+    this.pushes.set(id, push);
+    return push;
+  }
+
+  /** The module's answer to push `id`, if it is still tracked; only the join answers again. */
+  answer(id, status, response) {
+    const push = this.pushes.get(id);
+    if (id !== this.join) this.pushes.delete(id);
+    push?.__resolve(status, response);
   }
 
   /** Adds `callback` for `event`; returns its ref (a number). */

@@ -11,17 +11,10 @@ extern "C" {
     #[derive(Debug, Clone)]
     pub type Push;
 
-    #[wasm_bindgen(constructor)]
-    pub(crate) fn new() -> Push;
-
     /// Calls `callback(response)` when the answer has `status` (at once if it already has);
     /// returns the push, for chaining.
     #[wasm_bindgen(method)]
     pub fn receive(this: &Push, status: &str, callback: &Function) -> Push;
-
-    /// Answers the push: calls its `receive(status)` callbacks with `response`.
-    #[wasm_bindgen(method, js_name = __resolve)]
-    pub(crate) fn resolve(this: &Push, status: &str, response: &JsValue);
 
     /// Callbacks by event name, each with a ref: a channel's `on` callbacks, or a socket's
     /// `onOpen`/`onClose`/`onError`/`onMessage` (events `open`, `close`, `error`, `message`).
@@ -39,6 +32,16 @@ extern "C" {
     /// [`on`](Callbacks::on), with the ref as a string (phoenix.js's socket refs).
     #[wasm_bindgen(method, js_name = onRef)]
     pub fn on_ref(this: &Callbacks, event: &str, callback: &Function) -> JsValue;
+
+    /// A new push of this channel with the session's id `push`, for [`answer`](Callbacks::answer);
+    /// a join (`join`) is answered on every rejoin, and replaces the channel's previous join.
+    #[wasm_bindgen(method)]
+    pub(crate) fn track(this: &Callbacks, push: f64, join: bool) -> Push;
+
+    /// Answers the push `push` with `status` and `response`, if it is still tracked: a push that
+    /// is not the current join is answered once.
+    #[wasm_bindgen(method)]
+    pub(crate) fn answer(this: &Callbacks, push: f64, status: &str, response: &JsValue);
 
     /// Removes the callbacks for `event`, or only the one with `reference`.
     #[wasm_bindgen(method)]
@@ -87,13 +90,4 @@ extern "C" {
     /// Logs `kind`, `msg` and `data` to a socket's logger: a function, or `true` for the console.
     #[wasm_bindgen(static_method_of = Callbacks)]
     pub(crate) fn log(logger: &JsValue, kind: &JsValue, msg: &JsValue, data: &JsValue);
-}
-
-impl Push {
-    /// A push answered already (phoenix.js's local `ok` for a leave that was not sent).
-    pub(crate) fn answered(status: &str, response: &JsValue) -> Push {
-        let push = Push::new();
-        push.resolve(status, response);
-        push
-    }
 }

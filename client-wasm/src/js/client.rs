@@ -21,7 +21,7 @@ use wasm_bindgen::prelude::*;
 
 use super::callbacks::{Callbacks, Push};
 use super::options;
-use super::payload::{object, to_wire};
+use super::payload::to_wire;
 use super::registry::{Registry, sink};
 use crate::web::driver::{BeforeRejoin, Driver, NO_WEBSOCKET};
 
@@ -166,9 +166,9 @@ impl Client {
         timeout: Option<f64>,
     ) -> Result<Option<Push>, JsValue> {
         match op {
-            Client::JOIN => self.join(channel, timeout).map(Some),
+            Client::JOIN => self.join(channel, timeout),
             Client::PUSH => self.push(channel, event, payload, timeout),
-            _ => Ok(Some(self.leave(channel))),
+            _ => Ok(self.leave(channel)),
         }
     }
 }
@@ -183,7 +183,7 @@ impl Client {
 
     /// Joins a channel, with `timeout` ms for this and every rejoin (and as the default of its
     /// pushes); the push answers every (re)join.
-    fn join(&self, channel: usize, timeout: Option<f64>) -> Result<Push, JsValue> {
+    fn join(&self, channel: usize, timeout: Option<f64>) -> Result<Option<Push>, JsValue> {
         let id = self.known(channel)?;
         let state = self.driver.read(|session| session.channel_state(id));
         let joining_or_joined = matches!(
@@ -223,15 +223,15 @@ impl Client {
             session.push(id, event.unwrap_or_default(), payload, timeout, now)
         });
         match pushed {
-            Ok(push) => Ok(Some(self.track(id, push, false))),
+            Ok(push) => Ok(self.track(id, push, false)),
             Err(PushError::NotJoined) => Ok(None),
             Err(other) => Err(js_sys::Error::new(&other.to_string()).into()),
         }
     }
 
-    /// Leaves: sends `phx_leave` if connected and closes the channel at once; the push answers
-    /// `ok` at once when there was nothing to tell the server, as phoenix.js's does.
-    fn leave(&self, channel: usize) -> Push {
+    /// Leaves: sends `phx_leave` if connected and closes the channel at once; `None` when there
+    /// was nothing to tell the server (`api.js` answers `ok` at once, as phoenix.js does).
+    fn leave(&self, channel: usize) -> Option<Push> {
         let left = self
             .id(channel)
             .map(|id| (id, self.driver.call(|session, now| session.leave(id, now))));
@@ -240,7 +240,7 @@ impl Client {
             // Not joined (or removed): nothing to tell the server, and nothing to wait for.
             _ => {
                 self.driver.pump();
-                Push::answered("ok", &object(&[]))
+                None
             }
         }
     }
@@ -256,8 +256,8 @@ impl Client {
     }
 
     /// Registers `push`'s answers, then lets the driver send it.
-    fn track(&self, channel: ChannelId, push: PushId, join: bool) -> Push {
-        let hooks = self.registry.borrow_mut().track(channel, push, join);
+    fn track(&self, channel: ChannelId, push: PushId, join: bool) -> Option<Push> {
+        let hooks = self.registry.borrow().track(channel, push, join);
         self.driver.pump();
         hooks
     }

@@ -6,8 +6,8 @@
 //! - [`client`]: `Client`, a socket's session and driver behind a few coarse methods.
 //! - `api.js`: `Socket` and `Channel`, phoenix.js's, over a `Client` (the socket's) and its
 //!   channels' numbers; `scripts/build-client` appends it, with `options.js`, to the glue.
-//! - [`callbacks`]: `Push` and the callback lists, JavaScript classes (`callbacks.js`) that the
-//!   module makes, answers and triggers.
+//! - [`callbacks`]: `Push` and the callback lists, JavaScript classes (`callbacks.js`); a
+//!   channel's list keeps its pushes in flight, which the module makes and answers through it.
 //! - [`options`]: the options object, read as phoenix.js does (`options.js`), made into the
 //!   session's configuration.
 //! - [`registry`]: the callbacks, and the dispatch of what the driver reports to them.

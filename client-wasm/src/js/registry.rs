@@ -11,7 +11,8 @@
 //! | channel closed (leave, server close) | `on("phx_close")` (`onClose`) |
 //!
 //! The callback lists and the pushes' callbacks are JavaScript objects (`callbacks.js`); this
-//! keeps one per channel and per socket, and decides which to trigger. A callback that throws
+//! keeps one per channel and per socket, and decides which to trigger. A channel's pushes in
+//! flight are kept by its callbacks object, by the session's push id. A callback that throws
 //! does not stop the others: its exception is reported as uncaught (`reportError`, or an unhandled
 //! rejection where there is none, as in Node).
 
@@ -40,23 +41,20 @@ pub(crate) const MESSAGE: &str = "message";
 /// Every callback of one socket. Borrowed only to add, remove or copy out callbacks, never while
 /// one runs (the [`Callbacks`] objects are cloned out first: they are handles).
 ///
-/// The maps are vectors searched linearly: they hold a socket's channels and its pushes in
-/// flight, tens rather than thousands, and each `BTreeMap` key/value pair would add its own copy
+/// The channels are a vector searched linearly: tens rather than thousands, and each `BTreeMap` key/value pair would add its own copy
 /// of the tree code to the package (about 10 KB of wasm each).
 #[derive(Debug)]
 pub(crate) struct Registry {
     pub(crate) socket: Callbacks,
     channels: Vec<(ChannelId, Bindings)>,
-    pushes: Vec<(PushId, ChannelId, Push)>,
     pub(crate) logger: Option<JsValue>,
 }
 
-/// A channel's `on(event)` callbacks (its `api.js` `Channel`'s), its current join push, and its
+/// A channel's `on(event)` callbacks and pushes in flight (its `api.js` `Channel`'s), and its
 /// params function.
 #[derive(Debug)]
 pub(crate) struct Bindings {
     callbacks: Callbacks,
-    join: Option<PushId>,
     /// `socket.channel(topic, () => params)`: called before every (re)join.
     params: Option<Function>,
 }
@@ -68,7 +66,6 @@ impl Registry {
         Registry {
             socket,
             channels: Vec::new(),
-            pushes: Vec::new(),
             logger,
         }
     }
@@ -87,11 +84,7 @@ impl Registry {
         callbacks: Callbacks,
         params: Option<Function>,
     ) {
-        let bindings = Bindings {
-            callbacks,
-            join: None,
-            params,
-        };
+        let bindings = Bindings { callbacks, params };
         self.channels.push((channel, bindings));
     }
 
@@ -109,49 +102,22 @@ impl Registry {
             .collect()
     }
 
-    /// Tracks a push's answers; a join's, for every (re)join of its channel.
-    pub(crate) fn track(&mut self, channel: ChannelId, push: PushId, join: bool) -> Push {
-        let hooks = Push::new();
-        let bindings = self.channels.iter_mut().find(|(c, _)| *c == channel);
-        if join
-            && let Some((_, bindings)) = bindings
-            && let Some(previous) = bindings.join.replace(push)
-        {
-            self.take_push(previous);
-        }
-        self.pushes.push((push, channel, hooks.clone()));
-        hooks
-    }
-
-    fn take_push(&mut self, push: PushId) -> Option<Push> {
-        let index = self.pushes.iter().position(|(p, _, _)| *p == push)?;
-        Some(self.pushes.swap_remove(index).2)
+    /// Tracks a push's answers in its channel's callbacks; a join's, for every (re)join of its
+    /// channel.
+    pub(crate) fn track(&self, channel: ChannelId, push: PushId, join: bool) -> Option<Push> {
+        let callbacks = self.bindings(channel)?;
+        Some(callbacks.track(push.as_u64() as f64, join))
     }
 
     /// Forgets a channel removed from the socket, with its pushes (the session drops them
     /// without answering).
     pub(crate) fn remove_channel(&mut self, channel: ChannelId) {
         self.channels.retain(|(c, _)| *c != channel);
-        self.pushes.retain(|(_, c, _)| *c != channel);
     }
 
     fn bindings(&self, channel: ChannelId) -> Option<Callbacks> {
         let bindings = self.channels.iter().find(|(c, _)| *c == channel);
         bindings.map(|(_, b)| b.callbacks.clone())
-    }
-
-    /// The hooks for an answer to `push`; a push that is not a join is answered only once.
-    fn answer(&mut self, channel: ChannelId, push: PushId) -> Option<Push> {
-        let is_join = self
-            .channels
-            .iter()
-            .any(|(c, b)| *c == channel && b.join == Some(push));
-        if is_join {
-            let hooks = self.pushes.iter().find(|(p, _, _)| *p == push);
-            hooks.map(|(_, _, hooks)| hooks.clone())
-        } else {
-            self.take_push(push)
-        }
     }
 }
 
@@ -203,15 +169,15 @@ fn dispatch(registry: &RefCell<Registry>, driver: &Rc<Driver>, notice: Notice) {
             status,
             response,
         }) => {
-            let hooks = registry.borrow_mut().answer(channel, push);
-            if let Some(hooks) = hooks {
-                hooks.resolve(&status, &to_js(&response));
+            let callbacks = registry.borrow().bindings(channel);
+            if let Some(callbacks) = callbacks {
+                callbacks.answer(push.as_u64() as f64, &status, &to_js(&response));
             }
         }
         Notice::Event(Event::Timeout { push, channel }) => {
-            let hooks = registry.borrow_mut().answer(channel, push);
-            if let Some(hooks) = hooks {
-                hooks.resolve("timeout", &object(&[]));
+            let callbacks = registry.borrow().bindings(channel);
+            if let Some(callbacks) = callbacks {
+                callbacks.answer(push.as_u64() as f64, "timeout", &object(&[]));
             }
         }
         Notice::Event(Event::Message {
