@@ -24,12 +24,10 @@ function callBack(callback, a, b, c) {
 }
 
 export class Push {
-  constructor() {
-    /** `[status, callback]` pairs, in the order they were given. */
-    this._hooks = [];
-    /** The latest answer, `[status, response]`, or null. */
-    this._received = null;
-  }
+  /** `[status, callback]` pairs, in the order they were given. */
+  #hooks = [];
+  /** The latest answer, `[status, response]`, or null. */
+  #received = null;
 
   /** Kept for the API of phoenix.js's classes here (`free()`, `using`): a push owns nothing in
    * wasm. */
@@ -38,52 +36,51 @@ export class Push {
   [Symbol.dispose]() {}
 
   receive(status, callback) {
-    this._hooks.push([status, callback]);
-    if (this._received && this._received[0] === status) callBack(callback, this._received[1]);
+    this.#hooks.push([status, callback]);
+    if (this.#received && this.#received[0] === status) callBack(callback, this.#received[1]);
     return this;
   }
 
-  /** The wasm module's answer: every `receive(status)` callback, with `response`. */
+  /** The answer (`Callbacks.answer`, or a leave with nothing to send): every `receive(status)`
+   * callback, with `response`. */
   __resolve(status, response) {
-    const matching = this._hooks.filter(([s]) => s === status);
-    this._received = [status, response];
+    const matching = this.#hooks.filter(([s]) => s === status);
+    this.#received = [status, response];
     for (const [, callback] of matching) callBack(callback, response);
   }
 }
 
 /** Callbacks by event name, each with a ref for `off`; a channel's also keep its pushes. */
 export class Callbacks {
-  constructor() {
-    /** `[event, ref, callback]`, in the order they were given. */
-    this.list = [];
-    this.ref = 0;
-    /** The pushes in flight by the session's push id, and the id of the current join. */
-    this.pushes = new Map();
-    this.join = undefined;
-  }
+  /** `[event, ref, callback]`, in the order they were given. */
+  #list = [];
+  #ref = 0;
+  /** The pushes in flight by the session's push id, and the id of the current join. */
+  #pushes = new Map();
+  #join;
 
   /** A new push with the session's `id`; a join's answers every rejoin, and replaces the last. */
   track(id, join) {
     const push = new Push();
     if (join) {
-      this.pushes.delete(this.join);
-      this.join = id;
+      this.#pushes.delete(this.#join);
+      this.#join = id;
     }
-    this.pushes.set(id, push);
+    this.#pushes.set(id, push);
     return push;
   }
 
   /** The module's answer to push `id`, if it is still tracked; only the join answers again. */
   answer(id, status, response) {
-    const push = this.pushes.get(id);
-    if (id !== this.join) this.pushes.delete(id);
+    const push = this.#pushes.get(id);
+    if (id !== this.#join) this.#pushes.delete(id);
     push?.__resolve(status, response);
   }
 
   /** Adds `callback` for `event`; returns its ref (a number). */
   on(event, callback) {
-    this.list.push([event, ++this.ref, callback]);
-    return this.ref;
+    this.#list.push([event, ++this.#ref, callback]);
+    return this.#ref;
   }
 
   /** phoenix.js's socket refs are strings. */
@@ -93,16 +90,16 @@ export class Callbacks {
 
   /** Removes the callbacks for `event`, or only the one with `ref`. */
   off(event, ref) {
-    this.list = this.list.filter(([e, r]) => e !== event || (ref !== undefined && r !== ref));
+    this.#list = this.#list.filter(([e, r]) => e !== event || (ref !== undefined && r !== ref));
   }
 
   /** Removes the callbacks with these (string) refs, whatever their event. */
   offRefs(refs) {
-    this.list = this.list.filter(([, r]) => !refs.includes(String(r)));
+    this.#list = this.#list.filter(([, r]) => !refs.includes(String(r)));
   }
 
   has(event) {
-    return this.list.some(([e]) => e === event);
+    return this.#list.some(([e]) => e === event);
   }
 
   /** For the module: `callBack` and `report`, as static methods (free functions would be a
@@ -141,7 +138,7 @@ export class Callbacks {
 
   /** Calls the callbacks that `event` has now with `(a, b, c)`. */
   trigger(event, a, b, c) {
-    for (const [, , callback] of this.list.filter(([e]) => e === event)) {
+    for (const [, , callback] of this.#list.filter(([e]) => e === event)) {
       callBack(callback, a, b, c);
     }
   }
