@@ -279,7 +279,11 @@ impl Connection {
                 () = &mut idle => Step::Close(close_code::GOING_AWAY, "idle timeout".into()),
             };
             self.encode_pending();
-            self.held.hold(&mut self.out, self.published.as_ref());
+            let hold_until = self.published.take().and_then(|latest| {
+                self.pacing.published(latest);
+                self.pacing.hold_until()
+            });
+            self.held.hold(&mut self.out, hold_until.as_ref());
             if matches!(step, Step::Continue) {
                 self.held.release(&mut self.out);
             } else {
@@ -312,9 +316,6 @@ impl Connection {
             match step {
                 Step::Continue => {}
                 other => return other,
-            }
-            if let Some(latest) = self.published.take() {
-                self.pacing.published(latest);
             }
         }
     }

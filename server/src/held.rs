@@ -12,10 +12,8 @@
 //! [`HOLD_TIMEOUT`].
 //!
 //! Into a small topic, a step waits for the broadcast of a few steps before rather than its own
-//! ([`LAG_BUDGET`] deliveries' worth, at most [`MAX_LAG`] steps): the client keeps a few more
-//! broadcasts in the pipe, and subscribers write several per syscall. Measured flat out at 1,000
-//! subscribers: 1.16-1.25M deliveries/s instead of 0.9-1.05M, at the same p99 (about 23 ms); into
-//! 10,000 it waits one step back.
+//! (which one, [`Pacing::hold_until`](crate::pacing::Pacing::hold_until) says): the client
+//! keeps a few more broadcasts in the pipe, and subscribers write several per syscall.
 
 use std::collections::VecDeque;
 use std::sync::Weak;
@@ -25,31 +23,15 @@ use alight_protocol::SharedBroadcast;
 use axum::extract::ws::Message;
 use tokio::time::Instant;
 
-use crate::pacing::{forget_taken, taken};
+use crate::pacing::taken;
 
 /// The longest a step's output waits for its broadcast to be taken.
 pub(crate) const HOLD_TIMEOUT: Duration = Duration::from_millis(100);
-/// How many deliveries the steps a held step may lag behind stand for.
-const LAG_BUDGET: usize = 16_000;
-/// The most steps a held step waits behind: it waits for the broadcast this many steps before.
-const MAX_LAG: usize = 8;
 
 /// Steps' output waiting for their broadcasts, oldest first.
+#[derive(Default)]
 pub(crate) struct HeldOutput {
     steps: VecDeque<HeldStep>,
-    /// The latest broadcasts of this connection, newest last, at most [`MAX_LAG`] + 1.
-    recent: VecDeque<Weak<SharedBroadcast>>,
-    lag_budget: usize,
-}
-
-impl Default for HeldOutput {
-    fn default() -> Self {
-        HeldOutput {
-            steps: VecDeque::new(),
-            recent: VecDeque::new(),
-            lag_budget: LAG_BUDGET,
-        }
-    }
 }
 
 struct HeldStep {
@@ -66,19 +48,13 @@ impl HeldOutput {
         self.steps.is_empty()
     }
 
-    /// Takes a step's output. If the step broadcast and its broadcast is still queued somewhere,
-    /// held until the broadcast of its lag is taken everywhere; behind what is already held
-    /// otherwise; else left in `out` to be written now.
-    pub(crate) fn hold(
-        &mut self,
-        out: &mut Vec<Message>,
-        broadcast: Option<&Weak<SharedBroadcast>>,
-    ) {
-        let gate = broadcast.and_then(|latest| self.gate(latest));
+    /// Takes a step's output: held until `until` is taken everywhere if given and still queued
+    /// somewhere; behind what is already held otherwise; else left in `out` to be written now.
+    pub(crate) fn hold(&mut self, out: &mut Vec<Message>, until: Option<&Weak<SharedBroadcast>>) {
         if out.is_empty() {
             return;
         }
-        match gate.as_ref() {
+        match until {
             Some(broadcast) if broadcast.strong_count() > 0 => {
                 self.steps.push_back(HeldStep {
                     broadcast: broadcast.clone(),
@@ -92,22 +68,6 @@ impl HeldOutput {
                 }
             }
         }
-    }
-
-    /// Records `latest`; the broadcast its step waits for, if any.
-    fn gate(&mut self, latest: &Weak<SharedBroadcast>) -> Option<Weak<SharedBroadcast>> {
-        // After the step's own copy was written, its other holders are the subscriber queues.
-        let fanout = latest.strong_count();
-        if fanout == 0 {
-            return None;
-        }
-        let lag = (self.lag_budget / fanout).min(MAX_LAG);
-        self.recent.push_back(latest.clone());
-        while self.recent.len() > MAX_LAG + 1 {
-            self.recent.pop_front();
-        }
-        let at = self.recent.len().checked_sub(lag + 1)?;
-        self.recent.get(at).cloned()
     }
 
     /// Moves the output of the steps now released, in order, to the end of `out`.
@@ -124,7 +84,6 @@ impl HeldOutput {
         if self.steps.is_empty() && self.steps.capacity() > 0 {
             self.steps = VecDeque::new();
         }
-        forget_taken(&mut self.recent);
     }
 
     /// Moves all held output, in order, to the end of `out`.
@@ -175,10 +134,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_step_waits_for_its_broadcast_and_later_output_waits_behind_it() {
-        let mut held = HeldOutput {
-            lag_budget: 0,
-            ..HeldOutput::default()
-        };
+        let mut held = HeldOutput::default();
         let shout = broadcast();
         let queued = shout.clone();
         let mut out = vec![text("own copy"), text("reply")];
@@ -206,10 +162,7 @@ mod tests {
 
     #[test]
     fn output_goes_out_at_once_when_nothing_holds_it() {
-        let mut held = HeldOutput {
-            lag_budget: 0,
-            ..HeldOutput::default()
-        };
+        let mut held = HeldOutput::default();
         // No broadcast, or one no queue holds any more (no other subscriber).
         let mut out = vec![text("reply")];
         held.hold(&mut out, None);
@@ -220,40 +173,9 @@ mod tests {
         assert!(held.is_empty());
     }
 
-    #[test]
-    fn into_a_small_topic_a_step_waits_for_the_broadcast_of_a_step_before() {
-        // Two subscribers and a budget of 4 deliveries: a lag of two steps.
-        let mut held = HeldOutput {
-            lag_budget: 4,
-            ..HeldOutput::default()
-        };
-        let mut queues = Vec::new();
-        let mut written = Vec::new();
-        for reply in ["reply 0", "reply 1", "reply 2"] {
-            let shout = broadcast();
-            queues.push([shout.clone(), shout.clone()]);
-            // Its own copy written, only the two subscriber queues hold it.
-            let weak = Arc::downgrade(&shout);
-            drop(shout);
-            let mut out = vec![text(reply)];
-            held.hold(&mut out, Some(&weak));
-            held.release(&mut out);
-            written.append(&mut out);
-        }
-        // The first two have no step two before them: out at once. The third waits for the first.
-        assert_eq!(texts(&written), ["reply 0", "reply 1"]);
-        queues.remove(0);
-        let mut out = Vec::new();
-        held.release(&mut out);
-        assert_eq!(texts(&out), ["reply 2"]);
-    }
-
     #[tokio::test(start_paused = true)]
     async fn a_broadcast_never_taken_holds_the_output_for_the_timeout_only() {
-        let mut held = HeldOutput {
-            lag_budget: 0,
-            ..HeldOutput::default()
-        };
+        let mut held = HeldOutput::default();
         let shout = broadcast();
         let _stuck_in_a_queue = shout.clone();
         let mut out = vec![text("reply")];

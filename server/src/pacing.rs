@@ -12,6 +12,10 @@ use tokio::time::Instant;
 pub(crate) const MAX_PACE_WINDOW: usize = 64;
 /// The most deliveries (broadcasts times the subscribers each reaches) a connection keeps ahead.
 const DELIVERY_BUDGET: usize = 128 * 1024;
+/// How many deliveries the steps a held step may lag behind stand for (see [`Pacing::hold_until`]).
+const LAG_BUDGET: usize = 16_000;
+/// The most steps a held step lags behind.
+const MAX_LAG: usize = 8;
 /// The longest a paced connection waits for its subscribers before it reads again anyway.
 const PACE_TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -51,7 +55,7 @@ pub(crate) struct Pacing {
 impl Pacing {
     /// Records the latest broadcast of a step.
     ///
-    /// Called after the step's own copy was written: the broadcast's other holders are the
+    /// Called once the step's own copy is encoded: the broadcast's other holders are the
     /// subscriber queues it went into (less any another worker thread already emptied).
     pub(crate) fn published(&mut self, latest: Weak<SharedBroadcast>) {
         self.fanout = latest.strong_count();
@@ -70,6 +74,23 @@ impl Pacing {
         self.deadline
             .get_or_insert_with(|| Instant::now() + PACE_TIMEOUT);
         true
+    }
+
+    /// The broadcast whose taking releases the output of the step that just published (see
+    /// `crate::held`): the step's own, or, into a small topic, the one of a few steps before
+    /// ([`LAG_BUDGET`] deliveries' worth, at most [`MAX_LAG`] steps), so that the client keeps a
+    /// few more broadcasts in the pipe and subscribers write several per syscall. Measured flat
+    /// out at 1,000 subscribers (8 steps back): 1.16-1.25M deliveries/s instead of 0.9-1.05M at
+    /// the same p99 (about 23 ms); into 10,000 it is one step back. `None` when that broadcast is
+    /// already taken.
+    ///
+    /// The broadcasts still queued are a suffix of this connection's (queues are first in, first
+    /// out), so the one `lag` steps back is the `lag`-th from the end if it is still queued.
+    pub(crate) fn hold_until(&mut self) -> Option<Weak<SharedBroadcast>> {
+        self.forget_sent();
+        let lag = (LAG_BUDGET / self.fanout.max(1)).min(MAX_LAG);
+        let at = self.recent.len().checked_sub(lag + 1)?;
+        self.recent.get(at).cloned()
     }
 
     /// Resolves once every subscriber has taken all of them, or at the deadline (then forgets
@@ -182,6 +203,34 @@ mod tests {
         holders.clear();
         assert!(!pacing.paused(2));
         assert_eq!(pacing.recent.capacity(), 0);
+    }
+
+    #[test]
+    fn a_step_into_a_small_topic_is_held_until_a_broadcast_of_a_few_steps_before_is_taken() {
+        let mut pacing = Pacing::default();
+        let mut queues = Vec::new();
+        let mut gates = Vec::new();
+        for _ in 0..12 {
+            let (latest, held) = fanned_out(2);
+            pacing.published(latest.clone());
+            // 2,000 subscribers: LAG_BUDGET / 2,000 = 8 steps back.
+            pacing.fanout = 2_000;
+            queues.push(held);
+            gates.push(latest);
+            let gate = pacing.hold_until();
+            let expected = gates.len().checked_sub(9).map(|at| &gates[at]);
+            assert_eq!(gate.is_some(), expected.is_some());
+            if let (Some(gate), Some(expected)) = (gate, expected) {
+                assert!(gate.ptr_eq(expected));
+            }
+        }
+        // Into 20,000 subscribers the step waits for its own broadcast.
+        pacing.fanout = 20_000;
+        let newest = pacing.hold_until().expect("the newest is queued");
+        assert!(newest.ptr_eq(&gates[11]));
+        // Once everything is taken nothing holds a step.
+        queues.clear();
+        assert!(pacing.hold_until().is_none());
     }
 
     #[tokio::test(start_paused = true)]
