@@ -45,6 +45,11 @@ pub struct Limits {
     /// How long a topic's presence changes accumulate before they go out as one `presence_diff`
     /// (counted from the first pending change). Zero sends every change at once.
     pub presence_batch_window: Duration,
+    /// Once the open sockets have fallen to half of their peak, freed memory is returned to the
+    /// operating system this long after (glibc's `malloc_trim`; see the `memory` module);
+    /// `None` never does. Without it a server stays near its peak resident size after a wave of
+    /// connections closes.
+    pub memory_trim: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -58,6 +63,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(10),
             presence_batch_window: Duration::from_millis(50),
+            memory_trim: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -134,6 +140,12 @@ impl Config {
     /// See [`Limits::presence_batch_window`].
     pub fn presence_batch_window(mut self, window: Duration) -> Self {
         self.limits.presence_batch_window = window;
+        self
+    }
+
+    /// See [`Limits::memory_trim`].
+    pub fn memory_trim(mut self, delay: Option<Duration>) -> Self {
+        self.limits.memory_trim = delay;
         self
     }
 }

@@ -49,6 +49,7 @@ use tracing::{debug, info, warn};
 use crate::channel::{BoxFuture, Channel, ChannelHandler};
 use crate::config::Config;
 use crate::connection;
+use crate::memory::MemoryTrim;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::pubsub::{LocalPubSub, PubSub};
@@ -85,6 +86,8 @@ pub(crate) struct Hub {
     /// One permit per open connection.
     permits: Arc<Semaphore>,
     next_conn: AtomicU64,
+    /// Returns freed memory to the system once connections have closed.
+    pub(crate) memory: Arc<MemoryTrim>,
 }
 
 /// A running Alight endpoint: channels, PubSub and limits. Cheap to clone.
@@ -188,6 +191,7 @@ impl AlightBuilder {
             None => Arc::new(LocalPubSub::new(registry.clone(), metrics.clone())),
         };
         let permits = Arc::new(Semaphore::new(self.config.limits().max_connections));
+        let memory = Arc::new(MemoryTrim::new(self.config.limits().memory_trim));
         let local = registry.clone();
         let presence = Presence::new(self.config.limits().presence_batch_window, move |diff| {
             local.dispatch(&diff, None);
@@ -205,6 +209,7 @@ impl AlightBuilder {
                 tracker: TaskTracker::new(),
                 permits,
                 next_conn: AtomicU64::new(1),
+                memory,
             }),
         }
     }

@@ -20,6 +20,7 @@
 //!   per topic, on a mergeable per-node replica that multi-node adapters replicate.
 //! - [`socket`]: what the connect callback sees ([`ConnectInfo`]) and returns ([`Connected`]).
 //! - [`config`]: [`Config`] and its [`Limits`]; [`close_code`]: the close codes the server sends.
+//! - `memory`: freed memory returned to the system after a wave of connections closes.
 //! - [`api`]: `POST /api/broadcast`, `GET /healthz`, `GET /metrics`.
 //!
 //! # Example
@@ -58,6 +59,7 @@ pub mod config;
 mod connection;
 pub mod endpoint;
 mod held;
+mod memory;
 mod metrics;
 mod pacing;
 pub mod presence;

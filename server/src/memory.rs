@@ -1,0 +1,181 @@
+//! Giving freed memory back to the operating system after connections close.
+//!
+//! glibc's malloc keeps what a process frees for reuse, and returns only the free space at the
+//! very top of each arena. A connection's buffers are freed in whatever order its neighbours
+//! leave them, so after a wave of connections closes the process stays near its peak resident
+//! size although nothing holds that memory. `malloc_trim(0)` walks the arenas and hands every
+//! whole free page back (`madvise`), which is what brings the resident size down.
+//!
+//! [`MemoryTrim`] calls it once the open connections have fallen to half of their peak since the
+//! last trim, [`Limits::memory_trim`](crate::Limits::memory_trim) later, so that one trim follows
+//! a wave of closes rather than each close. The walk takes the arenas' locks and can take tens of
+//! milliseconds on a heap of gigabytes, so it runs on a blocking thread, not on a runtime worker.
+//! On other allocators (musl, macOS, Windows) there is no such call and nothing is done.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tracing::debug;
+
+/// Decides when to trim, and trims.
+#[derive(Debug)]
+pub(crate) struct MemoryTrim {
+    /// How long after the open connections fall to half their peak the trim runs; `None`: never.
+    delay: Option<Duration>,
+    /// The most connections open at once since the last trim.
+    peak: AtomicUsize,
+    /// A trim is scheduled and has not run yet.
+    scheduled: AtomicBool,
+    /// What trimming does: [`release_free_memory`] outside tests.
+    trim: fn() -> bool,
+}
+
+impl MemoryTrim {
+    pub(crate) fn new(delay: Option<Duration>) -> Self {
+        Self::with(delay, release_free_memory)
+    }
+
+    fn with(delay: Option<Duration>, trim: fn() -> bool) -> Self {
+        MemoryTrim {
+            delay,
+            peak: AtomicUsize::new(0),
+            scheduled: AtomicBool::new(false),
+            trim,
+        }
+    }
+
+    /// A connection opened; `open` connections are open now, it included.
+    pub(crate) fn opened(&self, open: usize) {
+        self.peak.fetch_max(open, Ordering::Relaxed);
+    }
+
+    /// A connection closed; `open` are still open. Schedules a trim (on the current tokio
+    /// runtime) if they are half the peak or fewer and none is scheduled; `open_now` reads the
+    /// count again when it runs, as the next peak to compare with.
+    pub(crate) fn closed(
+        self: &Arc<Self>,
+        open: usize,
+        open_now: impl Fn() -> usize + Send + 'static,
+    ) {
+        let Some(delay) = self.delay else { return };
+        if open > self.peak.load(Ordering::Relaxed) / 2
+            || self.scheduled.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            this.peak.store(open_now(), Ordering::Relaxed);
+            let trim = this.trim;
+            match tokio::task::spawn_blocking(trim).await {
+                Ok(released) => debug!(released, "freed memory returned to the system"),
+                Err(err) => debug!(error = %err, "memory trim did not run"),
+            }
+            this.scheduled.store(false, Ordering::Release);
+        });
+    }
+}
+
+/// Asks glibc to return the whole free pages of every arena to the system; whether any were.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[expect(unsafe_code, reason = "malloc_trim is a C function")]
+fn release_free_memory() -> bool {
+    // SAFETY: malloc_trim takes no pointer and has no precondition; glibc serialises it with
+    // every other allocator call.
+    unsafe { libc::malloc_trim(0) == 1 }
+}
+
+/// Other allocators return memory themselves or have no such call.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_free_memory() -> bool {
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    // One counter per test: tests run in parallel.
+    static TRIMS_WAVE: AtomicU32 = AtomicU32::new(0);
+    static TRIMS_OFF: AtomicU32 = AtomicU32::new(0);
+
+    fn count_wave() -> bool {
+        TRIMS_WAVE.fetch_add(1, Ordering::SeqCst);
+        true
+    }
+
+    fn count_off() -> bool {
+        TRIMS_OFF.fetch_add(1, Ordering::SeqCst);
+        true
+    }
+
+    /// Lets the spawned trim task and its blocking call finish after a clock advance.
+    async fn settle() {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_trim_after_a_wave_of_closes_and_none_while_connections_hold() {
+        let trim = Arc::new(MemoryTrim::with(Some(Duration::from_secs(1)), count_wave));
+        for open in 1..=10 {
+            trim.opened(open);
+        }
+        // Down to 6 of a peak of 10: more than half still open, nothing to do.
+        for open in (6..10).rev() {
+            trim.closed(open, || 6);
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        settle().await;
+        assert_eq!(TRIMS_WAVE.load(Ordering::SeqCst), 0);
+
+        // Down to 0: one trim, a second after the first close at half the peak.
+        for open in (0..6).rev() {
+            trim.closed(open, || 0);
+        }
+        tokio::time::sleep(Duration::from_millis(999)).await;
+        assert_eq!(TRIMS_WAVE.load(Ordering::SeqCst), 0);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        settle().await;
+        assert_eq!(TRIMS_WAVE.load(Ordering::SeqCst), 1);
+
+        // The peak starts again from what was open at the trim: a new wave trims again.
+        trim.opened(1);
+        trim.opened(2);
+        trim.closed(1, || 0);
+        trim.closed(0, || 0);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        settle().await;
+        assert_eq!(TRIMS_WAVE.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_trim_when_turned_off() {
+        let trim = Arc::new(MemoryTrim::with(None, count_off));
+        trim.opened(4);
+        for open in (0..4).rev() {
+            trim.closed(open, || 0);
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        settle().await;
+        assert_eq!(TRIMS_OFF.load(Ordering::SeqCst), 0);
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn freed_pages_below_a_live_allocation_are_returned() {
+        // 8 MB in small blocks (below glibc's mmap threshold, so they come from the arena), then
+        // one block above them that stays: freeing the others leaves free pages that only a trim
+        // returns.
+        let blocks: Vec<Vec<u8>> = (0..80_000).map(|i| vec![i as u8; 100]).collect();
+        let above: Box<[u8]> = Box::new([1_u8; 100]);
+        drop(blocks);
+        assert!(release_free_memory(), "nothing was returned");
+        assert_eq!(above[0], 1);
+    }
+}
