@@ -114,6 +114,11 @@ test("a socket without a WebSocket class says what to do", () => {
 
 test("option and argument errors are thrown where they are made", () => {
   assert.throws(() => new client.Socket("ws://x/socket", { vsn: "3.0.0" }), RangeError);
+  // V2 only, as phoenix.js 1.8: the V1 serializer is not in the package.
+  assert.throws(
+    () => new client.Socket("ws://x/socket", { vsn: "1.0.0" }),
+    (error) => error instanceof RangeError && /`1\.0\.0`: this build speaks vsn=2\.0\.0 \(V2\) only/.test(error.message),
+  );
   const socket = new client.Socket("ws://127.0.0.1:1/socket");
   const channel = socket.channel("room:1");
   assert.equal(channel.topic, "room:1");

@@ -92,6 +92,9 @@ pub enum DecodeError {
     /// The serializer has no binary format (V1).
     #[error("the V1 serializer has no binary frames; connect with vsn=2.0.0")]
     BinaryUnsupported,
+    /// The V1 serializer is not compiled in (the `v1` feature is off).
+    #[error("the V1 serializer is not compiled in; connect with vsn=2.0.0")]
+    V1NotCompiled,
 }
 
 /// Why a [`Frame`](crate::Frame) could not be encoded.
@@ -112,11 +115,21 @@ pub enum EncodeError {
     /// A binary push from a client must carry a join_ref and a ref.
     #[error("a binary push from a client needs `{0}`")]
     MissingField(Field),
+    /// The V1 serializer is not compiled in (the `v1` feature is off).
+    #[error("the V1 serializer is not compiled in; connect with vsn=2.0.0")]
+    V1NotCompiled,
 }
 
-/// The `vsn` connect parameter names no serializer Alight speaks.
+/// The `vsn` connect parameter names no serializer Alight speaks (or V1, without the `v1` feature).
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
-#[error("unsupported protocol version `{vsn}`: use vsn=2.0.0 (V2) or vsn=1.0.0 (V1)")]
+#[cfg_attr(
+    feature = "v1",
+    error("unsupported protocol version `{vsn}`: use vsn=2.0.0 (V2) or vsn=1.0.0 (V1)")
+)]
+#[cfg_attr(
+    not(feature = "v1"),
+    error("unsupported protocol version `{vsn}`: this build speaks vsn=2.0.0 (V2) only")
+)]
 pub struct VsnError {
     /// The version the client asked for.
     pub vsn: String,

@@ -61,7 +61,7 @@ export interface SocketOptions {
   logger?: (kind: string, msg: string, data?: unknown) => void;
   /** Log to `console.log` when there is no `logger`. */
   debug?: boolean;
-  /** The serializer: `"2.0.0"` (default) or `"1.0.0"` (no binary payloads). */
+  /** The serializer: `"2.0.0"`, the only one (as phoenix.js 1.8); any other value, `"1.0.0"` too, makes the constructor throw a `RangeError`. */
   vsn?: string;
   /** The WebSocket class; default: the global `WebSocket` at each connect. */
   transport?: WebSocketClass;

@@ -10,10 +10,13 @@
 //! | `heartbeatIntervalMs` | 30 000 ms | [`ClientConfig::heartbeat_interval`] |
 //! | `reconnectAfterMs` | phoenix.js's steps | [`ClientConfig::reconnect_after`], sampled (below) |
 //! | `rejoinAfterMs` | phoenix.js's steps | [`ClientConfig::rejoin_after`], sampled (below) |
-//! | `vsn` | `"2.0.0"` | [`ClientConfig::serializer`] |
+//! | `vsn` | `"2.0.0"`, the only one | [`ClientConfig::serializer`]; anything else throws a `RangeError` |
 //! | `logger`, `debug` | none | [`Options::logger`] |
 //! | `transport` | global `WebSocket` | [`ConnectOptions::transport`] |
 //! | `jitter` (not in phoenix.js) | 0.2 | [`ClientConfig::jitter`] |
+//!
+//! The package speaks V2 only, as phoenix.js 1.8 does: the protocol's V1 serializer is not
+//! compiled in, and `vsn: "1.0.0"` throws from the constructor rather than failing at connect.
 //!
 //! As in phoenix.js, a number option that is missing, zero or not a number takes its default.
 //!

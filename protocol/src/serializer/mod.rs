@@ -9,10 +9,13 @@
 //! | 2.0.x | `[join_ref, ref, topic, event, payload]` | see [`Serializer::decode_binary`] |
 //! | 1.0.x | `{"topic","event","payload","ref","join_ref"}` | none |
 //!
+//! V1 is the default feature `v1`; without it (the browser client), only V2 is compiled in.
+//!
 //! Both directions are covered: a server decodes [`Direction::ToServer`] and encodes
 //! [`Direction::ToClient`]; a client does the opposite.
 
 mod json;
+#[cfg(feature = "v1")]
 mod v1_json;
 mod v2_binary;
 mod v2_json;
@@ -42,15 +45,18 @@ pub enum Serializer {
 impl Serializer {
     /// Picks the serializer for a `vsn` connect parameter, as Phoenix does (no `vsn` means 1.0.0).
     ///
+    /// Without the `v1` feature, `1.0.x` and no `vsn` are an error.
+    ///
     /// ```
     /// use alight_protocol::Serializer;
     /// assert_eq!(Serializer::from_vsn(Some("2.0.0")), Ok(Serializer::V2));
+    /// # #[cfg(feature = "v1")]
     /// assert_eq!(Serializer::from_vsn(None), Ok(Serializer::V1Json));
     /// assert!(Serializer::from_vsn(Some("3.0.0")).is_err());
     /// ```
     pub fn from_vsn(vsn: Option<&str>) -> Result<Self, VsnError> {
         let Some(vsn) = vsn else {
-            return Ok(Serializer::V1Json);
+            return Self::v1("1.0.0");
         };
         let mut parts = vsn.split('.');
         let major = parts.next();
@@ -60,11 +66,22 @@ impl Serializer {
             .is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
         let rest_empty = parts.next().is_none();
         match (major, minor, patch_ok && rest_empty) {
-            (Some("1"), Some("0"), true) => Ok(Serializer::V1Json),
+            (Some("1"), Some("0"), true) => Self::v1(vsn),
             (Some("2"), Some("0"), true) => Ok(Serializer::V2),
             _ => Err(VsnError {
                 vsn: vsn.to_owned(),
             }),
+        }
+    }
+
+    /// V1, for `vsn` (a 1.0.x version), if it is compiled in.
+    fn v1(vsn: &str) -> Result<Self, VsnError> {
+        if cfg!(feature = "v1") {
+            Ok(Serializer::V1Json)
+        } else {
+            Err(VsnError {
+                vsn: vsn.to_owned(),
+            })
         }
     }
 
@@ -79,7 +96,10 @@ impl Serializer {
     /// Decodes a text (JSON) message.
     pub fn decode_text(self, direction: Direction, text: &str) -> Result<Frame, DecodeError> {
         match self {
+            #[cfg(feature = "v1")]
             Serializer::V1Json => v1_json::decode(direction, text),
+            #[cfg(not(feature = "v1"))]
+            Serializer::V1Json => Err(DecodeError::V1NotCompiled),
             Serializer::V2 => v2_json::decode(direction, text),
         }
     }
@@ -111,9 +131,46 @@ impl Serializer {
         };
         match (self, binary) {
             (Serializer::V1Json, true) => Err(EncodeError::BinaryUnsupported),
+            #[cfg(feature = "v1")]
             (Serializer::V1Json, false) => Ok(Wire::Text(v1_json::encode(direction, frame).into())),
+            #[cfg(not(feature = "v1"))]
+            (Serializer::V1Json, false) => Err(EncodeError::V1NotCompiled),
             (Serializer::V2, false) => Ok(Wire::Text(v2_json::encode(frame).into())),
             (Serializer::V2, true) => v2_binary::encode(direction, frame).map(Wire::Binary),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(not(feature = "v1"))]
+    #[test]
+    fn without_v1_the_version_is_refused_and_nothing_is_encoded() {
+        let refused = |vsn: &str| VsnError {
+            vsn: vsn.to_owned(),
+        };
+        assert_eq!(Serializer::from_vsn(Some("1.0.0")), Err(refused("1.0.0")));
+        assert_eq!(Serializer::from_vsn(None), Err(refused("1.0.0")));
+        assert_eq!(
+            refused("1.0.0").to_string(),
+            "unsupported protocol version `1.0.0`: this build speaks vsn=2.0.0 (V2) only"
+        );
+        let frame = Frame::message(None, None, "room:1", "a", Payload::empty());
+        assert_eq!(
+            Serializer::V1Json.encode(Direction::ToServer, &frame),
+            Err(EncodeError::V1NotCompiled)
+        );
+        assert!(matches!(
+            Serializer::V1Json.decode_text(Direction::ToClient, "{}"),
+            Err(DecodeError::V1NotCompiled)
+        ));
+    }
+
+    #[test]
+    fn v2_is_always_there() {
+        assert_eq!(Serializer::from_vsn(Some("2.0.1")), Ok(Serializer::V2));
+        assert_eq!(Serializer::V2.vsn(), "2.0.0");
     }
 }

@@ -445,6 +445,7 @@ fn replaced_params_go_with_the_next_join_and_every_rejoin_after_it() {
     assert_eq!(c.sent(), [r#"["5","5","room:lobby","phx_join",{"n":4}]"#]);
 }
 
+#[cfg(feature = "v1")]
 #[test]
 fn params_that_cannot_be_sent_are_refused_and_the_old_ones_kept() {
     let mut v1 = Client::new(ClientConfig::default().serializer(Serializer::V1Json));

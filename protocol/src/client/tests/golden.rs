@@ -9,12 +9,13 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::{Client, config, hex};
-use crate::client::{Action, ChannelState, Event};
+use crate::client::{ChannelState, Event};
 use crate::{Direction, Payload, Serializer};
 
 // Included rather than read, so the tests also run where there is no file system (wasm).
 const V2_JSON: &str = include_str!("../../../tests/golden/v2_json.json");
 const V2_BINARY: &str = include_str!("../../../tests/golden/v2_binary.json");
+#[cfg(feature = "v1")]
 const V1_JSON: &str = include_str!("../../../tests/golden/v1_json.json");
 
 /// One captured frame: its direction and its bytes (text, or `bin:<hex>` as `Client::sent` shows
@@ -217,6 +218,7 @@ fn v2_frames_match_phoenix_js() {
     r.finish();
 }
 
+#[cfg(feature = "v1")]
 #[test]
 fn v1_frames_match_phoenix_js() {
     let mut r = Replay::new(Serializer::V1Json, &[V1_JSON]);
@@ -252,6 +254,6 @@ fn v1_frames_match_phoenix_js() {
     r.expect_sent("leave");
     r.server_sends("leave reply");
     r.server_sends("phx_close");
-    assert_eq!(r.client.actions(), Vec::<Action>::new());
+    assert_eq!(r.client.actions(), Vec::<crate::client::Action>::new());
     r.finish();
 }
