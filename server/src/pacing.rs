@@ -15,7 +15,7 @@ const DELIVERY_BUDGET: usize = 128 * 1024;
 /// How many deliveries the steps a held step may lag behind stand for (see [`Pacing::hold_until`]).
 const LAG_BUDGET: usize = 16_000;
 /// The most steps a held step lags behind.
-const MAX_LAG: usize = 8;
+const MAX_LAG: usize = 16;
 /// The longest a paced connection waits for its subscribers before it reads again anyway.
 const PACE_TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -80,9 +80,10 @@ impl Pacing {
     /// `crate::held`): the step's own, or, into a small topic, the one of a few steps before
     /// ([`LAG_BUDGET`] deliveries' worth, at most [`MAX_LAG`] steps), so that the client keeps a
     /// few more broadcasts in the pipe and subscribers write several per syscall. Measured flat
-    /// out at 1,000 subscribers (8 steps back): 1.16-1.25M deliveries/s instead of 0.9-1.05M at
-    /// the same p99 (about 23 ms); into 10,000 it is one step back. `None` when that broadcast is
-    /// already taken.
+    /// out at 1,000 subscribers with 16 pushes in flight: 8 steps back gave 1.16-1.25M
+    /// deliveries/s instead of 0.9-1.05M at the same p99 (about 23 ms), and 16 steps back
+    /// 1.12-1.56M instead of 0.99-1.05M (three paired runs, p99 26-34 ms both); into 10,000 it is
+    /// one step back. `None` when that broadcast is already taken.
     ///
     /// The broadcasts still queued are a suffix of this connection's (queues are first in, first
     /// out), so the one `lag` steps back is the `lag`-th from the end if it is still queued.
@@ -210,7 +211,7 @@ mod tests {
         let mut pacing = Pacing::default();
         let mut queues = Vec::new();
         let mut gates = Vec::new();
-        for _ in 0..12 {
+        for _ in 0..20 {
             let (latest, held) = fanned_out(2);
             pacing.published(latest.clone());
             // 2,000 subscribers: LAG_BUDGET / 2,000 = 8 steps back.
@@ -224,10 +225,16 @@ mod tests {
                 assert!(gate.ptr_eq(expected));
             }
         }
+        // Into 1,000 subscribers 16 steps back, and no further into fewer.
+        for fanout in [1_000, 100] {
+            pacing.fanout = fanout;
+            let gate = pacing.hold_until().expect("queued");
+            assert!(gate.ptr_eq(&gates[19 - 16]));
+        }
         // Into 20,000 subscribers the step waits for its own broadcast.
         pacing.fanout = 20_000;
         let newest = pacing.hold_until().expect("the newest is queued");
-        assert!(newest.ptr_eq(&gates[11]));
+        assert!(newest.ptr_eq(&gates[19]));
         // Once everything is taken nothing holds a step.
         queues.clear();
         assert!(pacing.hold_until().is_none());
