@@ -104,6 +104,21 @@ test("a failing params function is an error and a reconnect, not an exception", 
   await socket.opens.nth(1);
 });
 
+test("a token btoa cannot encode is an error and a reconnect, before any connection", async (t) => {
+  const h = new Harness(t);
+  const server = await h.wsServer();
+  let calls = 0;
+  const socket = h.socket(server.socketUrl, {
+    authToken: () => (++calls === 1 ? "ab\u0100" : "ok"),
+  });
+  socket.connect();
+  assert.match(await socket.errors.nth(1), /character above U\+00FF at index 2/);
+  assert.equal((await socket.closes.nth(1)).code, 1006);
+  const conn = await server.connections.nth(1);
+  assert.equal(conn.protocols, `phoenix, base64url.bearer.phx.${btoa("ok").replace(/=/g, "")}`);
+  await socket.opens.nth(1);
+});
+
 test("server restart: reconnects on the same port, rejoins, hears the new server", async (t) => {
   const h = new Harness(t);
   const first = await h.server();

@@ -1,6 +1,7 @@
-//! What a connection attempt puts on the wire before the first frame, the same for every
-//! transport: the WebSocket URL and the subprotocols that carry the auth token, as phoenix.js
-//! builds them.
+//! What a connection attempt puts on the wire before the first frame: the WebSocket URL and the
+//! subprotocols that carry the auth token, as phoenix.js builds them. The native client uses
+//! these; the browser package makes the same in JavaScript (`web/connect.js`, `websocketArgs`),
+//! from JS values, with `btoa` and `encodeURIComponent`.
 //!
 //! | phoenix.js | here |
 //! |---|---|

@@ -7,7 +7,8 @@
 //!
 //! # Layout
 //! - [`connect`]: what a connection attempt sends before the first frame (the WebSocket URL, the
-//!   auth token subprotocol), the same for every transport.
+//!   auth token subprotocol), for the native client; the browser package makes the same in
+//!   JavaScript (`web/connect.js`).
 //! - [`rust_api`]: the Rust API (native apps, Leptos/Dioxus/Yew), runtime-agnostic:
 //!   [`rust_api::Socket`], [`rust_api::Channel`] and [`rust_api::TypedChannel`], with futures for
 //!   replies and bounded streams for events, over a session that a driver feeds through

@@ -31,25 +31,20 @@ use super::Handler;
 use super::time::{Timeout, now};
 use super::transport::{Overflow, Transport, TransportEvent};
 use super::visibility::Visibility;
-use crate::connect::{auth_protocols, websocket_url};
 
 #[wasm_bindgen(module = "/src/web/connect.js")]
 extern "C" {
-    /// phoenix.js `Ajax.serialize(params)`, the connect params as a query string.
-    fn serialize(params: &JsValue) -> String;
-
-    /// phoenix.js `endPointURL()`: a path or protocol-relative endpoint resolved against the
-    /// page's `location`.
-    #[wasm_bindgen(js_name = resolveEndpoint)]
-    fn resolve_endpoint(endpoint: &str) -> String;
+    /// The arguments of `new WebSocket(...)`, as phoenix.js makes them: `[url]`, or `[url,
+    /// protocols]` with a token (neither undefined nor null). The URL is the endpoint resolved
+    /// against the page's `location`, `/websocket`, the params as a query string and
+    /// `vsn=2.0.0`; the protocols carry the token as [`crate::connect::auth_protocols`] does.
+    /// Throws for a token that is not Latin-1.
+    #[wasm_bindgen(js_name = websocketArgs, catch)]
+    fn websocket_args(endpoint: &str, params: &JsValue, token: &JsValue) -> Result<Array, JsValue>;
 }
 
 #[wasm_bindgen]
 extern "C" {
-    /// JavaScript's `String(value)`.
-    #[wasm_bindgen(js_name = String)]
-    fn js_string(value: &JsValue) -> String;
-
     /// `promise.then(resolved, rejected)`, with handlers of the driver's one closure type
     /// (js-sys' `then2` wants `FnMut` closures, another set of shims).
     type Thenable;
@@ -127,8 +122,8 @@ struct Core {
     /// The handlers of a params/token promise being awaited, for attempt `attempt`.
     pending: Option<Pending>,
     transport: Option<Transport>,
-    /// The URL of the current transport, for the log.
-    url: String,
+    /// The URL of the current transport (a JS string), for the log.
+    url: JsValue,
     timer: Option<(Timestamp, Timeout)>,
     visibility: Option<Visibility>,
     observe_received: bool,
@@ -165,7 +160,7 @@ impl Driver {
                 attempt: 0,
                 pending: None,
                 transport: None,
-                url: String::new(),
+                url: JsValue::UNDEFINED,
                 timer: None,
                 visibility: None,
                 observe_received: false,
@@ -449,23 +444,10 @@ impl Driver {
             return;
         }
         // User code may run here (getters, toString), so still without the borrow.
-        let url = {
-            let core = self.core.borrow();
-            let endpoint = resolve_endpoint(&core.options.endpoint);
-            let vsn = core.serializer.vsn();
-            (endpoint, vsn)
-        };
-        let url = websocket_url(&url.0, &serialize(params), url.1);
-        let protocols = if token.is_undefined() || token.is_null() {
-            None
-        } else {
-            match auth_protocols(&js_string(token)) {
-                Ok(protocols) => Some(protocols),
-                Err(error) => {
-                    let error = js_sys::Error::new(&error.to_string());
-                    return self.connect_failed(attempt, error.into());
-                }
-            }
+        let endpoint = self.core.borrow().options.endpoint.clone();
+        let args = match websocket_args(&endpoint, params, token) {
+            Ok(args) => args,
+            Err(error) => return self.connect_failed(attempt, error),
         };
         let Some(class) = self.transport_class() else {
             let error = js_sys::TypeError::new(NO_WEBSOCKET);
@@ -475,13 +457,13 @@ impl Driver {
             let driver = self.clone();
             Rc::new(move |event| driver.on_transport(attempt, event))
         };
-        match Transport::open(&class, &url, protocols, on_event) {
+        match Transport::open(&class, &args, on_event) {
             Ok(transport) => {
                 let mut core = self.core.borrow_mut();
                 if core.attempt == attempt {
                     core.pending = None;
                     core.transport = Some(transport);
-                    core.url = url;
+                    core.url = args.get(0);
                 }
             }
             Err(error) => self.connect_failed(attempt, error),
@@ -520,7 +502,8 @@ impl Driver {
             let mut received = None;
             match event {
                 TransportEvent::Open => {
-                    let msg = ["connected to ", &core.url].concat();
+                    let url = core.url.as_string().unwrap_or_default();
+                    let msg = ["connected to ", &url].concat();
                     self.log("transport", msg);
                     core.session.handle_open(now);
                 }

@@ -7,9 +7,10 @@
 //! - [`transport`]: one WebSocket, its handlers, and the frames waiting for its buffer to drain.
 //! - [`time`]: `performance.now()` and owned `setTimeout` timers.
 //! - [`visibility`]: the `visibilitychange` listener.
-//! - `connect.js`: the connect params as a query string and the endpoint resolved against the
-//!   page's `location`, in plain JavaScript (property reads and string building on JS values);
-//!   `scripts/build-client` puts it into the glue.
+//! - `connect.js`: the arguments of `new WebSocket(...)`: the URL (the endpoint resolved against
+//!   the page's `location`, the connect params as a query string, `vsn`) and the subprotocols
+//!   that carry the auth token, in plain JavaScript (property reads and string building on JS
+//!   values); `scripts/build-client` puts it into the glue.
 //!
 //! # Why `web_sys::WebSocket`, and not gloo-net's
 //!

@@ -77,20 +77,15 @@ struct Sender {
 }
 
 impl Transport {
-    /// Opens `new ctor(url, protocols)` (the global `WebSocket`, or a compatible class such as the
-    /// `ws` package's) and reports what it does to `on_event`.
+    /// Opens `new ctor(...args)` (`args`: the URL, and the subprotocols if any; `ctor`: the
+    /// global `WebSocket`, or a compatible class such as the `ws` package's) and reports what it
+    /// does to `on_event`.
     pub(crate) fn open(
         ctor: &Function,
-        url: &str,
-        protocols: Option<[String; 2]>,
+        args: &Array,
         on_event: Rc<dyn Fn(TransportEvent)>,
     ) -> Result<Transport, JsValue> {
-        let args = Array::of1(&JsValue::from_str(url));
-        if let Some(protocols) = protocols {
-            let list: Array = protocols.iter().map(|p| JsValue::from_str(p)).collect();
-            args.push(&list);
-        }
-        let ws: WebSocket = Reflect::construct(ctor, &args)?.unchecked_into();
+        let ws: WebSocket = Reflect::construct(ctor, args)?.unchecked_into();
         ws.set_binary_type(BinaryType::Arraybuffer);
 
         let on_open = {
