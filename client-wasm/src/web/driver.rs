@@ -114,7 +114,6 @@ pub(crate) struct Driver {
 
 struct Core {
     session: Session,
-    serializer: Serializer,
     options: ConnectOptions,
     /// Counts connection attempts and closes: a params/token evaluation or a transport event that
     /// belongs to an earlier attempt is ignored.
@@ -151,11 +150,9 @@ impl Driver {
         sink: Sink,
         before_rejoin: BeforeRejoin,
     ) -> Rc<Driver> {
-        let serializer = config.serializer;
         let driver = Rc::new(Driver {
             core: RefCell::new(Core {
                 session: Session::new(config),
-                serializer,
                 options,
                 attempt: 0,
                 pending: None,
@@ -312,12 +309,8 @@ impl Driver {
         };
         if core.observe_sent {
             let decoded = match &wire {
-                Wire::Text(text) => core
-                    .serializer
-                    .decode_text(Direction::ToServer, text.as_str()),
-                Wire::Binary(bytes) => core
-                    .serializer
-                    .decode_binary(Direction::ToServer, bytes.clone()),
+                Wire::Text(text) => V2.decode_text(Direction::ToServer, text.as_str()),
+                Wire::Binary(bytes) => V2.decode_binary(Direction::ToServer, bytes.clone()),
             };
             if let Ok(frame) = decoded {
                 self.outbox.borrow_mut().push_back(Notice::Sent(frame));
@@ -509,7 +502,7 @@ impl Driver {
                 }
                 TransportEvent::Text(text) => {
                     if core.observe_received {
-                        received = core.serializer.decode_text(Direction::ToClient, &text).ok();
+                        received = V2.decode_text(Direction::ToClient, &text).ok();
                     }
                     self.incoming(&received);
                     if let Err(error) = core.session.handle_text(now, &text) {
@@ -518,9 +511,7 @@ impl Driver {
                 }
                 TransportEvent::Binary(bytes) => {
                     if core.observe_received {
-                        received = (core.serializer)
-                            .decode_binary(Direction::ToClient, bytes.clone())
-                            .ok();
+                        received = V2.decode_binary(Direction::ToClient, bytes.clone()).ok();
                     }
                     self.incoming(&received);
                     if let Err(error) = core.session.handle_binary(now, bytes) {
@@ -554,6 +545,10 @@ impl std::fmt::Debug for Driver {
         f.debug_struct("Driver").finish_non_exhaustive()
     }
 }
+
+/// The serializer of every session here: the package speaks V2 only (`js::options` refuses any
+/// other `vsn`), so the frames observed for the logger and `onMessage` are decoded as V2.
+const V2: Serializer = Serializer::V2;
 
 /// The error when there is no WebSocket class to connect with.
 pub(crate) const NO_WEBSOCKET: &str = "no WebSocket class: pass `transport` (a WebSocket-compatible class) \
