@@ -9,6 +9,40 @@
 const AUTH_TOKEN_PREFIX = "base64url.bearer.phx.";
 
 /**
+ * A connection attempt's arguments: phoenix.js's `closure(value)()` of the params and the token
+ * (functions are called, anything else taken as it is), awaited if either is a promise; then
+ * `opened(websocketArgs(endpoint, params, token))`, or `failed(error)` if a function threw, a
+ * promise rejected or the token cannot be sent. At once when neither is a promise (the
+ * WebSocket is made during `connect()`, as phoenix.js makes it); returns whether it waits.
+ */
+export function prepare(endpoint, params, token, opened, failed) {
+  const finish = (values) => {
+    let args;
+    try {
+      args = websocketArgs(endpoint, values[0], values[1]);
+    } catch (error) {
+      return failed(error);
+    }
+    opened(args);
+  };
+  let values;
+  try {
+    values = [params, token].map((value) => (typeof value === "function" ? value() : value));
+  } catch (error) {
+    failed(error);
+    return false;
+  }
+  const thenable = (value) =>
+    typeof value === "object" && value !== null && typeof value.then === "function";
+  if (!values.some(thenable)) {
+    finish(values);
+    return false;
+  }
+  Promise.all(values).then(finish, failed);
+  return true;
+}
+
+/**
  * `[url]`, or `[url, protocols]` with a token: phoenix.js's `endPointURL()`, the endpoint
  * resolved against `location`, then `/websocket`, the params as a query string and `vsn=2.0.0`
  * (the package speaks V2 only); and `["phoenix", "base64url.bearer.phx." + btoa(token)]` without

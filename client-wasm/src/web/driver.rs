@@ -24,7 +24,7 @@ use std::rc::Rc;
 
 use alight_protocol::client::{Action, ClientConfig, Event, Session, Timestamp};
 use alight_protocol::{DecodeError, Direction, Frame, Serializer, Wire};
-use js_sys::{Array, Function, Object, Promise, Reflect};
+use js_sys::{Array, Function, Object, Reflect};
 use wasm_bindgen::prelude::*;
 
 use super::Handler;
@@ -34,22 +34,21 @@ use super::visibility::Visibility;
 
 #[wasm_bindgen(module = "/src/web/connect.js")]
 extern "C" {
-    /// The arguments of `new WebSocket(...)`, as phoenix.js makes them: `[url]`, or `[url,
-    /// protocols]` with a token (neither undefined nor null). The URL is the endpoint resolved
-    /// against the page's `location`, `/websocket`, the params as a query string and
-    /// `vsn=2.0.0`; the protocols carry the token as [`crate::connect::auth_protocols`] does.
-    /// Throws for a token that is not Latin-1.
-    #[wasm_bindgen(js_name = websocketArgs, catch)]
-    fn websocket_args(endpoint: &str, params: &JsValue, token: &JsValue) -> Result<Array, JsValue>;
-}
-
-#[wasm_bindgen]
-extern "C" {
-    /// `promise.then(resolved, rejected)`, with handlers of the driver's one closure type
-    /// (js-sys' `then2` wants `FnMut` closures, another set of shims).
-    type Thenable;
-    #[wasm_bindgen(method, js_name = then)]
-    fn then_with(this: &Thenable, resolved: &JsValue, rejected: &JsValue);
+    /// Evaluates the params and the token as phoenix.js does (a function is called, a promise
+    /// awaited), then calls `opened` with the arguments of `new WebSocket(...)`: `[url]`, or
+    /// `[url, protocols]` with a token (neither undefined nor null). The URL is the endpoint
+    /// resolved against the page's `location`, `/websocket`, the params as a query string and
+    /// `vsn=2.0.0`; the protocols carry the token as [`crate::connect::auth_protocols`] does. A
+    /// function that throws, a promise that rejects or a token that is not Latin-1 calls `failed`
+    /// with the error instead. Either is called before this returns, unless it returns `true`:
+    /// then it waits for a promise.
+    fn prepare(
+        endpoint: &str,
+        params: &JsValue,
+        token: &JsValue,
+        opened: &JsValue,
+        failed: &JsValue,
+    ) -> bool;
 }
 
 /// Where and how to connect; the params and token are evaluated on every connect.
@@ -136,10 +135,10 @@ struct Core {
     disconnect_reason: Option<String>,
 }
 
-/// The two handlers of `Promise.all([params, token]).then(...)`.
+/// The two handlers of a connection attempt that waits for a params or token promise.
 struct Pending {
-    _resolved: Handler,
-    _rejected: Handler,
+    _opened: Handler,
+    _failed: Handler,
 }
 
 impl Driver {
@@ -394,54 +393,39 @@ impl Driver {
     // --- connecting ---------------------------------------------------------------------------
 
     /// `Action::Connect`: evaluates the params and token (functions are called, promises
-    /// awaited), then opens the transport, unless another connect or a close came first.
+    /// awaited) in `connect.js`, then opens the transport, unless another connect or a close came
+    /// first. User code runs there, so without the borrow.
     fn start_connect(self: &Rc<Self>, attempt: u64) {
-        let (params, token) = {
+        let (endpoint, params, token) = {
             let core = self.core.borrow();
-            (core.options.params.clone(), core.options.auth_token.clone())
+            let options = &core.options;
+            let endpoint = options.endpoint.clone();
+            (endpoint, options.params.clone(), options.auth_token.clone())
         };
-        let evaluated = evaluate(&params).and_then(|p| Ok((p, evaluate(&token)?)));
-        let (params, token) = match evaluated {
-            Ok(values) => values,
-            Err(error) => return self.connect_failed(attempt, error),
-        };
-        if !is_thenable(&params) && !is_thenable(&token) {
-            return self.open(attempt, &params, &token);
-        }
-        let resolved = {
+        let opened = {
             let driver = self.clone();
-            Handler::new(move |values: JsValue| {
-                let values: Array = values.unchecked_into();
-                driver.open(attempt, &values.get(0), &values.get(1));
-            })
+            Handler::new(move |args: JsValue| driver.open(attempt, args.unchecked_into()))
         };
-        let rejected = {
+        let failed = {
             let driver = self.clone();
             Handler::new(move |error| driver.connect_failed(attempt, error))
         };
-        // The promise callbacks run later, never during this call.
-        Promise::all(&Array::of2(&params, &token))
-            .unchecked_ref::<Thenable>()
-            .then_with(resolved.as_ref(), rejected.as_ref());
+        let waits = prepare(&endpoint, &params, &token, opened.as_ref(), failed.as_ref());
         let mut core = self.core.borrow_mut();
-        if core.attempt == attempt {
+        if waits && core.attempt == attempt {
             core.pending = Some(Pending {
-                _resolved: resolved,
-                _rejected: rejected,
+                _opened: opened,
+                _failed: failed,
             });
         }
     }
 
-    fn open(self: &Rc<Self>, attempt: u64, params: &JsValue, token: &JsValue) {
+    /// Opens the transport with `args` (`[url]` or `[url, protocols]`) for `attempt`, if it is
+    /// still the current one.
+    fn open(self: &Rc<Self>, attempt: u64, args: Array) {
         if self.core.borrow().attempt != attempt {
             return;
         }
-        // User code may run here (getters, toString), so still without the borrow.
-        let endpoint = self.core.borrow().options.endpoint.clone();
-        let args = match websocket_args(&endpoint, params, token) {
-            Ok(args) => args,
-            Err(error) => return self.connect_failed(attempt, error),
-        };
         let Some(class) = self.transport_class() else {
             let error = js_sys::TypeError::new(NO_WEBSOCKET);
             return self.connect_failed(attempt, error.into());
@@ -558,19 +542,6 @@ pub(crate) const NO_WEBSOCKET: &str = "no WebSocket class: pass `transport` (a W
 /// The global `WebSocket` class, if there is one.
 fn global_websocket() -> Option<Function> {
     super::global("WebSocket").dyn_into::<Function>().ok()
-}
-
-/// phoenix.js `closure(value)()`: calls a function, passes anything else through.
-fn evaluate(value: &JsValue) -> Result<JsValue, JsValue> {
-    match value.dyn_ref::<Function>() {
-        Some(function) => function.call0(&JsValue::UNDEFINED),
-        None => Ok(value.clone()),
-    }
-}
-
-fn is_thenable(value: &JsValue) -> bool {
-    value.is_object()
-        && Reflect::get(value, &JsValue::from_str("then")).is_ok_and(|then| then.is_function())
 }
 
 /// A `CloseEvent`-like object for a close the session made: `{code, reason, wasClean}`.

@@ -7,7 +7,8 @@
 //! - [`transport`]: one WebSocket, its handlers, and the frames waiting for its buffer to drain.
 //! - [`time`]: `performance.now()` and owned `setTimeout` timers.
 //! - [`visibility`]: the `visibilitychange` listener.
-//! - `connect.js`: the arguments of `new WebSocket(...)`: the URL (the endpoint resolved against
+//! - `connect.js`: the params and token evaluated (functions called, promises awaited), and
+//!   the arguments of `new WebSocket(...)`: the URL (the endpoint resolved against
 //!   the page's `location`, the connect params as a query string, `vsn`) and the subprotocols
 //!   that carry the auth token, in plain JavaScript (property reads and string building on JS
 //!   values); `scripts/build-client` puts it into the glue.
