@@ -5,6 +5,11 @@
 // the same for the native client, and its tests and these (js-tests/connection.test.mjs) check
 // the same bytes.
 
+/** `globalThis[name]`: the page's `WebSocket` class at each connect, its `document`. */
+export function global(name) {
+  return globalThis[name];
+}
+
 /** The prefix of the subprotocol that carries the auth token. */
 const AUTH_TOKEN_PREFIX = "base64url.bearer.phx.";
 

@@ -31,13 +31,13 @@ pub(crate) mod visibility;
 
 use wasm_bindgen::prelude::*;
 
-#[wasm_bindgen]
+#[wasm_bindgen(module = "/src/web/connect.js")]
 extern "C" {
-    /// `globalThis`, read once. Not `js_sys::global()`, which looks for `globalThis`, `self`,
-    /// `window` and `global` in turn (four imports and their glue) for engines older than every
-    /// one this package runs on.
-    #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
-    static GLOBAL_THIS: JsValue;
+    /// The property `name` of `globalThis` (`undefined` if it has none). Not `js_sys::global()`,
+    /// which looks for `globalThis`, `self`, `window` and `global` in turn (four imports and their
+    /// glue) for engines older than every one this package runs on, nor a `globalThis` static
+    /// and `Reflect.get`, whose lazy initialisation and two imports were more code than this.
+    pub(crate) fn global(name: &str) -> JsValue;
 }
 
 /// The one closure type handed to the browser (timers, WebSocket and `visibilitychange` handlers,
@@ -45,10 +45,3 @@ extern "C" {
 /// module and its own wrapper in the glue, so the handlers that take no argument or an event
 /// take a `JsValue` and cast it.
 pub(crate) type Handler = Closure<dyn Fn(JsValue)>;
-
-/// The property `name` of `globalThis` (`undefined` if it has none).
-pub(crate) fn global(name: &str) -> JsValue {
-    GLOBAL_THIS
-        .with(|global| js_sys::Reflect::get(global, &JsValue::from_str(name)))
-        .unwrap_or(JsValue::UNDEFINED)
-}
