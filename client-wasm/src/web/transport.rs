@@ -224,8 +224,7 @@ impl Sender {
                 // A copy the JS heap owns: `ws` (Node) may write a view lazily, after wasm memory
                 // was reused or has grown, and masks client frames in place.
                 Wire::Binary(bytes) => {
-                    let copy = Uint8Array::new_with_length(len_u32(bytes.len()));
-                    copy.copy_from(bytes);
+                    let copy = Uint8Array::from(&bytes[..]);
                     self.ws.send_with_array_buffer(&copy.buffer())
                 }
             };
@@ -246,9 +245,4 @@ impl Sender {
             }
         }));
     }
-}
-
-/// Frames are far below 4 GiB (`MAX_QUEUED` bounds what waits, the server bounds frames).
-fn len_u32(len: usize) -> u32 {
-    u32::try_from(len).unwrap_or(u32::MAX)
 }
