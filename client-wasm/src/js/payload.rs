@@ -7,7 +7,7 @@
 //! the package: the session keeps JSON payloads as text and never parses them into values.
 
 use alight_protocol::Payload;
-use js_sys::{ArrayBuffer, JSON, Object, Reflect, Uint8Array};
+use js_sys::{ArrayBuffer, JSON, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 /// A payload from a JS value. As phoenix.js (`payload || {}`), a missing or falsy payload is
@@ -33,16 +33,14 @@ pub(crate) fn to_wire(value: &JsValue) -> Result<Payload, JsValue> {
 pub(crate) fn to_js(payload: &Payload) -> JsValue {
     match payload {
         // The session checked the JSON when it decoded the frame.
-        Payload::Json(json) => JSON::parse(json.get()).unwrap_or(JsValue::UNDEFINED),
+        Payload::Json(json) => parse(json.get()),
         Payload::Binary(bytes) => Uint8Array::from(&bytes[..]).buffer().into(),
     }
 }
 
-/// A plain object with these properties, in this order.
-pub(crate) fn object(fields: &[(&str, JsValue)]) -> JsValue {
-    let object = Object::new();
-    for (key, value) in fields {
-        let _ = Reflect::set(&object, &JsValue::from_str(key), value);
-    }
-    object.into()
+/// `JSON.parse(json)`, for valid JSON (`undefined` otherwise); also how the module makes the
+/// few objects of its own, such as a timeout's `{}` (`Object.new` and `Reflect.set` were two
+/// more imports).
+pub(crate) fn parse(json: &str) -> JsValue {
+    JSON::parse(json).unwrap_or(JsValue::UNDEFINED)
 }

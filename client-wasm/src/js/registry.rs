@@ -25,7 +25,7 @@ use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
 use super::callbacks::{Callbacks, Push};
-use super::payload::{object, to_js};
+use super::payload::{parse, to_js};
 use crate::web::driver::{Driver, Notice, Sink};
 
 /// phoenix.js's channel events for a channel's own state.
@@ -177,7 +177,7 @@ fn dispatch(registry: &RefCell<Registry>, driver: &Rc<Driver>, notice: Notice) {
         Notice::Event(Event::Timeout { push, channel }) => {
             let callbacks = registry.borrow().bindings(channel);
             if let Some(callbacks) = callbacks {
-                callbacks.answer(push.as_u64() as f64, "timeout", &object(&[]));
+                callbacks.answer(push.as_u64() as f64, "timeout", &parse("{}"));
             }
         }
         Notice::Event(Event::Message {
@@ -201,10 +201,7 @@ fn dispatch(registry: &RefCell<Registry>, driver: &Rc<Driver>, notice: Notice) {
                 }
                 (ChannelState::Errored, StateCause::ConnectionLost) => (
                     PHX_ERROR,
-                    object(&[
-                        ("source", "transport".into()),
-                        ("reason", "connection_closed".into()),
-                    ]),
+                    parse(r#"{"source":"transport","reason":"connection_closed"}"#),
                 ),
                 (ChannelState::Closed, StateCause::ServerClose(payload)) => {
                     (PHX_CLOSE, to_js(&payload))

@@ -10,6 +10,12 @@ export function global(name) {
   return globalThis[name];
 }
 
+/** What `onClose` callbacks get for a close the session made (the transport's own closes give
+ * the `CloseEvent`). */
+export function closeEvent(code, reason) {
+  return { code, reason, wasClean: true };
+}
+
 /** The prefix of the subprotocol that carries the auth token. */
 const AUTH_TOKEN_PREFIX = "base64url.bearer.phx.";
 

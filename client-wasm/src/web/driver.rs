@@ -24,7 +24,7 @@ use std::rc::Rc;
 
 use alight_protocol::client::{Action, ClientConfig, Event, Session, Timestamp};
 use alight_protocol::{DecodeError, Direction, Frame, Serializer, Wire};
-use js_sys::{Array, Function, Object, Reflect};
+use js_sys::{Array, Function};
 use wasm_bindgen::prelude::*;
 
 use super::Handler;
@@ -49,6 +49,10 @@ extern "C" {
         opened: &JsValue,
         failed: &JsValue,
     ) -> bool;
+
+    /// `{code, reason, wasClean: true}`, for a close the session made.
+    #[wasm_bindgen(js_name = closeEvent)]
+    fn close_event(code: u16, reason: &str) -> JsValue;
 }
 
 /// Where and how to connect; the params and token are evaluated on every connect.
@@ -546,11 +550,6 @@ fn global_websocket() -> Option<Function> {
 
 /// A `CloseEvent`-like object for a close the session made: `{code, reason, wasClean}`.
 fn close_info(code: Option<u16>, reason: &str) -> JsValue {
-    let info = Object::new();
     // 1005: "no status", what a browser reports for a close without a code.
-    let code = code.unwrap_or(1005);
-    let _ = Reflect::set(&info, &"code".into(), &code.into());
-    let _ = Reflect::set(&info, &"reason".into(), &reason.into());
-    let _ = Reflect::set(&info, &"wasClean".into(), &JsValue::TRUE);
-    info.into()
+    close_event(code.unwrap_or(1005), reason)
 }
