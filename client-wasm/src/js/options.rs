@@ -55,12 +55,14 @@ pub(crate) fn parse(endpoint: String, read: &Array) -> Result<Options, JsValue> 
             return None;
         }
         let delays: Array = delays.unchecked_into();
-        let mut steps: Vec<Duration> = delays
-            .iter()
-            .map(|ms| duration_ms(ms.as_f64().unwrap_or(0.0)))
-            .collect();
-        let last = steps.pop()?;
-        Some(Backoff::steps(steps, last))
+        // A plain loop into the variant: the array's iterator collected into a `Vec`, then into
+        // `Backoff::steps`'s, was 0.3 KB gzipped more.
+        let mut steps = Vec::new();
+        for index in 0..delays.length() {
+            steps.push(duration_ms(delays.get(index).as_f64().unwrap_or(0.0)));
+        }
+        let then = steps.pop()?;
+        Some(Backoff::Steps { steps, then })
     };
 
     let mut config = ClientConfig::default().seed(random_seed());
