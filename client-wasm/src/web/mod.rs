@@ -6,7 +6,8 @@
 //!   with params and token functions that may be async, and dispatching to the JS layer in order.
 //! - [`transport`]: one WebSocket, its handlers, and the frames waiting for its buffer to drain.
 //! - [`time`]: `performance.now()` and owned `setTimeout` timers.
-//! - [`visibility`]: the `visibilitychange` listener.
+//! - [`visibility`]: the `visibilitychange` listener, which `visibility.js` installs on
+//!   `document`.
 //! - `connect.js`: the params and token evaluated (functions called, promises awaited), and
 //!   the arguments of `new WebSocket(...)`: the URL (the endpoint resolved against
 //!   the page's `location`, the connect params as a query string, `vsn`) and the subprotocols
