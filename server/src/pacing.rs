@@ -10,13 +10,12 @@ use tokio::time::Instant;
 
 /// The most broadcasts a connection keeps ahead of the subscribers it publishes to.
 pub(crate) const MAX_PACE_WINDOW: usize = 64;
-/// The most deliveries (broadcasts times the subscribers each reaches) a connection keeps ahead.
-const DELIVERY_BUDGET: usize = 128 * 1024;
 /// How many deliveries the steps a held step may lag behind stand for (see [`Pacing::hold_until`]).
 const LAG_BUDGET: usize = 16_000;
 /// The most steps a held step lags behind.
 const MAX_LAG: usize = 16;
-/// The longest a paced connection waits for its subscribers before it reads again anyway.
+/// The longest a paced connection waits without any subscriber taking its newest broadcast
+/// before it reads again anyway.
 const PACE_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Paces a connection that broadcasts to the rate its subscribers are served at.
@@ -34,14 +33,16 @@ const PACE_TIMEOUT: Duration = Duration::from_millis(100);
 /// and write them with one syscall; resuming as soon as the oldest is taken would hand them one
 /// message at a time (bench/README.md has the measurements behind the window).
 ///
-/// The window is [`DELIVERY_BUDGET`] deliveries, counted with the latest broadcast's fan-out
-/// (64 broadcasts into a topic of 2,000 subscribers, 13 into one of 10,000), and at most a
-/// quarter of the outbound queue and [`MAX_PACE_WINDOW`]: wider windows batch more writes,
-/// narrower ones keep the queues, and so the latency, shorter; a topic of ten thousand takes ten
-/// times longer to drain. A subscriber that stops reading holds its broadcasts for good; after
-/// [`PACE_TIMEOUT`] the publisher forgets them and reads on, so such a subscriber slows a
-/// publisher to about a window per timeout until its queue overflows and it is closed as a slow
-/// consumer.
+/// The window is a quarter of the outbound queue, at most [`MAX_PACE_WINDOW`] broadcasts: wider
+/// windows batch more writes, narrower ones keep the queues, and so the latency, shorter.
+///
+/// A subscriber that stops reading holds its broadcasts for good. Once [`PACE_TIMEOUT`] passes
+/// without any subscriber taking the newest broadcast, the publisher forgets them and reads on,
+/// so such a subscriber slows a publisher to about a window per timeout until its queue
+/// overflows and it is closed as a slow consumer. Subscribers that are only busy keep taking, and
+/// the publisher waits for them however long a window takes to write (tens of thousands of
+/// subscribers take longer than the timeout): a fixed timeout per window would let the publisher
+/// overfill their queues.
 #[derive(Default)]
 pub(crate) struct Pacing {
     /// This connection's broadcasts that some queue may still hold, oldest first.
@@ -50,6 +51,9 @@ pub(crate) struct Pacing {
     deadline: Option<Instant>,
     /// How many queues the latest broadcast went into.
     fanout: usize,
+    /// How many queues held the newest broadcast when the deadline was last set: if none has
+    /// taken it by the deadline, the wait ends.
+    holders: usize,
 }
 
 impl Pacing {
@@ -62,17 +66,18 @@ impl Pacing {
         self.recent.push_back(latest);
     }
 
-    /// Whether reading is paused; starts the timeout when it pauses. `max_window` bounds the
-    /// window in broadcasts; the delivery budget narrows it for large topics.
-    pub(crate) fn paused(&mut self, max_window: usize) -> bool {
+    /// Whether reading is paused, with more than `window` broadcasts still queued; starts the
+    /// timeout when it pauses.
+    pub(crate) fn paused(&mut self, window: usize) -> bool {
         self.forget_sent();
-        let window = (DELIVERY_BUDGET / self.fanout.max(1)).clamp(1, max_window);
         if self.recent.len() <= window {
             self.deadline = None;
             return false;
         }
-        self.deadline
-            .get_or_insert_with(|| Instant::now() + PACE_TIMEOUT);
+        if self.deadline.is_none() {
+            self.deadline = Some(Instant::now() + PACE_TIMEOUT);
+            self.holders = self.recent.back().map_or(0, Weak::strong_count);
+        }
         true
     }
 
@@ -94,8 +99,10 @@ impl Pacing {
         self.recent.get(at).cloned()
     }
 
-    /// Resolves once every subscriber has taken all of them, or at the deadline (then forgets
-    /// them). Cancel-safe.
+    /// Resolves once every subscriber has taken all of them, or at the deadline: then forgets them
+    /// if no subscriber took the newest since the deadline was set, and otherwise moves the
+    /// deadline on by a timeout (the caller's next `paused` and `resume` wait again).
+    /// Cancel-safe.
     pub(crate) async fn resume(&mut self) {
         let deadline = self
             .deadline
@@ -105,8 +112,15 @@ impl Pacing {
         tokio::select! {
             () = taken(&newest) => {}
             () = tokio::time::sleep_until(deadline) => {
-                self.recent.clear();
-                self.deadline = None;
+                let holders = newest.strong_count();
+                if holders < self.holders {
+                    // Subscribers are taking it, only slowly: wait for them another timeout.
+                    self.holders = holders;
+                    self.deadline = Some(deadline + PACE_TIMEOUT);
+                } else {
+                    self.recent.clear();
+                    self.deadline = None;
+                }
             }
         }
     }
@@ -161,26 +175,18 @@ mod tests {
     }
 
     #[test]
-    fn the_window_is_a_delivery_budget_within_the_bounds() {
-        for (queues, max_window, expected) in [
-            (1, 64, 64),
-            (1_000, 64, 64),
-            (2_000, 64, 64),
-            (10_000, 64, 13),
-            (1_000_000, 64, 1),
-            (1, 4, 4),
-        ] {
+    fn reading_pauses_past_the_window_whatever_the_topic_size() {
+        for (queues, window) in [(1, 64), (1_000, 64), (10_000, 64), (1_000_000, 64), (1, 4)] {
             let mut pacing = Pacing::default();
             let mut holders = Vec::new();
-            for sent in 1..=expected + 1 {
-                let (latest, held) = fanned_out(queues.min(3));
+            for sent in 1..=window + 1 {
+                let (latest, held) = fanned_out(3);
                 pacing.published(latest);
-                // What the window is computed from: the latest broadcast's fan-out.
                 pacing.fanout = queues;
                 holders.push(held);
                 assert_eq!(
-                    pacing.paused(max_window),
-                    sent > expected,
+                    pacing.paused(window),
+                    sent > window,
                     "{queues} subscribers, {sent} broadcasts queued"
                 );
             }
@@ -278,5 +284,55 @@ mod tests {
         // What was held is forgotten: the window is free again.
         assert!(!pacing.paused(2));
         assert_eq!(stuck.len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn subscribers_that_keep_taking_hold_reading_past_the_timeout() {
+        /// Three subscriber queues holding two broadcasts each, past a window of one.
+        fn two_queued(pacing: &mut Pacing) -> Vec<Vec<Arc<SharedBroadcast>>> {
+            let (older, older_held) = fanned_out(3);
+            let (newest, newest_held) = fanned_out(3);
+            pacing.published(older);
+            pacing.published(newest);
+            assert!(pacing.paused(1));
+            older_held
+                .into_iter()
+                .zip(newest_held)
+                .map(|(a, b)| vec![a, b])
+                .collect()
+        }
+
+        // Busy subscribers take their queue 90 ms apart, the last one 270 ms in: more than the
+        // timeout in all, but never a timeout without one taking.
+        let mut pacing = Pacing::default();
+        let mut queues = two_queued(&mut pacing);
+        let started = Instant::now();
+        let takers = tokio::spawn(async move {
+            while !queues.is_empty() {
+                tokio::time::sleep(Duration::from_millis(90)).await;
+                queues.pop();
+            }
+        });
+        while pacing.paused(1) {
+            pacing.resume().await;
+        }
+        assert_eq!(started.elapsed(), Duration::from_millis(270));
+        takers.await.expect("the takers do not panic");
+
+        // One takes, then the others stall: reading resumes at the first deadline without a
+        // taking, the second.
+        let mut queues = two_queued(&mut pacing);
+        let started = Instant::now();
+        let taker = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(90)).await;
+            queues.pop();
+            queues
+        });
+        while pacing.paused(1) {
+            pacing.resume().await;
+        }
+        assert_eq!(started.elapsed(), PACE_TIMEOUT * 2);
+        let stalled = taker.await.expect("the taker does not panic");
+        assert_eq!(stalled.len(), 2);
     }
 }
