@@ -183,7 +183,7 @@ async fn connect(url: &str, opts: JsValue) -> Connected {
     callbacks.on_ref("open", &opens.callback());
     callbacks.on_ref("close", &closes.callback());
     callbacks.on_ref("message", &messages.callback());
-    let socket = Client::new(url.to_owned(), read_options(&opts), callbacks).expect("socket");
+    let socket = Client::new(url.to_owned(), read_options(&opts), callbacks);
     socket.connect(JsValue::UNDEFINED).expect("connect");
     opens.nth(1, "the socket to open").await;
     Connected {

@@ -42,8 +42,8 @@ impl Client {
     /// A client at `end_point`, with the options `readOptions` (`options.js`) read, and the
     /// socket's `onOpen`/`onClose`/`onError`/`onMessage` callbacks.
     #[wasm_bindgen(skip_jsdoc, constructor)]
-    pub fn new(end_point: String, options: Array, socket: Callbacks) -> Result<Client, JsValue> {
-        let options = options::parse(end_point, &options)?;
+    pub fn new(end_point: String, options: Array, socket: Callbacks) -> Client {
+        let options = options::parse(end_point, &options);
         let registry = Rc::new(RefCell::new(Registry::new(socket, options.logger)));
         let driver = Driver::new(
             options.config,
@@ -57,7 +57,7 @@ impl Client {
             ids: RefCell::new(Vec::new()),
         };
         client.observe();
-        Ok(client)
+        client
     }
 
     /// Connects, unless connected or connecting already; truthy `params` replace the connect

@@ -17,7 +17,7 @@ function sample(backoff) {
 }
 
 /**
- * `[timeout, heartbeatIntervalMs, reconnectAfterMs, rejoinAfterMs, jitter, vsn, logger, params,
+ * `[timeout, heartbeatIntervalMs, reconnectAfterMs, rejoinAfterMs, jitter, logger, params,
  * authToken, transport]`, each undefined when not given: the delays as numbers of ms, the backoffs
  * as sampled delays, `logger` a function or `true` for `debug`, `params` `{}` when falsy.
  */
@@ -29,6 +29,12 @@ export function readOptions(opts) {
   const rejoin = sample(get("rejoinAfterMs"));
   const jitter = get("jitter");
   const vsn = get("vsn");
+  // V2 only, as phoenix.js 1.8: `2.0` and `2.0.<digits>`, as the protocol's
+  // `Serializer::from_vsn` reads versions; anything else (`"1.0.0"` too) throws here, in the
+  // constructor, rather than failing at connect.
+  if (typeof vsn === "string" && !/^2\.0(\.\d+)?$/.test(vsn)) {
+    throw new RangeError(`unsupported protocol version \`${vsn}\`: this build speaks vsn=2.0.0 (V2) only`);
+  }
   const logger = get("logger");
   const log = typeof logger === "function" ? logger : get("debug") ? true : undefined;
   const params = get("params");
@@ -40,7 +46,6 @@ export function readOptions(opts) {
     reconnect,
     rejoin,
     typeof jitter === "number" ? jitter : undefined,
-    typeof vsn === "string" ? vsn : undefined,
     log,
     params || {},
     authToken || undefined,

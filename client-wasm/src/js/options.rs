@@ -10,13 +10,16 @@
 //! | `heartbeatIntervalMs` | 30 000 ms | [`ClientConfig::heartbeat_interval`] |
 //! | `reconnectAfterMs` | phoenix.js's steps | [`ClientConfig::reconnect_after`], sampled (below) |
 //! | `rejoinAfterMs` | phoenix.js's steps | [`ClientConfig::rejoin_after`], sampled (below) |
-//! | `vsn` | `"2.0.0"`, the only one | [`ClientConfig::serializer`]; anything else throws a `RangeError` |
+//! | `vsn` | `"2.0.0"`, the only one | checked by `options.js`: anything else throws a `RangeError` |
 //! | `logger`, `debug` | none | [`Options::logger`] |
 //! | `transport` | global `WebSocket` | [`ConnectOptions::transport`] |
 //! | `jitter` (not in phoenix.js) | 0.2 | [`ClientConfig::jitter`] |
 //!
 //! The package speaks V2 only, as phoenix.js 1.8 does: the protocol's V1 serializer is not
 //! compiled in, and `vsn: "1.0.0"` throws from the constructor rather than failing at connect.
+//! `options.js` checks `vsn` as [`Serializer::from_vsn`](alight_protocol::Serializer::from_vsn)
+//! reads it (parsing it here, with the error's conversion, was 0.7 KB gzipped more), and the
+//! session keeps its default, V2.
 //!
 //! As in phoenix.js, a number option that is missing, zero or not a number takes its default.
 //!
@@ -27,7 +30,6 @@
 
 use std::time::Duration;
 
-use alight_protocol::Serializer;
 use alight_protocol::client::{Backoff, ClientConfig};
 use js_sys::{Array, Function, Math};
 use wasm_bindgen::prelude::*;
@@ -46,7 +48,7 @@ pub(crate) struct Options {
 
 /// Makes the options `readOptions` (options.js) read for a socket at `endpoint` into its
 /// configuration.
-pub(crate) fn parse(endpoint: String, read: &Array) -> Result<Options, JsValue> {
+pub(crate) fn parse(endpoint: String, read: &Array) -> Options {
     let millis = |index: u32| read.get(index).as_f64().map(duration_ms);
     // The sampled delays of tries 1 to 33: steps, then the delay of every later try.
     let backoff = |index: u32| -> Option<Backoff> {
@@ -81,25 +83,19 @@ pub(crate) fn parse(endpoint: String, read: &Array) -> Result<Options, JsValue> 
     if let Some(jitter) = read.get(4).as_f64() {
         config = config.jitter(jitter);
     }
-    if let Some(vsn) = read.get(5).as_string() {
-        let serializer = Serializer::from_vsn(Some(&vsn))
-            .map_err(|error| js_sys::RangeError::new(&error.to_string()))?;
-        config = config.serializer(serializer);
-    }
-
-    let logger = Some(read.get(6)).filter(|logger| !logger.is_undefined());
+    let logger = Some(read.get(5)).filter(|logger| !logger.is_undefined());
     let connect = ConnectOptions {
         endpoint,
         // phoenix.js: `closure(opts.params || {})`, `opts.authToken && closure(opts.authToken)`.
-        params: read.get(7),
-        auth_token: read.get(8),
-        transport: read.get(9).dyn_into::<Function>().ok(),
+        params: read.get(6),
+        auth_token: read.get(7),
+        transport: read.get(8).dyn_into::<Function>().ok(),
     };
-    Ok(Options {
+    Options {
         config,
         connect,
         logger,
-    })
+    }
 }
 
 /// A non-negative number of milliseconds, to the microsecond; NaN is 0 and anything too large
