@@ -390,7 +390,10 @@ impl Driver {
 
     /// A frame that arrived and does not decode is dropped, and logged.
     fn log_undecodable(&self, error: &DecodeError) {
-        let msg = ["dropped a frame that does not decode: ", &error.to_string()].concat();
+        // `insert_str` and `push_str` rather than `concat`: its generic join, here and for the
+        // "connected to" line, was 0.3 KB gzipped.
+        let mut msg = error.to_string();
+        msg.insert_str(0, "dropped a frame that does not decode: ");
         self.log("receive", msg);
     }
 
@@ -483,8 +486,8 @@ impl Driver {
             let mut received = None;
             match event {
                 TransportEvent::Open => {
-                    let url = core.url.as_string().unwrap_or_default();
-                    let msg = ["connected to ", &url].concat();
+                    let mut msg = String::from("connected to ");
+                    msg.push_str(&core.url.as_string().unwrap_or_default());
                     self.log("transport", msg);
                     core.session.handle_open(now);
                 }
