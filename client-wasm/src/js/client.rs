@@ -287,8 +287,8 @@ fn refresh_params(
 /// the rejoin carries the params it returned last.
 fn before_rejoin(registry: Rc<RefCell<Registry>>) -> BeforeRejoin {
     Box::new(move |driver: &Driver, timer: Option<Timestamp>| {
-        let functions = registry.borrow().params_functions();
-        for (channel, _) in functions {
+        let channels = registry.borrow().with_params_functions();
+        for channel in channels {
             let rejoins = driver.read(|session| match timer {
                 None => session.channel_state(channel) == Some(ChannelState::Errored),
                 Some(now) => session.rejoin_due(channel, now),

@@ -94,12 +94,16 @@ impl Registry {
         bindings.and_then(|(_, b)| b.params.clone())
     }
 
-    /// Every channel whose params are a function, with it.
-    pub(crate) fn params_functions(&self) -> Vec<(ChannelId, Function)> {
-        self.channels
-            .iter()
-            .filter_map(|(c, b)| Some((*c, b.params.clone()?)))
-            .collect()
+    /// Every channel whose params are a function. A plain loop: `filter_map` and `collect`, with
+    /// a clone of each function, were 0.2 KB gzipped more.
+    pub(crate) fn with_params_functions(&self) -> Vec<ChannelId> {
+        let mut channels = Vec::new();
+        for (channel, bindings) in &self.channels {
+            if bindings.params.is_some() {
+                channels.push(*channel);
+            }
+        }
+        channels
     }
 
     /// Tracks a push's answers in its channel's callbacks; a join's, for every (re)join of its
