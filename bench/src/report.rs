@@ -241,6 +241,16 @@ pub fn markdown(results: &Results) -> String {
          better for rates and counts of work done; below 1 is better for latency, memory and \
          failures.\n\n",
     );
+    if results
+        .records
+        .iter()
+        .any(|r| r.outcome.notes.iter().any(|n| n.starts_with("median of")))
+    {
+        out.push_str(
+            "The fan-out figures of bare and alight are medians of runs interleaved between the \
+             two (each figure separately); the notes list every run's deliveries/s and p99.\n\n",
+        );
+    }
 
     let servers = server_columns(&results.records);
     let _ = writeln!(

@@ -6,6 +6,11 @@
 //! accepts connections, runs the case, checks the server is still alive, and kills it. Cases run
 //! in the outer loop and servers in the inner one, so a drift of the machine during the run touches
 //! every server alike.
+//!
+//! The fan-out cases, whose figures swing most between runs on a busy 2-core machine, run
+//! [`FANOUT_RUNS`] times for the two servers the targets compare (bare and Alight), interleaved
+//! (bare, Alight, bare, Alight, ...), and each of their figures is the median of those runs;
+//! the per-run values of the main figures go into the case's notes.
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
@@ -33,6 +38,10 @@ const START_LIMIT: Duration = Duration::from_secs(15);
 pub const SOURCE_ADDRESSES: u8 = 16;
 /// Payload size of fan-out shouts and echo pings.
 const PAYLOAD_BYTES: usize = 200;
+/// Runs of each fan-out case for bare and Alight in a full run (see the module doc).
+pub const FANOUT_RUNS: usize = 3;
+/// The figures whose value in every run a repeated case's notes list.
+const SPREAD_FIGURES: [&str; 2] = ["deliveries/s", "latency p99"];
 
 /// A server under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -407,16 +416,33 @@ impl SuiteConfig {
         let mut records = Vec::new();
         let mut index = 0;
         for case in &self.plan {
-            for &server in &servers {
-                index += 1;
-                let record = self.run_case(server, case, index, sources.clone()).await;
-                on_record(&record);
-                records.push(record);
+            let mut runs: Vec<Vec<Record>> = servers.iter().map(|_| Vec::new()).collect();
+            for round in 0..FANOUT_RUNS {
+                for (at, &server) in servers.iter().enumerate() {
+                    if round >= self.runs(server, case) {
+                        continue;
+                    }
+                    index += 1;
+                    let record = self.run_case(server, case, index, sources.clone()).await;
+                    on_record(&record);
+                    runs[at].push(record);
+                }
             }
+            records.extend(runs.into_iter().filter_map(median_record));
         }
         meta.seconds = started.elapsed().as_secs_f64();
         meta.load_at_end = crate::machine::load_average();
         Results { meta, records }
+    }
+
+    /// How many times `case` runs against `server`.
+    fn runs(&self, server: Server, case: &Case) -> usize {
+        let compared = matches!(server, Server::Bare | Server::Alight);
+        if compared && !self.smoke && matches!(case, Case::Fanout(_)) {
+            FANOUT_RUNS
+        } else {
+            1
+        }
     }
 
     async fn run_case(
@@ -479,6 +505,47 @@ impl fmt::Display for Record {
     }
 }
 
+/// One record of a case run several times: each figure the median of its runs (the lower middle
+/// one for an even count), the first run's notes, and every run's value of [`SPREAD_FIGURES`];
+/// the one record of a case run once, as it is. `None` for no runs.
+fn median_record(mut runs: Vec<Record>) -> Option<Record> {
+    if runs.len() <= 1 {
+        return runs.pop();
+    }
+    let mut merged = runs[0].clone();
+    for metric in &mut merged.outcome.metrics {
+        let mut values: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r.outcome.metric(&metric.name))
+            .collect();
+        values.sort_by(f64::total_cmp);
+        if let Some(&middle) = values.get((values.len() - 1) / 2) {
+            metric.value = middle;
+        }
+    }
+    let mut spread = Vec::new();
+    for name in SPREAD_FIGURES {
+        let values: Vec<String> = runs
+            .iter()
+            .filter_map(|r| r.outcome.metrics.iter().find(|m| m.name == name))
+            .map(crate::report::format_value)
+            .collect();
+        if !values.is_empty() {
+            spread.push(format!("{name} {}", values.join(", ")));
+        }
+    }
+    merged.outcome.notes.insert(
+        0,
+        format!(
+            "median of {} runs; per run: {}",
+            runs.len(),
+            spread.join("; ")
+        ),
+    );
+    merged.seconds = runs.iter().map(|r| r.seconds).sum();
+    Some(merged)
+}
+
 /// The scratch directory of a run in `base`.
 pub fn work_dir(base: &Path) -> PathBuf {
     base.join(format!("alight-bench-{}", std::process::id()))
@@ -487,6 +554,48 @@ pub fn work_dir(base: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(deliveries: f64, p99: f64, note: &str) -> Record {
+        Record {
+            server: "alight".to_owned(),
+            scenario: "fanout".to_owned(),
+            outcome: Outcome {
+                case: "S=10 R=100/s".to_owned(),
+                metrics: vec![
+                    scenario::Metric::new(
+                        "deliveries/s",
+                        deliveries,
+                        "msg/s",
+                        scenario::Better::Higher,
+                    ),
+                    scenario::Metric::new("latency p99", p99, "ms", scenario::Better::Lower),
+                ],
+                notes: vec![note.to_owned()],
+            },
+            seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn a_repeated_case_reports_the_median_of_each_figure_and_every_run() {
+        let merged = median_record(vec![
+            record(900.0, 30.0, "first"),
+            record(1_000.0, 10.0, "second"),
+            record(800.0, 20.0, "third"),
+        ])
+        .expect("three runs");
+        assert_eq!(merged.outcome.metric("deliveries/s"), Some(900.0));
+        assert_eq!(merged.outcome.metric("latency p99"), Some(20.0));
+        assert_eq!(merged.seconds, 3.0);
+        let notes = &merged.outcome.notes;
+        assert!(notes[0].starts_with("median of 3 runs; per run: deliveries/s 900"));
+        assert!(notes[0].contains("latency p99 30.0 ms, 10.0 ms, 20.0 ms"), "{}", notes[0]);
+        assert_eq!(notes[1], "first");
+
+        let once = median_record(vec![record(5.0, 1.0, "only")]).expect("one run");
+        assert_eq!(once.outcome.notes, vec!["only".to_owned()]);
+        assert!(median_record(Vec::new()).is_none());
+    }
 
     #[test]
     fn plans_are_bounded() {
