@@ -589,7 +589,11 @@ mod tests {
         assert_eq!(merged.seconds, 3.0);
         let notes = &merged.outcome.notes;
         assert!(notes[0].starts_with("median of 3 runs; per run: deliveries/s 900"));
-        assert!(notes[0].contains("latency p99 30.0 ms, 10.0 ms, 20.0 ms"), "{}", notes[0]);
+        assert!(
+            notes[0].contains("latency p99 30.0 ms, 10.0 ms, 20.0 ms"),
+            "{}",
+            notes[0]
+        );
         assert_eq!(notes[1], "first");
 
         let once = median_record(vec![record(5.0, 1.0, "only")]).expect("one run");
