@@ -119,6 +119,26 @@ test("a token btoa cannot encode is an error and a reconnect, before any connect
   await socket.opens.nth(1);
 });
 
+test("frames that do not decode are dropped and logged with why; the connection stays", async (t) => {
+  const h = new Harness(t);
+  const server = await h.wsServer((conn) => {
+    conn.ws.send("{not json");
+    conn.ws.send('["1",null,"room:1"]');
+    conn.ws.send(new Uint8Array([9, 1, 2]));
+  });
+  const lines = new Recorder("log lines");
+  const socket = h.socket(server.socketUrl, { logger: (kind, msg) => lines.push(`${kind}: ${msg}`) });
+  socket.connect();
+  const dropped = (why) => `receive: dropped a frame that does not decode: ${why}`;
+  await lines.until((seen) => seen.filter((line) => line.includes("does not decode")).length === 3);
+  assert.deepEqual(lines.items.filter((line) => line.includes("does not decode")), [
+    dropped("not JSON"),
+    dropped("not a [join_ref, ref, topic, event, payload] array"),
+    dropped("a malformed binary frame"),
+  ]);
+  assert.equal(socket.connectionState(), "open");
+});
+
 test("server restart: reconnects on the same port, rejoins, hears the new server", async (t) => {
   const h = new Harness(t);
   const first = await h.server();
