@@ -129,6 +129,17 @@ test("option and argument errors are thrown where they are made", () => {
   assert.throws(() => socket.channel("room:2", cyclic), TypeError);
   // A params function is called at join, so that is where what it returns is checked.
   assert.throws(() => socket.channel("room:3", () => 1n).join(), TypeError);
+  // A binary frame has one length byte for the topic and one for the event.
+  const long = socket.channel("t".repeat(256), new ArrayBuffer(1));
+  assert.throws(() => long.join(), /cannot be sent on a topic or as an event longer than 255 bytes/);
+  const joining = socket.channel("room:4");
+  joining.join();
+  assert.throws(() => joining.push("e".repeat(256), new ArrayBuffer(1)), /longer than 255 bytes/);
+  assert.throws(() => joining.join(), /tried to join multiple times/);
+  // A channel its socket removed is gone for good.
+  socket.remove(joining);
+  assert.throws(() => joining.push("x", {}), /removed from its socket; make a new one/);
+  assert.throws(() => joining.join(), /removed from its socket/);
   // Leaving a channel that never joined answers ok at once, as phoenix.js does offline.
   let left = null;
   channel.leave().receive("ok", (response) => (left = response));

@@ -197,12 +197,7 @@ impl Client {
         let push = self
             .driver
             .call(|session, now| session.join(id, timeout, now))
-            .map_err(|error| match error {
-                JoinError::AlreadyJoined => js_sys::Error::new(
-                    "tried to join multiple times. 'join' can only be called again once the channel is closed",
-                ),
-                other => js_sys::Error::new(&other.to_string()),
-            })?;
+            .map_err(|error| join_refused(&error))?;
         Ok(self.track(id, push, true))
     }
 
@@ -225,7 +220,9 @@ impl Client {
         match pushed {
             Ok(push) => Ok(self.track(id, push, false)),
             Err(PushError::NotJoined) => Ok(None),
-            Err(other) => Err(js_sys::Error::new(&other.to_string()).into()),
+            Err(PushError::UnknownChannel) => Err(refused(REMOVED)),
+            Err(PushError::Encode(_)) => Err(refused(TOO_LONG)),
+            Err(_) => Err(refused("the push was refused")),
         }
     }
 
@@ -249,10 +246,9 @@ impl Client {
         self.ids.borrow().get(channel).copied()
     }
 
-    /// The id of a channel, or the session's error for a channel it does not know.
+    /// The id of a channel, or the error for a channel this client did not make.
     fn known(&self, channel: usize) -> Result<ChannelId, JsValue> {
-        let unknown = || js_sys::Error::new(&JoinError::UnknownChannel.to_string()).into();
-        self.id(channel).ok_or_else(unknown)
+        self.id(channel).ok_or_else(|| refused(REMOVED))
     }
 
     /// Registers `push`'s answers, then lets the driver send it.
@@ -278,7 +274,33 @@ fn refresh_params(
     let params = to_wire(&function.call0(&JsValue::UNDEFINED)?)?;
     driver
         .call(|session, _| session.set_channel_params(channel, params))
-        .map_err(|error| js_sys::Error::new(&error.to_string()).into())
+        .map_err(|error| join_refused(&error))
+}
+
+// The errors a refused join or push throws, in the JS API's words: static strings rather than
+// the session errors' `Display`, whose `to_string` was 0.6 KB gzipped of the package.
+
+/// A channel that its socket's `remove` forgot (the session's `UnknownChannel`).
+const REMOVED: &str =
+    "the channel was removed from its socket; make a new one with socket.channel(topic, params)";
+/// The session's `Encode`: in this package (V2, refs on every push), only a binary payload's
+/// frame with a topic or event over 255 bytes.
+const TOO_LONG: &str =
+    "an ArrayBuffer payload cannot be sent on a topic or as an event longer than 255 bytes";
+
+fn refused(message: &str) -> JsValue {
+    js_sys::Error::new(message).into()
+}
+
+fn join_refused(error: &JoinError) -> JsValue {
+    refused(match error {
+        JoinError::AlreadyJoined => {
+            "tried to join multiple times. 'join' can only be called again once the channel is closed"
+        }
+        JoinError::UnknownChannel => REMOVED,
+        JoinError::Encode(_) => TOO_LONG,
+        _ => "the join was refused",
+    })
 }
 
 /// The driver's [`BeforeRejoin`] hook: refreshes the params of each channel whose params are a
