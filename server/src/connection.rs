@@ -460,7 +460,9 @@ impl Connection {
                 }
                 Queued::Broadcast(broadcast) => {
                     self.hub.metrics.deliveries.inc();
-                    self.deliver(broadcast).await;
+                    if let Some(intercepted) = self.queue_broadcast(broadcast) {
+                        self.deliver(intercepted).await;
+                    }
                 }
             }
         }
@@ -675,7 +677,11 @@ impl Connection {
         let mut handled = 0;
         while let Some(message) = next.take() {
             match message {
-                Outbound::Broadcast(broadcast) => self.deliver(broadcast).await,
+                Outbound::Broadcast(broadcast) => {
+                    if let Some(intercepted) = self.queue_broadcast(broadcast) {
+                        self.deliver(intercepted).await;
+                    }
+                }
                 Outbound::Push(push) => {
                     let Push {
                         topic,
@@ -699,6 +705,19 @@ impl Connection {
             }
         }
         Step::Continue
+    }
+
+    /// Queues a broadcast for this client as the shared bytes, unless its channel intercepts the
+    /// event: then it is given back for [`deliver`](Self::deliver). The common case thus costs no
+    /// boxed future.
+    fn queue_broadcast(&mut self, broadcast: Arc<SharedBroadcast>) -> Option<Arc<SharedBroadcast>> {
+        let frame = broadcast.frame();
+        let slot = self.channels.get(&frame.topic)?;
+        if slot.joined.intercepts(frame.event()) {
+            return Some(broadcast);
+        }
+        self.pending.push(Queued::Broadcast(broadcast));
+        None
     }
 
     /// Queues a broadcast for this client: the shared bytes, or what the channel's `handle_out`
