@@ -23,6 +23,7 @@ use super::callbacks::{Callbacks, Push};
 use super::options;
 use super::payload::to_wire;
 use super::registry::{Registry, sink};
+use crate::web::Shared;
 use crate::web::driver::{BeforeRejoin, Driver, NO_WEBSOCKET};
 
 /// A socket's session and driver, with its callbacks; `api.js` makes phoenix.js's `Socket` and
@@ -83,7 +84,7 @@ impl Client {
     /// Tells the driver which frames to report, after the socket's callbacks changed.
     #[wasm_bindgen(skip_jsdoc)]
     pub fn observe(&self) {
-        let (received, sent) = self.registry.borrow().observes();
+        let (received, sent) = self.registry.read().observes();
         self.driver.observe(received, sent);
     }
 
@@ -104,10 +105,8 @@ impl Client {
         let id = self
             .driver
             .call(|session, _| session.channel(topic, params));
-        self.registry
-            .borrow_mut()
-            .add_channel(id, callbacks, function);
-        let mut ids = self.ids.borrow_mut();
+        self.registry.write().add_channel(id, callbacks, function);
+        let mut ids = self.ids.write();
         ids.push(id);
         Ok(ids.len() - 1)
     }
@@ -117,7 +116,7 @@ impl Client {
     pub fn remove(&self, channel: usize) {
         if let Some(id) = self.id(channel) {
             self.driver.call(|session, _| session.remove_channel(id));
-            self.registry.borrow_mut().remove_channel(id);
+            self.registry.write().remove_channel(id);
         }
     }
 
@@ -243,7 +242,7 @@ impl Client {
     }
 
     fn id(&self, channel: usize) -> Option<ChannelId> {
-        self.ids.borrow().get(channel).copied()
+        self.ids.read().get(channel).copied()
     }
 
     /// The id of a channel, or the error for a channel this client did not make.
@@ -253,7 +252,7 @@ impl Client {
 
     /// Registers `push`'s answers, then lets the driver send it.
     fn track(&self, channel: ChannelId, push: PushId, join: bool) -> Option<Push> {
-        let hooks = self.registry.borrow().track(channel, push, join);
+        let hooks = self.registry.read().track(channel, push, join);
         self.driver.pump();
         hooks
     }
@@ -267,7 +266,7 @@ fn refresh_params(
     registry: &RefCell<Registry>,
     channel: ChannelId,
 ) -> Result<(), JsValue> {
-    let function = registry.borrow().params_function(channel);
+    let function = registry.read().params_function(channel);
     let Some(function) = function else {
         return Ok(());
     };
@@ -309,7 +308,7 @@ fn join_refused(error: &JoinError) -> JsValue {
 /// the rejoin carries the params it returned last.
 fn before_rejoin(registry: Rc<RefCell<Registry>>) -> BeforeRejoin {
     Box::new(move |driver: &Driver, timer: Option<Timestamp>| {
-        let channels = registry.borrow().with_params_functions();
+        let channels = registry.read().with_params_functions();
         for channel in channels {
             let rejoins = driver.read(|session| match timer {
                 None => session.channel_state(channel) == Some(ChannelState::Errored),

@@ -26,6 +26,7 @@ use wasm_bindgen::prelude::*;
 
 use super::callbacks::{Callbacks, Push};
 use super::payload::{parse, to_js};
+use crate::web::Shared;
 use crate::web::driver::{Driver, Notice, Sink};
 
 /// phoenix.js's channel events for a channel's own state.
@@ -134,7 +135,7 @@ pub(crate) fn sink(registry: Rc<RefCell<Registry>>) -> Sink {
 
 fn dispatch(registry: &RefCell<Registry>, driver: &Rc<Driver>, notice: Notice) {
     let socket = |event: &str, arg: &JsValue| {
-        let callbacks = registry.borrow().socket.clone();
+        let callbacks = registry.read().socket.clone();
         let none = &JsValue::UNDEFINED;
         callbacks.trigger(event, arg, none, none);
     };
@@ -149,19 +150,19 @@ fn dispatch(registry: &RefCell<Registry>, driver: &Rc<Driver>, notice: Notice) {
             socket(ERROR, &error);
         }
         Notice::Incoming(frame) => {
-            let logger = registry.borrow().logger.clone();
+            let logger = registry.read().logger.clone();
             if let Some(logger) = logger {
                 observe("receive", &logger, &frame);
             }
         }
         Notice::Received(frame) => {
-            let callbacks = registry.borrow().socket.clone();
+            let callbacks = registry.read().socket.clone();
             if callbacks.has(MESSAGE) {
                 observe("message", &callbacks, &frame);
             }
         }
         Notice::Sent(frame) => {
-            let logger = registry.borrow().logger.clone();
+            let logger = registry.read().logger.clone();
             if let Some(logger) = logger {
                 observe("push", &logger, &frame);
             }
@@ -173,13 +174,13 @@ fn dispatch(registry: &RefCell<Registry>, driver: &Rc<Driver>, notice: Notice) {
             status,
             response,
         }) => {
-            let callbacks = registry.borrow().bindings(channel);
+            let callbacks = registry.read().bindings(channel);
             if let Some(callbacks) = callbacks {
                 callbacks.answer(push.as_u64() as f64, &status, &to_js(&response));
             }
         }
         Notice::Event(Event::Timeout { push, channel }) => {
-            let callbacks = registry.borrow().bindings(channel);
+            let callbacks = registry.read().bindings(channel);
             if let Some(callbacks) = callbacks {
                 callbacks.answer(push.as_u64() as f64, "timeout", &parse("{}"));
             }
@@ -189,7 +190,7 @@ fn dispatch(registry: &RefCell<Registry>, driver: &Rc<Driver>, notice: Notice) {
             event,
             payload,
         }) => {
-            let callbacks = registry.borrow().bindings(channel);
+            let callbacks = registry.read().bindings(channel);
             if let Some(callbacks) = callbacks.filter(|c| c.has(&event)) {
                 trigger(driver, channel, &callbacks, &event, &to_js(&payload));
             }
@@ -213,7 +214,7 @@ fn dispatch(registry: &RefCell<Registry>, driver: &Rc<Driver>, notice: Notice) {
                 (ChannelState::Closed, _) => (PHX_CLOSE, "leave".into()),
                 _ => return,
             };
-            let callbacks = registry.borrow().bindings(channel);
+            let callbacks = registry.read().bindings(channel);
             if let Some(callbacks) = callbacks {
                 trigger(driver, channel, &callbacks, event, &payload);
             }
@@ -258,7 +259,7 @@ fn observe(what: &str, target: &JsValue, frame: &Frame) {
 }
 
 fn log(registry: &RefCell<Registry>, kind: &str, msg: &str, data: &JsValue) {
-    let logger = registry.borrow().logger.clone();
+    let logger = registry.read().logger.clone();
     log_to(logger.as_ref(), &kind.into(), &msg.into(), data);
 }
 

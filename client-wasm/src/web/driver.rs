@@ -27,10 +27,10 @@ use alight_protocol::{DecodeError, Direction, Frame, Serializer, Wire};
 use js_sys::{Array, Function};
 use wasm_bindgen::prelude::*;
 
-use super::Handler;
 use super::time::{Timeout, now};
 use super::transport::{Overflow, Transport, TransportEvent};
 use super::visibility::Visibility;
+use super::{Handler, Shared};
 
 #[wasm_bindgen(module = "/src/web/connect.js")]
 extern "C" {
@@ -181,19 +181,19 @@ impl Driver {
                 driver.act(|session, now| session.handle_visibility(visible, now));
             }
         });
-        driver.core.borrow_mut().visibility = visibility;
+        driver.core.write().visibility = visibility;
         driver
     }
 
     /// Reads the session.
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Session) -> R) -> R {
-        f(&self.core.borrow().session)
+        f(&self.core.read().session)
     }
 
     /// Runs a user intent on the session, without acting on what it caused yet: the caller
     /// registers what it needs (a push's callbacks, say), then calls [`pump`](Self::pump).
     pub(crate) fn call<R>(&self, f: impl FnOnce(&mut Session, Timestamp) -> R) -> R {
-        f(&mut self.core.borrow_mut().session, now())
+        f(&mut self.core.write().session, now())
     }
 
     /// [`call`](Self::call), then [`pump`](Self::pump).
@@ -211,26 +211,26 @@ impl Driver {
 
     /// Replaces the connect params (phoenix.js's deprecated `connect(params)`).
     pub(crate) fn set_params(&self, params: JsValue) {
-        self.core.borrow_mut().options.params = params;
+        self.core.write().options.params = params;
     }
 
     /// Whether to report every frame received and sent ([`Notice::Received`], [`Notice::Sent`]),
     /// for `onMessage` callbacks and the logger; each costs a second decode of the frame.
     pub(crate) fn observe(&self, received: bool, sent: bool) {
-        let mut core = self.core.borrow_mut();
+        let mut core = self.core.write();
         core.observe_received = received;
         core.observe_sent = sent;
     }
 
     /// Disconnects with `code` and `reason` (the session's [`Session::disconnect`]).
     pub(crate) fn disconnect(self: &Rc<Self>, code: Option<u16>, reason: Option<String>) {
-        self.core.borrow_mut().disconnect_reason = reason;
+        self.core.write().disconnect_reason = reason;
         self.act(|session, now| session.disconnect(now, code));
     }
 
     /// Whether a transport class is available: the `transport` option or a global `WebSocket`.
     pub(crate) fn transport_class(&self) -> Option<Function> {
-        let core = self.core.borrow();
+        let core = self.core.read();
         core.options.transport.clone().or_else(global_websocket)
     }
 
@@ -239,7 +239,7 @@ impl Driver {
     /// Drains the session until it has nothing more, starting the connections it asks for.
     fn drive(self: &Rc<Self>) {
         loop {
-            let connect = self.drain(&mut self.core.borrow_mut());
+            let connect = self.drain(&mut self.core.write());
             match connect {
                 Some(attempt) => self.start_connect(attempt),
                 None => return,
@@ -292,7 +292,7 @@ impl Driver {
                     }
                     event => Notice::Event(event),
                 };
-                self.outbox.borrow_mut().push_back(notice);
+                self.outbox.write().push_back(notice);
             }
             if !busy {
                 break;
@@ -316,7 +316,7 @@ impl Driver {
                 Wire::Binary(bytes) => V2.decode_binary(Direction::ToServer, bytes.clone()),
             };
             if let Ok(frame) = decoded {
-                self.outbox.borrow_mut().push_back(Notice::Sent(frame));
+                self.outbox.write().push_back(Notice::Sent(frame));
             }
         }
         if let Err(Overflow) = transport.send(wire) {
@@ -349,7 +349,7 @@ impl Driver {
         let now = now();
         (self.before_rejoin)(self, Some(now));
         {
-            let mut core = self.core.borrow_mut();
+            let mut core = self.core.write();
             // Dropping the fired timeout frees this closure once it returns.
             core.timer = None;
             core.session.handle_timeout(now);
@@ -363,7 +363,7 @@ impl Driver {
             return;
         }
         loop {
-            let next = self.outbox.borrow_mut().pop_front();
+            let next = self.outbox.write().pop_front();
             match next {
                 Some(notice) => (self.sink)(self, notice),
                 None => break,
@@ -375,13 +375,13 @@ impl Driver {
     fn incoming(&self, frame: &Option<Frame>) {
         if let Some(frame) = frame {
             self.outbox
-                .borrow_mut()
+                .write()
                 .push_back(Notice::Incoming(frame.clone()));
         }
     }
 
     fn log(&self, kind: &'static str, msg: String) {
-        self.outbox.borrow_mut().push_back(Notice::Log {
+        self.outbox.write().push_back(Notice::Log {
             kind,
             msg,
             data: JsValue::UNDEFINED,
@@ -419,7 +419,7 @@ impl Driver {
     /// first. User code runs there, so without the borrow.
     fn start_connect(self: &Rc<Self>, attempt: u64) {
         let (endpoint, params, token) = {
-            let core = self.core.borrow();
+            let core = self.core.read();
             let options = &core.options;
             let endpoint = options.endpoint.clone();
             (endpoint, options.params.clone(), options.auth_token.clone())
@@ -433,7 +433,7 @@ impl Driver {
             Handler::new(move |error| driver.connect_failed(attempt, error))
         };
         let waits = prepare(&endpoint, &params, &token, opened.as_ref(), failed.as_ref());
-        let mut core = self.core.borrow_mut();
+        let mut core = self.core.write();
         if waits && core.attempt == attempt {
             core.pending = Some(Pending {
                 _opened: opened,
@@ -445,7 +445,7 @@ impl Driver {
     /// Opens the transport with `args` (`[url]` or `[url, protocols]`) for `attempt`, if it is
     /// still the current one.
     fn open(self: &Rc<Self>, attempt: u64, args: Array) {
-        if self.core.borrow().attempt != attempt {
+        if self.core.read().attempt != attempt {
             return;
         }
         let Some(class) = self.transport_class() else {
@@ -458,7 +458,7 @@ impl Driver {
         };
         match Transport::open(&class, &args, on_event) {
             Ok(transport) => {
-                let mut core = self.core.borrow_mut();
+                let mut core = self.core.write();
                 if core.attempt == attempt {
                     core.pending = None;
                     core.transport = Some(transport);
@@ -474,7 +474,7 @@ impl Driver {
     /// after its backoff.
     fn connect_failed(self: &Rc<Self>, attempt: u64, error: JsValue) {
         {
-            let mut core = self.core.borrow_mut();
+            let mut core = self.core.write();
             if core.attempt != attempt {
                 return;
             }
@@ -493,7 +493,7 @@ impl Driver {
             (self.before_rejoin)(self, None);
         }
         {
-            let mut core = self.core.borrow_mut();
+            let mut core = self.core.write();
             if core.attempt != attempt || core.transport.is_none() {
                 return;
             }
@@ -539,7 +539,7 @@ impl Driver {
             let connect = self.drain(&mut core);
             debug_assert!(connect.is_none(), "frames never ask for a connection");
             if let Some(frame) = received {
-                self.outbox.borrow_mut().push_back(Notice::Received(frame));
+                self.outbox.write().push_back(Notice::Received(frame));
             }
         }
         self.pump();

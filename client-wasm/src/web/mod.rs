@@ -30,6 +30,8 @@ pub(crate) mod time;
 pub(crate) mod transport;
 pub(crate) mod visibility;
 
+use std::cell::{Ref, RefCell, RefMut};
+
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(module = "/src/web/connect.js")]
@@ -39,6 +41,27 @@ extern "C" {
     /// glue) for engines older than every one this package runs on, nor a `globalThis` static
     /// and `Reflect.get`, whose lazy initialisation and two imports were more code than this.
     pub(crate) fn global(name: &str) -> JsValue;
+}
+
+/// `RefCell::borrow` and `borrow_mut` under other names, without `#[track_caller]`: each call of
+/// those carries its own panic location (16 bytes of data, and the code that passes it), about
+/// forty of them in the module; through these, one per type. The package's panics print nowhere,
+/// so the locations are never read.
+pub(crate) trait Shared<T> {
+    /// [`RefCell::borrow`].
+    fn read(&self) -> Ref<'_, T>;
+    /// [`RefCell::borrow_mut`].
+    fn write(&self) -> RefMut<'_, T>;
+}
+
+impl<T> Shared<T> for RefCell<T> {
+    fn read(&self) -> Ref<'_, T> {
+        self.borrow()
+    }
+
+    fn write(&self) -> RefMut<'_, T> {
+        self.borrow_mut()
+    }
 }
 
 /// The one closure type handed to the browser (timers, WebSocket and `visibilitychange` handlers,

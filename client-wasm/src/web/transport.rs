@@ -20,8 +20,8 @@ use js_sys::{Array, ArrayBuffer, Function, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
-use super::Handler;
 use super::time::Timeout;
+use super::{Handler, Shared};
 
 /// Above this many bytes in the socket's own send buffer, frames wait in [`Transport`].
 pub(crate) const HIGH_WATER: u32 = 1 << 20;
@@ -144,7 +144,7 @@ impl Transport {
             return Err(Overflow);
         }
         self.sender.queued.set(queued);
-        self.sender.queue.borrow_mut().push_back(wire);
+        self.sender.queue.write().push_back(wire);
         self.sender.flush(false);
         Ok(())
     }
@@ -212,7 +212,7 @@ impl Sender {
                 self.arm_retry();
                 return;
             }
-            let Some(wire) = self.queue.borrow_mut().pop_front() else {
+            let Some(wire) = self.queue.write().pop_front() else {
                 return;
             };
             self.queued
@@ -232,14 +232,14 @@ impl Sender {
     }
 
     fn arm_retry(self: &Rc<Self>) {
-        let mut retry = self.retry.borrow_mut();
+        let mut retry = self.retry.write();
         if retry.is_some() {
             return;
         }
         let sender: Weak<Sender> = Rc::downgrade(self);
         *retry = Some(Timeout::new(RETRY, move || {
             if let Some(sender) = sender.upgrade() {
-                let fired = sender.retry.borrow_mut().take();
+                let fired = sender.retry.write().take();
                 drop(fired);
                 sender.flush(false);
             }
