@@ -452,9 +452,9 @@ impl Driver {
             let error = js_sys::TypeError::new(NO_WEBSOCKET);
             return self.connect_failed(attempt, error.into());
         };
-        let on_event: Box<dyn Fn(TransportEvent)> = {
+        let on_event: Rc<dyn Fn(TransportEvent)> = {
             let driver = self.clone();
-            Box::new(move |event| driver.on_transport(attempt, event))
+            Rc::new(move |event| driver.on_transport(attempt, event))
         };
         match Transport::open(&class, &args, on_event) {
             Ok(transport) => {

@@ -18,7 +18,7 @@ use alight_protocol::Wire;
 use bytes::Bytes;
 use js_sys::{Array, ArrayBuffer, Function, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
-use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
+use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
 use super::time::Timeout;
 use super::{Handler, Shared};
@@ -57,9 +57,11 @@ pub(crate) struct Overflow;
 /// An open or opening WebSocket with its handlers.
 pub(crate) struct Transport {
     sender: Rc<Sender>,
-    // The socket's `onopen`, `onmessage`, `onerror` and `onclose`: owned by the transport,
-    // detached from the socket on drop.
-    _handler: Handler,
+    // Owned by the transport, detached from the socket on drop.
+    _on_open: Handler,
+    _on_message: Handler,
+    _on_error: Handler,
+    _on_close: Handler,
 }
 
 /// The socket and what waits to be sent on it. Shared with the retry timer, which holds it weakly
@@ -81,41 +83,45 @@ impl Transport {
     pub(crate) fn open(
         ctor: &Function,
         args: &Array,
-        on_event: Box<dyn Fn(TransportEvent)>,
+        on_event: Rc<dyn Fn(TransportEvent)>,
     ) -> Result<Transport, JsValue> {
         let ws: WebSocket = Reflect::construct(ctor, args)?.unchecked_into();
         ws.set_binary_type(BinaryType::Arraybuffer);
 
-        // One handler for the four events, told apart by their `type`: each closure handed to
-        // the browser has its own shims and drop glue (four were 0.1 KB gzipped more).
-        let handler = Handler::new(move |event: JsValue| {
-            match event.unchecked_ref::<Event>().type_().as_str() {
-                "open" => on_event(TransportEvent::Open),
-                "message" => {
-                    let data = event.unchecked_into::<MessageEvent>().data();
-                    if let Some(text) = data.as_string() {
-                        on_event(TransportEvent::Text(text));
-                    } else if let Some(buffer) = data.dyn_ref::<ArrayBuffer>() {
-                        on_event(TransportEvent::Binary(
-                            Uint8Array::new(buffer).to_vec().into(),
-                        ));
-                    }
-                    // Anything else (a Blob, if someone changed binaryType) is not a Phoenix
-                    // frame.
+        let on_open = {
+            let on_event = on_event.clone();
+            Handler::new(move |_| on_event(TransportEvent::Open))
+        };
+        let on_message = {
+            let on_event = on_event.clone();
+            Handler::new(move |message: JsValue| {
+                let data = message.unchecked_into::<MessageEvent>().data();
+                if let Some(text) = data.as_string() {
+                    on_event(TransportEvent::Text(text));
+                } else if let Some(buffer) = data.dyn_ref::<ArrayBuffer>() {
+                    on_event(TransportEvent::Binary(
+                        Uint8Array::new(buffer).to_vec().into(),
+                    ));
                 }
-                "error" => on_event(TransportEvent::Error(event)),
-                "close" => on_event(TransportEvent::Close {
-                    code: event.unchecked_ref::<CloseEvent>().code(),
-                    event,
-                }),
-                _ => {}
-            }
+                // Anything else (a Blob, if someone changed binaryType) is not a Phoenix frame.
+            })
+        };
+        let on_error = {
+            let on_event = on_event.clone();
+            Handler::new(move |event: JsValue| {
+                on_event(TransportEvent::Error(event));
+            })
+        };
+        let on_close = Handler::new(move |event: JsValue| {
+            on_event(TransportEvent::Close {
+                code: event.unchecked_ref::<CloseEvent>().code(),
+                event,
+            });
         });
-        let function = handler.as_ref().unchecked_ref();
-        ws.set_onopen(Some(function));
-        ws.set_onmessage(Some(function));
-        ws.set_onerror(Some(function));
-        ws.set_onclose(Some(function));
+        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        ws.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
         Ok(Transport {
             sender: Rc::new(Sender {
                 ws,
@@ -124,7 +130,10 @@ impl Transport {
                 retry: RefCell::new(None),
                 detached: Cell::new(false),
             }),
-            _handler: handler,
+            _on_open: on_open,
+            _on_message: on_message,
+            _on_error: on_error,
+            _on_close: on_close,
         })
     }
 
