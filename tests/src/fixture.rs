@@ -22,9 +22,14 @@
 //!
 //! Connect: token `valid-token` → socket id `user_socket:alice`, user `alice`; token `bad-token` →
 //! refused (403); no token → anonymous.
-//! HTTP: `POST /api/broadcast` with key [`API_KEY`]; `POST /test/disconnect/{socket_id}`.
+//! HTTP: `POST /api/broadcast` with key [`API_KEY`]; `POST /test/disconnect/{socket_id}`;
+//! `POST /test/restart` restarts the server: every socket is closed with 1012 as on shutdown,
+//! the address is bound again and a new endpoint (no state kept) serves on it, as when a process
+//! is restarted (answered with `ok` before the shutdown starts).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use alight_protocol::Payload;
@@ -36,7 +41,7 @@ use axum::extract::{Path, State};
 use axum::routing::post;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 /// The API key of the fixture's `/api/broadcast`.
@@ -220,8 +225,9 @@ pub fn alight(config: Config) -> Alight {
         .build()
 }
 
-/// The fixture's axum app: socket, API and the test-only disconnect route.
-pub fn app(alight: &Alight) -> Router {
+/// The fixture's axum app: socket, API and the test-only routes; `POST /test/restart` notifies
+/// `restart`.
+pub fn app(alight: &Alight, restart: Arc<Notify>) -> Router {
     Router::new()
         .merge(alight.router())
         .merge(alight.api_router(Some(API_KEY.to_owned())))
@@ -235,6 +241,13 @@ pub fn app(alight: &Alight) -> Router {
             ),
         )
         .with_state(alight.clone())
+        .route(
+            "/test/restart",
+            post(move || async move {
+                restart.notify_one();
+                "ok"
+            }),
+        )
 }
 
 /// A fixture server on loopback; it shuts down when dropped.
@@ -242,9 +255,10 @@ pub fn app(alight: &Alight) -> Router {
 pub struct Server {
     /// Where it listens.
     pub addr: SocketAddr,
-    /// The endpoint, to broadcast or inspect from tests.
+    /// The endpoint, to broadcast or inspect from tests (the first one: after `POST
+    /// /test/restart` another serves).
     pub alight: Alight,
-    stop: Option<oneshot::Sender<()>>,
+    stop: Option<watch::Sender<bool>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
@@ -262,7 +276,7 @@ impl Server {
     /// Signals shutdown and waits until every socket is closed.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(true);
         }
         match self.task.take() {
             Some(task) => task.await.unwrap_or(Ok(())),
@@ -274,7 +288,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(true);
         }
     }
 }
@@ -283,23 +297,49 @@ impl Drop for Server {
 pub async fn start_on(addr: SocketAddr, config: Config) -> std::io::Result<Server> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let alight = alight(config);
-    let app = app(&alight);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let serving = alight.clone();
-    let task = tokio::spawn(async move {
-        serving
-            .serve(listener, app, async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let endpoint = alight(config.clone());
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(serve_until_stopped(
+        listener,
+        endpoint.clone(),
+        config,
+        stopped,
+    ));
     Ok(Server {
         addr,
-        alight,
+        alight: endpoint,
         stop: Some(stop),
         task: Some(task),
     })
+}
+
+/// Serves `endpoint` on `listener` until `stopped` turns true; on `POST /test/restart`, shuts the
+/// endpoint down (sockets closed with 1012), binds the same address again and serves a new one.
+async fn serve_until_stopped(
+    mut listener: TcpListener,
+    mut endpoint: Alight,
+    config: Config,
+    stopped: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    loop {
+        let restart = Arc::new(Notify::new());
+        let restarting = Arc::new(AtomicBool::new(false));
+        let app = app(&endpoint, restart.clone());
+        let (mut stop, restarted) = (stopped.clone(), restarting.clone());
+        let signal = async move {
+            tokio::select! {
+                _ = stop.wait_for(|stopped| *stopped) => {}
+                () = restart.notified() => restarted.store(true, Ordering::SeqCst),
+            }
+        };
+        endpoint.serve(listener, app, signal).await?;
+        if !restarting.load(Ordering::SeqCst) || *stopped.borrow() {
+            return Ok(());
+        }
+        listener = TcpListener::bind(addr).await?;
+        endpoint = alight(config.clone());
+    }
 }
 
 /// Starts the fixture on `127.0.0.1:0` with a short shutdown timeout.

@@ -1,5 +1,5 @@
-//! How sockets end from the server's side: the idle timeout, disconnecting a socket id, and a
-//! graceful shutdown.
+//! How sockets end from the server's side: the idle timeout, disconnecting a socket id, a
+//! graceful shutdown, and the fixture's restart (what the browser tests restart the server with).
 //!
 //! The idle test runs on the real clock with a short configured timeout (a paused tokio clock
 //! auto-advances while the runtime waits on loopback I/O, which would fire the timeout at random):
@@ -15,7 +15,7 @@ use alight_protocol::Payload;
 use alight_server::Config;
 use alight_tests::client::{RECV_TIMEOUT, TestClient};
 use alight_tests::fixture;
-use common::{TestResult, exchange, expect, heartbeat, join, server, v2};
+use common::{TestResult, exchange, expect, heartbeat, http, join, server, v2};
 
 #[tokio::test]
 async fn idle_socket_is_closed_with_1001() -> TestResult {
@@ -187,5 +187,40 @@ async fn closed_connection_frees_its_slot() -> TestResult {
     assert_eq!(server.alight.registry().subscriber_count("room:a"), 0);
     let mut next = v2(&server).await?;
     heartbeat(&mut next, "1").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_fixture_restarts_on_the_same_address_with_a_new_endpoint() -> TestResult {
+    let server = fixture::start_on(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        Config::default().shutdown_timeout(Duration::from_secs(60)),
+    )
+    .await?;
+    let mut client = v2(&server).await?;
+    join(&mut client, "1", "room:a").await?;
+    assert_eq!(server.alight.registry().subscriber_count("room:a"), 1);
+
+    let response = http(server.addr, "POST", "/test/restart", &[], "").await?;
+    assert_eq!(response.status, 200);
+    // Closed as a process shutting down would close it; the old endpoint lets go of it.
+    assert_eq!(client.recv_close().await?, Some(1012));
+    assert_eq!(server.alight.registry().subscriber_count("room:a"), 0);
+
+    // The same address answers again once the new endpoint listens (connection refused until
+    // then: the old one finishes closing its sockets first).
+    let url = server.ws_url("2.0.0");
+    let deadline = Instant::now() + RECV_TIMEOUT;
+    let mut again = loop {
+        match TestClient::connect(&url, None).await {
+            Ok(client) => break client,
+            Err(_) if Instant::now() < deadline => tokio::task::yield_now().await,
+            Err(err) => return Err(err.into()),
+        }
+    };
+    join(&mut again, "1", "room:a").await?;
+    heartbeat(&mut again, "2").await?;
+    tokio::time::timeout(RECV_TIMEOUT, server.shutdown()).await??;
+    assert_eq!(again.recv_close().await?, Some(1012));
     Ok(())
 }
