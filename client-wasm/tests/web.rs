@@ -397,3 +397,47 @@ async fn heartbeats_are_answered_and_a_silent_server_is_detected() {
     s.opens.nth(2, "the reconnect").await;
     s.socket.disconnect(None, None);
 }
+
+#[wasm_bindgen_test]
+async fn after_the_server_restarts_it_reconnects_rejoins_and_sends_the_push_made_offline() {
+    let (Some(server), Some(http)) = (SERVER, HTTP) else {
+        return;
+    };
+    let c = connect(server, options(&[])).await;
+    let channel = Channel::new(&c.socket, "room:web-restart", JsValue::UNDEFINED);
+    let joins = Recorder::default();
+    channel.join().receive("ok", &joins.callback());
+    joins.nth(1, "the first join").await;
+
+    // The fixture closes every socket with 1012, as a stopping process does, then binds its
+    // address again with a new endpoint that knows nothing of this client.
+    let init = Object::new();
+    let _ = Reflect::set(&init, &"method".into(), &"POST".into());
+    let _ = Reflect::set(&init, &"mode".into(), &"no-cors".into());
+    within(
+        fetch(&format!("{http}/test/restart"), &init.into()),
+        "the restart request",
+    )
+    .await;
+    let close = c.closes.nth(1, "the close").await;
+    assert_eq!(
+        Reflect::get(&close, &"code".into())
+            .ok()
+            .and_then(|c| c.as_f64()),
+        Some(1012.0)
+    );
+
+    // Made while the socket is down: buffered, sent once the channel has joined again.
+    assert_ne!(c.socket.state(None, false), "open");
+    let push = channel.push("ping", parse(r#"{"made":"offline"}"#), Some(10_000.0));
+    c.opens
+        .nth(2, "the reconnect to the restarted server")
+        .await;
+    joins.nth(2, "the rejoin").await;
+    let (status, response) = settle(&push, "the push made offline").await;
+    assert_eq!(
+        (status.as_str(), json(&response).as_str()),
+        ("ok", r#"{"made":"offline"}"#)
+    );
+    c.socket.disconnect(None, None);
+}

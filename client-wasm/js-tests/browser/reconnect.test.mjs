@@ -7,9 +7,9 @@
 // (ALIGHT_CLIENT_PKG, else client-wasm/pkg: `scripts/build-client`), Chromium (CHROMIUM, else
 // /usr/bin/chromium) and playwright-core from the root node_modules.
 //
-// These are here rather than in tests/web.rs because the restart is done from Node: the test
-// stops and starts the server process between steps of the page, which a wasm-bindgen-test
-// cannot ask its runner for.
+// Here the server process itself is stopped and started again from Node, through the packed
+// package's JS API; tests/web.rs covers the same case on the wasm `Client` with the fixture's
+// in-process restart (`POST /test/restart`).
 //
 // The page reports every socket and channel event to the test (`report`, exposed by playwright),
 // and the test waits on those, each wait under a deadline; nothing sleeps.
