@@ -63,6 +63,9 @@ impl Pacing {
     /// subscriber queues it went into (less any another worker thread already emptied).
     pub(crate) fn published(&mut self, latest: Weak<SharedBroadcast>) {
         self.fanout = latest.strong_count();
+        // Progress is counted on the newest broadcast (a step may publish while paused, from an
+        // intercepted event's `handle_out`).
+        self.holders = self.fanout;
         self.recent.push_back(latest);
     }
 
