@@ -60,8 +60,11 @@ pub(crate) fn parse(endpoint: String, read: &Array) -> Options {
         // A plain loop into the variant: the array's iterator collected into a `Vec`, then into
         // `Backoff::steps`'s, was 0.3 KB gzipped more.
         let mut steps = Vec::new();
-        for index in 0..delays.length() {
-            steps.push(duration_ms(delays.get(index).as_f64().unwrap_or(0.0)));
+        let mut index = 0;
+        // To the end of the array (`undefined`): `Array.length` would be one more import.
+        while let Some(ms) = delays.get(index).as_f64() {
+            steps.push(duration_ms(ms));
+            index += 1;
         }
         let then = steps.pop()?;
         Some(Backoff::Steps { steps, then })
