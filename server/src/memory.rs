@@ -8,9 +8,13 @@
 //!
 //! [`MemoryTrim`] calls it once the open connections have fallen to half of their peak since the
 //! last trim, [`Limits::memory_trim`](crate::Limits::memory_trim) later, so that one trim follows
-//! a wave of closes rather than each close. The walk takes the arenas' locks and can take tens of
-//! milliseconds on a heap of gigabytes, so it runs on a blocking thread, not on a runtime worker.
-//! On other allocators (musl, macOS, Windows) there is no such call and nothing is done.
+//! a wave of closes rather than each close. It runs on a blocking thread, not on a runtime
+//! worker, but glibc holds each arena's lock while it walks that arena, so a worker that
+//! allocates meanwhile can wait: after 10,000 presence members left a room (3.6 GiB of freed
+//! buffers, `bench/run --presence`), the trim took 233 ms and the resident size went from
+//! 3,682 MiB to 13 MiB. Servers that would rather not pause turn it off with
+//! [`Config::memory_trim`](crate::Config::memory_trim)`(None)`. On other allocators (musl, macOS,
+//! Windows) there is no such call and nothing is done.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -69,8 +73,13 @@ impl MemoryTrim {
             tokio::time::sleep(delay).await;
             this.peak.store(open_now(), Ordering::Relaxed);
             let trim = this.trim;
+            let started = std::time::Instant::now();
             match tokio::task::spawn_blocking(trim).await {
-                Ok(released) => debug!(released, "freed memory returned to the system"),
+                Ok(released) => debug!(
+                    released,
+                    took_ms = started.elapsed().as_secs_f64() * 1e3,
+                    "freed memory returned to the system"
+                ),
                 Err(err) => debug!(error = %err, "memory trim did not run"),
             }
             this.scheduled.store(false, Ordering::Release);
