@@ -61,7 +61,7 @@ export interface SocketOptions {
   logger?: (kind: string, msg: string, data?: unknown) => void;
   /** Log to `console.log` when there is no `logger`. */
   debug?: boolean;
-  /** The serializer: `"2.0.0"`, the only one (as phoenix.js 1.8); any other value, `"1.0.0"` too, makes the constructor throw a `RangeError`. */
+  /** The serializer: `"2.0.0"` (`"2.0"` and `"2.0.x"` are the same), the only one, as in phoenix.js 1.8; any other value, `"1.0.0"` too, makes the constructor throw a `RangeError`. */
   vsn?: string;
   /** The WebSocket class; default: the global `WebSocket` at each connect. */
   transport?: WebSocketClass;

@@ -10,7 +10,7 @@
 //! | `heartbeatIntervalMs` | 30 000 ms | [`ClientConfig::heartbeat_interval`] |
 //! | `reconnectAfterMs` | phoenix.js's steps | [`ClientConfig::reconnect_after`], sampled (below) |
 //! | `rejoinAfterMs` | phoenix.js's steps | [`ClientConfig::rejoin_after`], sampled (below) |
-//! | `vsn` | `"2.0.0"`, the only one | checked by `options.js`: anything else throws a `RangeError` |
+//! | `vsn` | `"2.0.0"` (or `2.0`, `2.0.x`), the only one | checked by `options.js`: anything else throws a `RangeError` |
 //! | `logger`, `debug` | none | [`Options::logger`] |
 //! | `transport` | global `WebSocket` | [`ConnectOptions::transport`] |
 //! | `jitter` (not in phoenix.js) | 0.2 | [`ClientConfig::jitter`] |
