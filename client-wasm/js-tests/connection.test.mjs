@@ -104,6 +104,25 @@ test("a failing params function is an error and a reconnect, not an exception", 
   await socket.opens.nth(1);
 });
 
+test("a params getter that throws is an error and a reconnect, not an exception", async (t) => {
+  const h = new Harness(t);
+  const server = await h.wsServer();
+  let calls = 0;
+  const params = {
+    get n() {
+      if (++calls === 1) throw new Error("not readable yet");
+      return calls;
+    },
+  };
+  const socket = h.socket(server.socketUrl, { params });
+  socket.connect();
+  assert.equal(await socket.errors.nth(1), "not readable yet");
+  assert.equal((await socket.closes.nth(1)).code, 1006);
+  const conn = await server.connections.nth(1);
+  assert.equal(conn.url, "/socket/websocket?n=2&vsn=2.0.0");
+  await socket.opens.nth(1);
+});
+
 test("a token btoa cannot encode is an error and a reconnect, before any connection", async (t) => {
   const h = new Harness(t);
   const server = await h.wsServer();

@@ -36,16 +36,20 @@ export function prepare(endpoint, params, token, opened, failed) {
     }
     opened(args);
   };
+  const thenable = (value) =>
+    typeof value === "object" && value !== null && typeof value.then === "function";
   let values;
+  let waits;
+  // Nothing thrown here may reach the module, which would unwind without cleaning up: a
+  // function, a getter or a proxy that throws fails the attempt.
   try {
     values = [params, token].map((value) => (typeof value === "function" ? value() : value));
+    waits = values.some(thenable);
   } catch (error) {
     failed(error);
     return false;
   }
-  const thenable = (value) =>
-    typeof value === "object" && value !== null && typeof value.then === "function";
-  if (!values.some(thenable)) {
+  if (!waits) {
     finish(values);
     return false;
   }
