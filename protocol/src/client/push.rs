@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::session::{Conn, Session};
+use super::session::{Conn, Session, decimal};
 use super::{ChannelId, ChannelState, Event, PushError, PushId, Timestamp};
 use crate::{Direction, EncodeError, Frame, Payload, Serializer, event};
 
@@ -254,8 +254,8 @@ pub(super) fn check_encodable(
         return Ok(());
     }
     let probe = Frame::message(
-        Some(u64::MAX.to_string()),
-        Some(u64::MAX.to_string()),
+        Some(decimal(u64::MAX)),
+        Some(decimal(u64::MAX)),
         topic,
         event,
         Payload::Binary(Bytes::new()),

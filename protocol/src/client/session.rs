@@ -329,7 +329,7 @@ impl Session {
     /// The next wire `ref` (phoenix.js `makeRef`).
     pub(super) fn make_ref(&mut self) -> String {
         self.last_ref = self.last_ref.wrapping_add(1);
-        self.last_ref.to_string()
+        decimal(self.last_ref)
     }
 
     /// The next channel or push id.
@@ -521,6 +521,23 @@ impl Session {
     }
 }
 
+/// `n` in decimal, as `n.to_string()` writes it: by hand, since `to_string` goes through
+/// `core::fmt`, which the browser module then carries for the refs alone.
+pub(super) fn decimal(mut n: u64) -> String {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        // `n % 10` is below 10: the cast keeps every bit.
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    digits[start..].iter().copied().map(char::from).collect()
+}
+
 /// A reply on its way to the join or push it answers.
 #[derive(Debug)]
 pub(super) struct Reply<'a> {
@@ -529,4 +546,16 @@ pub(super) struct Reply<'a> {
     pub(super) msg_ref: &'a str,
     pub(super) status: String,
     pub(super) response: Payload,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decimal;
+
+    #[test]
+    fn decimal_writes_what_to_string_writes() {
+        for n in (0..=1000).chain([4_294_967_296, u64::MAX - 1, u64::MAX]) {
+            assert_eq!(decimal(n), n.to_string());
+        }
+    }
 }
