@@ -215,7 +215,8 @@ impl Driver {
     }
 
     /// Whether to report every frame received and sent ([`Notice::Received`], [`Notice::Sent`]),
-    /// for `onMessage` callbacks and the logger; each costs a second decode of the frame.
+    /// for `onMessage` callbacks and the logger: a received frame is cloned for them, a sent one
+    /// decoded again from its message.
     pub(crate) fn observe(&self, received: bool, sent: bool) {
         let mut core = self.core.write();
         core.observe_received = received;
@@ -372,11 +373,29 @@ impl Driver {
         self.dispatching.set(false);
     }
 
-    fn incoming(&self, frame: &Option<Frame>) {
-        if let Some(frame) = frame {
-            self.outbox
-                .write()
-                .push_back(Notice::Incoming(frame.clone()));
+    /// A message arrived, decoded here once: shown to the logger (if observed), handed to the
+    /// session, and returned for `onMessage` (if observed), or logged if it does not decode.
+    fn receive(
+        &self,
+        core: &mut Core,
+        now: Timestamp,
+        decoded: Result<Frame, DecodeError>,
+    ) -> Option<Frame> {
+        match decoded {
+            Ok(frame) => {
+                let received = core.observe_received.then(|| {
+                    self.outbox
+                        .write()
+                        .push_back(Notice::Incoming(frame.clone()));
+                    frame.clone()
+                });
+                core.session.handle_frame(now, frame);
+                received
+            }
+            Err(error) => {
+                self.log_undecodable(&error);
+                None
+            }
         }
     }
 
@@ -507,22 +526,12 @@ impl Driver {
                     core.session.handle_open(now);
                 }
                 TransportEvent::Text(text) => {
-                    if core.observe_received {
-                        received = V2.decode_text(Direction::ToClient, &text).ok();
-                    }
-                    self.incoming(&received);
-                    if let Err(error) = core.session.handle_text(now, &text) {
-                        self.log_undecodable(&error);
-                    }
+                    let decoded = V2.decode_text(Direction::ToClient, &text);
+                    received = self.receive(&mut core, now, decoded);
                 }
                 TransportEvent::Binary(bytes) => {
-                    if core.observe_received {
-                        received = V2.decode_binary(Direction::ToClient, bytes.clone()).ok();
-                    }
-                    self.incoming(&received);
-                    if let Err(error) = core.session.handle_binary(now, bytes) {
-                        self.log_undecodable(&error);
-                    }
+                    let decoded = V2.decode_binary(Direction::ToClient, bytes);
+                    received = self.receive(&mut core, now, decoded);
                 }
                 TransportEvent::Error(event) => {
                     core.error_event = Some(event);
@@ -553,7 +562,8 @@ impl std::fmt::Debug for Driver {
 }
 
 /// The serializer of every session here: the package speaks V2 only (`js::options` refuses any
-/// other `vsn`), so the frames observed for the logger and `onMessage` are decoded as V2.
+/// other `vsn`), so the driver decodes the frames that arrive as V2 and hands them to the
+/// session decoded.
 const V2: Serializer = Serializer::V2;
 
 /// The error when there is no WebSocket class to connect with.

@@ -9,7 +9,7 @@
 //! | in | out |
 //! |---|---|
 //! | [`connect`], [`disconnect`], [`channel`], [`join`], [`push`], [`leave`], [`remove_channel`], [`handle_visibility`] | [`poll_transmit`]: frames to send, in order |
-//! | [`handle_open`], [`handle_close`], [`handle_error`], [`handle_text`], [`handle_binary`] | [`poll_action`]: open or close a transport |
+//! | [`handle_open`], [`handle_close`], [`handle_error`], [`handle_text`], [`handle_binary`], [`handle_frame`] | [`poll_action`]: open or close a transport |
 //! | [`handle_timeout`] | [`poll_event`]: what the application hears |
 //! | | [`poll_timeout`]: when to call [`handle_timeout`] |
 //!
@@ -135,6 +135,7 @@
 //! [`handle_error`]: Session::handle_error
 //! [`handle_text`]: Session::handle_text
 //! [`handle_binary`]: Session::handle_binary
+//! [`handle_frame`]: Session::handle_frame
 //! [`handle_timeout`]: Session::handle_timeout
 //! [`poll_transmit`]: Session::poll_transmit
 //! [`poll_action`]: Session::poll_action

@@ -255,6 +255,47 @@ impl Session {
         Ok(())
     }
 
+    /// A message arrived that the driver has already decoded (with the configured serializer,
+    /// [`Direction::ToClient`]): what [`handle_text`](Self::handle_text) and
+    /// [`handle_binary`](Self::handle_binary) do after decoding, for a driver that also shows
+    /// the frame (to a logger) and decodes it once. Ignored unless the connection is open.
+    pub fn handle_frame(&mut self, now: Timestamp, frame: Frame) {
+        if self.conn != Conn::Open {
+            return;
+        }
+        let answers_heartbeat = match (&self.heartbeat, frame.msg_ref.as_deref()) {
+            (Heartbeat::Pending { msg_ref, .. }, Some(got)) => msg_ref == got,
+            _ => false,
+        };
+        if answers_heartbeat {
+            self.reset_heartbeat(now);
+        }
+        let Frame {
+            join_ref,
+            msg_ref,
+            topic,
+            body,
+        } = frame;
+        let join_ref = join_ref.filter(|r| !r.is_empty());
+        match body {
+            Body::Reply { status, response } => {
+                if let Some(msg_ref) = msg_ref.filter(|r| !r.is_empty()) {
+                    let reply = Reply {
+                        topic: &topic,
+                        join_ref: join_ref.as_deref(),
+                        msg_ref: &msg_ref,
+                        status,
+                        response,
+                    };
+                    self.route_reply(reply, now);
+                }
+            }
+            Body::Event { event, payload } => {
+                self.route_event(&topic, join_ref.as_deref(), event, payload, now);
+            }
+        }
+    }
+
     /// Fires every deadline at or before `now`, earliest first. Call it when
     /// [`poll_timeout`](Self::poll_timeout) comes due; calling it early or twice is harmless.
     pub fn handle_timeout(&mut self, now: Timestamp) {
@@ -414,40 +455,6 @@ impl Session {
             self.conn = Conn::Closed;
         } else {
             self.transport_connect(false);
-        }
-    }
-
-    fn handle_frame(&mut self, now: Timestamp, frame: Frame) {
-        let answers_heartbeat = match (&self.heartbeat, frame.msg_ref.as_deref()) {
-            (Heartbeat::Pending { msg_ref, .. }, Some(got)) => msg_ref == got,
-            _ => false,
-        };
-        if answers_heartbeat {
-            self.reset_heartbeat(now);
-        }
-        let Frame {
-            join_ref,
-            msg_ref,
-            topic,
-            body,
-        } = frame;
-        let join_ref = join_ref.filter(|r| !r.is_empty());
-        match body {
-            Body::Reply { status, response } => {
-                if let Some(msg_ref) = msg_ref.filter(|r| !r.is_empty()) {
-                    let reply = Reply {
-                        topic: &topic,
-                        join_ref: join_ref.as_deref(),
-                        msg_ref: &msg_ref,
-                        status,
-                        response,
-                    };
-                    self.route_reply(reply, now);
-                }
-            }
-            Body::Event { event, payload } => {
-                self.route_event(&topic, join_ref.as_deref(), event, payload, now);
-            }
         }
     }
 

@@ -467,3 +467,36 @@ fn params_that_cannot_be_sent_are_refused_and_the_old_ones_kept() {
         Err(JoinError::UnknownChannel)
     );
 }
+
+#[test]
+fn a_frame_decoded_by_the_driver_is_handled_as_its_text_is() {
+    let decode = |text: &str| {
+        Serializer::V2
+            .decode_text(crate::Direction::ToClient, text)
+            .expect("test frames decode")
+    };
+    let broadcast = r#"[null,null,"room:lobby","shout",{"body":"hi"}]"#;
+    let mut c = Client::quiet();
+    let room = c.session.channel("room:lobby", Payload::empty());
+    c.session.handle_frame(c.now, decode(broadcast));
+    assert_eq!(c.events(), [], "ignored while not connected");
+
+    c.open();
+    c.drain();
+    c.session.join(room, None, c.now).expect("joins");
+    c.session.handle_frame(
+        c.now,
+        decode(r#"["3","3","room:lobby","phx_reply",{"status":"ok","response":{}}]"#),
+    );
+    assert_eq!(c.state(room), ChannelState::Joined);
+    c.drain();
+    c.session.handle_frame(c.now, decode(broadcast));
+    assert_eq!(
+        c.events(),
+        [Event::Message {
+            channel: room,
+            event: "shout".into(),
+            payload: json(r#"{"body":"hi"}"#),
+        }]
+    );
+}
