@@ -229,6 +229,20 @@ impl Channel<'_> {
     }
 }
 
+/// POSTs to one of the fixture's test routes (the answer is opaque to the page, which has no
+/// CORS, but the request is made) and returns the code of the socket's next close.
+async fn post_then_close_code(c: &Connected, url: &str, what: &str) -> Option<f64> {
+    let closes = c.closes.len();
+    let init = Object::new();
+    let _ = Reflect::set(&init, &"method".into(), &"POST".into());
+    let _ = Reflect::set(&init, &"mode".into(), &"no-cors".into());
+    within(fetch(url, &init.into()), what).await;
+    let close = c.closes.nth(closes + 1, "the close").await;
+    Reflect::get(&close, &"code".into())
+        .ok()
+        .and_then(|code| code.as_f64())
+}
+
 async fn join(channel: &Channel<'_>) -> JsValue {
     let push = channel.join();
     let (status, response) = settle(&push, "the join").await;
@@ -330,26 +344,14 @@ async fn reconnects_and_rejoins_after_the_server_drops_the_socket() {
         r#"{"user":"alice"}"#
     );
 
-    // The server closes every socket of user_socket:alice (1001). The response is opaque to the
-    // page (no CORS), but the request is made.
-    let init = Object::new();
-    let _ = Reflect::set(&init, &"method".into(), &"POST".into());
-    let _ = Reflect::set(&init, &"mode".into(), &"no-cors".into());
-    within(
-        fetch(
-            &format!("{http}/test/disconnect/user_socket:alice"),
-            &init.into(),
-        ),
+    // The server closes every socket of user_socket:alice (1001).
+    let code = post_then_close_code(
+        &c,
+        &format!("{http}/test/disconnect/user_socket:alice"),
         "the disconnect request",
     )
     .await;
-    let close = c.closes.nth(1, "the close").await;
-    assert_eq!(
-        Reflect::get(&close, &"code".into())
-            .ok()
-            .and_then(|c| c.as_f64()),
-        Some(1001.0)
-    );
+    assert_eq!(code, Some(1001.0));
     c.opens.nth(2, "the reconnect").await;
     assert_eq!(
         json(&joins.nth(2, "the rejoin").await),
@@ -411,21 +413,9 @@ async fn after_the_server_restarts_it_reconnects_rejoins_and_sends_the_push_made
 
     // The fixture closes every socket with 1012, as a stopping process does, then binds its
     // address again with a new endpoint that knows nothing of this client.
-    let init = Object::new();
-    let _ = Reflect::set(&init, &"method".into(), &"POST".into());
-    let _ = Reflect::set(&init, &"mode".into(), &"no-cors".into());
-    within(
-        fetch(&format!("{http}/test/restart"), &init.into()),
-        "the restart request",
-    )
-    .await;
-    let close = c.closes.nth(1, "the close").await;
-    assert_eq!(
-        Reflect::get(&close, &"code".into())
-            .ok()
-            .and_then(|c| c.as_f64()),
-        Some(1012.0)
-    );
+    let code =
+        post_then_close_code(&c, &format!("{http}/test/restart"), "the restart request").await;
+    assert_eq!(code, Some(1012.0));
 
     // Made while the socket is down: buffered, sent once the channel has joined again.
     assert_ne!(c.socket.state(None, false), "open");
