@@ -17,6 +17,16 @@ use alight_tests::client::{RECV_TIMEOUT, TestClient};
 use alight_tests::fixture;
 use common::{TestResult, exchange, expect, heartbeat, http, join, server, v2};
 
+/// The fixture on `127.0.0.1:0` with a long shutdown timeout: a shutdown that returns promptly
+/// then shows that every socket finished, not that the wait gave up.
+async fn long_shutdown(config: Config) -> std::io::Result<fixture::Server> {
+    fixture::start_on(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        config.shutdown_timeout(Duration::from_secs(60)),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn idle_socket_is_closed_with_1001() -> TestResult {
     let idle = Duration::from_millis(600);
@@ -83,11 +93,7 @@ async fn disconnect_closes_that_socket_ids_sockets_only() -> TestResult {
 async fn graceful_shutdown_closes_every_socket_with_1012() -> TestResult {
     // A long shutdown timeout: `shutdown()` returning promptly then shows that every socket
     // finished, not that the wait gave up.
-    let server = fixture::start_on(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        Config::default().shutdown_timeout(Duration::from_secs(60)),
-    )
-    .await?;
+    let server = long_shutdown(Config::default()).await?;
     let addr = server.addr;
     let mut clients = vec![
         v2(&server).await?,
@@ -118,13 +124,7 @@ async fn graceful_shutdown_closes_every_socket_with_1012() -> TestResult {
 
 #[tokio::test]
 async fn graceful_shutdown_does_not_wait_on_a_stalled_socket() -> TestResult {
-    let server = fixture::start_on(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        Config::default()
-            .outbound_queue(100_000)
-            .shutdown_timeout(Duration::from_secs(60)),
-    )
-    .await?;
+    let server = long_shutdown(Config::default().outbound_queue(100_000)).await?;
     // A socket that stops reading with a server write blocked on it.
     let mut stalled =
         TestClient::connect_with_recv_buffer(&server.ws_url("2.0.0"), None, 4096).await?;
@@ -192,11 +192,7 @@ async fn closed_connection_frees_its_slot() -> TestResult {
 
 #[tokio::test]
 async fn the_fixture_restarts_on_the_same_address_with_a_new_endpoint() -> TestResult {
-    let server = fixture::start_on(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        Config::default().shutdown_timeout(Duration::from_secs(60)),
-    )
-    .await?;
+    let server = long_shutdown(Config::default()).await?;
     let mut client = v2(&server).await?;
     join(&mut client, "1", "room:a").await?;
     assert_eq!(server.alight.registry().subscriber_count("room:a"), 1);
