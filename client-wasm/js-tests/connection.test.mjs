@@ -85,6 +85,17 @@ test("each reconnect sends the params and token the functions return then", asyn
   assert.equal(second.protocols, `phoenix, base64url.bearer.phx.${btoa("token-2").replace(/=/g, "")}`);
 });
 
+// Connects `socket`, whose first attempt fails with `message` before opening (onError, then a
+// close with 1006), and checks that the reconnect reaches `server` at `url` and opens.
+async function failsThenReconnects(socket, server, message, url) {
+  socket.connect();
+  assert.equal(await socket.errors.nth(1), message);
+  assert.equal((await socket.closes.nth(1)).code, 1006);
+  const conn = await server.connections.nth(1);
+  assert.equal(conn.url, url);
+  await socket.opens.nth(1);
+}
+
 test("a failing params function is an error and a reconnect, not an exception", async (t) => {
   const h = new Harness(t);
   const server = await h.wsServer();
@@ -96,12 +107,7 @@ test("a failing params function is an error and a reconnect, not an exception", 
       return Promise.resolve({ ok: 1 });
     },
   });
-  socket.connect();
-  assert.equal(await socket.errors.nth(1), "not yet");
-  assert.equal((await socket.closes.nth(1)).code, 1006);
-  const conn = await server.connections.nth(1);
-  assert.equal(conn.url, "/socket/websocket?ok=1&vsn=2.0.0");
-  await socket.opens.nth(1);
+  await failsThenReconnects(socket, server, "not yet", "/socket/websocket?ok=1&vsn=2.0.0");
 });
 
 test("a params getter that throws is an error and a reconnect, not an exception", async (t) => {
@@ -115,12 +121,7 @@ test("a params getter that throws is an error and a reconnect, not an exception"
     },
   };
   const socket = h.socket(server.socketUrl, { params });
-  socket.connect();
-  assert.equal(await socket.errors.nth(1), "not readable yet");
-  assert.equal((await socket.closes.nth(1)).code, 1006);
-  const conn = await server.connections.nth(1);
-  assert.equal(conn.url, "/socket/websocket?n=2&vsn=2.0.0");
-  await socket.opens.nth(1);
+  await failsThenReconnects(socket, server, "not readable yet", "/socket/websocket?n=2&vsn=2.0.0");
 });
 
 test("a token btoa cannot encode is an error and a reconnect, before any connection", async (t) => {

@@ -91,8 +91,6 @@ async fn disconnect_closes_that_socket_ids_sockets_only() -> TestResult {
 
 #[tokio::test]
 async fn graceful_shutdown_closes_every_socket_with_1012() -> TestResult {
-    // A long shutdown timeout: `shutdown()` returning promptly then shows that every socket
-    // finished, not that the wait gave up.
     let server = long_shutdown(Config::default()).await?;
     let addr = server.addr;
     let mut clients = vec![
