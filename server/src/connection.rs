@@ -180,8 +180,8 @@ pub(crate) fn run(
     if let Some(id) = &socket.id {
         hub.registry.register_socket(id, &handle);
     }
-    let open = hub.metrics.connections.inc() + 1;
-    hub.memory.opened(usize::try_from(open).unwrap_or(0));
+    hub.metrics.connections.inc();
+    hub.memory.opened();
     span.in_scope(|| debug!("connected"));
     let mut conn = Connection {
         hub: hub.clone(),
@@ -224,12 +224,8 @@ pub(crate) fn run(
         if let Some(id) = &conn.socket.id {
             hub.registry.unregister_socket(id, conn.socket.conn_id);
         }
-        let open = hub.metrics.connections.dec() - 1;
-        let gauge = hub.metrics.connections.clone();
-        hub.memory
-            .closed(usize::try_from(open).unwrap_or(0), move || {
-                usize::try_from(gauge.get()).unwrap_or(0)
-            });
+        hub.metrics.connections.dec();
+        hub.memory.closed();
         debug!("disconnected");
         drop(permit);
     }

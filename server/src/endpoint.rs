@@ -191,7 +191,10 @@ impl AlightBuilder {
             None => Arc::new(LocalPubSub::new(registry.clone(), metrics.clone())),
         };
         let permits = Arc::new(Semaphore::new(self.config.limits().max_connections));
-        let memory = Arc::new(MemoryTrim::new(self.config.limits().memory_trim));
+        let memory = Arc::new(MemoryTrim::new(
+            self.config.limits().memory_trim,
+            metrics.connections.clone(),
+        ));
         let local = registry.clone();
         let presence = Presence::new(self.config.limits().presence_batch_window, move |diff| {
             local.dispatch(&diff, None);

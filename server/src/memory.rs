@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use prometheus_client::metrics::gauge::Gauge;
 use tracing::debug;
 
 /// Decides when to trim, and trims.
@@ -27,6 +28,8 @@ use tracing::debug;
 pub(crate) struct MemoryTrim {
     /// How long after the open connections fall to half their peak the trim runs; `None`: never.
     delay: Option<Duration>,
+    /// The open connections: the metrics' gauge, which the connections count themselves in.
+    open: Gauge,
     /// The most connections open at once since the last trim.
     peak: AtomicUsize,
     /// A trim is scheduled and has not run yet.
@@ -36,34 +39,35 @@ pub(crate) struct MemoryTrim {
 }
 
 impl MemoryTrim {
-    pub(crate) fn new(delay: Option<Duration>) -> Self {
-        Self::with(delay, release_free_memory)
+    pub(crate) fn new(delay: Option<Duration>, open: Gauge) -> Self {
+        Self::with(delay, open, release_free_memory)
     }
 
-    fn with(delay: Option<Duration>, trim: fn() -> bool) -> Self {
+    fn with(delay: Option<Duration>, open: Gauge, trim: fn() -> bool) -> Self {
         MemoryTrim {
             delay,
+            open,
             peak: AtomicUsize::new(0),
             scheduled: AtomicBool::new(false),
             trim,
         }
     }
 
-    /// A connection opened; `open` connections are open now, it included.
-    pub(crate) fn opened(&self, open: usize) {
-        self.peak.fetch_max(open, Ordering::Relaxed);
+    fn open(&self) -> usize {
+        usize::try_from(self.open.get()).unwrap_or(0)
     }
 
-    /// A connection closed; `open` are still open. Schedules a trim (on the current tokio
-    /// runtime) if they are half the peak or fewer and none is scheduled; `open_now` reads the
-    /// count again when it runs, as the next peak to compare with.
-    pub(crate) fn closed(
-        self: &Arc<Self>,
-        open: usize,
-        open_now: impl Fn() -> usize + Send + 'static,
-    ) {
+    /// A connection opened (and is counted in the gauge).
+    pub(crate) fn opened(&self) {
+        self.peak.fetch_max(self.open(), Ordering::Relaxed);
+    }
+
+    /// A connection closed (and is no longer counted). Schedules a trim (on the current tokio
+    /// runtime) if the open ones are half the peak or fewer and none is scheduled; what is open
+    /// when it runs is the next peak to compare with.
+    pub(crate) fn closed(self: &Arc<Self>) {
         let Some(delay) = self.delay else { return };
-        if open > self.peak.load(Ordering::Relaxed) / 2
+        if self.open() > self.peak.load(Ordering::Relaxed) / 2
             || self.scheduled.swap(true, Ordering::AcqRel)
         {
             return;
@@ -71,7 +75,7 @@ impl MemoryTrim {
         let this = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            this.peak.store(open_now(), Ordering::Relaxed);
+            this.peak.store(this.open(), Ordering::Relaxed);
             let trim = this.trim;
             let started = std::time::Instant::now();
             match tokio::task::spawn_blocking(trim).await {
@@ -129,24 +133,36 @@ mod tests {
         }
     }
 
+    /// `trim` and the gauge it reads, at `opened` open connections.
+    fn counting(trim: MemoryTrim, open: &Gauge, opened: usize) -> Arc<MemoryTrim> {
+        let trim = Arc::new(trim);
+        for _ in 0..opened {
+            open.inc();
+            trim.opened();
+        }
+        trim
+    }
+
+    fn close(trim: &Arc<MemoryTrim>, open: &Gauge, count: usize) {
+        for _ in 0..count {
+            open.dec();
+            trim.closed();
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn one_trim_after_a_wave_of_closes_and_none_while_connections_hold() {
-        let trim = Arc::new(MemoryTrim::with(Some(Duration::from_secs(1)), count_wave));
-        for open in 1..=10 {
-            trim.opened(open);
-        }
+        let open = Gauge::default();
+        let delay = Some(Duration::from_secs(1));
+        let trim = counting(MemoryTrim::with(delay, open.clone(), count_wave), &open, 10);
         // Down to 6 of a peak of 10: more than half still open, nothing to do.
-        for open in (6..10).rev() {
-            trim.closed(open, || 6);
-        }
+        close(&trim, &open, 4);
         tokio::time::sleep(Duration::from_secs(5)).await;
         settle().await;
         assert_eq!(TRIMS_WAVE.load(Ordering::SeqCst), 0);
 
         // Down to 0: one trim, a second after the first close at half the peak.
-        for open in (0..6).rev() {
-            trim.closed(open, || 0);
-        }
+        close(&trim, &open, 6);
         tokio::time::sleep(Duration::from_millis(999)).await;
         assert_eq!(TRIMS_WAVE.load(Ordering::SeqCst), 0);
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -154,10 +170,11 @@ mod tests {
         assert_eq!(TRIMS_WAVE.load(Ordering::SeqCst), 1);
 
         // The peak starts again from what was open at the trim: a new wave trims again.
-        trim.opened(1);
-        trim.opened(2);
-        trim.closed(1, || 0);
-        trim.closed(0, || 0);
+        for _ in 0..2 {
+            open.inc();
+            trim.opened();
+        }
+        close(&trim, &open, 2);
         tokio::time::sleep(Duration::from_secs(2)).await;
         settle().await;
         assert_eq!(TRIMS_WAVE.load(Ordering::SeqCst), 2);
@@ -165,11 +182,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn no_trim_when_turned_off() {
-        let trim = Arc::new(MemoryTrim::with(None, count_off));
-        trim.opened(4);
-        for open in (0..4).rev() {
-            trim.closed(open, || 0);
-        }
+        let open = Gauge::default();
+        let trim = counting(MemoryTrim::with(None, open.clone(), count_off), &open, 4);
+        close(&trim, &open, 4);
         tokio::time::sleep(Duration::from_secs(5)).await;
         settle().await;
         assert_eq!(TRIMS_OFF.load(Ordering::SeqCst), 0);
