@@ -29,7 +29,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use alight_protocol::Payload;
@@ -324,17 +323,17 @@ async fn serve_until_stopped(
     let addr = listener.local_addr()?;
     loop {
         let restart = Arc::new(Notify::new());
-        let restarting = Arc::new(AtomicBool::new(false));
         let app = app(&endpoint, restart.clone());
-        let (mut stop, restarted) = (stopped.clone(), restarting.clone());
+        let mut stop = stopped.clone();
         let signal = async move {
             tokio::select! {
                 _ = stop.wait_for(|stopped| *stopped) => {}
-                () = restart.notified() => restarted.store(true, Ordering::SeqCst),
+                () = restart.notified() => {}
             }
         };
         endpoint.serve(listener, app, signal).await?;
-        if !restarting.load(Ordering::SeqCst) || *stopped.borrow() {
+        // Stopped (or the `Server` is gone), else restarted.
+        if *stopped.borrow() || stopped.has_changed().is_err() {
             return Ok(());
         }
         listener = TcpListener::bind(addr).await?;
