@@ -177,6 +177,18 @@ mod tests {
         (Arc::downgrade(&broadcast), held)
     }
 
+    /// A connection that published `count` broadcasts, each held by `queues` queues.
+    fn published(count: usize, queues: usize) -> (Pacing, Vec<Vec<Arc<SharedBroadcast>>>) {
+        let mut pacing = Pacing::default();
+        let mut holders = Vec::new();
+        for _ in 0..count {
+            let (latest, held) = fanned_out(queues);
+            pacing.published(latest);
+            holders.push(held);
+        }
+        (pacing, holders)
+    }
+
     #[test]
     fn reading_pauses_past_the_window_whatever_the_topic_size() {
         for (queues, window) in [(1, 64), (1_000, 64), (10_000, 64), (1_000_000, 64), (1, 4)] {
@@ -198,13 +210,7 @@ mod tests {
 
     #[test]
     fn reading_resumes_as_queues_are_emptied() {
-        let mut pacing = Pacing::default();
-        let mut holders = Vec::new();
-        for _ in 0..3 {
-            let (latest, held) = fanned_out(2);
-            pacing.published(latest);
-            holders.push(held);
-        }
+        let (mut pacing, mut holders) = published(3, 2);
         assert!(pacing.paused(2));
         // The oldest taken by every subscriber: two left, within the window.
         holders.remove(0);
@@ -273,13 +279,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_subscriber_that_never_takes_holds_reading_for_the_timeout_only() {
-        let mut pacing = Pacing::default();
-        let mut stuck = Vec::new();
-        for _ in 0..3 {
-            let (latest, held) = fanned_out(1);
-            pacing.published(latest);
-            stuck.push(held);
-        }
+        let (mut pacing, stuck) = published(3, 1);
         assert!(pacing.paused(2));
         let started = Instant::now();
         pacing.resume().await;
