@@ -60,39 +60,15 @@ pub async fn run(env: &Env, params: ChurnParams) -> Outcome {
             "/s",
             Better::Higher,
         ),
-        Metric::new(
-            "cycle p50",
-            summary.p50_us as f64 / 1000.0,
-            "ms",
-            Better::Lower,
-        ),
-        Metric::new(
-            "cycle p99",
-            summary.p99_us as f64 / 1000.0,
-            "ms",
-            Better::Lower,
-        ),
+        Metric::latency("cycle p50", summary.p50_us),
+        Metric::latency("cycle p99", summary.p99_us),
     ];
     if let (Some(start_kib), Some(end_kib)) = (rss_start, rss_end) {
-        let mib = |kib: u64| kib as f64 / 1024.0;
-        metrics.push(Metric::new(
-            "server RSS start",
-            mib(start_kib),
-            "MiB",
-            Better::Lower,
-        ));
-        metrics.push(Metric::new(
-            "server RSS peak",
-            mib(peak.max(end_kib)),
-            "MiB",
-            Better::Lower,
-        ));
-        metrics.push(Metric::new(
-            "server RSS end",
-            mib(end_kib),
-            "MiB",
-            Better::Lower,
-        ));
+        let rss =
+            |name: &str, kib: u64| Metric::new(name, kib as f64 / 1024.0, "MiB", Better::Lower);
+        metrics.push(rss("server RSS start", start_kib));
+        metrics.push(rss("server RSS peak", peak.max(end_kib)));
+        metrics.push(rss("server RSS end", end_kib));
         let returned = end_kib as f64 <= start_kib as f64 * (1.0 + RETURN_TOLERANCE);
         metrics.push(Metric::new(
             "RSS back within 10%",
@@ -101,12 +77,7 @@ pub async fn run(env: &Env, params: ChurnParams) -> Outcome {
             Better::Higher,
         ));
         if let Some(second_kib) = rss_second {
-            metrics.push(Metric::new(
-                "server RSS end, second round",
-                mib(second_kib),
-                "MiB",
-                Better::Lower,
-            ));
+            metrics.push(rss("server RSS end, second round", second_kib));
             metrics.push(Metric::new(
                 "second round's RSS growth",
                 (second_kib as f64 - end_kib as f64) / end_kib.max(1) as f64 * 100.0,

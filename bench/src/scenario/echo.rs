@@ -62,24 +62,9 @@ pub async fn run(env: &Env, params: EchoParams) -> Outcome {
             "/s",
             Better::Higher,
         ),
-        Metric::new(
-            "latency p50",
-            summary.p50_us as f64 / 1000.0,
-            "ms",
-            Better::Lower,
-        ),
-        Metric::new(
-            "latency p99",
-            summary.p99_us as f64 / 1000.0,
-            "ms",
-            Better::Lower,
-        ),
-        Metric::new(
-            "latency max",
-            summary.max_us as f64 / 1000.0,
-            "ms",
-            Better::Lower,
-        ),
+        Metric::latency("latency p50", summary.p50_us),
+        Metric::latency("latency p99", summary.p99_us),
+        Metric::latency("latency max", summary.max_us),
     ];
     let mut notes: Vec<String> = crowd.failures.note("connects").into_iter().collect();
     notes.extend(failures.note("pings"));

@@ -186,24 +186,9 @@ pub async fn run(env: &Env, params: FanoutParams) -> Outcome {
             "/s",
             Better::Higher,
         ),
-        Metric::new(
-            "latency p50",
-            latency.p50_us as f64 / 1000.0,
-            "ms",
-            Better::Lower,
-        ),
-        Metric::new(
-            "latency p99",
-            latency.p99_us as f64 / 1000.0,
-            "ms",
-            Better::Lower,
-        ),
-        Metric::new(
-            "latency max",
-            latency.max_us as f64 / 1000.0,
-            "ms",
-            Better::Lower,
-        ),
+        Metric::latency("latency p50", latency.p50_us),
+        Metric::latency("latency p99", latency.p99_us),
+        Metric::latency("latency max", latency.max_us),
         Metric::new("missing deliveries", missing as f64, "", Better::Lower),
         Metric::new("subscribers dropped", dropped as f64, "", Better::Lower),
     ];

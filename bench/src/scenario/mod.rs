@@ -107,6 +107,11 @@ impl Metric {
             better,
         }
     }
+
+    /// A latency measured in microseconds, shown in milliseconds.
+    pub fn latency(name: &str, micros: u64) -> Self {
+        Metric::new(name, micros as f64 / 1000.0, "ms", Better::Lower)
+    }
 }
 
 /// What a scenario run measured.
