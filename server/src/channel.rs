@@ -223,11 +223,12 @@ impl Context<'_> {
     /// Broadcasts to every subscriber of this topic, this socket included.
     ///
     /// This socket's copy is sent in order with its other pushes, before the reply (a channel
-    /// still joining is not subscribed yet and gets no copy, as in Phoenix). The callback's output
-    /// (that copy, then the reply) goes out once every subscriber on this node has taken the
-    /// broadcast from its queue, at most 100 ms later, and what this socket is sent afterwards
-    /// waits behind it: a client that keeps pushes in flight is paced by the fan-out it causes
-    /// instead of outrunning it. With a few subscribers the wait is a task switch.
+    /// still joining is not subscribed yet and gets no copy, as in Phoenix). While more than 16
+    /// of this socket's broadcasts wait in subscriber queues on this node, the callback's output
+    /// (that copy, then the reply) goes out once the broadcast of 16 steps before has been taken
+    /// from every queue (or once no queue took it for 100 ms: a stalled subscriber), and what
+    /// this socket is sent afterwards waits behind it: a client that keeps pushes in flight is
+    /// paced by the fan-out it causes instead of outrunning it. Otherwise it goes out at once.
     pub fn broadcast(&mut self, event: impl Into<String>, payload: Payload) {
         let message = Arc::new(SharedBroadcast::new(self.topic, event, payload));
         self.published = Some(Arc::downgrade(&message));

@@ -8,12 +8,15 @@
 //! broadcast has been taken from every queue ties a client's pace to the fan-out it causes, the
 //! way a reply queued behind the broadcast in one writer per socket would. Everything the
 //! connection sends after a held step waits behind it, so the client sees frames in order.
-//! A subscriber that stops reading would hold the reply for good, so a step is held at most
-//! [`HOLD_TIMEOUT`].
+//! A subscriber that stops reading would hold the reply for good, so a step is released once
+//! [`HOLD_TIMEOUT`] passes without any queue taking its broadcast. Subscribers that are only
+//! busy keep taking, and the step waits for them however long the fan-out takes (a round of
+//! writes to tens of thousands of sockets takes longer than the timeout): a fixed timeout would
+//! release replies before the fan-out and let the client deepen every queue.
 //!
-//! Into a small topic, a step waits for the broadcast of a few steps before rather than its own
-//! (which one, [`Pacing::hold_until`](crate::pacing::Pacing::hold_until) says): the client
-//! keeps a few more broadcasts in the pipe, and subscribers write several per syscall.
+//! A step waits for the broadcast of a few steps before rather than its own (which one,
+//! [`Pacing::hold_until`](crate::pacing::Pacing::hold_until) says): the client keeps a few more
+//! broadcasts in the pipe, and subscribers write several per syscall.
 
 use std::collections::VecDeque;
 use std::sync::Weak;
@@ -25,7 +28,7 @@ use tokio::time::Instant;
 
 use crate::pacing::taken;
 
-/// The longest a step's output waits for its broadcast to be taken.
+/// The longest a step's output waits without any queue taking its broadcast.
 pub(crate) const HOLD_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Steps' output waiting for their broadcasts, oldest first.
@@ -37,8 +40,10 @@ pub(crate) struct HeldOutput {
 struct HeldStep {
     /// Released once no queue holds it.
     broadcast: Weak<SharedBroadcast>,
-    /// Released at this instant regardless.
+    /// Released at this instant unless some queue took the broadcast since the deadline was set.
     deadline: Instant,
+    /// How many queues held the broadcast when the deadline was set.
+    holders: usize,
     messages: Vec<Message>,
 }
 
@@ -58,6 +63,7 @@ impl HeldOutput {
             Some(broadcast) if broadcast.strong_count() > 0 => {
                 self.steps.push_back(HeldStep {
                     broadcast: broadcast.clone(),
+                    holders: broadcast.strong_count(),
                     deadline: Instant::now() + HOLD_TIMEOUT,
                     messages: std::mem::take(out),
                 });
@@ -73,8 +79,15 @@ impl HeldOutput {
     /// Moves the output of the steps now released, in order, to the end of `out`.
     pub(crate) fn release(&mut self, out: &mut Vec<Message>) {
         let now = Instant::now();
-        while let Some(step) = self.steps.front() {
-            if step.broadcast.strong_count() > 0 && step.deadline > now {
+        while let Some(step) = self.steps.front_mut() {
+            let holders = step.broadcast.strong_count();
+            if holders > 0 && step.deadline > now {
+                break;
+            }
+            if holders > 0 && holders < step.holders {
+                // Subscribers are taking it, only slowly: wait for them another timeout.
+                step.holders = holders;
+                step.deadline = now + HOLD_TIMEOUT;
                 break;
             }
             if let Some(mut step) = self.steps.pop_front() {
@@ -171,6 +184,31 @@ mod tests {
         held.hold(&mut out, Some(&gone));
         assert_eq!(texts(&out), ["reply"]);
         assert!(held.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_broadcast_being_taken_holds_the_output_past_the_timeout() {
+        let mut held = HeldOutput::default();
+        let shout = broadcast();
+        let mut queues = vec![shout.clone(); 3];
+        let mut out = vec![text("reply")];
+        held.hold(&mut out, Some(&Arc::downgrade(&shout)));
+        drop(shout);
+        let started = Instant::now();
+        // One queue takes it before each timeout runs out: the output keeps waiting.
+        for taken in 1..3 {
+            tokio::time::sleep(HOLD_TIMEOUT - Duration::from_millis(1)).await;
+            queues.pop();
+            held.released().await;
+            held.release(&mut out);
+            assert!(out.is_empty(), "{taken} of 3 queues took it");
+        }
+        // The last queue stalls: released at the first deadline that saw no progress.
+        held.released().await;
+        held.release(&mut out);
+        assert_eq!(texts(&out), ["reply"]);
+        assert_eq!(started.elapsed(), HOLD_TIMEOUT * 3);
+        assert_eq!(queues.len(), 1);
     }
 
     #[tokio::test(start_paused = true)]

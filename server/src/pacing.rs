@@ -10,10 +10,8 @@ use tokio::time::Instant;
 
 /// The most broadcasts a connection keeps ahead of the subscribers it publishes to.
 pub(crate) const MAX_PACE_WINDOW: usize = 64;
-/// How many deliveries the steps a held step may lag behind stand for (see [`Pacing::hold_until`]).
-const LAG_BUDGET: usize = 16_000;
-/// The most steps a held step lags behind.
-const MAX_LAG: usize = 16;
+/// How many steps back the broadcast is that releases a held step (see [`Pacing::hold_until`]).
+const HOLD_LAG: usize = 16;
 /// The longest a paced connection waits without any subscriber taking its newest broadcast
 /// before it reads again anyway.
 const PACE_TIMEOUT: Duration = Duration::from_millis(100);
@@ -49,8 +47,6 @@ pub(crate) struct Pacing {
     recent: VecDeque<Weak<SharedBroadcast>>,
     /// When reading resumes regardless, while paused.
     deadline: Option<Instant>,
-    /// How many queues the latest broadcast went into.
-    fanout: usize,
     /// How many queues held the newest broadcast when the deadline was last set: if none has
     /// taken it by the deadline, the wait ends.
     holders: usize,
@@ -62,10 +58,9 @@ impl Pacing {
     /// Called once the step's own copy is encoded: the broadcast's other holders are the
     /// subscriber queues it went into (less any another worker thread already emptied).
     pub(crate) fn published(&mut self, latest: Weak<SharedBroadcast>) {
-        self.fanout = latest.strong_count();
         // Progress is counted on the newest broadcast (a step may publish while paused, from an
         // intercepted event's `handle_out`).
-        self.holders = self.fanout;
+        self.holders = latest.strong_count();
         self.recent.push_back(latest);
     }
 
@@ -85,20 +80,21 @@ impl Pacing {
     }
 
     /// The broadcast whose taking releases the output of the step that just published (see
-    /// `crate::held`): the step's own, or, into a small topic, the one of a few steps before
-    /// ([`LAG_BUDGET`] deliveries' worth, at most [`MAX_LAG`] steps), so that the client keeps a
-    /// few more broadcasts in the pipe and subscribers write several per syscall. Measured flat
-    /// out at 1,000 subscribers with 16 pushes in flight: 8 steps back gave 1.16-1.25M
-    /// deliveries/s instead of 0.9-1.05M at the same p99 (about 23 ms), and 16 steps back
-    /// 1.12-1.56M instead of 0.99-1.05M (three paired runs, p99 26-34 ms both); into 10,000 it is
-    /// one step back. `None` when that broadcast is already taken.
+    /// `crate::held`): the one of [`HOLD_LAG`] steps before, so that a client that keeps pushes in
+    /// flight keeps that many more broadcasts in the pipe, and subscribers write several per
+    /// syscall. `None` when that broadcast is already taken (fewer are queued).
+    ///
+    /// Measured flat out with 16 pushes in flight (bench/README.md, "what changed", items 4
+    /// and 8): into 1,000 subscribers, 16 steps back gave 1.12-1.56M deliveries/s against
+    /// 0.99-1.05M for 8 at the same p99; into 10,000, one step back (the lag used to shrink
+    /// with the topic's size) gave 1.17M/s at a p99 of 767 ms where 16 give 1.29-1.30M/s at
+    /// 339-348 ms.
     ///
     /// The broadcasts still queued are a suffix of this connection's (queues are first in, first
     /// out), so the one `lag` steps back is the `lag`-th from the end if it is still queued.
     pub(crate) fn hold_until(&mut self) -> Option<Weak<SharedBroadcast>> {
         self.forget_sent();
-        let lag = (LAG_BUDGET / self.fanout.max(1)).min(MAX_LAG);
-        let at = self.recent.len().checked_sub(lag + 1)?;
+        let at = self.recent.len().checked_sub(HOLD_LAG + 1)?;
         self.recent.get(at).cloned()
     }
 
@@ -191,13 +187,12 @@ mod tests {
 
     #[test]
     fn reading_pauses_past_the_window_whatever_the_topic_size() {
-        for (queues, window) in [(1, 64), (1_000, 64), (10_000, 64), (1_000_000, 64), (1, 4)] {
+        for (queues, window) in [(1, 64), (1_000, 64), (10_000, 64), (1, 4)] {
             let mut pacing = Pacing::default();
             let mut holders = Vec::new();
             for sent in 1..=window + 1 {
-                let (latest, held) = fanned_out(3);
+                let (latest, held) = fanned_out(queues);
                 pacing.published(latest);
-                pacing.fanout = queues;
                 holders.push(held);
                 assert_eq!(
                     pacing.paused(window),
@@ -222,37 +217,31 @@ mod tests {
     }
 
     #[test]
-    fn a_step_into_a_small_topic_is_held_until_a_broadcast_of_a_few_steps_before_is_taken() {
-        let mut pacing = Pacing::default();
-        let mut queues = Vec::new();
-        let mut gates = Vec::new();
-        for _ in 0..20 {
-            let (latest, held) = fanned_out(2);
-            pacing.published(latest.clone());
-            // 2,000 subscribers: LAG_BUDGET / 2,000 = 8 steps back.
-            pacing.fanout = 2_000;
-            queues.push(held);
-            gates.push(latest);
-            let gate = pacing.hold_until();
-            let expected = gates.len().checked_sub(9).map(|at| &gates[at]);
-            assert_eq!(gate.is_some(), expected.is_some());
-            if let (Some(gate), Some(expected)) = (gate, expected) {
-                assert!(gate.ptr_eq(expected));
+    fn a_step_is_held_until_the_broadcast_of_a_few_steps_before_is_taken() {
+        for queues in [2, 10_000] {
+            let mut pacing = Pacing::default();
+            let mut held = Vec::new();
+            let mut gates = Vec::new();
+            for _ in 0..20 {
+                let (latest, queued) = fanned_out(queues);
+                pacing.published(latest.clone());
+                held.push(queued);
+                gates.push(latest);
+                let gate = pacing.hold_until();
+                // HOLD_LAG steps back whatever the topic's size; nothing while fewer are queued.
+                let expected = gates.len().checked_sub(HOLD_LAG + 1).map(|at| &gates[at]);
+                assert_eq!(gate.is_some(), expected.is_some(), "{queues} subscribers");
+                if let (Some(gate), Some(expected)) = (gate, expected) {
+                    assert!(gate.ptr_eq(expected), "{queues} subscribers");
+                }
             }
+            // The older broadcasts taken everywhere: fewer than HOLD_LAG + 1 are left queued.
+            held.drain(..5);
+            assert!(pacing.hold_until().is_none());
+            // Once everything is taken nothing holds a step.
+            held.clear();
+            assert!(pacing.hold_until().is_none());
         }
-        // Into 1,000 subscribers 16 steps back, and no further into fewer.
-        for fanout in [1_000, 100] {
-            pacing.fanout = fanout;
-            let gate = pacing.hold_until().expect("queued");
-            assert!(gate.ptr_eq(&gates[19 - 16]));
-        }
-        // Into 20,000 subscribers the step waits for its own broadcast.
-        pacing.fanout = 20_000;
-        let newest = pacing.hold_until().expect("the newest is queued");
-        assert!(newest.ptr_eq(&gates[19]));
-        // Once everything is taken nothing holds a step.
-        queues.clear();
-        assert!(pacing.hold_until().is_none());
     }
 
     #[tokio::test(start_paused = true)]
