@@ -26,6 +26,7 @@ use crate::channel::{
 };
 use crate::close_code;
 use crate::endpoint::Hub;
+use crate::gate::Gated;
 use crate::held::HeldOutput;
 use crate::pacing::{MAX_PACE_WINDOW, Pacing};
 use crate::registry::{ConnHandle, Inbox, Outbound, Push};
@@ -248,12 +249,13 @@ impl Connection {
     async fn drive(
         &mut self,
         sink: &mut SplitSink<WebSocket, Message>,
-        mut stream: SplitStream<WebSocket>,
+        stream: SplitStream<WebSocket>,
         mut rx: Inbox,
         idle_timeout: Duration,
     ) -> Step {
         let shutdown = self.hub.shutdown.clone();
         let handle = self.handle.clone();
+        let mut stream = Gated::new(stream);
         let idle = tokio::time::sleep(idle_timeout);
         tokio::pin!(idle);
         let window = (self.hub.config.limits().outbound_queue / 4).clamp(1, MAX_PACE_WINDOW);

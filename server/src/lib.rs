@@ -58,6 +58,7 @@ pub mod close_code;
 pub mod config;
 mod connection;
 pub mod endpoint;
+mod gate;
 mod held;
 mod memory;
 mod metrics;
