@@ -258,14 +258,20 @@ impl Connection {
         let mut stream = Gated::new(stream);
         let idle = tokio::time::sleep(idle_timeout);
         tokio::pin!(idle);
+        // Registered once for the connection's life, not once per wake-up: each of these
+        // futures takes a lock to join its waiter list and another to leave it.
+        let shutting_down = shutdown.cancelled();
+        tokio::pin!(shutting_down);
+        let overflowed = handle.overflow.notified();
+        tokio::pin!(overflowed);
         let window = (self.hub.config.limits().outbound_queue / 4).clamp(1, MAX_PACE_WINDOW);
         loop {
             let mut from_client = false;
             let paused = self.pacing.paused(window);
             let step = tokio::select! {
                 biased;
-                () = shutdown.cancelled() => Step::Close(close_code::SERVICE_RESTART, "server shutting down".into()),
-                () = handle.overflow.notified() => Step::Close(close_code::SLOW_CONSUMER, "slow consumer: outbound queue full".into()),
+                () = &mut shutting_down => Step::Close(close_code::SERVICE_RESTART, "server shutting down".into()),
+                () = &mut overflowed => Step::Close(close_code::SLOW_CONSUMER, "slow consumer: outbound queue full".into()),
                 incoming = stream.next(), if !paused => {
                     from_client = true;
                     idle.as_mut().reset(Instant::now() + idle_timeout);
@@ -297,8 +303,8 @@ impl Connection {
             if !self.out.is_empty() {
                 let written = tokio::select! {
                     biased;
-                    () = shutdown.cancelled() => return Step::Close(close_code::SERVICE_RESTART, "server shutting down".into()),
-                    () = handle.overflow.notified() => return Step::Close(close_code::SLOW_CONSUMER, "slow consumer: outbound queue full".into()),
+                    () = &mut shutting_down => return Step::Close(close_code::SERVICE_RESTART, "server shutting down".into()),
+                    () = &mut overflowed => return Step::Close(close_code::SLOW_CONSUMER, "slow consumer: outbound queue full".into()),
                     written = write_all(sink, &mut self.out) => written,
                 };
                 if written.is_err() {
