@@ -28,7 +28,7 @@ use crate::close_code;
 use crate::endpoint::Hub;
 use crate::gate::Gated;
 use crate::held::HeldOutput;
-use crate::pacing::{MAX_PACE_WINDOW, Pacing};
+use crate::pacing::Pacing;
 use crate::registry::{ConnHandle, Inbox, Outbound, Push};
 use crate::socket::Socket;
 
@@ -264,10 +264,10 @@ impl Connection {
         tokio::pin!(shutting_down);
         let overflowed = handle.overflow.notified();
         tokio::pin!(overflowed);
-        let window = (self.hub.config.limits().outbound_queue / 4).clamp(1, MAX_PACE_WINDOW);
+        let queue = self.hub.config.limits().outbound_queue;
         loop {
             let mut from_client = false;
-            let paused = self.pacing.paused(window);
+            let paused = self.pacing.paused(self.pacing.window(queue));
             let step = tokio::select! {
                 biased;
                 () = &mut shutting_down => Step::Close(close_code::SERVICE_RESTART, "server shutting down".into()),
