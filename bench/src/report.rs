@@ -247,8 +247,9 @@ pub fn markdown(results: &Results) -> String {
         .any(|r| r.outcome.notes.iter().any(|n| n.starts_with("median of")))
     {
         out.push_str(
-            "The fan-out figures of bare and alight are medians of runs interleaved between the \
-             two (each figure separately); the notes list every run's deliveries/s and p99.\n\n",
+            "The fan-out, echo and churn figures of bare and alight are medians of runs \
+             interleaved between the two (each figure separately); the notes list every run's \
+             rate and p99.\n\n",
         );
     }
 

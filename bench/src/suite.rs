@@ -7,10 +7,10 @@
 //! in the outer loop and servers in the inner one, so a drift of the machine during the run touches
 //! every server alike.
 //!
-//! The fan-out cases, whose figures swing most between runs on a busy 2-core machine, run
-//! [`FANOUT_RUNS`] times for the two servers the targets compare (bare and Alight), interleaved
-//! (bare, Alight, bare, Alight, ...), and each of their figures is the median of those runs;
-//! the per-run values of the main figures go into the case's notes.
+//! The fan-out, echo and churn cases, whose figures swing between runs on a 2-core machine, run
+//! [`REPEATED_RUNS`] times for the two servers the targets compare (bare and Alight),
+//! interleaved (bare, Alight, bare, Alight, ...), and each of their figures is the median of
+//! those runs; the per-run values of the main figures go into the case's notes.
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
@@ -38,10 +38,17 @@ const START_LIMIT: Duration = Duration::from_secs(15);
 pub const SOURCE_ADDRESSES: u8 = 16;
 /// Payload size of fan-out shouts and echo pings.
 const PAYLOAD_BYTES: usize = 200;
-/// Runs of each fan-out case for bare and Alight in a full run (see the module doc).
-pub const FANOUT_RUNS: usize = 3;
-/// The figures whose value in every run a repeated case's notes list.
-const SPREAD_FIGURES: [&str; 2] = ["deliveries/s", "latency p99"];
+/// Runs of each fan-out, echo and churn case for bare and Alight in a full run (see the module
+/// doc).
+pub const REPEATED_RUNS: usize = 3;
+/// The figures whose value in every run a repeated case's notes list (those the case has).
+const SPREAD_FIGURES: [&str; 5] = [
+    "deliveries/s",
+    "replies/s",
+    "cycles/s",
+    "latency p99",
+    "cycle p99",
+];
 
 /// A server under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -417,7 +424,7 @@ impl SuiteConfig {
         let mut index = 0;
         for case in &self.plan {
             let mut runs: Vec<Vec<Record>> = servers.iter().map(|_| Vec::new()).collect();
-            for round in 0..FANOUT_RUNS {
+            for round in 0..REPEATED_RUNS {
                 for (at, &server) in servers.iter().enumerate() {
                     if round >= self.runs(server, case) {
                         continue;
@@ -438,8 +445,9 @@ impl SuiteConfig {
     /// How many times `case` runs against `server`.
     fn runs(&self, server: Server, case: &Case) -> usize {
         let compared = matches!(server, Server::Bare | Server::Alight);
-        if compared && !self.smoke && matches!(case, Case::Fanout(_)) {
-            FANOUT_RUNS
+        let swings = matches!(case, Case::Fanout(_) | Case::Echo(_) | Case::Churn(_));
+        if compared && !self.smoke && swings {
+            REPEATED_RUNS
         } else {
             1
         }
