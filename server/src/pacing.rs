@@ -42,8 +42,8 @@ const PACE_TIMEOUT: Duration = Duration::from_millis(100);
 /// windows batch more writes, narrower ones keep the queues, and so the latency, shorter. A round
 /// over a large topic costs a syscall per subscriber however few messages each takes, so there
 /// deeper batches pay: an open-loop publisher at 1,000 msg/s into 10,000 subscribers got 1.67M
-/// deliveries/s with a window of 64 and 2.10-2.12M with 128 (bare fan-out: 2.02-2.05M), and
-/// 100 msg/s there, or 1,000 msg/s into 1,000 subscribers, saw no gain (bench/README.md).
+/// deliveries/s with a window of 64 and 2.10-2.12M with 128 (bare fan-out: 2.02-2.05M); into
+/// 1,000 subscribers the wider window only added latency (bench/README.md, item 10).
 ///
 /// A subscriber that stops reading holds its broadcasts for good. Once [`PACE_TIMEOUT`] passes
 /// without any subscriber taking the newest broadcast, the publisher forgets them and reads on,
@@ -78,8 +78,8 @@ impl Pacing {
         self.recent.push_back(latest);
     }
 
-    /// The window for a connection whose subscribers' queues hold `queue` messages, into the
-    /// topic it published to last.
+    /// The window for a connection whose subscribers' queues hold at most `queue` messages, sized
+    /// by the topic it published to last.
     pub(crate) fn window(&self, queue: usize) -> usize {
         (self.fanout / WIDER_PER)
             .clamp(MIN_PACE_WINDOW, MAX_PACE_WINDOW)
