@@ -16,7 +16,8 @@ const MAX_PACE_WINDOW: usize = 128;
 /// Past `WIDER_PER * MIN_PACE_WINDOW` subscribers, the window grows by one broadcast per this
 /// many subscribers.
 const WIDER_PER: usize = 80;
-/// How many steps back the broadcast is that releases a held step (see [`Pacing::hold_until`]).
+/// How many steps back, at most, the broadcast is that releases a held step (see
+/// [`Pacing::hold_until`]).
 const HOLD_LAG: usize = 16;
 /// The longest a paced connection waits without any subscriber taking its newest broadcast
 /// before it reads again anyway.
@@ -60,6 +61,9 @@ pub(crate) struct Pacing {
     deadline: Option<Instant>,
     /// How many queues the latest broadcast went into.
     fanout: usize,
+    /// How many of this connection's broadcasts every queue has taken, counted up to
+    /// [`HOLD_LAG`]: a held step waits for the broadcast one more than this many steps back.
+    taken: usize,
     /// How many queues held the newest broadcast when the deadline was last set: if none has
     /// taken it by the deadline, the wait ends.
     holders: usize,
@@ -103,21 +107,27 @@ impl Pacing {
     }
 
     /// The broadcast whose taking releases the output of the step that just published (see
-    /// `crate::held`): the one of [`HOLD_LAG`] steps before, so that a client that keeps pushes in
+    /// `crate::held`): the one of a few steps before, so that a client that keeps pushes in
     /// flight keeps that many more broadcasts in the pipe, and subscribers write several per
     /// syscall. `None` when that broadcast is already taken (fewer are queued).
     ///
-    /// Measured flat out with 16 pushes in flight (bench/README.md, "what changed", items 4
-    /// and 8): into 1,000 subscribers, 16 steps back gave 1.12-1.56M deliveries/s against
+    /// How many steps back grows with the connection's first broadcasts, like TCP's slow start:
+    /// one step back at first, one more for each broadcast taken everywhere, up to
+    /// [`HOLD_LAG`]. A client that opens with many pushes in flight then fills the pipe as fast
+    /// as the fan-out empties it, rather than all at once into cold connections.
+    ///
+    /// Measured flat out with 16 pushes in flight (bench/README.md, "what changed", items 4, 8
+    /// and 11): into 1,000 subscribers, 16 steps back gave 1.12-1.56M deliveries/s against
     /// 0.99-1.05M for 8 at the same p99; into 10,000, one step back (the lag used to shrink
-    /// with the topic's size) gave 1.17M/s at a p99 of 767 ms where 16 give 1.29-1.30M/s at
-    /// 339-348 ms.
+    /// with the topic's size) gave 1.17M/s at a p99 of 767 ms, 16 from the start 1.15-1.48M/s
+    /// at 314-369 ms, and the slow start 1.32-1.44M/s at 269-296 ms.
     ///
     /// The broadcasts still queued are a suffix of this connection's (queues are first in, first
     /// out), so the one `lag` steps back is the `lag`-th from the end if it is still queued.
     pub(crate) fn hold_until(&mut self) -> Option<Weak<SharedBroadcast>> {
         self.forget_sent();
-        let at = self.recent.len().checked_sub(HOLD_LAG + 1)?;
+        let lag = (self.taken + 1).min(HOLD_LAG);
+        let at = self.recent.len().checked_sub(lag + 1)?;
         self.recent.get(at).cloned()
     }
 
@@ -150,7 +160,9 @@ impl Pacing {
     /// Forgets the oldest broadcasts that every subscriber has taken, and the room once none is
     /// left.
     pub(crate) fn forget_sent(&mut self) {
+        let queued = self.recent.len();
         forget_taken(&mut self.recent);
+        self.taken = (self.taken + (queued - self.recent.len())).min(HOLD_LAG);
     }
 }
 
@@ -194,6 +206,24 @@ mod tests {
         let broadcast = Arc::new(SharedBroadcast::new("room:a", "shout", Payload::empty()));
         let held = vec![broadcast.clone(); queues];
         (Arc::downgrade(&broadcast), held)
+    }
+
+    /// Publishes `count` broadcasts on `pacing`, each held by `queues` queues: their weak
+    /// references and what holds them.
+    fn published_into(
+        pacing: &mut Pacing,
+        count: usize,
+        queues: usize,
+    ) -> (Vec<Weak<SharedBroadcast>>, Vec<Vec<Arc<SharedBroadcast>>>) {
+        let mut gates = Vec::new();
+        let mut holders = Vec::new();
+        for _ in 0..count {
+            let (latest, held) = fanned_out(queues);
+            pacing.published(latest.clone());
+            gates.push(latest);
+            holders.push(held);
+        }
+        (gates, holders)
     }
 
     /// A connection that published `count` broadcasts, each held by `queues` queues.
@@ -254,6 +284,10 @@ mod tests {
     fn a_step_is_held_until_the_broadcast_of_a_few_steps_before_is_taken() {
         for queues in [2, 10_000] {
             let mut pacing = Pacing::default();
+            // The connection's first broadcasts, taken everywhere: the lag is grown.
+            let (_, taken) = published_into(&mut pacing, HOLD_LAG, queues);
+            drop(taken);
+            pacing.forget_sent();
             let mut held = Vec::new();
             let mut gates = Vec::new();
             for _ in 0..20 {
@@ -276,6 +310,27 @@ mod tests {
             held.clear();
             assert!(pacing.hold_until().is_none());
         }
+    }
+
+    #[test]
+    fn the_lag_grows_by_one_step_per_broadcast_taken_everywhere() {
+        let mut pacing = Pacing::default();
+        // A fresh connection: one step back.
+        let (gates, mut held) = published_into(&mut pacing, 3, 2);
+        assert!(pacing.hold_until().expect("queued").ptr_eq(&gates[1]));
+        // Its first broadcast taken everywhere: two steps back.
+        held.remove(0);
+        let (_, more) = published_into(&mut pacing, 2, 2);
+        // Queued now, oldest first: gates[1], gates[2] and two more.
+        assert!(pacing.hold_until().expect("queued").ptr_eq(&gates[2]));
+        // Never past HOLD_LAG, however many are taken.
+        drop((held, more));
+        let (_, many) = published_into(&mut pacing, 40, 2);
+        drop(many);
+        pacing.forget_sent();
+        assert_eq!(pacing.taken, HOLD_LAG);
+        let (gates, _held) = published_into(&mut pacing, HOLD_LAG + 1, 2);
+        assert!(pacing.hold_until().expect("queued").ptr_eq(&gates[0]));
     }
 
     #[tokio::test(start_paused = true)]
