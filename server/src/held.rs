@@ -26,7 +26,7 @@ use alight_protocol::SharedBroadcast;
 use axum::extract::ws::Message;
 use tokio::time::Instant;
 
-use crate::pacing::taken;
+use crate::pacing::{Stall, taken};
 
 /// The longest a step's output waits without any queue taking its broadcast.
 pub(crate) const HOLD_TIMEOUT: Duration = Duration::from_millis(100);
@@ -40,10 +40,8 @@ pub(crate) struct HeldOutput {
 struct HeldStep {
     /// Released once no queue holds it.
     broadcast: Weak<SharedBroadcast>,
-    /// Released at this instant unless some queue took the broadcast since the deadline was set.
-    deadline: Instant,
-    /// How many queues held the broadcast when the deadline was set.
-    holders: usize,
+    /// Released at its deadline unless some queue took the broadcast meanwhile.
+    stall: Stall,
     messages: Vec<Message>,
 }
 
@@ -63,8 +61,7 @@ impl HeldOutput {
             Some(broadcast) if broadcast.strong_count() > 0 => {
                 self.steps.push_back(HeldStep {
                     broadcast: broadcast.clone(),
-                    holders: broadcast.strong_count(),
-                    deadline: Instant::now() + HOLD_TIMEOUT,
+                    stall: Stall::new(broadcast.strong_count(), HOLD_TIMEOUT),
                     messages: std::mem::take(out),
                 });
             }
@@ -81,13 +78,9 @@ impl HeldOutput {
         let now = Instant::now();
         while let Some(step) = self.steps.front_mut() {
             let holders = step.broadcast.strong_count();
-            if holders > 0 && step.deadline > now {
-                break;
-            }
-            if holders > 0 && holders < step.holders {
-                // Subscribers are taking it, only slowly: wait for them another timeout.
-                step.holders = holders;
-                step.deadline = now + HOLD_TIMEOUT;
+            if holders > 0
+                && (step.stall.deadline > now || !step.stall.gave_up(holders, HOLD_TIMEOUT))
+            {
                 break;
             }
             if let Some(mut step) = self.steps.pop_front() {
@@ -114,7 +107,7 @@ impl HeldOutput {
         };
         tokio::select! {
             () = taken(&step.broadcast) => {}
-            () = tokio::time::sleep_until(step.deadline) => {}
+            () = tokio::time::sleep_until(step.stall.deadline) => {}
         }
     }
 }

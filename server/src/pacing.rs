@@ -57,16 +57,13 @@ const PACE_TIMEOUT: Duration = Duration::from_millis(100);
 pub(crate) struct Pacing {
     /// This connection's broadcasts that some queue may still hold, oldest first.
     recent: VecDeque<Weak<SharedBroadcast>>,
-    /// When reading resumes regardless, while paused.
-    deadline: Option<Instant>,
+    /// While paused: when reading resumes regardless, unless subscribers keep taking.
+    stall: Option<Stall>,
     /// How many queues the latest broadcast went into.
     fanout: usize,
     /// How many of this connection's broadcasts every queue has taken, counted up to
     /// [`HOLD_LAG`]: a held step waits for the broadcast one more than this many steps back.
     taken: usize,
-    /// How many queues held the newest broadcast when the deadline was last set: if none has
-    /// taken it by the deadline, the wait ends.
-    holders: usize,
 }
 
 impl Pacing {
@@ -78,7 +75,9 @@ impl Pacing {
         // Progress is counted on the newest broadcast (a step may publish while paused, from an
         // intercepted event's `handle_out`).
         self.fanout = latest.strong_count();
-        self.holders = self.fanout;
+        if let Some(stall) = &mut self.stall {
+            stall.holders = self.fanout;
+        }
         self.recent.push_back(latest);
     }
 
@@ -96,12 +95,12 @@ impl Pacing {
     pub(crate) fn paused(&mut self, window: usize) -> bool {
         self.forget_sent();
         if self.recent.len() <= window {
-            self.deadline = None;
+            self.stall = None;
             return false;
         }
-        if self.deadline.is_none() {
-            self.deadline = Some(Instant::now() + PACE_TIMEOUT);
-            self.holders = self.recent.back().map_or(0, Weak::strong_count);
+        if self.stall.is_none() {
+            let holders = self.recent.back().map_or(0, Weak::strong_count);
+            self.stall = Some(Stall::new(holders, PACE_TIMEOUT));
         }
         true
     }
@@ -136,22 +135,17 @@ impl Pacing {
     /// deadline on by a timeout (the caller's next `paused` and `resume` wait again).
     /// Cancel-safe.
     pub(crate) async fn resume(&mut self) {
-        let deadline = self
-            .deadline
-            .unwrap_or_else(|| Instant::now() + PACE_TIMEOUT);
         // Queues are first in, first out: once the newest is taken everywhere, so are the older.
         let newest = self.recent.back().cloned().unwrap_or_default();
+        let stall = self
+            .stall
+            .get_or_insert_with(|| Stall::new(newest.strong_count(), PACE_TIMEOUT));
         tokio::select! {
             () = taken(&newest) => {}
-            () = tokio::time::sleep_until(deadline) => {
-                let holders = newest.strong_count();
-                if holders < self.holders {
-                    // Subscribers are taking it, only slowly: wait for them another timeout.
-                    self.holders = holders;
-                    self.deadline = Some(deadline + PACE_TIMEOUT);
-                } else {
+            () = tokio::time::sleep_until(stall.deadline) => {
+                if stall.gave_up(newest.strong_count(), PACE_TIMEOUT) {
                     self.recent.clear();
-                    self.deadline = None;
+                    self.stall = None;
                 }
             }
         }
@@ -163,6 +157,38 @@ impl Pacing {
         let queued = self.recent.len();
         forget_taken(&mut self.recent);
         self.taken = (self.taken + (queued - self.recent.len())).min(HOLD_LAG);
+    }
+}
+
+/// A wait for a broadcast to be taken that gives up only once a timeout passes without any queue
+/// taking it: subscribers that are busy keep it going however long the fan-out takes, and a
+/// stalled one ends it. Pacing waits on it, and so does held output (`crate::held`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stall {
+    /// When the wait gives up unless some queue took the broadcast since it was set.
+    pub(crate) deadline: Instant,
+    /// How many queues held the broadcast when the deadline was set.
+    holders: usize,
+}
+
+impl Stall {
+    /// A wait on a broadcast `holders` queues hold now, for `timeout` at first.
+    pub(crate) fn new(holders: usize, timeout: Duration) -> Self {
+        Stall {
+            deadline: Instant::now() + timeout,
+            holders,
+        }
+    }
+
+    /// At the deadline, with `holders` queues holding the broadcast now: whether the wait is over
+    /// (none took it since the deadline was set); otherwise it waits another `timeout`.
+    pub(crate) fn gave_up(&mut self, holders: usize, timeout: Duration) -> bool {
+        if holders < self.holders {
+            self.holders = holders;
+            self.deadline = Instant::now() + timeout;
+            return false;
+        }
+        true
     }
 }
 
