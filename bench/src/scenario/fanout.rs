@@ -83,6 +83,8 @@ struct PublisherTally {
     refused: u64,
     first_send_ns: u64,
     last_send_ns: u64,
+    /// At a fixed rate: how far behind its schedule the publisher finished a send, at most.
+    behind_ns: u64,
     error: Option<String>,
 }
 
@@ -196,6 +198,12 @@ pub async fn run(env: &Env, params: FanoutParams) -> Outcome {
         "{} shouts sent ({} acked, {} refused) to {} subscribers: {received} of {expected} deliveries",
         tally.sent, tally.acked, tally.refused, crowd.joined
     ));
+    if params.rate.is_some() {
+        notes.push(format!(
+            "the publisher finished a send up to {} ms behind its schedule",
+            tally.behind_ns / 1_000_000
+        ));
+    }
     if let Some(err) = tally.error {
         notes.push(format!("publisher: {err}"));
     }
@@ -264,6 +272,7 @@ async fn publish(
     done: oneshot::Sender<u64>,
 ) -> Result<(), ClientError> {
     let start = Instant::now();
+    let start_ns = clock.now_ns();
     let send_end = start + params.duration;
     let period = match params.rate {
         Some(r) => Duration::from_secs_f64(1.0 / f64::from(r.max(1))).max(Duration::from_millis(1)),
@@ -326,10 +335,14 @@ async fn publish(
                 let due = (start.elapsed().as_secs_f64() * rate) as u64 + 1;
                 let mut failed = None;
                 while tally.sent < due && Instant::now() < send_end {
+                    let scheduled = start_ns + (tally.sent as f64 * 1e9 / rate) as u64;
                     if let Err(err) = shout(client, params, clock, tally).await {
                         failed = Some(err);
                         break;
                     }
+                    tally.behind_ns = tally
+                        .behind_ns
+                        .max(clock.now_ns().saturating_sub(scheduled));
                 }
                 if let Some(err) = failed {
                     break Err(err);

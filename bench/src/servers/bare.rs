@@ -15,7 +15,9 @@
 //! | any other event, or a topic not joined | error `{"reason":"unmatched topic"}` or `{"reason":"unknown event"}` |
 //!
 //! Like Alight, each socket has a bounded outbound queue ([`QUEUE`] messages); a socket whose queue
-//! is full is closed with 1013 (try again later) and counted, not silently skipped. Its WebSocket
+//! is full is closed with 1013 (try again later) and counted, not silently skipped. A socket whose
+//! own queue is over half full is not read until it drains, so a publisher that outruns the
+//! fan-out is slowed rather than disconnected (Alight paces its publishers too). Its WebSocket
 //! buffers are Alight's sizes too (4 KiB read, 16 KiB write), and it sets `TCP_NODELAY`.
 
 use std::borrow::Cow;
@@ -200,6 +202,16 @@ async fn connection(socket: WebSocket, hub: Arc<Hub>) {
         joined: HashMap::new(),
     };
     loop {
+        // A client whose own queue is over half full is not read until its writer catches up: a
+        // publisher receives its own copy of every shout and a reply, so without this a
+        // publisher that outruns the fan-out fills its own queue first and is disconnected as a
+        // slow consumer, and everything it would have sent is lost.
+        if conn.queue.capacity() < QUEUE / 2 {
+            tokio::select! {
+                () = kick.cancelled() => break,
+                room = conn.queue.reserve_many(QUEUE / 2) => if room.is_err() { break },
+            }
+        }
         let message = tokio::select! {
             () = kick.cancelled() => break,
             message = stream.next() => message,
