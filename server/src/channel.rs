@@ -179,14 +179,24 @@ pub struct Context<'a> {
 
 /// Something a callback sends to its own client, kept in call order.
 #[derive(Debug)]
+///
+/// Kept to three words, the frame boxed: a step's queue grows to a batch of these under a
+/// fan-out, and every busy connection keeps that room while broadcasts flow.
 pub(crate) enum Queued {
     /// A frame for this client (a push or a reply).
-    Frame(Frame),
+    Frame(Box<Frame>),
     /// This client's copy of a broadcast it made: sent before the reply, as from Phoenix.
     Broadcast(Arc<SharedBroadcast>),
     /// `presence_state` for this channel's topic, read when it is written (after the join
     /// subscribed); the frame every joiner of the topic shares until its next diff.
-    PresenceState { topic: String },
+    PresenceState { topic: Box<str> },
+}
+
+impl Queued {
+    /// A frame for this client.
+    pub(crate) fn frame(frame: Frame) -> Self {
+        Queued::Frame(Box::new(frame))
+    }
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -211,7 +221,7 @@ impl Context<'_> {
 
     /// Pushes an event to this client on this channel (sent before the reply, if any).
     pub fn push(&mut self, event: impl Into<String>, payload: Payload) {
-        self.pushes.push(Queued::Frame(Frame::message(
+        self.pushes.push(Queued::frame(Frame::message(
             Some(self.join_ref.to_owned()),
             None,
             self.topic,
@@ -330,7 +340,7 @@ impl Context<'_> {
     /// what the list holds is harmless (phoenix.js matches metas by `phx_ref`).
     pub fn push_presence_state(&mut self) {
         self.pushes.push(Queued::PresenceState {
-            topic: self.topic.to_owned(),
+            topic: self.topic.into(),
         });
     }
 

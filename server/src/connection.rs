@@ -399,7 +399,7 @@ impl Connection {
         if to.msg_ref.is_none() {
             return;
         }
-        self.pending.push(Queued::Frame(Frame {
+        self.pending.push(Queued::frame(Frame {
             join_ref,
             msg_ref: to.msg_ref.clone(),
             topic: to.topic.clone(),
@@ -418,7 +418,7 @@ impl Connection {
         event: &str,
         payload: Payload,
     ) {
-        self.pending.push(Queued::Frame(Frame::message(
+        self.pending.push(Queued::frame(Frame::message(
             join_ref.clone(),
             join_ref,
             topic,
@@ -694,7 +694,7 @@ impl Connection {
                     } = *push;
                     if let Some(slot) = self.channels.get(&topic) {
                         let join_ref = slot.join_ref.clone();
-                        self.pending.push(Queued::Frame(Frame::message(
+                        self.pending.push(Queued::frame(Frame::message(
                             join_ref, None, topic, event, payload,
                         )));
                     }
@@ -763,7 +763,7 @@ impl Connection {
             .await;
         match decided {
             Ok(Some(Outgoing::Push(payload))) => {
-                self.pending.push(Queued::Frame(Frame::message(
+                self.pending.push(Queued::frame(Frame::message(
                     join_ref, None, topic, event, payload,
                 )));
             }
@@ -880,6 +880,17 @@ mod tests {
         assert_eq!(
             std::mem::size_of::<Outbound>(),
             2 * std::mem::size_of::<usize>()
+        );
+    }
+
+    /// A connection under a fan-out keeps a batch's room in its step buffers (see
+    /// [`Connection::release_buffers`]): 64 entries of three words, not of a whole frame. With the
+    /// frame inline (136 bytes) 10,000 subscribers held 70 MiB more.
+    #[test]
+    fn a_queued_message_is_three_words() {
+        assert_eq!(
+            std::mem::size_of::<Queued>(),
+            3 * std::mem::size_of::<usize>()
         );
     }
 }
