@@ -4,6 +4,7 @@
 //! [`SharedBroadcast`] encodes its frame at most once per [`Serializer`] and hands every subscriber a
 //! clone of the same [`Wire`], which is a reference-counted [`Bytes`] underneath.
 
+use std::any::Any;
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::task::Waker;
 
@@ -122,6 +123,9 @@ pub struct SharedBroadcast {
     frame: Frame,
     v1: OnceLock<Result<Wire, EncodeError>>,
     v2: OnceLock<Result<Wire, EncodeError>>,
+    /// The V1 and V2 wire in a transport's own type (see [`SharedBroadcast::wire_as`]).
+    v1_as: OnceLock<Box<dyn Any + Send + Sync>>,
+    v2_as: OnceLock<Box<dyn Any + Send + Sync>>,
     /// Woken when the broadcast is dropped (see [`SharedBroadcast::wake_when_dropped`]).
     dropped: Mutex<Option<Waker>>,
 }
@@ -138,6 +142,8 @@ impl SharedBroadcast {
             frame,
             v1: OnceLock::new(),
             v2: OnceLock::new(),
+            v1_as: OnceLock::new(),
+            v2_as: OnceLock::new(),
             dropped: Mutex::new(None),
         }
     }
@@ -183,6 +189,56 @@ impl SharedBroadcast {
         slot.get_or_init(|| serializer.encode(Direction::ToClient, &self.frame))
             .clone()
     }
+
+    /// The encoded message for `serializer` in a transport's own type, converted from the
+    /// [`Wire`] once per broadcast and cloned for every subscriber.
+    ///
+    /// For a transport whose message type checks what it is made from: a WebSocket text message
+    /// built from bytes validates their UTF-8 each time, which a fan-out would otherwise pay per
+    /// subscriber. One type is kept per serializer, the first asked for; a second type is
+    /// converted on every call.
+    ///
+    /// ```
+    /// use alight_protocol::{Payload, Serializer, SharedBroadcast, Wire};
+    ///
+    /// /// A transport's text type, say, checked once.
+    /// #[derive(Clone)]
+    /// struct Checked(String);
+    ///
+    /// fn convert(wire: Wire) -> Checked {
+    ///     Checked(wire.as_text().unwrap_or_default().to_owned())
+    /// }
+    ///
+    /// let broadcast = SharedBroadcast::new("room:lobby", "shout", Payload::json(&"hi")?);
+    /// let a = broadcast.wire_as(Serializer::V2, convert)?;
+    /// let b = broadcast.wire_as(Serializer::V2, convert)?;
+    /// assert_eq!(a.0, r#"[null,null,"room:lobby","shout","hi"]"#);
+    /// assert_eq!(a.0, b.0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wire_as<T>(
+        &self,
+        serializer: Serializer,
+        convert: fn(Wire) -> T,
+    ) -> Result<T, EncodeError>
+    where
+        T: Clone + Send + Sync + 'static,
+    {
+        let slot = match serializer {
+            Serializer::V1Json => &self.v1_as,
+            Serializer::V2 => &self.v2_as,
+        };
+        if let Some(kept) = slot.get() {
+            return match kept.downcast_ref::<T>() {
+                Some(value) => Ok(value.clone()),
+                None => self.wire(serializer).map(convert),
+            };
+        }
+        let value = self.wire(serializer).map(convert)?;
+        // Another thread may have stored first; either way a value of some type is kept.
+        let kept = slot.get_or_init(|| Box::new(value.clone()));
+        Ok(kept.downcast_ref::<T>().cloned().unwrap_or(value))
+    }
 }
 
 impl Drop for SharedBroadcast {
@@ -195,5 +251,37 @@ impl Drop for SharedBroadcast {
         if let Some(waker) = waker {
             waker.wake();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    static CONVERSIONS: AtomicUsize = AtomicUsize::new(0);
+
+    fn counted(wire: Wire) -> String {
+        CONVERSIONS.fetch_add(1, Ordering::Relaxed);
+        wire.as_text().unwrap_or_default().to_owned()
+    }
+
+    fn length(wire: Wire) -> usize {
+        wire.as_text().map_or(0, str::len)
+    }
+
+    #[test]
+    fn a_transport_type_is_converted_once_per_serializer() -> Result<(), EncodeError> {
+        let broadcast = SharedBroadcast::new("room:a", "shout", Payload::empty());
+        let text = r#"[null,null,"room:a","shout",{}]"#;
+        for _ in 0..3 {
+            assert_eq!(broadcast.wire_as(Serializer::V2, counted)?, text);
+        }
+        assert_eq!(CONVERSIONS.load(Ordering::Relaxed), 1);
+        // A second type for the same serializer is still right, converted each time.
+        assert_eq!(broadcast.wire_as(Serializer::V2, length)?, text.len());
+        assert_eq!(broadcast.wire_as(Serializer::V2, length)?, text.len());
+        Ok(())
     }
 }

@@ -788,15 +788,20 @@ impl Connection {
         let serializer = self.socket.serializer;
         for queued in self.pending.drain(..) {
             let encoded = match &queued {
-                Queued::Frame(frame) => serializer.encode(Direction::ToClient, frame),
-                Queued::Broadcast(broadcast) => broadcast.wire(serializer),
+                Queued::Frame(frame) => serializer
+                    .encode(Direction::ToClient, frame)
+                    .map(to_message),
+                // Converted once per broadcast: every subscriber clones the checked text.
+                Queued::Broadcast(broadcast) => broadcast.wire_as(serializer, to_message),
                 // Read now, after the join subscribed: shared by every joiner of the window.
-                Queued::PresenceState { topic } => {
-                    self.hub.presence.joiner_state(topic).wire(serializer)
-                }
+                Queued::PresenceState { topic } => self
+                    .hub
+                    .presence
+                    .joiner_state(topic)
+                    .wire_as(serializer, to_message),
             };
             match encoded {
-                Ok(wire) => self.out.push(to_message(wire)),
+                Ok(message) => self.out.push(message),
                 Err(err) => warn!(error = %err, "frame not sent"),
             }
         }
