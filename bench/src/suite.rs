@@ -8,7 +8,8 @@
 //! every server alike.
 //!
 //! The fan-out, echo and churn cases, whose figures swing between runs on a 2-core machine, run
-//! [`REPEATED_RUNS`] times for the two servers the targets compare (bare and Alight),
+//! [`REPEATED_RUNS`] times ([`AT_CAPACITY_RUNS`] for the fan-out cases at the machine's capacity)
+//! for the two servers the targets compare (bare and Alight),
 //! interleaved (bare, Alight, bare, Alight, ...), and each of their figures is the median of
 //! those runs; the per-run values of the main figures go into the case's notes.
 
@@ -41,6 +42,10 @@ const PAYLOAD_BYTES: usize = 200;
 /// Runs of each fan-out, echo and churn case for bare and Alight in a full run (see the module
 /// doc).
 pub const REPEATED_RUNS: usize = 3;
+/// Runs of the fan-out cases into 10,000 subscribers at 100 msg/s and beyond, where both servers
+/// use all of their core and the p99 swings most (bare alone read 294-1,142 ms flat out in five
+/// runs within a quarter of an hour).
+pub const AT_CAPACITY_RUNS: usize = 5;
 /// The figures whose value in every run a repeated case's notes list (those the case has).
 const SPREAD_FIGURES: [&str; 5] = [
     "deliveries/s",
@@ -424,7 +429,7 @@ impl SuiteConfig {
         let mut index = 0;
         for case in &self.plan {
             let mut runs: Vec<Vec<Record>> = servers.iter().map(|_| Vec::new()).collect();
-            for round in 0..REPEATED_RUNS {
+            for round in 0..AT_CAPACITY_RUNS.max(REPEATED_RUNS) {
                 for (at, &server) in servers.iter().enumerate() {
                     if round >= self.runs(server, case) {
                         continue;
@@ -445,11 +450,15 @@ impl SuiteConfig {
     /// How many times `case` runs against `server`.
     fn runs(&self, server: Server, case: &Case) -> usize {
         let compared = matches!(server, Server::Bare | Server::Alight);
-        let swings = matches!(case, Case::Fanout(_) | Case::Echo(_) | Case::Churn(_));
-        if compared && !self.smoke && swings {
-            REPEATED_RUNS
-        } else {
-            1
+        if !compared || self.smoke {
+            return 1;
+        }
+        match case {
+            Case::Fanout(p) if p.subscribers >= 10_000 && p.rate.is_none_or(|r| r >= 100) => {
+                AT_CAPACITY_RUNS
+            }
+            Case::Fanout(_) | Case::Echo(_) | Case::Churn(_) => REPEATED_RUNS,
+            Case::Idle(_) | Case::Presence(_) => 1,
         }
     }
 
@@ -607,6 +616,42 @@ mod tests {
         let once = median_record(vec![record(5.0, 1.0, "only")]).expect("one run");
         assert_eq!(once.outcome.notes, vec!["only".to_owned()]);
         assert!(median_record(Vec::new()).is_none());
+    }
+
+    #[test]
+    fn the_compared_servers_repeat_the_cases_that_swing_most_most_often() {
+        let suite = SuiteConfig {
+            bin_dir: PathBuf::new(),
+            node_dir: PathBuf::new(),
+            server_cpus: None,
+            servers: vec![Server::Bare, Server::Alight, Server::Socketioxide],
+            plan: full_plan(100),
+            work_dir: PathBuf::new(),
+            smoke: false,
+        };
+        let runs = |server| -> Vec<usize> {
+            suite
+                .plan
+                .iter()
+                .map(|case| suite.runs(server, case))
+                .collect()
+        };
+        // idle; S=1,000 at 10, 100, 1,000 msg/s and flat out; the same into 10,000; echo at
+        // 100 and 1,000 clients; churn.
+        assert_eq!(runs(Server::Alight), [1, 3, 3, 3, 3, 3, 5, 5, 5, 3, 3, 3]);
+        assert_eq!(runs(Server::Bare), runs(Server::Alight));
+        assert!(runs(Server::Socketioxide).iter().all(|&n| n == 1));
+        let smoke = SuiteConfig {
+            smoke: true,
+            plan: smoke_plan(),
+            ..suite
+        };
+        assert!(
+            smoke
+                .plan
+                .iter()
+                .all(|case| smoke.runs(Server::Alight, case) == 1)
+        );
     }
 
     #[test]
