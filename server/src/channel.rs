@@ -178,10 +178,10 @@ pub struct Context<'a> {
 }
 
 /// Something a callback sends to its own client, kept in call order.
-#[derive(Debug)]
 ///
 /// Kept to three words, the frame boxed: a step's queue grows to a batch of these under a
 /// fan-out, and every busy connection keeps that room while broadcasts flow.
+#[derive(Debug)]
 pub(crate) enum Queued {
     /// A frame for this client (a push or a reply).
     Frame(Box<Frame>),
