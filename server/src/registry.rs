@@ -29,6 +29,35 @@ pub type ConnId = u64;
 /// Number of topic shards.
 pub const SHARDS: usize = 16;
 
+/// How many subscribers ahead a fan-out asks the CPU to fetch the next queue's handle.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Asks the CPU to start loading `conn`'s handle (its queue lock and header) into the cache.
+///
+/// Into 10,000 subscribers each handle is a cache miss: without this the fan-out loop
+/// ([`Registry::dispatch`] and the queues' `offer`) took 21% of the server's samples at 100 msg/s,
+/// and 6% with it (bench/README.md, item 16).
+#[inline(always)]
+#[cfg_attr(
+    target_arch = "x86_64",
+    expect(unsafe_code, reason = "the prefetch intrinsic is an unsafe fn")
+)]
+fn prefetch(conn: &Arc<ConnHandle>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let at = Arc::as_ptr(conn).cast::<i8>();
+        // SAFETY: a prefetch is a hint that never faults and reads nothing into the program, so
+        // any address is sound; `sse` is part of every x86_64 target.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(at);
+            _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64));
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = conn;
+}
+
 /// What a connection's outbound queue carries.
 ///
 /// Kept to two words, the rare variants boxed: a queue grows by slots of this size, up to
@@ -270,7 +299,7 @@ impl Registry {
     }
 
     /// Delivers a broadcast to every local subscriber of its topic except `except`; returns how many
-    /// queues took it.
+    /// queues took it. Each subscriber's handle is prefetched a few subscribers ahead.
     pub fn dispatch(&self, message: &Arc<SharedBroadcast>, except: Option<ConnId>) -> usize {
         let topic = &message.frame().topic;
         let shard = self
@@ -281,7 +310,11 @@ impl Registry {
             return 0;
         };
         let mut delivered = 0;
+        let mut ahead = subs.values().skip(PREFETCH_AHEAD);
         for (id, conn) in subs {
+            if let Some(next) = ahead.next() {
+                prefetch(next);
+            }
             if Some(*id) != except
                 && conn.offer(Outbound::Broadcast(message.clone()), &self.metrics)
             {
@@ -337,5 +370,33 @@ impl Registry {
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         shard.get(topic).map_or(0, HashMap::len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fan-out larger than the prefetch distance reaches every subscriber once, and only them.
+    #[test]
+    fn a_broadcast_reaches_every_subscriber_but_the_excluded_one_once() {
+        let registry = Registry::new(Arc::new(Metrics::new()));
+        let mut inboxes: Vec<(ConnId, Inbox)> = (0..3 * PREFETCH_AHEAD as u64)
+            .map(|id| {
+                let (handle, inbox) = ConnHandle::new(id, 4);
+                registry.subscribe("room:a", &handle);
+                (id, inbox)
+            })
+            .collect();
+        let (elsewhere, mut other) = ConnHandle::new(1_000, 4);
+        registry.subscribe("room:b", &elsewhere);
+
+        let broadcast = Arc::new(SharedBroadcast::new("room:a", "shout", Payload::empty()));
+        assert_eq!(registry.dispatch(&broadcast, Some(3)), inboxes.len() - 1);
+        for (id, inbox) in &mut inboxes {
+            let got = std::iter::from_fn(|| inbox.try_recv()).count();
+            assert_eq!(got, usize::from(*id != 3), "subscriber {id}");
+        }
+        assert!(other.try_recv().is_none());
     }
 }
