@@ -431,7 +431,12 @@ impl SuiteConfig {
         let mut index = 0;
         for case in &self.plan {
             let mut runs: Vec<Vec<Record>> = servers.iter().map(|_| Vec::new()).collect();
-            for round in 0..AT_CAPACITY_RUNS.max(REPEATED_RUNS) {
+            let rounds = servers
+                .iter()
+                .map(|&server| self.runs(server, case))
+                .max()
+                .unwrap_or(0);
+            for round in 0..rounds {
                 for (at, &server) in servers.iter().enumerate() {
                     if round >= self.runs(server, case) {
                         continue;
