@@ -8,18 +8,17 @@
 //! # Layout
 //! - [`connect`]: what a connection attempt sends before the first frame (the WebSocket URL, the
 //!   auth token subprotocol), for the native client; the browser package makes the same in
-//!   JavaScript (`web/connect.js`).
+//!   JavaScript (`browser/connect.js`).
 //! - [`rust_api`]: the Rust API (native apps, Leptos/Dioxus/Yew), runtime-agnostic:
 //!   [`rust_api::Socket`], [`rust_api::Channel`] and [`rust_api::TypedChannel`], with futures for
 //!   replies and bounded streams for events, over a session that a driver feeds through
 //!   [`rust_api::Driver`].
 //! - `native` (feature `native`): the tokio + tokio-tungstenite driver of the Rust API,
 //!   `native::Builder`.
-//! - `web` (wasm32 only): the browser driver, the I/O the session asks for: a `WebSocket`
-//!   driven directly, with backpressure on `bufferedAmount`, owned `setTimeout` timers, the
-//!   page's visibility, and the dispatch of events in order.
-//! - `js` (wasm32 only): the JavaScript API on top of the driver, and its TypeScript
-//!   declarations.
+//! - `browser` (wasm32, feature `browser`): the npm package's wasm, the protocol's sans-IO
+//!   [`Core`](alight_protocol::client::Core) with a host in JavaScript; the package's
+//!   JavaScript (`src/browser/*.js`: the WebSocket, timers, frames, callbacks and phoenix.js's
+//!   classes) and TypeScript declarations sit beside it. `scripts/build-client` builds it.
 //!
 //! Everything browser-specific is behind `cfg(target_arch = "wasm32")`, so the crate builds
 //! natively too.
@@ -30,18 +29,18 @@ pub mod connect;
 pub mod native;
 pub mod rust_api;
 
-#[cfg(target_arch = "wasm32")]
-mod js;
-#[cfg(target_arch = "wasm32")]
-mod web;
-
-#[cfg(target_arch = "wasm32")]
-pub use js::{Callbacks, Client, Push};
+#[cfg(all(target_arch = "wasm32", feature = "browser"))]
+mod browser;
 
 /// The browser package's allocator: talc, for its size. The default, dlmalloc, was 7 KB of the
 /// module (3 KB gzipped); talc with in-place reallocation disabled is a fraction of that, and
 /// still faster. A page's client allocates little, so copying on realloc costs nothing felt.
-#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+/// Only in the package: a library does not choose the allocator of the apps that use it.
+#[cfg(all(
+    target_arch = "wasm32",
+    feature = "browser",
+    not(target_feature = "atomics")
+))]
 #[global_allocator]
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
