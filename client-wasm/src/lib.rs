@@ -1,9 +1,10 @@
 //! Alight's client: a Phoenix Channels client on the sans-IO [`alight_protocol::client::Session`].
 //!
-//! In the browser (and Node), it is compiled to WebAssembly and exposed to JavaScript through
-//! wasm-bindgen as the npm package `@alight/client`: phoenix.js's `Socket`, `Channel` and `Push`,
-//! with the same names, signatures and semantics, so that moving from phoenix.js is a change of
-//! import. `scripts/build-client` builds the package; `client-wasm/README.md` is its README.
+//! In the browser (and Node), the npm package `@alight/client` is the protocol's client core
+//! compiled to WebAssembly under phoenix.js's `Socket`, `Channel`, `Push` and `Presence`, in
+//! JavaScript, with the same names, signatures and semantics, so that moving from phoenix.js is a
+//! change of import. `scripts/build-client` builds the package; `client-wasm/README.md` is its
+//! README.
 //!
 //! # Layout
 //! - [`connect`]: what a connection attempt sends before the first frame (the WebSocket URL, the
@@ -16,12 +17,14 @@
 //! - `native` (feature `native`): the tokio + tokio-tungstenite driver of the Rust API,
 //!   `native::Builder`.
 //! - `browser` (wasm32, feature `browser`): the npm package's wasm, the protocol's sans-IO
-//!   [`Core`](alight_protocol::client::Core) with a host in JavaScript; the package's
-//!   JavaScript (`src/browser/*.js`: the WebSocket, timers, frames, callbacks and phoenix.js's
-//!   classes) and TypeScript declarations sit beside it. `scripts/build-client` builds it.
+//!   [`Core`](alight_protocol::client::Core) behind exports of numbers, with its host in
+//!   JavaScript; the package's JavaScript (`src/browser/*.js`: loading the wasm, the WebSocket,
+//!   timers, frames, callbacks and phoenix.js's classes) and TypeScript declarations sit beside
+//!   it. `scripts/build-client` builds it.
 //!
-//! Everything browser-specific is behind `cfg(target_arch = "wasm32")`, so the crate builds
-//! natively too.
+//! Everything browser-specific is behind `cfg(all(target_arch = "wasm32", feature =
+//! "browser"))`, so the crate builds natively, and for apps that use the Rust API in the browser,
+//! without it.
 #![warn(missing_docs)]
 
 pub mod connect;

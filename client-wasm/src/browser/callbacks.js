@@ -1,9 +1,7 @@
 // The application's callbacks, kept in plain JavaScript: `Push` (phoenix.js's, with `receive`)
-// and `Callbacks` (the `on`/`off` lists of a channel and of a socket). api.js's `Socket` and
-// `Channel` make their lists, which the module triggers and through which it makes and answers
-// pushes; adding, removing and calling callbacks never crosses into wasm for each one. As
-// wasm-bindgen classes and Rust vectors of `Function`s they were 2.7 KB (Push) and about 2 KB
-// (the lists) of the module, and the pushes in flight a Rust vector; here they are a few lines.
+// and `Callbacks` (the `on`/`off` lists of a channel and of a socket). socket.js's `Socket` and
+// `Channel` make their lists, which the driver triggers and through which it makes and answers
+// pushes; callbacks never cross into wasm.
 //
 // A callback that throws does not stop the others: its exception is reported as uncaught
 // (`reportError` in browsers and Deno; in Node, a rejected promise is reported as unhandled).

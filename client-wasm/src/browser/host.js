@@ -1,25 +1,129 @@
-// The calls the wasm core makes to its host (src/browser/mod.rs has the table), handed to the
-// socket whose core is running: `Driver` (socket.js) sets it around every call into the core.
-// The driver only queues what it hears here; it acts once the core's call has returned.
+// The package's wasm module (src/browser/mod.rs): loading it, its imports (the calls its core
+// makes to its host, handed to the driver whose core is running), and `Core`, a socket's core by
+// its handle. Only numbers cross, so there is no glue: `init` and `initSync` take what
+// wasm-bindgen's took (`{ module_or_path }`, `{ module }`), which the package's entries and
+// README name.
 
-/** The driver whose core is running, or undefined. */
+/** The module's exports, once instantiated. */
+let wasm;
+
+/** The driver whose core is running (socket.js sets it around every call into the core). */
 let currentDriver;
 
 /** Makes `driver` the one the core's calls go to; returns the previous one. */
-export function setDriver(driver) {
+function setDriver(driver) {
   const previous = currentDriver;
   currentDriver = driver;
   return previous;
 }
 
-export function hostSend(kind, channel, push, joinRef, ref) {
-  currentDriver.send(kind, channel, push, joinRef, ref);
+const imports = {
+  alight: {
+    send: (kind, channel, push, joinRef, ref) => currentDriver.send(kind, channel, push, joinRef, ref),
+    emit: (kind, channel, push, code) => currentDriver.emit(kind, channel, push, code),
+    close: (code, reason) => currentDriver.close(code, reason),
+  },
+};
+
+/** Instantiates the module from its bytes or a compiled `WebAssembly.Module`, synchronously. */
+export function initSync(options) {
+  if (wasm) return wasm;
+  let module = options?.module ?? options;
+  if (!(module instanceof WebAssembly.Module)) module = new WebAssembly.Module(module);
+  wasm = new WebAssembly.Instance(module, imports).exports;
+  return wasm;
 }
 
-export function hostEmit(kind, channel, push, code) {
-  currentDriver.emit(kind, channel, push, code);
+/**
+ * Fetches and instantiates the module: by default the `.wasm` beside this file (bundlers see
+ * the `new URL(..., import.meta.url)` and emit it as an asset); or from a URL, a `Request`, a
+ * `Response`, bytes or a `WebAssembly.Module`, or a promise of one.
+ */
+export default async function init(options) {
+  if (wasm) return wasm;
+  let input = await (options?.module_or_path ?? options ?? new URL("alight_client_bg.wasm", import.meta.url));
+  if (typeof input === "string" || input instanceof URL || (typeof Request === "function" && input instanceof Request)) {
+    input = await fetch(input);
+  }
+  let result;
+  if (typeof Response === "function" && input instanceof Response) {
+    const bytes = input.clone();
+    try {
+      result = await WebAssembly.instantiateStreaming(input, imports);
+    } catch {
+      // A server that does not send `application/wasm`.
+      result = await WebAssembly.instantiate(await bytes.arrayBuffer(), imports);
+    }
+  } else {
+    result = await WebAssembly.instantiate(input, imports);
+  }
+  wasm ??= (result.instance ?? result).exports;
+  return wasm;
 }
 
-export function hostClose(code, reason) {
-  currentDriver.close(code, reason);
+/** Frees a core's wasm memory once its `Core` is collected (with its socket's driver). */
+const cores = new FinalizationRegistry((handle) => wasm.free(handle));
+
+/** A socket's core: the module's functions on its handle. */
+class Core {
+  constructor(timeout, heartbeat, reconnect, rejoin, jitter, seed) {
+    for (const ms of reconnect) wasm.step(0, ms);
+    for (const ms of rejoin) wasm.step(1, ms);
+    this.h = wasm.create(timeout, heartbeat, jitter, seed);
+    cores.register(this, this.h);
+  }
+  connect(now) {
+    wasm.connect(this.h, now);
+  }
+  disconnect(now, code) {
+    wasm.disconnect(this.h, now, code);
+  }
+  visibility(visible, now) {
+    wasm.visibility(this.h, visible, now);
+  }
+  opened(now) {
+    wasm.opened(this.h, now);
+  }
+  closed(now, code) {
+    wasm.closed(this.h, now, code);
+  }
+  errored(now) {
+    wasm.errored(this.h, now);
+  }
+  frame(now, joinRef, ref, topic, kind) {
+    wasm.frame(this.h, now, joinRef, ref, topic, kind);
+  }
+  timeout(now) {
+    wasm.timeout(this.h, now);
+  }
+  next() {
+    return wasm.next(this.h);
+  }
+  state() {
+    return wasm.state(this.h);
+  }
+  channel(topic) {
+    return wasm.channel(this.h, topic);
+  }
+  join(channel, timeout, now) {
+    return wasm.join(this.h, channel, timeout, now);
+  }
+  push(channel, timeout, now) {
+    return wasm.push(this.h, channel, timeout, now);
+  }
+  leave(channel, now) {
+    return wasm.leave(this.h, channel, now);
+  }
+  remove(channel) {
+    wasm.remove(this.h, channel);
+  }
+  channelState(channel) {
+    return wasm.channelState(this.h, channel);
+  }
+  joinRef(channel) {
+    return wasm.joinRef(this.h, channel);
+  }
+  rejoinDue(channel, now) {
+    return wasm.rejoinDue(this.h, channel, now);
+  }
 }

@@ -1,5 +1,5 @@
 // phoenix.js's `Socket` and `Channel`, and the driver that runs a socket's wasm core (`Core`,
-// src/browser/mod.rs): the WebSocket with its send queue, the timer, the page's visibility, the
+// host.js, over src/browser/mod.rs): the WebSocket with its send queue, the timer, the page's visibility, the
 // frames (frames.js), the payloads and the callbacks (callbacks.js). The core decides; this does
 // what it asks.
 //
@@ -17,10 +17,10 @@
 // The WebSocket's handlers and the timer hold the driver: a socket that is connected,
 // reconnecting or waiting for a timeout stays alive without a reference to it, as a phoenix.js
 // socket does; `disconnect()` lets go of them. The wasm memory of a core is freed when its
-// driver is collected (wasm-bindgen's finalizer).
+// driver is collected (host.js).
 //
-// scripts/build-client appends this file, with the other modules of src/browser, to web.js,
-// where `Core` (the wasm-bindgen class) and `setDriver` (host.js, inlined) are declared.
+// scripts/build-client puts this file, after the other modules of src/browser, into web.js,
+// where `Core` and `setDriver` (host.js) are declared.
 
 /** The frames waiting for the socket's own buffer go out while it holds at most this many bytes. */
 const HIGH_WATER = 1 << 20;

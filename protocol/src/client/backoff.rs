@@ -113,8 +113,11 @@ impl Jitter {
         }
         let factor = 1.0 - fraction + 2.0 * fraction * self.next_unit();
         // In whole microseconds, through a saturating cast: the float conversions of `Duration`
-        // were a kilobyte of the browser package.
-        let micros = u64::try_from(base.as_micros()).unwrap_or(u64::MAX);
+        // were a kilobyte of the browser package, and `as_micros` is `u128` arithmetic.
+        let micros = base
+            .as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(base.subsec_micros()));
         Duration::from_micros((micros as f64 * factor) as u64)
     }
 }

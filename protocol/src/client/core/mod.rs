@@ -6,6 +6,14 @@
 //! Refs and ids are integers, and nothing here formats, parses or allocates strings, so the
 //! browser package carries only the decisions; the native [`Session`](super::Session) is this
 //! core with a host that speaks the protocol's serializers.
+//!
+//! Where the client's next features go: resuming a history channel is the core's (each
+//! channel keeps the last position a broadcast's ref slot carried, from [`Incoming`], and its
+//! [`Outgoing::Join`] gains it as `since`; the join reply's `recovered` travels in the host's
+//! message); close codes that refuse the socket (4001, 4003) are the core's too, in
+//! `handle_close`, which then stops reconnecting as `disconnect` does; going offline and online
+//! is an input like `handle_visibility`, holding reconnects while offline; live collections of
+//! synced shapes are the host's, built from the messages it already receives.
 
 mod channel;
 mod push;
