@@ -1,6 +1,7 @@
 // The package's wasm module (src/browser/mod.rs): loading it, its imports (the calls its core
-// makes to its host, handed to the driver whose core is running), and `Core`, a socket's core by
-// its handle. Only numbers cross, so there is no glue: `init` and `initSync` take what
+// makes to its host, handed to the driver whose core is running), and making a socket's core,
+// whose handle socket.js passes to the module's functions. Only numbers cross, so there is no
+// glue: `init` and `initSync` take what
 // wasm-bindgen's took (`{ module_or_path }`, `{ module }`), which the package's entries and
 // README name.
 
@@ -61,69 +62,17 @@ export default async function init(options) {
   return wasm;
 }
 
-/** Frees a core's wasm memory once its `Core` is collected (with its socket's driver). */
+/** Frees a socket's core once its driver is collected. */
 const cores = new FinalizationRegistry((handle) => wasm.free(handle));
 
-/** A socket's core: the module's functions on its handle. */
-class Core {
-  constructor(timeout, heartbeat, reconnect, rejoin, jitter, seed) {
-    for (const ms of reconnect) wasm.step(0, ms);
-    for (const ms of rejoin) wasm.step(1, ms);
-    this.h = wasm.create(timeout, heartbeat, jitter, seed);
-    cores.register(this, this.h);
-  }
-  connect(now) {
-    wasm.connect(this.h, now);
-  }
-  disconnect(now, code) {
-    wasm.disconnect(this.h, now, code);
-  }
-  visibility(visible, now) {
-    wasm.visibility(this.h, visible, now);
-  }
-  opened(now) {
-    wasm.opened(this.h, now);
-  }
-  closed(now, code) {
-    wasm.closed(this.h, now, code);
-  }
-  errored(now) {
-    wasm.errored(this.h, now);
-  }
-  frame(now, joinRef, ref, topic, kind) {
-    wasm.frame(this.h, now, joinRef, ref, topic, kind);
-  }
-  timeout(now) {
-    wasm.timeout(this.h, now);
-  }
-  next() {
-    return wasm.next(this.h);
-  }
-  state() {
-    return wasm.state(this.h);
-  }
-  channel(topic) {
-    return wasm.channel(this.h, topic);
-  }
-  join(channel, timeout, now) {
-    return wasm.join(this.h, channel, timeout, now);
-  }
-  push(channel, timeout, now) {
-    return wasm.push(this.h, channel, timeout, now);
-  }
-  leave(channel, now) {
-    return wasm.leave(this.h, channel, now);
-  }
-  remove(channel) {
-    wasm.remove(this.h, channel);
-  }
-  channelState(channel) {
-    return wasm.channelState(this.h, channel);
-  }
-  joinRef(channel) {
-    return wasm.joinRef(this.h, channel);
-  }
-  rejoinDue(channel, now) {
-    return wasm.rejoinDue(this.h, channel, now);
-  }
+/**
+ * A new core in the module (the reconnect and rejoin delays given one by one first), freed with
+ * `owner`; returns its handle, which every other function of the module takes first.
+ */
+function createCore(timeout, heartbeat, reconnect, rejoin, jitter, seed, owner) {
+  for (const ms of reconnect) wasm.step(0, ms);
+  for (const ms of rejoin) wasm.step(1, ms);
+  const handle = wasm.create(timeout, heartbeat, jitter, seed);
+  cores.register(owner, handle);
+  return handle;
 }

@@ -1,5 +1,5 @@
-// phoenix.js's `Socket` and `Channel`, and the driver that runs a socket's wasm core (`Core`,
-// host.js, over src/browser/mod.rs): the WebSocket with its send queue, the timer, the page's visibility, the
+// phoenix.js's `Socket` and `Channel`, and the driver that runs a socket's wasm core
+// (src/browser/mod.rs, loaded by host.js): the WebSocket with its send queue, the timer, the page's visibility, the
 // frames (frames.js), the payloads and the callbacks (callbacks.js). The core decides; this does
 // what it asks.
 //
@@ -20,7 +20,7 @@
 // driver is collected (host.js).
 //
 // scripts/build-client puts this file, after the other modules of src/browser, into web.js,
-// where `Core` and `setDriver` (host.js) are declared.
+// where `wasm`, `createCore` and `setDriver` (host.js) are declared.
 
 /** The frames waiting for the socket's own buffer go out while it holds at most this many bytes. */
 const HIGH_WATER = 1 << 20;
@@ -49,7 +49,8 @@ const payloadValue = (payload) =>
 
 /** A socket's core and its I/O. */
 class Driver {
-  #core;
+  /** The handle of the socket's core in the wasm module (host.js). */
+  #h;
   #callbacks;
   #logger;
   #endpoint;
@@ -62,7 +63,8 @@ class Driver {
   #channels = new Map();
   #topics = new Map();
   #lastTopic = 0;
-  /** `[event, payload]` of each push not yet answered, by push id, and of the push being made. */
+  /** `[event, payload, channel id]` of each push not yet answered, by push id, and `[event,
+   * payload]` of the push being made. */
   #pushes = new Map();
   #making;
 
@@ -98,38 +100,38 @@ class Driver {
     // read: [timeout, heartbeatIntervalMs, reconnectAfterMs, rejoinAfterMs, jitter, logger,
     // params, authToken, transport] (options.js).
     const seed = Math.floor(Math.random() * 2 ** 53);
-    this.#core = new Core(read[0] ?? 0, read[1] ?? 0, read[2] ?? [], read[3] ?? [], read[4] ?? NaN, seed);
+    this.#h = createCore(read[0] ?? 0, read[1] ?? 0, read[2] ?? [], read[3] ?? [], read[4] ?? NaN, seed, this);
     this.#endpoint = endPoint;
     this.#logger = read[5];
     this.params = read[6];
     this.#token = read[7];
     this.#transport = read[8];
     this.#callbacks = callbacks;
-    watchVisibility((visible) => this.call((core, now) => core.visibility(visible, now)));
+    watchVisibility((visible) => this.call((h, now) => wasm.visibility(h, visible, now)));
   }
 
   get logger() {
     return this.#logger;
   }
 
-  get core() {
-    return this.#core;
+  get h() {
+    return this.#h;
   }
 
   // --- calls into the core ---------------------------------------------------------------------
 
-  /** `f(core, now)`, then what it caused. */
+  /** `f(handle, now)` (calls of the wasm module on this socket's core), then what it caused. */
   call(f) {
     const result = this.enter(f);
     this.after();
     return result;
   }
 
-  /** `f(core, now)` with this driver as the core's host; the caller then calls `after`. */
+  /** `f(handle, now)` with this driver as the core's host; the caller then calls `after`. */
   enter(f) {
     const previous = setDriver(this);
     try {
-      return f(this.#core, clock());
+      return f(this.#h, clock());
     } finally {
       setDriver(previous);
     }
@@ -141,7 +143,7 @@ class Driver {
     if (this.#overflow) {
       this.#overflow = false;
       this.#closeEvent = closeEvent(1000, "send queue full");
-      this.enter((core, now) => core.closed(now, 1000));
+      this.enter((h, now) => wasm.closed(h, now, 1000));
       return this.after();
     }
     const attempt = this.#starting;
@@ -296,9 +298,9 @@ class Driver {
     if (attempt !== this.#attempt) return;
     this.#errorEvent = error;
     this.#closeEvent = closeEvent(1006, "");
-    this.call((core, now) => {
-      core.errored(now);
-      core.closed(now, 1006);
+    this.call((h, now) => {
+      wasm.errored(h, now);
+      wasm.closed(h, now, 1006);
     });
   }
 
@@ -310,13 +312,13 @@ class Driver {
     if (!this.#current(attempt)) return;
     this.#refreshParams();
     this.#log("transport", `connected to ${this.#url}`);
-    this.call((core, now) => core.opened(now));
+    this.call((h, now) => wasm.opened(h, now));
   }
 
   #onError(attempt, event) {
     if (!this.#current(attempt)) return;
     this.#errorEvent = event;
-    this.call((core, now) => core.errored(now));
+    this.call((h, now) => wasm.errored(h, now));
   }
 
   #onClose(attempt, event) {
@@ -325,7 +327,7 @@ class Driver {
     this.#ws = null;
     this.#closeEvent = event;
     const code = typeof event?.code === "number" ? event.code : -1;
-    this.call((core, now) => core.closed(now, code));
+    this.call((h, now) => wasm.closed(h, now, code));
   }
 
   /** A message: shown to the logger, handed to the core, then to `onMessage` callbacks, as
@@ -348,8 +350,8 @@ class Driver {
     }
     const kind = reply ? (payload.status === "ok" ? 0 : 1) : name === "phx_error" ? 2 : name === "phx_close" ? 3 : 4;
     this.#frame = frame;
-    this.enter((core, now) =>
-      core.frame(now, refNumber(frame.join_ref), refNumber(ref), this.#topics.get(topic) ?? 0, kind),
+    this.enter((h, now) =>
+      wasm.frame(h, now, refNumber(frame.join_ref), refNumber(ref), this.#topics.get(topic) ?? 0, kind),
     );
     this.#frame = undefined;
     this.#later(() => this.#callbacks.trigger("message", frame));
@@ -427,7 +429,7 @@ class Driver {
 
   /** Keeps one timeout armed for the core's next deadline. */
   #rearm() {
-    const at = this.#core.next();
+    const at = wasm.next(this.#h);
     if (at === this.#timerAt) return;
     clearTimeout(this.#timer);
     this.#timer = null;
@@ -443,7 +445,7 @@ class Driver {
     this.#timerAt = -1;
     const now = clock();
     this.#refreshParams(now);
-    this.call((core) => core.timeout(now));
+    this.call((h) => wasm.timeout(h, now));
   }
 
   // --- channels --------------------------------------------------------------------------------
@@ -452,14 +454,16 @@ class Driver {
   addChannel(channel, topic) {
     let number = this.#topics.get(topic);
     if (number === undefined) this.#topics.set(topic, (number = ++this.#lastTopic));
-    const id = this.call((core) => core.channel(number));
+    const id = this.call((h) => wasm.channel(h, number));
     this.#channels.set(id, channel);
     return id;
   }
 
   removeChannel(id) {
     this.#channels.delete(id);
-    this.call((core) => core.remove(id));
+    // The core drops the channel's pushes without answering them.
+    for (const [push, entry] of this.#pushes) if (entry[2] === id) this.#pushes.delete(push);
+    this.call((h) => wasm.remove(h, id));
   }
 
   /** The channel, or throws if its socket removed it. */
@@ -473,7 +477,7 @@ class Driver {
   #refreshParams(now) {
     for (const channel of this.#channels.values()) {
       const id = channel._id;
-      const due = now === undefined ? this.#core.channelState(id) === 3 : this.#core.rejoinDue(id, now);
+      const due = now === undefined ? wasm.channelState(this.#h, id) === 3 : wasm.rejoinDue(this.#h, id, now);
       if (due && channel._paramsFunction) {
         try {
           channel.__refreshParams();
@@ -489,15 +493,15 @@ class Driver {
   op(channel, op, timeout, data) {
     const id = channel._id;
     this.#making = data;
-    const push = this.enter((core, now) =>
+    const push = this.enter((h, now) =>
       op === 0
-        ? core.join(id, timeout, now)
+        ? wasm.join(h, id, timeout, now)
         : op === 1
-          ? core.push(id, timeout, now)
-          : core.leave(id, now),
+          ? wasm.push(h, id, timeout, now)
+          : wasm.leave(h, id, now),
     );
     this.#making = undefined;
-    if (push >= 0 && op === 1) this.#pushes.set(push, data);
+    if (push >= 0 && op === 1) this.#pushes.set(push, [...data, id]);
     const result = push >= 0 ? channel._callbacks.track(push, op === 0) : push;
     this.after();
     return result;
@@ -505,13 +509,13 @@ class Driver {
 
   /** What a channel's callbacks get with an event: `(payload, null, joinRef)`, as phoenix.js. */
   joinRef(id) {
-    const ref = this.#core.joinRef(id);
+    const ref = wasm.joinRef(this.#h, id);
     return ref < 0 ? null : String(ref);
   }
 
   disconnect(code, reason) {
     this.#disconnectReason = reason;
-    this.call((core, now) => core.disconnect(now, code));
+    this.call((h, now) => wasm.disconnect(h, now, code));
   }
 }
 
@@ -533,7 +537,7 @@ export class Socket {
   connect(params) {
     if (typeof this.#driver.transportClass() !== "function") throw new TypeError(NO_WEBSOCKET);
     if (params) this.#driver.params = params;
-    this.#driver.call((core, now) => core.connect(now));
+    this.#driver.call((h, now) => wasm.connect(h, now));
   }
 
   /** `disconnect(callback?, code?, reason?)`, or `disconnect(code?, reason?)`. */
@@ -575,11 +579,11 @@ export class Socket {
   }
 
   connectionState() {
-    return CONNECTION_STATES[this.#driver.core.state()];
+    return CONNECTION_STATES[wasm.state(this.#driver.h)];
   }
 
   isConnected() {
-    return this.#driver.core.state() === 2;
+    return wasm.state(this.#driver.h) === 2;
   }
 
   hasLogger() {
@@ -617,17 +621,17 @@ export class Channel {
   }
 
   get state() {
-    return CHANNEL_STATES[this.#driver.core.channelState(this._id)];
+    return CHANNEL_STATES[wasm.channelState(this.#driver.h, this._id)];
   }
 
   joinRef() {
-    const ref = this.#driver.core.joinRef(this._id);
+    const ref = wasm.joinRef(this.#driver.h, this._id);
     return ref < 0 ? undefined : String(ref);
   }
 
   join(timeout) {
     this.#driver.known(this._id);
-    if (this.#driver.core.channelState(this._id) === 0) {
+    if (wasm.channelState(this.#driver.h, this._id) === 0) {
       if (this._paramsFunction) this.__refreshParams();
       else checkBinary(this._params, this.#topic, "phx_join");
     }
@@ -657,7 +661,7 @@ export class Channel {
   push(event, payload, timeout) {
     this.#driver.known(this._id);
     const data = outgoingPayload(payload);
-    if (this.#driver.core.channelState(this._id) !== 0) {
+    if (wasm.channelState(this.#driver.h, this._id) !== 0) {
       event = event === undefined ? "" : String(event);
       checkBinary(data, this.#topic, event);
       const push = this.#driver.op(this, 1, timeout, [event, data]);
