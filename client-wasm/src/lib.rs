@@ -35,9 +35,9 @@ pub mod rust_api;
 #[cfg(all(target_arch = "wasm32", feature = "browser"))]
 mod browser;
 
-/// The browser package's allocator: talc, for its size. The default, dlmalloc, was 7 KB of the
-/// module (3 KB gzipped); talc with in-place reallocation disabled is a fraction of that, and
-/// still faster. A page's client allocates little, so copying on realloc costs nothing felt.
+/// The browser package's allocator: talc, for its size: with in-place reallocation disabled it is
+/// a fraction of the default dlmalloc's code, and still faster. A page's client allocates
+/// little, so copying on realloc costs nothing felt.
 /// Only in the package: a library does not choose the allocator of the apps that use it.
 #[cfg(all(
     target_arch = "wasm32",

@@ -23,7 +23,10 @@
 //!
 //! Ids, refs and codes cross as `f64`/`u32`/`i32`: JavaScript numbers. Refs are exact up to 2^53,
 //! far beyond what a page sends.
-#![allow(unsafe_code)] // The module's imports and exports (`extern`, `export_name`); nothing else.
+#![expect(
+    unsafe_code,
+    reason = "the module's imports and exports (`unsafe extern` of safe functions, `export_name`); no unsafe code"
+)]
 
 use std::time::Duration;
 

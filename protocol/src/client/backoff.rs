@@ -112,8 +112,8 @@ impl Jitter {
             return base;
         }
         let factor = 1.0 - fraction + 2.0 * fraction * self.next_unit();
-        // In whole microseconds, through a saturating cast: the float conversions of `Duration`
-        // were a kilobyte of the browser package, and `as_micros` is `u128` arithmetic.
+        // In whole microseconds in `u64`, through a saturating cast: the float conversions of
+        // `Duration` and its `u128` `as_micros` bring their own code into the browser package.
         let micros = base
             .as_secs()
             .saturating_mul(1_000_000)

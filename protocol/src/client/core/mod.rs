@@ -414,7 +414,8 @@ impl<H: Host> Core<H> {
     }
 
     /// Calls `f` with every deadline but the pushes' (those are in `push_deadlines`). Plain
-    /// loops: iterator adapters chained over the channels were a kilobyte of the browser package.
+    /// loops: iterator adapters chained over the channels are many times this code in the
+    /// browser package.
     fn each_timer(&self, mut f: impl FnMut(Timestamp, Timer)) {
         match self.heartbeat {
             Heartbeat::Off => {}
