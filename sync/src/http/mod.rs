@@ -159,6 +159,12 @@ impl Meta<'_> {
     fn headers(&self, next: i64, caching: Caching, up_to_date: bool) -> HeaderMap {
         let mut headers = HeaderMap::new();
         let offset = Offset::render(next);
+        if caching != Caching::Sse {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
         reply::set(&mut headers, reply::HANDLE, &self.shape.handle);
         reply::set(&mut headers, reply::OFFSET, &offset);
         headers.insert(header::CACHE_CONTROL, caching.header(self.private));
