@@ -13,8 +13,8 @@ import assert from "node:assert/strict";
 
 import { Shape, ShapeStream, isChangeMessage, isControlMessage } from "@electric-sql/client";
 
-import { Recorder, deadline } from "./helpers.mjs";
-import { binary, spawnServer } from "../support/process.mjs";
+import { Recorder, deadline, httpPost } from "./helpers.mjs";
+import { binary, spawnDemo, spawnServer } from "../support/process.mjs";
 
 const WAIT_MS = 5000;
 
@@ -370,5 +370,64 @@ describe("@electric-sql/client against alight-sync", () => {
     });
     assert.equal(code, 0);
     await sets.until(hasTitles("from-the-shell"), "the shell's insert");
+  });
+});
+
+describe("the demo's notifications as a shape", () => {
+  const apiKey = "sync-test-api-key";
+  let demo;
+  let dataDir;
+  before(async () => {
+    dataDir = mkdtempSync(path.join(os.tmpdir(), "alight-demo-sync-"));
+    const server = await spawnDemo({ dataDir, apiKey });
+    const url = `http://127.0.0.1:${server.port}`;
+    demo = { server, url, shapeUrl: `${url}/v1/shape` };
+  });
+  after(async () => {
+    await demo?.server.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const login = async (user) => {
+    const { status, body } = await httpPost(`${demo.url}/api/login`, { user_id: user });
+    assert.equal(status, 200, body);
+    return JSON.parse(body).token;
+  };
+  const notify = async (user, title) => {
+    const { status, body } = await httpPost(
+      `${demo.url}/api/notifications`,
+      { user_id: user, title, body: "" },
+      { authorization: `Bearer ${apiKey}` },
+    );
+    assert.equal(status, 201, body);
+  };
+
+  test("GET /v1/shape answers the logged-in user's rows, live, and 401 without a token", async (t) => {
+    const alice = await login("alice");
+    await notify("alice", "for alice");
+    await notify("bob", "for bob");
+    const anonymous = await fetch(`${demo.shapeUrl}?table=notifications&offset=-1`);
+    assert.equal(anonymous.status, 401);
+    const forged = await fetch(`${demo.shapeUrl}?table=notifications&offset=-1`, {
+      headers: auth("alice.not-a-signature"),
+    });
+    assert.equal(forged.status, 401);
+    const controller = new AbortController();
+    t.after(() => controller.abort());
+    const shape = new Shape(
+      new ShapeStream({
+        url: demo.shapeUrl,
+        params: { table: "notifications", where: "user_id = 'bob' OR user_id = 'alice'" },
+        headers: auth(alice),
+        signal: controller.signal,
+      }),
+    );
+    const rows = await deadline(shape.rows, WAIT_MS, "alice's snapshot");
+    assert.deepEqual(titles(rows), ["for alice"]);
+    const sets = watchRows(shape);
+    await notify("bob", "bob again");
+    await notify("alice", "alice again");
+    await sets.until(hasTitles("for alice", "alice again"), "alice's new notification");
+    assert.ok(sets.items.every((rows) => rows.every((r) => r.user_id === "alice")));
   });
 });
