@@ -6,6 +6,8 @@
 //! # Layout
 //! - [`Args`]: the command line (`--bind`, `--data`), with `ALIGHT_BIND` / `ALIGHT_DATA` as fallbacks.
 //! - [`app`]: the router: `/` the notifications page, `/room` the chat room page (`?name=lobby`),
+//!   `/live` a live table of the user's notifications over `GET /v1/shape` (`?user=alice`; it
+//!   loads the stock Electric client from `node_modules` at `/vendor/electric-client.mjs`),
 //!   `/static/*` their assets, `/pkg/*` the built client from `client-wasm/pkg`, the Alight socket
 //!   at `/socket/websocket`, `POST /api/broadcast`, `POST /api/login`, `POST /api/notifications`,
 //!   `GET /v1/shape` (Electric's shape API), `/healthz` and `/metrics`.
@@ -48,6 +50,11 @@ use crate::token::TokenKey;
 
 /// The page and its assets, beside this crate's sources.
 const STATIC_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/static");
+/// The stock Electric client's browser build (from `npm ci`), for the live table page.
+const ELECTRIC_CLIENT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../node_modules/@electric-sql/client/dist/index.browser.mjs"
+);
 /// Where `scripts/build-client` puts the browser client package.
 const PKG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../client-wasm/pkg");
 
@@ -219,6 +226,11 @@ fn app(
         .merge(shapes)
         .route_service("/", ServeFile::new(static_dir.join("index.html")))
         .route_service("/room", ServeFile::new(static_dir.join("room.html")))
+        .route_service("/live", ServeFile::new(static_dir.join("live.html")))
+        .route_service(
+            "/vendor/electric-client.mjs",
+            ServeFile::new(ELECTRIC_CLIENT),
+        )
         .nest_service("/static", ServeDir::new(static_dir))
         .nest_service(
             "/pkg",

@@ -13,7 +13,10 @@
 //! | `live_sse`, `experimental_live_sse` | `true` with `live=true`: Server-Sent Events |
 //! | `cursor` | echoed by the client from `electric-cursor`; only makes URLs distinct |
 //!
-//! Others (`log`, `expired_handle`, `cache-buster`, application parameters) are ignored.
+//! | `log` | `full` (default) or `changes_only`: no snapshot, `offset=-1` starts at the current end |
+//!
+//! `subset__*` (on-demand snapshots) are refused with a 400 naming them. Others (`expired_handle`,
+//! `cache-buster`, application parameters) are ignored.
 
 use std::collections::BTreeMap;
 
@@ -144,6 +147,18 @@ pub fn parse(pairs: &[(String, String)]) -> Result<ShapeQuery, QueryError> {
             })
             .map(Offset::After)
             .ok_or_else(|| invalid("offset", "has invalid format"))?,
+    };
+    if let Some(key) = single.keys().find(|k| k.starts_with("subset__")) {
+        return Err(invalid(
+            "subset",
+            format!("`{key}`: subset snapshots are not supported"),
+        ));
+    }
+    let offset = match single.get("log").copied() {
+        None | Some("full") => offset,
+        Some("changes_only") if offset == Offset::Start => Offset::Now,
+        Some("changes_only") => offset,
+        Some(_) => return Err(invalid("log", "must be one of full, changes_only")),
     };
     let handle = single.get("handle").map(|h| (*h).to_owned());
     if handle.is_none() && matches!(offset, Offset::After(_)) {
