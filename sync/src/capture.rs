@@ -139,12 +139,14 @@ impl Capture {
         feed: Arc<Feed>,
         after: i64,
         poll: Duration,
+        on_publish: OnPublish,
     ) -> std::io::Result<Capture> {
         let (wake, woken) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name("alight-sync-capture".into())
             .spawn(move || {
                 let mut watcher = Watcher {
+                    on_publish,
                     conn,
                     tables,
                     feed,
@@ -163,7 +165,11 @@ impl Capture {
     }
 }
 
+/// What runs after each published batch (waking the shapes it concerns).
+pub type OnPublish = Box<dyn Fn(&[Arc<Change>]) + Send>;
+
 struct Watcher {
+    on_publish: OnPublish,
     conn: Connection,
     tables: Arc<[TableSchema]>,
     feed: Arc<Feed>,
@@ -260,7 +266,8 @@ impl Watcher {
             }
         }
         self.last = head;
-        self.feed.publish(batch, head);
+        let published = self.feed.publish(batch, head);
+        (self.on_publish)(&published);
         Ok(())
     }
 

@@ -93,7 +93,7 @@ struct Inner {
     path: PathBuf,
     tables: Vec<TableEntry>,
     feed: Arc<Feed>,
-    registry: Registry,
+    registry: Arc<Registry>,
     capture: Capture,
     readers: Mutex<Vec<Connection>>,
     config: Config,
@@ -144,23 +144,32 @@ impl SyncDb {
         capture::install(&mut conn, &schemas).map_err(sqlite)?;
         let head = capture::high_water(&conn).map_err(sqlite)?;
         let feed = Arc::new(Feed::new(head, config.feed_capacity));
+        let epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let registry = Arc::new(Registry::new(
+            epoch,
+            config.max_shapes,
+            config.max_subscribers_per_shape,
+        ));
+        let dispatch = registry.clone();
         let capture = Capture::start(
             conn,
             Arc::from(schemas),
             feed.clone(),
             head,
             config.poll_interval,
+            Box::new(move |batch| {
+                dispatch.dispatch(batch);
+            }),
         )
         .map_err(OpenError::Thread)?;
-        let epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
         Ok(SyncDb {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 tables: entries,
                 feed,
-                registry: Registry::new(epoch, config.max_shapes, config.max_subscribers_per_shape),
+                registry,
                 capture,
                 readers: Mutex::new(Vec::new()),
                 config,

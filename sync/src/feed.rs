@@ -90,13 +90,12 @@ impl Feed {
     }
 
     /// Appends the changes of one batch of whole transactions, processed up to id `head`, and
-    /// wakes the readers. Drops the oldest changes past the capacity.
-    pub fn publish(&self, batch: Vec<Change>, head: i64) {
+    /// wakes the readers. Drops the oldest changes past the capacity. Returns the batch as held.
+    pub fn publish(&self, batch: Vec<Change>, head: i64) -> Vec<Arc<Change>> {
+        let batch: Vec<Arc<Change>> = batch.into_iter().map(Arc::new).collect();
         {
             let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
-            for change in batch {
-                log.changes.push_back(Arc::new(change));
-            }
+            log.changes.extend(batch.iter().cloned());
             while log.changes.len() > self.capacity {
                 if let Some(dropped) = log.changes.pop_front() {
                     log.floor = dropped.id;
@@ -105,6 +104,7 @@ impl Feed {
             log.head = log.head.max(head);
         }
         self.head.send_replace(head);
+        batch
     }
 
     /// The highest id processed so far.

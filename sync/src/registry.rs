@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
 
+use crate::feed::Change;
+use crate::index::ShapeIndex;
 use crate::shape::ShapeDef;
 
 /// One live shape.
@@ -27,6 +29,15 @@ pub struct Shape {
     pub def: ShapeDef,
     subscribers: AtomicUsize,
     last_used: AtomicU64,
+    /// Bumped after a published batch had a change for this shape.
+    wakeups: watch::Sender<u64>,
+}
+
+impl Shape {
+    /// A receiver that wakes when a change for this shape has been published.
+    pub fn wakeups(&self) -> watch::Receiver<u64> {
+        self.wakeups.subscribe()
+    }
 }
 
 /// A live request's place on a shape; dropping it frees the place.
@@ -55,6 +66,15 @@ pub struct TooManySubscribers;
 struct Maps {
     by_key: HashMap<String, Arc<Shape>>,
     by_handle: HashMap<String, Arc<Shape>>,
+    index: ShapeIndex,
+}
+
+impl Maps {
+    fn remove(&mut self, shape: &Shape) {
+        self.by_key.remove(&shape.def.key);
+        self.by_handle.remove(&shape.handle);
+        self.index.remove(shape);
+    }
 }
 
 /// The live shapes.
@@ -100,8 +120,7 @@ impl Registry {
                 .min_by_key(|s| s.last_used.load(Ordering::Relaxed))
                 .cloned()
                 .ok_or(TooManyShapes)?;
-            maps.by_key.remove(&idle.def.key);
-            maps.by_handle.remove(&idle.handle);
+            maps.remove(&idle);
         }
         let handle = format!(
             "{}-{}",
@@ -113,9 +132,11 @@ impl Registry {
             def,
             subscribers: AtomicUsize::new(0),
             last_used: AtomicU64::new(tick),
+            wakeups: watch::channel(0).0,
         });
         maps.by_key.insert(shape.def.key.clone(), shape.clone());
         maps.by_handle.insert(handle, shape.clone());
+        maps.index.insert(&shape);
         Ok(shape)
     }
 
@@ -141,10 +162,16 @@ impl Registry {
     pub fn rotate(&self, table: usize) -> usize {
         let dropped = {
             let mut maps = self.maps.lock().unwrap_or_else(PoisonError::into_inner);
-            let before = maps.by_key.len();
-            maps.by_key.retain(|_, s| s.def.table != table);
-            maps.by_handle.retain(|_, s| s.def.table != table);
-            before - maps.by_key.len()
+            let doomed: Vec<Arc<Shape>> = maps
+                .by_key
+                .values()
+                .filter(|s| s.def.table == table)
+                .cloned()
+                .collect();
+            for shape in &doomed {
+                maps.remove(shape);
+            }
+            doomed.len()
         };
         self.rotations.send_modify(|n| *n += 1);
         dropped
@@ -155,11 +182,24 @@ impl Registry {
     pub fn expire(&self, shape: &Shape) {
         {
             let mut maps = self.maps.lock().unwrap_or_else(PoisonError::into_inner);
-            if maps.by_handle.remove(&shape.handle).is_some() {
-                maps.by_key.remove(&shape.def.key);
+            if maps.by_handle.contains_key(&shape.handle) {
+                maps.remove(shape);
             }
         }
         self.rotations.send_modify(|n| *n += 1);
+    }
+
+    /// Wakes the live requests of the shapes `changes` (just published to the feed) concern;
+    /// returns how many filter evaluations that took.
+    pub fn dispatch(&self, changes: &[Arc<Change>]) -> usize {
+        let (shapes, evaluations) = {
+            let maps = self.maps.lock().unwrap_or_else(PoisonError::into_inner);
+            maps.index.matching(changes.iter().map(|c| &**c))
+        };
+        for shape in shapes {
+            shape.wakeups.send_modify(|n| *n += 1);
+        }
+        evaluations
     }
 
     /// A receiver that wakes when shapes are rotated or expired.

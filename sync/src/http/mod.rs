@@ -318,12 +318,13 @@ async fn long_poll(
         .registry()
         .subscribe(meta.shape)
         .map_err(|e| ErrorReply::overloaded(e.to_string()))?;
-    let mut heads = db.feed().subscribe();
+    // Woken only by changes this shape's filter matches (see `crate::index`), or a rotation.
+    let mut wakeups = meta.shape.wakeups();
     let mut rotations = db.registry().rotations();
     let deadline = tokio::time::Instant::now() + db.config().long_poll_timeout;
     let mut at = after;
     loop {
-        heads.borrow_and_update();
+        wakeups.borrow_and_update();
         rotations.borrow_and_update();
         if !db.registry().is_live(&meta.shape.handle) {
             let fresh = db.shape(&meta.query.shape, identity).map_err(shape_error)?;
@@ -333,17 +334,18 @@ async fn long_poll(
             return expired(db, meta, identity);
         };
         at = next;
+        let head = db.feed().head();
         if !messages.is_empty() {
-            let up_to_date = next >= db.feed().head();
+            let up_to_date = next >= head;
             let headers = meta.headers(next, Caching::Live, up_to_date);
             return Ok((headers, json_body(messages, up_to_date)).into_response());
         }
+        if next < head {
+            // A chunk cut at its size bound, with nothing for this shape: read on.
+            continue;
+        }
         tokio::select! {
-            changed = heads.changed() => {
-                if changed.is_err() {
-                    return Err(ErrorReply::new(StatusCode::SERVICE_UNAVAILABLE, "the change feed stopped"));
-                }
-            }
+            _ = wakeups.changed() => {}
             _ = rotations.changed() => {}
             () = tokio::time::sleep_until(deadline) => {
                 let headers = meta.headers(at, Caching::Live, true);

@@ -27,7 +27,7 @@ struct State {
     db: SyncDb,
     shape: Arc<Shape>,
     at: i64,
-    heads: watch::Receiver<i64>,
+    wakeups: watch::Receiver<u64>,
     rotations: watch::Receiver<u64>,
     deadline: Instant,
     pending: VecDeque<Event>,
@@ -45,7 +45,7 @@ pub fn stream(
 ) -> Response {
     let config = db.config().clone();
     let state = State {
-        heads: db.feed().subscribe(),
+        wakeups: shape.wakeups(),
         rotations: db.registry().rotations(),
         deadline: Instant::now() + config.sse_timeout,
         db,
@@ -72,7 +72,7 @@ async fn next(state: &mut State) -> Option<Event> {
         if let Some(event) = state.pending.pop_front() {
             return Some(event);
         }
-        state.heads.borrow_and_update();
+        state.wakeups.borrow_and_update();
         state.rotations.borrow_and_update();
         if !state.db.registry().is_live(&state.shape.handle) {
             return None;
@@ -92,8 +92,12 @@ async fn next(state: &mut State) -> Option<Event> {
                 .push_back(Event::default().data(done.to_string()));
             continue;
         }
+        if next < state.db.feed().head() {
+            // A chunk cut at its size bound, with nothing for this shape: read on.
+            continue;
+        }
         tokio::select! {
-            changed = state.heads.changed() => changed.ok()?,
+            _ = state.wakeups.changed() => {}
             _ = state.rotations.changed() => {}
             () = tokio::time::sleep_until(state.deadline) => return None,
         }
