@@ -18,7 +18,8 @@
 //!   change and control messages for one shape.
 //! - [`db`]: [`SyncDb`], which ties them together (snapshot and changes join without gap or
 //!   duplicate); [`config`]: its limits.
-//! - [`http`]: `GET /v1/shape`, Electric's HTTP API, as an axum router.
+//! - [`http`]: `GET /v1/shape`, Electric's HTTP API, as an axum router; [`channel`]: the same
+//!   shapes over Alight channels (`shape:<table>`), for the socket clients.
 //!
 //! # Example
 //! ```no_run
@@ -42,6 +43,7 @@
 #![warn(missing_docs)]
 
 pub mod capture;
+pub mod channel;
 pub mod config;
 pub mod db;
 pub mod feed;

@@ -34,6 +34,11 @@ pub struct Shape {
 }
 
 impl Shape {
+    /// How many live requests (and joined channels) hold this shape.
+    pub fn subscribers(&self) -> usize {
+        self.subscribers.load(Ordering::Acquire)
+    }
+
     /// A receiver that wakes when a change for this shape has been published.
     pub fn wakeups(&self) -> watch::Receiver<u64> {
         self.wakeups.subscribe()

@@ -13,7 +13,10 @@ import assert from "node:assert/strict";
 
 import { Shape, ShapeStream, isChangeMessage, isControlMessage } from "@electric-sql/client";
 
-import { Recorder, deadline, httpPost } from "./helpers.mjs";
+import { Socket } from "phoenix";
+import WebSocket from "ws";
+
+import { Recorder, deadline, httpPost, join, joinResult, pushResult, record } from "./helpers.mjs";
 import { binary, spawnDemo, spawnServer } from "../support/process.mjs";
 
 const WAIT_MS = 5000;
@@ -43,6 +46,7 @@ async function startSyncServer(args = []) {
     db,
     url,
     shapeUrl: `${url}/v1/shape`,
+    socketUrl: `ws://127.0.0.1:${server.port}/socket`,
     /** Runs SQL on a connection of its own (not the one the shape server reads with). */
     async exec(sql) {
       const res = await fetch(`${url}/test/exec`, { method: "POST", body: sql });
@@ -429,5 +433,116 @@ describe("the demo's notifications as a shape", () => {
     await notify("alice", "alice again");
     await sets.until(hasTitles("for alice", "alice again"), "alice's new notification");
     assert.ok(sets.items.every((rows) => rows.every((r) => r.user_id === "alice")));
+  });
+});
+
+describe("shapes over channels (phoenix.js, shape:<table>)", () => {
+  let server;
+  before(async () => {
+    server = await startSyncServer();
+  });
+  after(() => server?.stop());
+
+  /** A connected phoenix.js socket for `user` (anonymous without one), closed by `t.after`. */
+  async function connect(t, user) {
+    const socket = new Socket(server.socketUrl, {
+      transport: WebSocket,
+      params: user ? { token: user } : {},
+      reconnectAfterMs: () => 50,
+      rejoinAfterMs: () => 50,
+    });
+    const opened = new Promise((resolve) => socket.onOpen(resolve));
+    socket.connect();
+    await deadline(opened, WAIT_MS, "the socket to open");
+    t.after(() => new Promise((resolve) => socket.disconnect(resolve)));
+    return socket;
+  }
+
+  const inserted = (messages) => messages.filter((m) => m.headers?.operation === "insert").map((m) => m.value.title);
+
+  test("the join reply carries the user's snapshot; changes follow as broadcasts of her rows only", async (t) => {
+    await server.exec(`DELETE FROM items;
+      INSERT INTO items (owner, title) VALUES ('alice', 'mine'), ('bob', 'his');`);
+    const socket = await connect(t, "alice");
+    const channel = socket.channel("shape:items", { where: "owner = 'bob' OR owner = 'alice'" });
+    const changes = record(channel, "changes");
+    const reply = await join(channel);
+    assert.deepEqual(inserted(reply.messages), ["mine"]);
+    assert.equal(reply.more, false);
+    assert.match(reply.offset, /^\d+_0$/);
+    assert.ok(reply.handle);
+    await server.exec("INSERT INTO items (owner, title) VALUES ('bob', 'his-too'), ('alice', 'mine-too');");
+    const first = await changes.nth(1);
+    assert.equal(first.handle, reply.handle);
+    assert.deepEqual(inserted(first.messages), ["mine-too"]);
+    await server.exec("UPDATE items SET done = 1 WHERE title = 'mine'");
+    const second = await changes.nth(2);
+    assert.equal(second.messages[0].headers.operation, "update");
+    assert.ok(changes.items.every((c) => c.messages.every((m) => m.value.owner !== "bob")));
+  });
+
+  test("a large snapshot comes in bounded chunks, pulled with `more`", async (t) => {
+    await server.exec(`DELETE FROM items;
+      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1200)
+      INSERT INTO items (owner, title) SELECT 'alice', 'row ' || i FROM n;`);
+    const socket = await connect(t, "alice");
+    const channel = socket.channel("shape:items", {});
+    const reply = await join(channel);
+    assert.equal(reply.more, true);
+    assert.ok(reply.messages.length > 0 && reply.messages.length <= 500, `${reply.messages.length}`);
+    const keys = new Set(reply.messages.map((m) => m.key));
+    let more = true;
+    let pulls = 0;
+    while (more) {
+      const { status, response } = await pushResult(channel, "more", {});
+      assert.equal(status, "ok");
+      assert.ok(response.messages.length <= 500);
+      response.messages.forEach((m) => keys.add(m.key));
+      more = response.more;
+      pulls += 1;
+    }
+    assert.equal(keys.size, 1200);
+    assert.ok(pulls >= 2);
+  });
+
+  test("rejoining with the handle and offset resumes with only the later changes", async (t) => {
+    await server.exec("DELETE FROM items; INSERT INTO items (owner, title) VALUES ('alice', 'before');");
+    const socket = await connect(t, "alice");
+    const first = socket.channel("shape:items", {});
+    const reply = await join(first);
+    await new Promise((resolve) => first.leave().receive("ok", resolve));
+    await server.exec("INSERT INTO items (owner, title) VALUES ('alice', 'while away')");
+    const again = socket.channel("shape:items", { handle: reply.handle, offset: reply.offset });
+    const resumed = await join(again);
+    assert.equal(resumed.refetch, false);
+    assert.deepEqual(inserted(resumed.messages), ["while away"]);
+  });
+
+  test("a rotated shape tells its subscribers to refetch; a stale handle gets a fresh snapshot", async (t) => {
+    await server.exec("DELETE FROM items; INSERT INTO items (owner, title) VALUES ('alice', 'x');");
+    const socket = await connect(t, "alice");
+    const channel = socket.channel("shape:items", {});
+    const changes = record(channel, "changes");
+    const reply = await join(channel);
+    await server.rotate();
+    const notice = await changes.find((c) => c.refetch === true, "the refetch notice");
+    assert.equal(notice.handle, reply.handle);
+    const again = socket.channel("shape:items", { handle: reply.handle, offset: reply.offset });
+    const fresh = await join(again);
+    assert.equal(fresh.refetch, true);
+    assert.notEqual(fresh.handle, reply.handle);
+    assert.deepEqual(inserted(fresh.messages), ["x"]);
+  });
+
+  test("joining without an identity, or with an unsupported where, is refused", async (t) => {
+    const anonymous = await connect(t, null);
+    const refused = await joinResult(anonymous.channel("shape:items", {}));
+    assert.equal(refused.status, "error");
+    assert.equal(refused.response.reason, "unauthorized");
+    const alice = await connect(t, "alice");
+    const bad = await joinResult(alice.channel("shape:items", { where: "owner = 'bob' OR 1=1" }));
+    assert.equal(bad.status, "error");
+    assert.equal(bad.response.reason, "bad_request");
+    assert.match(bad.response.message, /column on the left/);
   });
 });

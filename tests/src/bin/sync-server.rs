@@ -7,7 +7,9 @@
 //! readable columns `id, owner, title, done` and the rule "you see the rows you own". The bearer
 //! token is the user id (a test stand-in for a real token check). Test-only routes:
 //! `POST /test/exec` runs its body as SQL on a separate connection (a write the server did not
-//! make), and `POST /test/rotate` forces every client of `items` to refetch.
+//! make), and `POST /test/rotate` forces every client of `items` to refetch. The same shapes are
+//! served over channels: phoenix.js connects to `/socket` with `params: {token: <user id>}` and
+//! joins `shape:items` (see `alight_sync::channel`).
 //!
 //! Prints `LISTENING <port>` once it accepts connections and exits when stdin closes (held
 //! long-polls are not waited for).
@@ -17,6 +19,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use alight_server::{Alight, Connected};
+use alight_sync::channel::ShapeChannel;
 use alight_sync::{Config, Denied, Filter, Identity, SqlValue, SyncDb, SyncTable};
 use axum::Router;
 use axum::extract::State;
@@ -116,7 +120,21 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let alight = Alight::builder()
+        .on_connect(|info| {
+            let connected = match info.params.get("token") {
+                Some(user) => Connected::new().assign(Identity::new(user.clone())),
+                None => Connected::new(),
+            };
+            std::future::ready(Ok(connected))
+        })
+        .channel(
+            "shape:*",
+            ShapeChannel::new(db.clone(), |socket| socket.assign::<Identity>().cloned()),
+        )
+        .build();
     let app = Router::new()
+        .merge(alight.router())
         .merge(alight_sync::http::router(db.clone(), |headers| {
             alight_sync::http::bearer(headers).map(Identity::new)
         }))
