@@ -4,7 +4,7 @@
 //! | client → server | server → client |
 //! |---|---|
 //! | `phx_join` `shape:<table>` `{where?, params?, columns?, replica?, handle?, offset?}` | ok `{handle, offset, messages, more, refetch}`: the first chunk of the snapshot (or, resuming with a live `handle` and `offset`, the changes since), Electric's messages; error `{reason: "unauthorized" \| "forbidden" \| "bad_request" \| "unavailable", message}` |
-//! | `more` `{}` | ok `{messages, more, offset}`: the next snapshot chunk; the last one also carries the changes committed during the snapshot |
+//! | `more` `{}` | ok `{messages, more, offset}`: the next snapshot chunk; the last one also carries the changes committed during the snapshot; error `{reason: "snapshot_failed"}` if the snapshot failed or the client stalled past `Config::snapshot_stall_timeout` (join again) |
 //! | | `changes` `{handle, offset, messages}`: committed changes for this shape, in commit order; `offset` is where to resume |
 //! | | `changes` `{handle, refetch: true}`: the shape was rotated or its log is gone; join again without `offset` |
 //!
@@ -31,7 +31,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::db::{Chunk, ShapeOrLimit, SyncDb};
+use crate::db::{Chunk, ServeError, ShapeOrLimit, SnapshotPart, SyncDb};
 use crate::http::query::Offset;
 use crate::registry::{Shape, Subscription};
 use crate::shape::{Replica, ShapeError, ShapeRequest, parse_columns};
@@ -64,8 +64,8 @@ pub struct Joined {
     offset: i64,
     /// The rest of the snapshot, while the client pulls it with `more`.
     snapshot: Option<mpsc::Receiver<Chunk>>,
-    /// The chunk read ahead of the client's next `more`.
-    ahead: Option<Chunk>,
+    /// The part read ahead of the client's next `more` (`Some(None)`: the snapshot stopped).
+    ahead: Option<Option<Chunk>>,
     _subscription: Subscription,
 }
 
@@ -216,33 +216,36 @@ impl ShapeChannel {
     }
 
     /// The next snapshot chunk of `state`, and whether more follow; the last one also carries
-    /// the changes since the snapshot. The chunk after it is read ahead (to know whether there is
-    /// one), so at most two chunks are held.
-    async fn next_chunk(&self, state: &mut Joined) -> (Vec<Value>, bool) {
+    /// the changes since the snapshot. The part after it is read ahead (to know whether there is
+    /// one), so at most two chunks are held. `Err` when the snapshot failed or stalled: the
+    /// client must join again.
+    async fn next_chunk(&self, state: &mut Joined) -> Result<(Vec<Value>, bool), ServeError> {
         let mut messages = Vec::new();
         let current = match state.ahead.take() {
-            Some(chunk) => Some(chunk),
-            None => match state.snapshot.as_mut() {
-                Some(rx) => rx.recv().await,
-                None => None,
-            },
+            Some(part) => part,
+            None => Self::read(state).await,
         };
-        if let Some(chunk) = current {
-            match chunk {
-                Ok(chunk) => {
-                    if let Value::Array(items) = chunk_messages(&chunk) {
-                        messages = items;
+        match current {
+            Some(Ok(SnapshotPart::Rows(chunk))) => {
+                if let Value::Array(items) = chunk_messages(&chunk) {
+                    messages = items;
+                }
+                match Self::read(state).await {
+                    Some(Ok(SnapshotPart::End)) => {}
+                    other => {
+                        state.ahead = Some(other);
+                        return Ok((messages, true));
                     }
                 }
-                Err(err) => {
-                    tracing::error!(error = &err as &dyn std::error::Error, "a snapshot failed");
-                }
             }
-            if let Some(rx) = state.snapshot.as_mut()
-                && let Some(next) = rx.recv().await
-            {
-                state.ahead = Some(next);
-                return (messages, true);
+            Some(Ok(SnapshotPart::End)) => {}
+            Some(Err(err)) => {
+                state.snapshot = None;
+                return Err(err);
+            }
+            None => {
+                state.snapshot = None;
+                return Err(ServeError::Incomplete);
             }
         }
         state.snapshot = None;
@@ -250,7 +253,15 @@ impl ShapeChannel {
             messages.extend(changes);
             state.offset = next;
         }
-        (messages, false)
+        Ok((messages, false))
+    }
+
+    /// The next part of the snapshot (`End` when there is none in progress).
+    async fn read(state: &mut Joined) -> Option<Chunk> {
+        match state.snapshot.as_mut() {
+            Some(rx) => rx.recv().await,
+            None => Some(Ok(SnapshotPart::End)),
+        }
     }
 }
 
@@ -310,7 +321,9 @@ impl Channel for ShapeChannel {
                     .map_err(|e| refuse("unavailable", e))?;
                 state.offset = head;
                 state.snapshot = Some(rx);
-                self.next_chunk(&mut state).await
+                self.next_chunk(&mut state)
+                    .await
+                    .map_err(|e| refuse("unavailable", e))?
             }
         };
         let reply = json!({
@@ -331,14 +344,17 @@ impl Channel for ShapeChannel {
         _ctx: &mut Context<'_>,
     ) -> HandleIn {
         match event {
-            "more" => {
-                let (messages, more) = self.next_chunk(state).await;
-                HandleIn::ok(payload(&json!({
+            "more" => match self.next_chunk(state).await {
+                Ok((messages, more)) => HandleIn::ok(payload(&json!({
                     "messages": messages,
                     "more": more,
                     "offset": Offset::render(state.offset),
-                })))
-            }
+                }))),
+                Err(err) => HandleIn::error(payload(&json!({
+                    "reason": "snapshot_failed",
+                    "message": format!("{err}; join again"),
+                }))),
+            },
             _ => HandleIn::error_reason("unknown event"),
         }
     }

@@ -24,6 +24,10 @@ pub struct Config {
     pub max_chunk_changes: usize,
     /// Rows a snapshot response sends per write to the connection.
     pub snapshot_chunk_rows: usize,
+    /// How long a snapshot waits for its reader to take the next chunk before it gives up (and
+    /// ends its read transaction): a stalled HTTP response is cut, a channel that stops pulling
+    /// `more` must join again.
+    pub snapshot_stall_timeout: Duration,
     /// How long a long-poll is held before it answers up-to-date.
     pub long_poll_timeout: Duration,
     /// How long an SSE response stays open before the server ends it (the client reconnects).
@@ -42,6 +46,7 @@ impl Default for Config {
             feed_capacity: 100_000,
             max_chunk_changes: 1_000,
             snapshot_chunk_rows: 500,
+            snapshot_stall_timeout: Duration::from_secs(30),
             long_poll_timeout: Duration::from_secs(20),
             sse_timeout: Duration::from_secs(60),
             sse_keep_alive: Duration::from_secs(21),

@@ -86,6 +86,10 @@ pub enum ServeError {
     /// The blocking task did not finish.
     #[error("the database task did not finish")]
     Task,
+    /// The snapshot stopped before its end (its reader gave up, or nobody took a chunk within
+    /// [`Config::snapshot_stall_timeout`]).
+    #[error("the snapshot stopped before its end")]
+    Incomplete,
 }
 
 #[derive(Debug)]
@@ -119,8 +123,17 @@ pub struct SyncDb {
     inner: Arc<Inner>,
 }
 
-/// One chunk of a snapshot response body.
-pub type Chunk = Result<Bytes, ServeError>;
+/// A piece of a streamed snapshot.
+#[derive(Debug)]
+pub enum SnapshotPart {
+    /// Messages, each followed by `,`.
+    Rows(Bytes),
+    /// The snapshot is complete (a receiver that closes without it got an incomplete one).
+    End,
+}
+
+/// One piece of a snapshot, or why it failed.
+pub type Chunk = Result<SnapshotPart, ServeError>;
 
 impl SyncDb {
     /// Opens the database at `path` (WAL mode), installs the change log and the triggers of
@@ -263,7 +276,8 @@ impl SyncDb {
     }
 
     /// Starts a snapshot of `shape`: resolves with the high-water id it is consistent with, and a
-    /// receiver of body chunks (`[` is not included: each chunk is messages followed by `,`).
+    /// receiver of its parts, ending with [`SnapshotPart::End`]. A part nobody takes within
+    /// [`Config::snapshot_stall_timeout`] ends the snapshot (and its read transaction) early.
     pub async fn snapshot(
         &self,
         shape: Arc<Shape>,
@@ -271,6 +285,7 @@ impl SyncDb {
         let (head_tx, head_rx) = oneshot::channel();
         let (tx, rx) = mpsc::channel(4);
         let db = self.clone();
+        let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let mut conn = match db.reader() {
                 Ok(conn) => conn,
@@ -279,9 +294,15 @@ impl SyncDb {
                     return;
                 }
             };
-            let result = db.stream_snapshot(&mut conn, &shape, head_tx, &tx);
+            let stall = db.inner.config.snapshot_stall_timeout;
+            let send = |part: Chunk| -> bool {
+                runtime
+                    .block_on(tokio::time::timeout(stall, tx.send(part)))
+                    .is_ok_and(|sent| sent.is_ok())
+            };
+            let result = db.stream_snapshot(&mut conn, &shape, head_tx, &send);
             if let Err(err) = result {
-                let _ = tx.blocking_send(Err(ServeError::Sqlite(err)));
+                send(Err(ServeError::Sqlite(err)));
             }
             db.give_back(conn);
         });
@@ -294,7 +315,7 @@ impl SyncDb {
         conn: &mut Connection,
         shape: &Shape,
         head_tx: oneshot::Sender<Result<i64, ServeError>>,
-        tx: &mpsc::Sender<Chunk>,
+        send: &dyn Fn(Chunk) -> bool,
     ) -> rusqlite::Result<()> {
         let entry = &self.inner.tables[shape.def.table];
         let schema = &entry.schema;
@@ -327,18 +348,18 @@ impl SyncDb {
             chunk.push(b',');
             in_chunk += 1;
             if in_chunk >= self.inner.config.snapshot_chunk_rows {
-                if tx
-                    .blocking_send(Ok(Bytes::from(std::mem::take(&mut chunk))))
-                    .is_err()
-                {
+                if !send(Ok(SnapshotPart::Rows(Bytes::from(std::mem::take(
+                    &mut chunk,
+                ))))) {
                     return Ok(());
                 }
                 in_chunk = 0;
             }
         }
-        if !chunk.is_empty() {
-            let _ = tx.blocking_send(Ok(Bytes::from(chunk)));
+        if !chunk.is_empty() && !send(Ok(SnapshotPart::Rows(Bytes::from(chunk)))) {
+            return Ok(());
         }
+        send(Ok(SnapshotPart::End));
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use alight_sync::db::SnapshotPart;
 use alight_sync::feed::Op;
 use alight_sync::{Config, Denied, Filter, Identity, ShapeRequest, SqlValue, SyncDb, SyncTable};
 use rusqlite::Connection;
@@ -67,8 +68,13 @@ async fn snapshot(
     let shape = db.shape(&request(where_), Some(&alice()))?;
     let (head, mut chunks) = db.snapshot(shape).await?;
     let mut body = b"[".to_vec();
-    while let Some(chunk) = chunks.recv().await {
-        body.extend_from_slice(&chunk?);
+    loop {
+        match chunks.recv().await {
+            Some(Ok(SnapshotPart::Rows(chunk))) => body.extend_from_slice(&chunk),
+            Some(Ok(SnapshotPart::End)) => break,
+            Some(Err(err)) => return Err(err.into()),
+            None => return Err("the snapshot stopped before its end".into()),
+        }
     }
     if body.last() == Some(&b',') {
         body.pop();
@@ -197,5 +203,47 @@ async fn a_write_from_another_process_is_captured() -> TestResult {
     let (messages, _) = db.changes_since(&shape, start).expect("held");
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0]["value"]["title"], "from the shell");
+    Ok(())
+}
+
+/// A snapshot nobody reads gives up after the stall timeout: its reader sees it end without
+/// `End`, never a short snapshot that looks complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_snapshot_ends_incomplete() -> TestResult {
+    let path = temp_db("stall")?;
+    let writer = Connection::open(&path)?;
+    writer.execute_batch(SCHEMA)?;
+    for i in 0..20 {
+        writer.execute(
+            "INSERT INTO items (owner, title) VALUES ('alice', ?1)",
+            [format!("{i}")],
+        )?;
+    }
+    let items = SyncTable::new("items").public();
+    let mut config = Config::default();
+    config.snapshot_chunk_rows = 1;
+    config.snapshot_stall_timeout = Duration::from_millis(200);
+    let db = SyncDb::open(&path, vec![items], config)?;
+    let shape = db.shape(&request(None), None)?;
+    let (_, mut chunks) = db.snapshot(shape).await?;
+    // The producer fills the channel, then gives up on the next part; wait for it to hang up.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !chunks.is_closed() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await?;
+    let mut rows = 0;
+    loop {
+        match chunks.recv().await {
+            Some(Ok(SnapshotPart::Rows(_))) => rows += 1,
+            Some(Ok(SnapshotPart::End)) => {
+                panic!("a stalled snapshot must not claim to be complete")
+            }
+            Some(Err(err)) => return Err(err.into()),
+            None => break,
+        }
+    }
+    assert!(rows < 20, "it stopped early ({rows} rows buffered)");
     Ok(())
 }

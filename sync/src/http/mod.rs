@@ -30,7 +30,7 @@ use futures_util::StreamExt;
 use futures_util::stream;
 use serde_json::Value;
 
-use crate::db::{ShapeOrLimit, SyncDb};
+use crate::db::{ServeError, ShapeOrLimit, SnapshotPart, SyncDb};
 use crate::message;
 use crate::registry::Shape;
 use crate::shape::ShapeError;
@@ -362,12 +362,21 @@ async fn snapshot(db: &SyncDb, meta: &Meta<'_>) -> Result<Response, ErrorReply> 
         .map_err(|e| server_error(&e))?;
     let mut headers = meta.headers(head, Caching::Snapshot, true);
     meta.with_schema(db, &mut headers);
-    let rows = stream::unfold(chunks, |mut chunks| async move {
-        chunks.recv().await.map(|chunk| (chunk, chunks))
-    });
+    // The rows, then the closing up-to-date; a snapshot that fails or stops early errors the
+    // body, so the client sees a broken response (and retries), never a short one.
     let tail = format!("{}]", message::up_to_date(None));
-    let body = stream::once(async { Ok(Bytes::from_static(b"[")) })
-        .chain(rows)
-        .chain(stream::once(async move { Ok(Bytes::from(tail)) }));
+    let rows = stream::unfold(Some(chunks), move |chunks| {
+        let tail = tail.clone();
+        async move {
+            let mut chunks = chunks?;
+            match chunks.recv().await {
+                Some(Ok(SnapshotPart::Rows(bytes))) => Some((Ok(bytes), Some(chunks))),
+                Some(Ok(SnapshotPart::End)) => Some((Ok(Bytes::from(tail)), None)),
+                Some(Err(err)) => Some((Err(err), None)),
+                None => Some((Err(ServeError::Incomplete), None)),
+            }
+        }
+    });
+    let body = stream::once(async { Ok(Bytes::from_static(b"[")) }).chain(rows);
     Ok((headers, Body::from_stream(body)).into_response())
 }
