@@ -247,6 +247,28 @@ describe("@electric-sql/client against alight-sync", () => {
     }
   });
 
+  test("live requests past a shape's subscriber limit get 503 with retry-after", async () => {
+    const limited = await startSyncServer(["--max-subscribers", "1", "--long-poll-ms", "3000"]);
+    const controller = new AbortController();
+    try {
+      const first = await fetch(`${limited.shapeUrl}?table=items&offset=-1`, { headers: auth("alice") });
+      await first.text();
+      const live = `${limited.shapeUrl}?table=items&live=true&offset=${first.headers.get("electric-offset")}` +
+        `&handle=${first.headers.get("electric-handle")}`;
+      // Two at once: one holds the shape's only place (for the 3 s hold), the other is refused
+      // at once, so the refusal is the first answer.
+      const requests = [0, 1].map(() => fetch(live, { headers: auth("alice"), signal: controller.signal }));
+      const refused = await deadline(Promise.race(requests), WAIT_MS, "the first answer");
+      assert.equal(refused.status, 503);
+      assert.ok(refused.headers.get("retry-after"));
+      assert.ok((await refused.json()).message);
+      controller.abort();
+      await Promise.allSettled(requests);
+    } finally {
+      await limited.stop();
+    }
+  });
+
   test("without a token the shape is 401; with one, never another user's rows", async (t) => {
     await server.exec(`DELETE FROM items;
       INSERT INTO items (owner, title) VALUES ('alice', 'mine'), ('bob', 'his');`);

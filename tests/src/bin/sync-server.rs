@@ -1,7 +1,7 @@
 //! A shape server over a scratch SQLite file, for the `@electric-sql/client` suite
 //! (tests/node/sync.test.mjs).
 //!
-//! Run with: `cargo run -p alight-tests --bin sync-server -- --db /tmp/items.db [--port N] [--feed N] [--long-poll-ms N]`
+//! Run with: `cargo run -p alight-tests --bin sync-server -- --db /tmp/items.db [--port N] [--feed N] [--long-poll-ms N] [--max-subscribers N]`
 //!
 //! The database gets one table, `items (id, owner, title, done, secret)`, syncable with the
 //! readable columns `id, owner, title, done` and the rule "you see the rows you own". The bearer
@@ -98,12 +98,13 @@ async fn main() -> ExitCode {
             Some(value) => value.parse().ok(),
         }
     };
-    let (Some(port), Some(feed), Some(long_poll_ms)) = (
+    let (Some(port), Some(feed), Some(long_poll_ms), Some(max_subscribers)) = (
         number("--port", 0),
         number("--feed", 100_000),
         number("--long-poll-ms", 20_000),
+        number("--max-subscribers", 10_000),
     ) else {
-        eprintln!("sync-server: --port, --feed and --long-poll-ms take numbers");
+        eprintln!("sync-server: --port, --feed, --long-poll-ms and --max-subscribers take numbers");
         return ExitCode::from(2);
     };
     if let Err(err) = rusqlite::Connection::open(&path).and_then(|c| c.execute_batch(SCHEMA)) {
@@ -113,6 +114,7 @@ async fn main() -> ExitCode {
     let mut config = Config::default();
     config.feed_capacity = feed as usize;
     config.long_poll_timeout = Duration::from_millis(long_poll_ms);
+    config.max_subscribers_per_shape = max_subscribers as usize;
     let db = match SyncDb::open(&path, vec![items()], config) {
         Ok(db) => db,
         Err(err) => {
