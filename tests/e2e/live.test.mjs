@@ -14,6 +14,7 @@ import {
   launchBrowser,
   newContext,
   notify,
+  openPage,
   removeDataDir,
   screenshot,
   startDemo,
@@ -79,4 +80,27 @@ test("the live table shows the user's rows and follows inserts, updates and dele
   }
   assert.ok(!(await rowTitles(page)).includes("for bob only"));
   assert.deepEqual(errors, []);
+});
+
+test("the bell shows a notification written with the sqlite3 shell, and its read mark", async (t) => {
+  const context = await newContext(browser);
+  t.after(() => context.close());
+  const page = await openPage(context, demo, "/?user=carol");
+  // The bell applies the shape's changes once it is live (`data-shape` says so).
+  await page.waitForSelector('#bell[data-shape="live"]', { state: "attached" });
+  const inserted = await sqlite3(
+    "INSERT INTO notifications (user_id, title, body, inserted_at) " +
+      "VALUES ('carol', 'from the shell', '', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));",
+  );
+  if (!inserted) {
+    t.skip("the sqlite3 shell is not installed (scripts/setup installs it)");
+    return;
+  }
+  await page.waitForSelector("#toasts .toast", { state: "attached" });
+  await page.waitForFunction(() => document.getElementById("badge").textContent === "1");
+  assert.match(await page.textContent("#toasts"), /from the shell/);
+  await sqlite3("UPDATE notifications SET read_at = 1 WHERE title = 'from the shell';");
+  await page.waitForFunction(() => document.getElementById("badge").hidden);
+  await screenshot(page, "live-2-bell-from-shell");
+  assert.deepEqual(page.errors, []);
 });
