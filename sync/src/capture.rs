@@ -17,13 +17,15 @@
 //!   shared memory that changes when another connection commits; only then does it read the new
 //!   log rows. One read sees whole transactions only, so a batch is one or more complete
 //!   transactions in commit order. [`Capture::notify`] wakes it at once after an in-process write.
-//! - Then it deletes the rows it has published (the feed holds them in memory now), so the log
-//!   table stays small. The cost is one extra row write per changed row, in the writer's
-//!   transaction.
+//! - Then it deletes what it has published (the feed holds it in memory now) except the last
+//!   [`LOG_KEEP`] rows, so the log table stays small while another process capturing the same
+//!   file (a second server on the same data) can still read what it has not yet. The cost is one
+//!   extra row write per changed row, in the writer's transaction.
 //!
-//! Limits (SQLite's own): rows removed by `REPLACE` conflict resolution fire no delete trigger
+//! Limits: rows removed by `REPLACE` conflict resolution fire no delete trigger
 //! unless `PRAGMA recursive_triggers` is on (the replacing insert is captured); blobs are carried
-//! as hexadecimal text. One process should run the capture for a file: the watcher prunes the log.
+//! as hexadecimal text. A second process capturing the same file must not lag its peer by more than
+//! [`LOG_KEEP`] changes.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -41,6 +43,9 @@ pub const LOG_TABLE: &str = "_alight_changes";
 
 /// How often the watcher deletes what it has published.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How many of the latest change-log rows pruning keeps, for other processes reading the log.
+pub const LOG_KEEP: i64 = 10_000;
 
 /// How long a statement waits for a lock held by another connection.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -272,12 +277,17 @@ impl Watcher {
     }
 
     fn prune(&mut self) {
-        match self.conn.execute(
-            &format!("DELETE FROM {LOG_TABLE} WHERE id <= ?1"),
-            [self.last],
-        ) {
+        let upto = self.last - LOG_KEEP;
+        if upto <= self.pruned {
+            self.last_prune = Instant::now();
+            return;
+        }
+        match self
+            .conn
+            .execute(&format!("DELETE FROM {LOG_TABLE} WHERE id <= ?1"), [upto])
+        {
             Ok(_) => {
-                self.pruned = self.last;
+                self.pruned = upto;
                 self.last_prune = Instant::now();
             }
             Err(err) => {
