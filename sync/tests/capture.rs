@@ -247,3 +247,56 @@ async fn a_stalled_snapshot_ends_incomplete() -> TestResult {
     assert!(rows < 20, "it stopped early ({rows} rows buffered)");
     Ok(())
 }
+
+/// An update that moves a row out of a shape is a delete for it, one that moves a row in is an
+/// insert, and one that changes only unselected columns is nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_that_move_rows_across_a_shape() -> TestResult {
+    let (db, writer, _) = open("moves")?;
+    let before = db.feed().head();
+    writer.execute(
+        "INSERT INTO items (id, owner, title) VALUES (1, 'alice', 'a')",
+        [],
+    )?;
+    writer.execute(
+        "INSERT INTO items (id, owner, title) VALUES (2, 'alice', 'b')",
+        [],
+    )?;
+    feed_reaches(&db, before + 2).await?;
+    let start = db.feed().head();
+    let shape = db.shape(
+        &ShapeRequest {
+            columns: Some(vec!["id".into(), "title".into()]),
+            ..request(Some("title <> 'hidden'"))
+        },
+        Some(&alice()),
+    )?;
+    writer.execute("UPDATE items SET title = 'hidden' WHERE id = 1", [])?; // out: delete
+    writer.execute("UPDATE items SET owner = 'bob' WHERE id = 2", [])?; // out of alice's rows
+    writer.execute("UPDATE items SET title = 'back' WHERE id = 1", [])?; // in: insert
+    writer.execute("UPDATE items SET done = 1 WHERE id = 1", [])?; // unselected column only
+    feed_reaches(&db, start + 4).await?;
+    let (messages, _) = db.changes_since(&shape, start).expect("held");
+    let seen: Vec<(String, String)> = messages
+        .iter()
+        .map(|m| {
+            (
+                m["headers"]["operation"].as_str().unwrap_or("").to_owned(),
+                m["value"]["id"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let expected = [("delete", "1"), ("delete", "2"), ("insert", "1")];
+    assert_eq!(
+        seen,
+        expected
+            .map(|(op, id)| (op.to_owned(), id.to_owned()))
+            .to_vec(),
+        "{messages:?}"
+    );
+    assert_eq!(
+        messages[2]["value"],
+        serde_json::json!({"id": "1", "title": "back"})
+    );
+    Ok(())
+}
