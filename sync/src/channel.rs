@@ -24,9 +24,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use alight_protocol::{Payload, SharedBroadcast};
-use alight_server::socket::Socket;
-use alight_server::{Channel, Context, HandleIn, JoinError, Outgoing, PubSub};
+use alight_protocol::Payload;
+use alight_server::{Broadcast, Channel, Context, HandleIn, JoinError, Outgoing, PubSub, Socket};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -482,7 +481,7 @@ impl Sender {
     }
 
     fn broadcast(&self, body: Value) {
-        let message = SharedBroadcast::new(self.topic.clone(), "changes", payload(&body));
+        let message = Broadcast::new(self.topic.clone(), "changes", payload(&body));
         self.pubsub.broadcast(Arc::new(message), None);
     }
 }
