@@ -213,6 +213,7 @@ impl<'a> Scan<'a> {
         let bytes = self.text.as_bytes();
         let mut escaped = false;
         loop {
+            self.at = skip_plain(bytes, self.at);
             match bytes.get(self.at) {
                 Some(b'"') => {
                     self.at += 1;
@@ -357,6 +358,28 @@ impl<'a> Scan<'a> {
     }
 }
 
+/// The offset of the first eight-byte word from `at` that holds a quote, a backslash or a control
+/// character (or of the last short word): a string's plain bytes are skipped a word at a time.
+fn skip_plain(bytes: &[u8], mut at: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(word) = bytes.get(at..at + 8) {
+        let w = u64::from_le_bytes(word.try_into().expect("a slice of eight bytes"));
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        // A byte is zero (or below 0x20) exactly when the word has a high bit set here; bytes
+        // of 0x80 and above have their own high bit set in `w` and are masked out by `!w`.
+        let special = (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (w.wrapping_sub(ONES * 0x20) & !w);
+        if special & HIGH != 0 {
+            break;
+        }
+        at += 8;
+    }
+    at
+}
+
 /// The value of a string literal's inside whose escapes [`Scan::string`] has checked; `Err` with
 /// the offset of a `\u` escape that is half of a surrogate pair without the other half.
 fn unescape(inner: &str) -> Result<String, usize> {
@@ -472,6 +495,31 @@ mod tests {
             "]".repeat(200)
         );
         assert_eq!(at(&deep), Err(145));
+    }
+
+    #[test]
+    fn strings_are_read_to_their_end_whatever_the_word_boundaries() {
+        for at in 0..20 {
+            let plain = "é".repeat(at / 2) + &"x".repeat(at % 2);
+            let specials = [
+                (r#"\""#, true),
+                (r"\\", true),
+                (r"\t", true),
+                ("\t", false),
+                ("\u{1}", false),
+            ];
+            for (special, ok) in specials {
+                let payload = format!(r#""{plain}{special}{}""#, "y".repeat(9));
+                let text = format!(r#"["1","1","t","e",{payload}]"#);
+                match Frame::parse(&text) {
+                    Ok(f) => {
+                        assert!(ok, "{text}");
+                        assert_eq!(f.payload, payload);
+                    }
+                    Err(err) => assert!(!ok, "{text}: {err}"),
+                }
+            }
+        }
     }
 
     #[test]
