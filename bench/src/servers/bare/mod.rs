@@ -28,15 +28,17 @@
 //! Like Alight, each socket has a bounded queue of [`QUEUE`] messages; a socket whose queue is
 //! full is closed with 1013 (try again later) and counted. Its WebSocket buffers are Alight's
 //! sizes (4 KiB read, 16 KiB write), it writes up to 64 queued messages per flush, and it sets
-//! `TCP_NODELAY`. Like Alight, it holds back a publisher that outruns the fan-out rather than
-//! overflow the queues of subscribers that keep up:
-//! - a shout's own copy and its reply go through the publisher's queue and are written on its
-//!   next turn, after the task has gone to the back of the scheduler's queue, behind the
-//!   subscribers the shout woke: a client that waits for its replies is paced by the fan-out;
-//! - a socket whose own queue is over half full is not read;
-//! - a broadcast that leaves some member's queue over half full stops the publisher's reads until
-//!   that queue is down to a quarter, or it made no progress for [`STALL`] (a subscriber that does
-//!   not read at all must not hold the publisher: its queue then overflows and it is closed).
+//! `TCP_NODELAY`. Like Alight, and with Alight's budget, it holds back a publisher that outruns
+//! the fan-out rather than overflow the queues of subscribers that keep up:
+//! - a shout's own copy and its reply go through the publisher's queue, and the task goes to the
+//!   back of the scheduler's queue before it takes them;
+//! - while the fullest subscriber queue of its last broadcast holds more than [`HOLD`] (16)
+//!   messages, the publisher's own queue waits (its replies with it: Alight answers a push once
+//!   the broadcast of 16 steps before is taken everywhere); while it holds more than Alight's
+//!   pacing window (64 messages into up to 5,120 subscribers, up to 128), it is not read;
+//! - either hold ends after [`STALL`] without that queue getting shorter: a subscriber that does
+//!   not read at all must not hold the publisher, its queue overflows and it is closed;
+//! - a socket whose own queue is over half full is not read.
 
 mod frame;
 mod mailbox;
@@ -77,9 +79,13 @@ const WRITE_BUFFER: usize = 16 * 1024;
 const SLOW_CONSUMER: u16 = 1013;
 /// Close code for a frame that does not decode.
 const INVALID_FRAME: u16 = 1007;
-/// A paused publisher reads again after this long without its fullest subscriber taking anything.
+/// A publisher's own queue (its shouts' copies and replies) waits while a subscriber's queue
+/// holds more than this many messages, as Alight answers a push once the broadcast of 16 steps
+/// before is taken everywhere.
+const HOLD: usize = 16;
+/// Pacing ends after this long without the fullest subscriber taking anything.
 pub const STALL: Duration = Duration::from_millis(100);
-/// How often a paused publisher looks at its fullest subscriber's queue.
+/// How often a held publisher looks at its fullest subscriber's queue.
 const RECHECK: Duration = Duration::from_millis(1);
 /// Longest wait for a close frame to go out.
 const CLOSE_LIMIT: Duration = Duration::from_secs(1);
@@ -135,14 +141,14 @@ impl Hub {
     }
 
     /// Queues `text` for every member of `topic`; returns the fullest member's mailbox if that
-    /// is now over half full.
-    fn broadcast(&self, topic: &str, text: &Utf8Bytes) -> Option<Arc<Mailbox>> {
+    /// now holds more than [`HOLD`] messages, with the topic's pacing window.
+    fn broadcast(&self, topic: &str, text: &Utf8Bytes) -> Option<Pause> {
         let rooms = self.rooms();
         let room = rooms.get(topic)?;
         let mut fullest: Option<(usize, &Arc<Mailbox>)> = None;
         for mailbox in room.slots.iter().flatten() {
             match mailbox.offer(text.clone()) {
-                Offered::Queued(len) if len > QUEUE / 2 => {
+                Offered::Queued(len) if len > HOLD => {
                     if fullest.is_none_or(|(most, _)| len > most) {
                         fullest = Some((len, mailbox));
                     }
@@ -151,7 +157,8 @@ impl Hub {
                 Offered::Kicked => self.slow_consumer(),
             }
         }
-        fullest.map(|(_, mailbox)| mailbox.clone())
+        let members = room.slots.len() - room.free.len();
+        fullest.map(|(_, mailbox)| Pause::new(mailbox.clone(), window(members)))
     }
 
     fn slow_consumer(&self) {
@@ -207,10 +214,19 @@ struct Joined {
     slot: usize,
 }
 
-/// A publisher held back until its fullest subscriber catches up.
+/// How many messages a subscriber's queue may hold before its publisher stops reading: Alight's
+/// pacing window (64 broadcasts into up to 5,120 subscribers, then one more per 80, at most
+/// 128), so that the two servers are compared at the same pacing budget.
+fn window(members: usize) -> usize {
+    (members / 80).clamp(64, 128)
+}
+
+/// A publisher held back until its fullest subscriber catches up: its own queue waits while that
+/// subscriber holds more than [`HOLD`] messages, its reads while it holds more than the window.
 #[derive(Debug)]
 struct Pause {
     fullest: Arc<Mailbox>,
+    window: usize,
     /// Its queue's length when last seen shorter, and when.
     last: usize,
     since: Instant,
@@ -218,32 +234,34 @@ struct Pause {
 }
 
 impl Pause {
-    fn new(fullest: Arc<Mailbox>) -> Pause {
+    fn new(fullest: Arc<Mailbox>, window: usize) -> Pause {
         let now = Instant::now();
         Pause {
             last: fullest.len(),
             fullest,
+            window,
             since: now,
             recheck: Box::pin(tokio::time::sleep_until(now + RECHECK)),
         }
     }
 
-    /// Whether to hold off reading still; if so, the task is woken to look again.
-    fn poll_holding(&mut self, cx: &mut Context<'_>) -> bool {
+    /// The fullest subscriber's queue length while the pause holds (the task is then woken to
+    /// look again); `None` once it is down to [`HOLD`], closed, or stalled for [`STALL`].
+    fn poll_len(&mut self, cx: &mut Context<'_>) -> Option<usize> {
         let len = self.fullest.len();
-        if len <= QUEUE / 4 || self.fullest.is_kicked() {
-            return false;
+        if len <= HOLD || self.fullest.is_kicked() {
+            return None;
         }
         let now = Instant::now();
         if len < self.last {
             (self.last, self.since) = (len, now);
         } else if now >= self.since + STALL {
-            return false;
+            return None;
         }
         self.recheck.as_mut().reset(now + RECHECK);
         // Registers the wake-up; a deadline in the future is never ready yet.
         let _ = self.recheck.as_mut().poll(cx);
-        true
+        Some(len)
     }
 }
 
@@ -332,10 +350,16 @@ impl Conn<'_> {
         if self.mailbox.is_kicked() {
             return Poll::Ready(Err(End::Kicked));
         }
-        let left = self.mailbox.take(&mut self.out, BATCH);
+        let held = self.poll_pause(cx);
+        // A held publisher's own queue waits, unless it fills up (others' broadcasts to it).
+        let left = match held {
+            Some(_) if self.mailbox.len() <= QUEUE / 2 => self.mailbox.len(),
+            _ => self.mailbox.take(&mut self.out, BATCH),
+        };
         self.behind = left > 0;
         let mut busy = !self.out.is_empty();
-        if left <= QUEUE / 2 && !self.holding(cx) {
+        let may_read = held.is_none_or(|(len, window)| len <= window);
+        if left <= QUEUE / 2 && may_read {
             let mut frames = 0;
             while frames < BATCH && self.mailbox.take_readable() {
                 let mut read_cx = Context::from_waker(&self.read_waker);
@@ -366,12 +390,14 @@ impl Conn<'_> {
         }
     }
 
-    fn holding(&mut self, cx: &mut Context<'_>) -> bool {
-        let holding = self.pause.as_mut().is_some_and(|p| p.poll_holding(cx));
-        if !holding {
+    /// The fullest subscriber's queue length and the window, while this publisher is held.
+    fn poll_pause(&mut self, cx: &mut Context<'_>) -> Option<(usize, usize)> {
+        let pause = self.pause.as_mut()?;
+        let held = pause.poll_len(cx).map(|len| (len, pause.window));
+        if held.is_none() {
             self.pause = None;
         }
-        holding
+        held
     }
 
     /// Writes `out` and flushes; a kick ends a write that the client does not take.
@@ -454,8 +480,8 @@ impl Conn<'_> {
                 self.send(frame::phx_close(&old.join_ref, &old.topic_raw));
             }
             ("shout", Some(_)) => {
-                if let Some(fullest) = self.hub.broadcast(topic, &f.broadcast()) {
-                    self.pause = Some(Pause::new(fullest));
+                if let Some(pause) = self.hub.broadcast(topic, &f.broadcast()) {
+                    self.pause = Some(pause);
                 }
                 // Its own copy is in its queue now.
                 self.behind = true;
@@ -466,5 +492,20 @@ impl Conn<'_> {
             (_, Some(_)) => self.send(f.reply(false, r#"{"reason":"unknown event"}"#)),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pacing_window_is_alights() {
+        let windows: Vec<usize> = [1, 1_000, 5_120, 8_000, 10_240, 20_000]
+            .into_iter()
+            .map(window)
+            .collect();
+        assert_eq!(windows, [64, 64, 64, 100, 128, 128]);
+        assert!(window(usize::MAX) <= QUEUE / 4);
     }
 }
