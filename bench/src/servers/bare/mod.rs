@@ -30,8 +30,7 @@
 //! sizes (4 KiB read, 16 KiB write), it writes up to 64 queued messages per flush, and it sets
 //! `TCP_NODELAY`. Like Alight, and with Alight's budget, it holds back a publisher that outruns
 //! the fan-out rather than overflow the queues of subscribers that keep up:
-//! - a shout's own copy and its reply go through the publisher's queue, and the task goes to the
-//!   back of the scheduler's queue before it takes them;
+//! - a shout's own copy and its reply go through the publisher's queue;
 //! - while the fullest subscriber queue of its last broadcast holds more than [`HOLD`] (16)
 //!   messages, the publisher's own queue waits (its replies with it: Alight answers a push once
 //!   the broadcast of 16 steps before is taken everywhere); while it holds more than Alight's
@@ -279,8 +278,6 @@ struct Conn<'h> {
     /// Something of this socket's waits in its queue (a shout's own copy, say): replies queue
     /// behind it, so they keep their order.
     behind: bool,
-    /// This turn broadcast something.
-    broadcast: bool,
     pause: Option<Pause>,
 }
 
@@ -294,7 +291,6 @@ async fn connection(mut socket: WebSocket, hub: Arc<Hub>) {
         out: VecDeque::new(),
         unflushed: false,
         behind: false,
-        broadcast: false,
         pause: None,
     };
     let end = loop {
@@ -303,9 +299,6 @@ async fn connection(mut socket: WebSocket, hub: Arc<Hub>) {
         }
         if let Err(end) = poll_fn(|cx| conn.poll_write(&mut socket, cx)).await {
             break end;
-        }
-        if std::mem::take(&mut conn.broadcast) {
-            requeue().await;
         }
     };
     for joined in conn.joined.drain(..) {
@@ -325,21 +318,6 @@ async fn connection(mut socket: WebSocket, hub: Arc<Hub>) {
         reason: reason.into(),
     }));
     let _ = tokio::time::timeout(CLOSE_LIMIT, socket.send(close)).await;
-}
-
-/// Goes to the back of the scheduler's run queue once. (`tokio::task::yield_now` defers the task
-/// until the worker next polls its I/O driver, which can be sooner than the tasks already queued.)
-async fn requeue() {
-    let mut queued = false;
-    poll_fn(|cx| {
-        if queued {
-            return Poll::Ready(());
-        }
-        queued = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    })
-    .await;
 }
 
 impl Conn<'_> {
@@ -485,7 +463,6 @@ impl Conn<'_> {
                 }
                 // Its own copy is in its queue now.
                 self.behind = true;
-                self.broadcast = true;
                 self.send(f.reply(true, "{}"));
             }
             ("ping", Some(_)) => self.send(f.reply(true, f.payload)),
