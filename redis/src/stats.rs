@@ -42,7 +42,7 @@ pub(crate) struct Stats {
     pub(crate) outages: AtomicU64,
     pub(crate) nodes_down: AtomicU64,
     pub(crate) syncs: AtomicU64,
-    /// Bumped on every rare change (connections, nodes, syncs, refused messages), for
+    /// Bumped on every rare change (connections, nodes, syncs, refused and failed messages), for
     /// [`RedisPubSub::wait_until`](crate::RedisPubSub::wait_until).
     pub(crate) changes: watch::Sender<u64>,
     /// The publishing connection works (set by the publisher task).
@@ -125,6 +125,7 @@ impl Stats {
     pub(crate) fn publish_failed(&self, count: u64, error: &dyn std::fmt::Display) {
         self.publish_failures.fetch_add(count, Ordering::Relaxed);
         self.outage(error);
+        self.changed();
     }
 
     /// Redis is out of reach (a connection broke or could not be made): logged once per outage.
