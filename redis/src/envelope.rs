@@ -127,6 +127,24 @@ pub enum DecodeError {
     Presence(#[source] serde_json::Error),
 }
 
+/// The bytes of a [`Message::Broadcast`] from `origin`, written straight from the broadcast's
+/// fields: a broadcast's payload is copied once, into the message.
+pub fn encode_broadcast(origin: NodeId, topic: &str, event: &str, payload: &Payload) -> Bytes {
+    let payload_len = match payload {
+        Payload::Json(json) => json.get().len(),
+        Payload::Binary(bytes) => bytes.len(),
+    };
+    let mut out = BytesMut::with_capacity(24 + topic.len() + event.len() + payload_len);
+    out.put_slice(MAGIC);
+    out.put_u8(VERSION);
+    out.put_u64(origin.0);
+    out.put_u8(1);
+    put_str(&mut out, topic);
+    put_str(&mut out, event);
+    put_payload(&mut out, payload);
+    out.freeze()
+}
+
 impl Envelope {
     /// The bytes to publish.
     pub fn encode(&self) -> Result<Bytes, serde_json::Error> {
@@ -371,6 +389,21 @@ mod tests {
             states: Vec::new(),
             down: Vec::new(),
         }));
+    }
+
+    #[test]
+    fn a_broadcast_encodes_the_same_either_way() {
+        let payload = Payload::from_json_str(r#"{"n":1}"#).expect("json");
+        let direct = encode_broadcast(NodeId(9), "room:1", "shout", &payload);
+        let envelope = Envelope {
+            origin: NodeId(9),
+            message: Message::Broadcast {
+                topic: "room:1".into(),
+                event: "shout".into(),
+                payload,
+            },
+        };
+        assert_eq!(direct, envelope.encode().expect("encodes"));
     }
 
     #[test]

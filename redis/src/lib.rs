@@ -218,11 +218,18 @@ impl PubSub for RedisPubSub {
             registry.dispatch(&message, except);
         }
         let frame = message.frame();
-        self.publish(Message::Broadcast {
-            topic: frame.topic.clone(),
-            event: frame.event().to_owned(),
-            payload: frame.payload().clone(),
-        });
+        match self.inner.link.get() {
+            Some(link) => link.send_broadcast(
+                &self.inner.outbox,
+                &frame.topic,
+                frame.event(),
+                frame.payload(),
+            ),
+            None => self
+                .inner
+                .stats
+                .publish_failed(1, &"the adapter was never started"),
+        }
     }
 
     fn push_to_socket(&self, socket_id: &str, topic: &str, event: &str, payload: Payload) {

@@ -95,6 +95,18 @@ impl Link {
         send_bytes(&self.stats, outbox, Outgoing { to, bytes });
     }
 
+    /// Queues a broadcast for the other nodes.
+    pub(crate) fn send_broadcast(
+        &self,
+        outbox: &mpsc::Sender<Outgoing>,
+        topic: &str,
+        event: &str,
+        payload: &alight_server::Payload,
+    ) {
+        let bytes = crate::envelope::encode_broadcast(self.node, topic, event, payload);
+        send_bytes(&self.stats, outbox, Outgoing { to: None, bytes });
+    }
+
     /// Handles one message from the channel.
     fn receive(&self, bytes: &[u8], outbox: &mpsc::Sender<Outgoing>) {
         let envelope = match Envelope::decode(bytes) {
