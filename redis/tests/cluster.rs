@@ -217,6 +217,8 @@ async fn presence_spans_nodes_and_a_silent_node_leaves_everywhere() {
     }
 }
 
+/// Redis killed and started again: local delivery goes on, `/healthz` is degraded then ok, failed
+/// publishes are counted, cross-node delivery resumes and presence converges.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redis_restart_keeps_local_delivery_and_cross_node_delivery_resumes() {
     let Some(mut redis) = RedisServer::start().await else {
@@ -231,6 +233,14 @@ async fn a_redis_restart_keeps_local_delivery_and_cross_node_delivery_resumes() 
     let a1_ref = join_lobby(&mut a1).await;
     join_lobby(&mut a2).await;
     let b1_ref = join_lobby(&mut b1).await;
+    let topic = "presence:restart";
+    let mut alice = a.client(None).await;
+    let mut bob = b.client(None).await;
+    join_presence(&mut alice, topic, Some("alice")).await;
+    let mut bob_list = join_presence(&mut bob, topic, Some("bob")).await;
+    bob_list
+        .until_keys(&mut bob, topic, &["alice", "bob"])
+        .await;
 
     within("shout", a1.push(&a1_ref, LOBBY, "shout", json!({"n": 1})))
         .await
@@ -263,6 +273,10 @@ async fn a_redis_restart_keeps_local_delivery_and_cross_node_delivery_resumes() 
     )
     .await;
 
+    // Carol joins on A while B cannot hear of it.
+    let mut carol = a.client(None).await;
+    join_presence(&mut carol, topic, Some("carol")).await;
+
     let syncs = [a.redis.stats().syncs, b.redis.stats().syncs];
     redis.restart().await;
     for (node, before) in [(&a, syncs[0]), (&b, syncs[1])] {
@@ -275,6 +289,10 @@ async fn a_redis_restart_keeps_local_delivery_and_cross_node_delivery_resumes() 
     }
     let (_, body) = http(a.addr, "GET", "/healthz", &[], "").await;
     assert_eq!(body, "ok");
+    // Presence converges: what changed during the outage reaches B once Redis is back.
+    bob_list
+        .until_keys(&mut bob, topic, &["alice", "bob", "carol"])
+        .await;
 
     within("shout", a1.push(&a1_ref, LOBBY, "shout", json!({"n": 3})))
         .await
