@@ -1,6 +1,8 @@
 //! The adapter's three tasks: the publisher (one connection, pipelined PUBLISHes), the
 //! subscriber (the shared channel and this node's own) and the heartbeat (presence deltas,
-//! liveness, down detection). Each reconnects on its own with backoff.
+//! liveness, down detection). Each reconnects on its own with backoff. The subscriber also
+//! watches for its own heartbeats coming back: a subscription that stops echoing them while they
+//! are published is dropped and made again (a half-open connection never ends its stream).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -44,6 +46,9 @@ pub(crate) struct Link {
     pub(crate) resync: Notify,
     /// Versions already logged as refused, so that each is logged once.
     refused_versions: std::sync::Mutex<Vec<u8>>,
+    /// When our own last message came back through the subscription: a subscription that stops
+    /// echoing while publishes succeed is dead without knowing it (a half-open connection).
+    last_echo: std::sync::Mutex<Instant>,
 }
 
 impl Link {
@@ -64,6 +69,7 @@ impl Link {
             stats,
             resync: Notify::new(),
             refused_versions: std::sync::Mutex::default(),
+            last_echo: std::sync::Mutex::new(Instant::now()),
         }
     }
 
@@ -135,7 +141,9 @@ impl Link {
             }
         };
         if envelope.origin == self.node {
-            return; // Our own publish: delivered locally already.
+            // Our own publish: delivered locally already, and proof that the subscription works.
+            *lock(&self.last_echo) = Instant::now();
+            return;
         }
         bump(&self.stats.received);
         let now = Instant::now();
@@ -182,6 +190,12 @@ impl Link {
             }
         }
     }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Queues bytes for the publisher; a full or closed queue counts them as failed.
@@ -339,13 +353,29 @@ pub(crate) async fn subscriber(link: Arc<Link>, outbox: mpsc::Sender<Outgoing>) 
         stats.recovered();
         backoff.reset();
         link.cluster.restart_clocks(Instant::now());
+        *lock(&link.last_echo) = Instant::now();
         link.resync.notify_one();
         let mut messages = pubsub.into_on_message();
-        while let Some(message) = messages.next().await {
-            link.receive(message.get_payload_bytes(), &outbox);
-        }
+        let mut probe = tokio::time::interval(link.config.heartbeat);
+        probe.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let why = loop {
+            tokio::select! {
+                message = messages.next() => match message {
+                    Some(message) => link.receive(message.get_payload_bytes(), &outbox),
+                    None => break "the subscription connection closed",
+                },
+                _ = probe.tick() => {
+                    // Heartbeats are published every heartbeat period: while they succeed, their
+                    // echo must come back within the down period.
+                    let silent = lock(&link.last_echo).elapsed() >= link.config.down_period;
+                    if silent && stats.publisher_up.load(Ordering::Acquire) {
+                        break "the subscription stopped delivering this node's own heartbeats";
+                    }
+                }
+            }
+        };
         stats.set_up(false, false);
-        stats.outage(&"the subscription connection closed");
+        stats.outage(&why);
     }
 }
 
