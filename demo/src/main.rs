@@ -4,7 +4,8 @@
 //! `cargo run -p alight-demo -- --bind 127.0.0.1:4000 --data ./data`.
 //!
 //! # Layout
-//! - [`Args`]: the command line (`--bind`, `--data`), with `ALIGHT_BIND` / `ALIGHT_DATA` as fallbacks.
+//! - [`Args`]: the command line (`--bind`, `--data`, `--redis`, `--node`), with `ALIGHT_BIND`,
+//!   `ALIGHT_DATA`, `ALIGHT_REDIS_URL` and `ALIGHT_NODE` as fallbacks.
 //! - [`app`]: the router: `/` the notifications page, `/room` the chat room page (`?name=lobby`),
 //!   `/live` a live table of the user's notifications over `GET /v1/shape` (`?user=alice`; it
 //!   loads the stock Electric client from `node_modules` at `/vendor/electric-client.mjs`),
@@ -37,6 +38,7 @@ use std::{
     time::Duration,
 };
 
+use alight_redis::{RedisConfig, RedisPubSub};
 use alight_server::{Alight, Config};
 use axum::{Router, handler::HandlerWithoutStateExt, http::StatusCode};
 use tower_http::{
@@ -66,12 +68,16 @@ const DEFAULT_BIND: &str = "127.0.0.1:4000";
 const DEFAULT_DATA: &str = "./data";
 
 const USAGE: &str = "\
-Usage: alight-demo [--bind ADDR] [--data DIR]
+Usage: alight-demo [--bind ADDR] [--data DIR] [--redis URL] [--node NAME]
 
 Options:
   --bind ADDR  address to listen on (env ALIGHT_BIND, default 127.0.0.1:4000)
   --data DIR   directory for the demo's data, created if missing (env ALIGHT_DATA, default ./data):
                alight.db (notifications, SQLite), api_key, token_secret
+  --redis URL  run as one node of a cluster over Redis, e.g. redis://127.0.0.1:6379/ (env
+               ALIGHT_REDIS_URL; default: a single node, no Redis). Nodes sharing the Redis and the
+               --data directory behave as one service
+  --node NAME  this node's name in logs and metrics (env ALIGHT_NODE; default: its random id)
   -h, --help   print this help
 
 Environment:
@@ -85,6 +91,10 @@ struct Args {
     bind: String,
     /// Directory for the demo's data.
     data: PathBuf,
+    /// Redis to scale out on; `None`: a single node.
+    redis: Option<String>,
+    /// This node's name in a cluster.
+    node: Option<String>,
 }
 
 /// What the command line asks for.
@@ -127,6 +137,8 @@ impl Args {
     ) -> Result<Command, ArgsError> {
         let mut bind = env("ALIGHT_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());
         let mut data = env("ALIGHT_DATA").unwrap_or_else(|| DEFAULT_DATA.to_owned());
+        let mut redis = env("ALIGHT_REDIS_URL").unwrap_or_default();
+        let mut node = env("ALIGHT_NODE").unwrap_or_default();
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let arg = arg
@@ -142,6 +154,8 @@ impl Args {
                 "-h" | "--help" => return Ok(Command::Help),
                 "--bind" => &mut bind,
                 "--data" => &mut data,
+                "--redis" => &mut redis,
+                "--node" => &mut node,
                 _ => return Err(ArgsError::Unknown { arg: flag }),
             };
             *slot = match inline {
@@ -154,9 +168,12 @@ impl Args {
                 },
             };
         }
+        let given = |value: String| (!value.is_empty()).then_some(value);
         Ok(Command::Run(Args {
             bind,
             data: PathBuf::from(data),
+            redis: given(redis),
+            node: given(node),
         }))
     }
 }
@@ -200,6 +217,9 @@ enum DemoError {
     /// The server failed while running.
     #[error("the server stopped with an error")]
     Serve(#[source] io::Error),
+    /// `--redis` is not a usable Redis URL.
+    #[error("cannot use the Redis given with --redis")]
+    Redis(#[source] alight_redis::ConfigError),
 }
 
 /// The demo's routes; `shapes` serves `GET /v1/shape`; `pkg_dir` holds the built browser client,
@@ -317,7 +337,17 @@ async fn run(args: Args) -> Result<(), DemoError> {
     }
     let connect_key = tokens.clone();
     let tokens_for_shapes = tokens.clone();
-    let alight = Alight::builder()
+    let mut builder = Alight::builder();
+    if let Some(url) = &args.redis {
+        let mut config = RedisConfig::new(url.as_str());
+        if let Some(node) = &args.node {
+            config = config.node_name(node.as_str());
+        }
+        let adapter = RedisPubSub::new(config).map_err(DemoError::Redis)?;
+        builder = builder.pubsub(adapter.install());
+        println!("alight-demo: clustering over Redis at {url}");
+    }
+    let alight = builder
         // The demo owns its process: give the memory of a wave of closed sockets back to the
         // system (a library leaves that to its binary).
         .config(Config::default().memory_trim(Some(Duration::from_secs(1))))
@@ -387,7 +417,23 @@ mod tests {
         Command::Run(Args {
             bind: bind.to_owned(),
             data: PathBuf::from(data),
+            redis: None,
+            node: None,
         })
+    }
+
+    #[test]
+    fn redis_and_node() {
+        let env = [("ALIGHT_REDIS_URL", "redis://env/")];
+        let Ok(Command::Run(args)) = parse(&["--node", "web-1"], &env) else {
+            panic!("parses");
+        };
+        assert_eq!(args.redis.as_deref(), Some("redis://env/"));
+        assert_eq!(args.node.as_deref(), Some("web-1"));
+        let Ok(Command::Run(args)) = parse(&["--redis=redis://flag/"], &env) else {
+            panic!("parses");
+        };
+        assert_eq!(args.redis.as_deref(), Some("redis://flag/"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! | route | auth | answer |
 //! |---|---|---|
 //! | `POST /api/broadcast` `{topic, event, payload}` | `Authorization: Bearer <api key>` | 202 `{"status":"accepted"}` once every subscriber on this node has taken the message (see [`Alight::broadcast_and_wait`]); 401 without a valid key; 400/415/422 for a bad body |
-//! | `GET /healthz` | none | 200 `ok` (503 `shutting down` during shutdown) |
+//! | `GET /healthz` | none | 200 `ok`; 200 `degraded: <reason>` while the PubSub cannot reach the other nodes (this node still serves its own sockets); 503 `shutting down` during shutdown |
 //! | `GET /metrics` | none | 200, Prometheus/OpenMetrics text |
 
 use std::sync::Arc;
@@ -170,6 +170,8 @@ async fn broadcast(
 async fn healthz(State(state): State<ApiState>) -> Response {
     if state.alight.state().shutdown.is_cancelled() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+    } else if let Some(reason) = state.alight.state().pubsub.degraded() {
+        (StatusCode::OK, format!("degraded: {reason}")).into_response()
     } else {
         (StatusCode::OK, "ok").into_response()
     }

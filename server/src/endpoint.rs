@@ -190,6 +190,7 @@ impl AlightBuilder {
         let presence = Presence::new(self.config.limits().presence_batch_window, move |diff| {
             local.dispatch(&diff, None);
         });
+        pubsub.attach_presence(&presence);
         let state = Arc::new(ServerState {
             config: self.config,
             registry,
@@ -259,7 +260,13 @@ impl Alight {
 
     /// The metrics in the Prometheus text format.
     pub fn metrics_text(&self) -> String {
-        self.state().metrics.render()
+        let mut text = self.state().metrics.render();
+        let mut adapter = String::new();
+        self.state().pubsub.encode_metrics(&mut adapter);
+        // The adapter's metrics go before the closing `# EOF`, which must stay last.
+        let end = text.rfind("# EOF").unwrap_or(text.len());
+        text.insert_str(end, &adapter);
+        text
     }
 
     /// Starts a graceful shutdown: new upgrades are refused and every socket is closed with 1012.

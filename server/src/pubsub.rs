@@ -10,6 +10,7 @@ use std::sync::Arc;
 use alight_protocol::Payload;
 
 use crate::broadcast::Broadcast;
+use crate::presence::Presence;
 use crate::registry::ConnId;
 #[cfg(doc)]
 use crate::registry::Registry;
@@ -28,8 +29,8 @@ use crate::registry::Registry;
 /// ([`Broadcast::encoded`]), and is rebuilt on the other side with [`Broadcast::new`]. Do not keep
 /// the `Arc<Broadcast>` itself after delivering it (copy what goes to the other nodes): its
 /// publisher is paced on the moment every holder has let go of it.
-/// Presence replicates separately: see [`Presence`](crate::Presence)'s `take_deltas`, `merge`
-/// and `node_down`.
+/// Presence replicates separately: see [`Presence`]'s `take_deltas`, `merge` and `node_down`,
+/// handed to the adapter by [`attach_presence`](PubSub::attach_presence).
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
@@ -82,4 +83,23 @@ pub trait PubSub: Send + Sync + std::fmt::Debug + 'static {
 
     /// Closes every socket connected with `socket_id`, on every node.
     fn disconnect(&self, socket_id: &str);
+
+    /// Called once by [`AlightBuilder::build`](crate::AlightBuilder::build) with this node's
+    /// presence, for an adapter that replicates it (see [`Presence::take_deltas`]). Build
+    /// inside a tokio runtime if the adapter starts tasks here.
+    fn attach_presence(&self, presence: &Presence) {
+        let _ = presence;
+    }
+
+    /// Why the other nodes may be out of reach (`GET /healthz` answers `degraded: <reason>`);
+    /// `None` while all is well.
+    fn degraded(&self) -> Option<String> {
+        None
+    }
+
+    /// Appends the adapter's own metrics to `GET /metrics`, in the OpenMetrics text format
+    /// without the closing `# EOF`.
+    fn encode_metrics(&self, out: &mut String) {
+        let _ = out;
+    }
 }
