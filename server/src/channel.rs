@@ -233,7 +233,9 @@ impl Context<'_> {
     /// Broadcasts to every subscriber of this topic, this socket included.
     ///
     /// This socket's copy is sent in order with its other pushes, before the reply (a channel
-    /// still joining is not subscribed yet and gets no copy, as in Phoenix). While more than 16
+    /// still joining is not subscribed yet and gets no copy, as in Phoenix). On a topic that keeps
+    /// [history](crate::history) the copy comes through the socket's queue instead, in position
+    /// order with everyone else's broadcasts, so it may follow the reply. While more than 16
     /// of this socket's broadcasts wait in subscriber queues on this node, the callback's output
     /// (that copy, then the reply) goes out once the broadcast of 16 steps before has been taken
     /// from every queue (or once no queue took it for 100 ms: a stalled subscriber), and what
@@ -242,6 +244,12 @@ impl Context<'_> {
     pub fn broadcast(&mut self, event: impl Into<String>, payload: Payload) {
         let message = Arc::new(SharedBroadcast::new(self.topic, event, payload));
         self.published = Some(Arc::downgrade(&message));
+        if self.subscribed && self.pubsub.keeps_history(self.topic) {
+            // Through this socket's queue like every other copy: a copy sent ahead would overtake
+            // earlier positions still queued, and the client would resume from the wrong one.
+            self.pubsub.broadcast(message, None);
+            return;
+        }
         self.pubsub
             .broadcast(message.clone(), Some(self.socket.conn_id));
         if self.subscribed {

@@ -28,6 +28,7 @@ use crate::close_code;
 use crate::endpoint::Hub;
 use crate::gate::Gated;
 use crate::held::HeldOutput;
+use crate::history::{Position, Resume, skips};
 use crate::pacing::Pacing;
 use crate::registry::{ConnHandle, Inbox, Outbound, Push};
 use crate::socket::Socket;
@@ -41,6 +42,9 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 struct ChannelSlot {
     join_ref: Option<String>,
     joined: Box<dyn Joined>,
+    /// On a history topic just joined: the position its join read. Queued broadcasts up to it
+    /// are ones the client has (from the replay, or from before it subscribed).
+    through: Option<Position>,
 }
 
 /// The channels joined on this socket, by topic.
@@ -522,6 +526,14 @@ impl Connection {
                 // snapshot is missed: those broadcasts wait in this socket's queue, which is only
                 // read after the reply below, and are dropped if the join fails.
                 self.hub.registry.subscribe(&msg.topic, &self.handle);
+                // A history topic's position is read now, subscribed and before `join` runs.
+                let mut resume = match self.hub.histories.family(&msg.topic) {
+                    Some(family) => Some(
+                        Resume::read(&**self.hub.histories.store(), family, &msg.topic, &params)
+                            .await,
+                    ),
+                    None => None,
+                };
                 let span = debug_span!("channel", topic = %msg.topic);
                 let joined = AssertUnwindSafe(handler.join(params, &mut ctx))
                     .catch_unwind()
@@ -538,9 +550,25 @@ impl Connection {
                             ChannelSlot {
                                 join_ref: msg.join_ref.clone(),
                                 joined,
+                                through: None,
                             },
                         );
-                        self.reply(&msg, "ok", response);
+                        match &mut resume {
+                            Some(resume) => {
+                                self.reply(&msg, "ok", resume.response(response));
+                                // What the client missed, as ordinary broadcasts, before anything
+                                // queued since the join subscribed.
+                                for missed in resume.take_replay() {
+                                    if let Some(intercepted) = self.queue_broadcast(missed) {
+                                        self.deliver(intercepted).await;
+                                    }
+                                }
+                                if let Some(slot) = self.channels.get_mut(&msg.topic) {
+                                    slot.through = resume.through();
+                                }
+                            }
+                            None => self.reply(&msg, "ok", response),
+                        }
                         // Pushes made while joining follow the ok reply.
                         self.pending.append(&mut joined_pushes);
                     }
@@ -716,7 +744,10 @@ impl Connection {
     /// boxed future.
     fn queue_broadcast(&mut self, broadcast: Arc<SharedBroadcast>) -> Option<Arc<SharedBroadcast>> {
         let frame = broadcast.frame();
-        let slot = self.channels.get(&frame.topic)?;
+        let slot = self.channels.get_mut(&frame.topic)?;
+        if slot.through.is_some() && skips(&mut slot.through, &broadcast) {
+            return None;
+        }
         if slot.joined.intercepts(frame.event()) {
             return Some(broadcast);
         }

@@ -16,6 +16,8 @@
 //! - `router`: topic patterns (`room:*`) to channels.
 //! - [`registry`]: local subscriptions and the fan-out into bounded per-socket queues.
 //! - [`pubsub`]: the [`PubSub`] trait (broadcast, direct push, disconnect) and [`LocalPubSub`].
+//! - [`history`]: topic families that keep their broadcasts ([`History`]): positions on the
+//!   wire, `since` on join, the [`HistoryStore`] trait and its in-memory store.
 //! - [`presence`]: [`Presence`]: tracking per channel, `presence_state`/`presence_diff` batched
 //!   per topic, on a mergeable per-node replica that multi-node adapters replicate.
 //! - [`socket`]: what the connect callback sees ([`ConnectInfo`]) and returns ([`Connected`]).
@@ -60,6 +62,7 @@ mod connection;
 pub mod endpoint;
 mod gate;
 mod held;
+pub mod history;
 mod memory;
 mod metrics;
 mod pacing;
@@ -74,6 +77,7 @@ pub use alight_protocol::Payload;
 pub use channel::{Channel, Context, HandleIn, JoinError, Outgoing, Terminate};
 pub use config::{Config, Limits};
 pub use endpoint::{Alight, AlightBuilder};
+pub use history::{History, HistoryStore, InMemoryHistory};
 pub use presence::{Presence, TrackError};
 pub use pubsub::{LocalPubSub, PubSub};
 pub use registry::{ConnId, Registry};

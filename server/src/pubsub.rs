@@ -24,6 +24,13 @@ pub trait PubSub: Send + Sync + std::fmt::Debug + 'static {
 
     /// Closes every socket connected with `socket_id`, on every node.
     fn disconnect(&self, socket_id: &str);
+
+    /// Whether broadcasts on `topic` are positioned and kept ([history](crate::history)): then a
+    /// socket receives its own broadcasts through its queue, in position order.
+    fn keeps_history(&self, topic: &str) -> bool {
+        let _ = topic;
+        false
+    }
 }
 
 /// The single-process PubSub: delivers straight into the local registry.

@@ -1,0 +1,96 @@
+//! The PubSub wrapper that gives every broadcast of a history topic its position.
+
+use std::sync::Arc;
+
+use alight_protocol::{Payload, SharedBroadcast, topic_matches};
+use futures_util::FutureExt;
+use tracing::warn;
+
+use super::{History, HistoryStore};
+use crate::pubsub::PubSub;
+use crate::registry::ConnId;
+
+use super::store::Delivery;
+
+/// The history settings of each topic family and the store that keeps them.
+#[derive(Debug)]
+pub(crate) struct Histories {
+    /// `(pattern, history)`, as the channels' patterns are written.
+    families: Vec<(String, History)>,
+    store: Arc<dyn HistoryStore>,
+}
+
+impl Histories {
+    pub(crate) fn new(families: Vec<(String, History)>, store: Arc<dyn HistoryStore>) -> Self {
+        Histories { families, store }
+    }
+
+    /// The family `topic` belongs to, if it keeps history.
+    pub(crate) fn family(&self, topic: &str) -> Option<(&str, &History)> {
+        self.families
+            .iter()
+            .find(|(pattern, _)| topic_matches(pattern, topic))
+            .map(|(pattern, history)| (pattern.as_str(), history))
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn HistoryStore> {
+        &self.store
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.families.is_empty()
+    }
+}
+
+/// A [`PubSub`] whose broadcasts on history topics go through the history store, which positions
+/// and keeps them and passes them on to the inner PubSub in position order.
+#[derive(Debug)]
+pub(crate) struct Sequenced {
+    inner: Arc<dyn PubSub>,
+    histories: Arc<Histories>,
+}
+
+impl Sequenced {
+    pub(crate) fn new(inner: Arc<dyn PubSub>, histories: Arc<Histories>) -> Self {
+        Sequenced { inner, histories }
+    }
+}
+
+impl PubSub for Sequenced {
+    fn broadcast(&self, message: Arc<SharedBroadcast>, except: Option<ConnId>) {
+        let Some((family, history)) = self.histories.family(&message.frame().topic) else {
+            self.inner.broadcast(message, except);
+            return;
+        };
+        let delivery = Delivery::new(self.inner.clone(), except);
+        let mut appended = self
+            .histories
+            .store()
+            .append(family, history, message, delivery);
+        // The in-memory store answers at once; a store over the network finishes on its own
+        // (it delivers in position order either way).
+        match (&mut appended).now_or_never() {
+            Some(Ok(_)) => {}
+            Some(Err(err)) => warn!(error = %err, "broadcast not kept in history"),
+            None => {
+                tokio::spawn(async move {
+                    if let Err(err) = appended.await {
+                        warn!(error = %err, "broadcast not kept in history");
+                    }
+                });
+            }
+        }
+    }
+
+    fn push_to_socket(&self, socket_id: &str, topic: &str, event: &str, payload: Payload) {
+        self.inner.push_to_socket(socket_id, topic, event, payload);
+    }
+
+    fn disconnect(&self, socket_id: &str) {
+        self.inner.disconnect(socket_id);
+    }
+
+    fn keeps_history(&self, topic: &str) -> bool {
+        self.histories.family(topic).is_some()
+    }
+}
