@@ -95,7 +95,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The bytes a kept broadcast holds: its payload, topic and event, and about as much again for the
-/// frame it is encoded in.
+/// frame it is encoded in once replayed.
 fn size_of(message: &SharedBroadcast) -> usize {
     let frame = message.frame();
     let payload = match frame.payload() {
@@ -232,12 +232,17 @@ impl InMemoryHistory {
                 delivery.deliver(message);
                 return Err(HistoryError::AlreadyEncoded);
             }
+            // The history keeps a broadcast of its own, not the delivered one: a publisher is
+            // paced by the delivered one being dropped once every subscriber queue took it. It is
+            // encoded once per serializer on its first replay and shared by every replay after.
+            let kept = SharedBroadcast::from_frame(message.frame().clone());
+            kept.set_position(position.to_string());
             let freed = stream.trim(history, now);
             stream.top += 1;
             stream.entries.push_back(Entry {
                 at: now,
                 size,
-                message: message.clone(),
+                message: Arc::new(kept),
             });
             stream.bytes += size;
             stream.touched = now;
@@ -540,6 +545,43 @@ mod tests {
             assert!(h.store.bytes("f") <= 20_000, "held {}", h.store.bytes("f"));
         }
         assert_eq!(h.lost("room:old", old), Some(Lost::OtherEpoch));
+    }
+
+    /// A PubSub whose subscribers took everything at once.
+    #[derive(Debug)]
+    struct Taken;
+
+    impl PubSub for Taken {
+        fn broadcast(&self, _: Arc<SharedBroadcast>, _: Option<ConnId>) {}
+        fn push_to_socket(&self, _: &str, _: &str, _: &str, _: Payload) {}
+        fn disconnect(&self, _: &str) {}
+    }
+
+    #[test]
+    fn the_delivered_broadcast_is_not_held_by_the_history_and_replays_share_one_copy() {
+        let h = Harness::new(History::last(10));
+        let start = h.recover("room:a", None).position;
+        let message = Arc::new(SharedBroadcast::new("room:a", "n", Payload::empty()));
+        let delivered = Arc::downgrade(&message);
+        let delivery = Delivery::new(Arc::new(Taken), None);
+        let position = h
+            .store
+            .append_at("f", &h.history, message, delivery, h.now)
+            .expect("kept");
+        // A publisher waiting for its broadcast to be taken is not held by the history.
+        assert_eq!(delivered.strong_count(), 0);
+        let replays: Vec<Arc<SharedBroadcast>> = (0..2)
+            .filter_map(|_| match h.recover("room:a", Some(start)).outcome {
+                Outcome::Recovered(mut messages) => messages.pop(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(replays.len(), 2);
+        assert!(
+            Arc::ptr_eq(&replays[0], &replays[1]),
+            "one copy for every replay"
+        );
+        assert_eq!(replays[0].position(), Some(position.to_string().as_str()));
     }
 
     proptest! {
