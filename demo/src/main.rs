@@ -292,6 +292,7 @@ async fn run(args: Args) -> Result<(), DemoError> {
     let alight = Alight::builder()
         .on_connect(move |info| std::future::ready(token::connect(&connect_key, &info)))
         .channel("room:*", room::Room)
+        .history(room::history())
         .typed_channel(notifications.clone())
         .build();
     let api = api::ApiState {

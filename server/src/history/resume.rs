@@ -152,16 +152,18 @@ pub(crate) fn skips(through: &mut Option<Position>, broadcast: &SharedBroadcast)
     let Some(mark) = *through else {
         return false;
     };
-    let position = broadcast
+    // Broadcasts outside the history (presence diffs) pass, and say nothing about the others.
+    let Some(position) = broadcast
         .position()
-        .and_then(|p| p.parse::<Position>().ok());
-    match position {
-        Some(position) if position.epoch == mark.epoch && position.offset <= mark.offset => true,
-        _ => {
-            *through = None;
-            false
-        }
+        .and_then(|p| p.parse::<Position>().ok())
+    else {
+        return false;
+    };
+    if position.epoch == mark.epoch && position.offset <= mark.offset {
+        return true;
     }
+    *through = None;
+    false
 }
 
 #[cfg(test)]
@@ -240,6 +242,8 @@ mod tests {
             b
         };
         let mut through = Some(Position::new(epoch, 5));
+        let diff = SharedBroadcast::new("room:a", "presence_diff", Payload::empty());
+        assert!(!skips(&mut through, &diff));
         assert!(skips(&mut through, &at(4)));
         assert!(skips(&mut through, &at(5)));
         assert!(!skips(&mut through, &at(6)));
