@@ -30,9 +30,10 @@ use std::{
     path::{Path, PathBuf},
     process::ExitCode,
     sync::Arc,
+    time::Duration,
 };
 
-use alight_server::Alight;
+use alight_server::{Alight, Config};
 use axum::{Router, handler::HandlerWithoutStateExt, http::StatusCode};
 use tower_http::{
     services::{ServeDir, ServeFile},
@@ -290,6 +291,9 @@ async fn run(args: Args) -> Result<(), DemoError> {
     }
     let connect_key = tokens.clone();
     let alight = Alight::builder()
+        // The demo owns its process: give the memory of a wave of closed sockets back to the
+        // system (a library leaves that to its binary).
+        .config(Config::default().memory_trim(Some(Duration::from_secs(1))))
         .on_connect(move |info| std::future::ready(token::connect(&connect_key, &info)))
         .channel("room:*", room::Room)
         .history(room::history())

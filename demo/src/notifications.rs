@@ -16,9 +16,9 @@ use alight_demo_schema::{
     JoinNotifications, Notification, NotificationsIn, NotificationsJoined, NotificationsOut,
     NotificationsSchema, Read, Unread, topic, user_of_topic,
 };
-use alight_protocol::{Events, SharedBroadcast};
-use alight_server::typed::{TypedChannel, TypedContext, TypedReply};
-use alight_server::{JoinError, PubSub};
+use alight_protocol::Events;
+use alight_server::{Broadcast, JoinError, PubSub};
+use alight_server::{TypedChannel, TypedContext, TypedReply};
 use tracing::{error, warn};
 
 use crate::store::{MarkRead, Store, StoreError, now_ms};
@@ -75,7 +75,7 @@ fn publish(pubsub: &Arc<dyn PubSub>, user_id: &str, event: &NotificationsOut) {
     match event.to_parts() {
         Ok((name, payload)) => {
             pubsub.broadcast(
-                Arc::new(SharedBroadcast::new(topic(user_id), name, payload)),
+                Arc::new(Broadcast::new(topic(user_id), name, payload)),
                 None,
             );
         }

@@ -5,8 +5,7 @@
 //! clone of the same [`Wire`], which is a reference-counted [`Bytes`] underneath.
 
 use std::any::Any;
-use std::sync::{Mutex, OnceLock, PoisonError};
-use std::task::Waker;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 
@@ -19,8 +18,9 @@ pub struct SharedText(Bytes);
 impl SharedText {
     /// The text.
     pub fn as_str(&self) -> &str {
-        // Every constructor takes a `String` or `&'static str`, so the bytes are UTF-8.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        std::str::from_utf8(&self.0).expect(
+            "every constructor takes a `String` or a `&'static str`, so the bytes are UTF-8",
+        )
     }
 
     /// The underlying bytes (UTF-8).
@@ -126,8 +126,6 @@ pub struct SharedBroadcast {
     /// The V1 and V2 wire in a transport's own type (see [`SharedBroadcast::wire_as`]).
     v1_as: OnceLock<Box<dyn Any + Send + Sync>>,
     v2_as: OnceLock<Box<dyn Any + Send + Sync>>,
-    /// Woken when the broadcast is dropped (see [`SharedBroadcast::wake_when_dropped`]).
-    dropped: Mutex<Option<Waker>>,
     /// Its position in its topic's history, sent in the `ref` slot (see
     /// [`SharedBroadcast::set_position`]).
     position: OnceLock<Box<str>>,
@@ -147,7 +145,6 @@ impl SharedBroadcast {
             v2: OnceLock::new(),
             v1_as: OnceLock::new(),
             v2_as: OnceLock::new(),
-            dropped: Mutex::new(None),
             position: OnceLock::new(),
         }
     }
@@ -183,30 +180,6 @@ impl SharedBroadcast {
     /// The position set by [`set_position`](Self::set_position), if any.
     pub fn position(&self) -> Option<&str> {
         self.position.get().map(|position| &**position)
-    }
-
-    /// Wakes `waker` when this broadcast is dropped, that is once the last holder of its `Arc`
-    /// (every subscriber queue it was fanned out to) lets go; replaces a waker set before.
-    ///
-    /// A server uses it to pace a publisher to its subscribers without polling.
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use std::task::Waker;
-    /// use alight_protocol::{Payload, SharedBroadcast};
-    ///
-    /// let broadcast = Arc::new(SharedBroadcast::new("room:lobby", "shout", Payload::empty()));
-    /// let queued = broadcast.clone();
-    /// broadcast.wake_when_dropped(Waker::noop());
-    /// drop(broadcast);
-    /// drop(queued); // the waker is woken here
-    /// ```
-    pub fn wake_when_dropped(&self, waker: &Waker) {
-        let mut slot = self.dropped.lock().unwrap_or_else(PoisonError::into_inner);
-        match &*slot {
-            Some(current) if current.will_wake(waker) => {}
-            _ => *slot = Some(waker.clone()),
-        }
     }
 
     /// The encoded message for `serializer`, encoding it on first use.
@@ -278,19 +251,6 @@ impl SharedBroadcast {
         // Another thread may have stored first; either way a value of some type is kept.
         let kept = slot.get_or_init(|| Box::new(value.clone()));
         Ok(kept.downcast_ref::<T>().cloned().unwrap_or(value))
-    }
-}
-
-impl Drop for SharedBroadcast {
-    fn drop(&mut self) {
-        let waker = self
-            .dropped
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
     }
 }
 

@@ -1,8 +1,9 @@
-//! The HTTP side: `POST /api/broadcast` for other services, `GET /healthz`, `GET /metrics`.
+//! Publishing from outside a channel: [`Alight`]'s broadcast, push and disconnect methods, and
+//! the HTTP routes for other services: `POST /api/broadcast`, `GET /healthz`, `GET /metrics`.
 //!
 //! | route | auth | answer |
 //! |---|---|---|
-//! | `POST /api/broadcast` `{topic, event, payload}` | `Authorization: Bearer <api key>` | 202 `{"status":"accepted"}` once every subscriber on this node has taken the message (at most 100 ms); 401 without a valid key; 400/415/422 for a bad body |
+//! | `POST /api/broadcast` `{topic, event, payload}` | `Authorization: Bearer <api key>` | 202 `{"status":"accepted"}` once every subscriber on this node has taken the message (see [`Alight::broadcast_and_wait`]); 401 without a valid key; 400/415/422 for a bad body |
 //! | `GET /healthz` | none | 200 `ok` (503 `shutting down` during shutdown) |
 //! | `GET /metrics` | none | 200, Prometheus/OpenMetrics text |
 
@@ -18,6 +19,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::Alight;
+use crate::backpressure;
+use crate::broadcast::Broadcast;
 
 #[derive(Clone)]
 struct ApiState {
@@ -33,6 +36,59 @@ struct BroadcastRequest {
 }
 
 impl Alight {
+    /// Broadcasts `event` with `payload` to every subscriber of `topic`.
+    ///
+    /// Returns at once: a caller that broadcasts in a loop can queue faster than the subscribers'
+    /// sockets are written, and their queues overflow (closing them as slow consumers). Use
+    /// [`broadcast_and_wait`](Self::broadcast_and_wait) to be paced by the fan-out.
+    pub fn broadcast(&self, topic: impl Into<String>, event: impl Into<String>, payload: Payload) {
+        let message = Broadcast::new(topic, event, payload);
+        self.state().pubsub.broadcast(Arc::new(message), None);
+    }
+
+    /// Broadcasts like [`broadcast`](Self::broadcast), then waits until every subscriber on this
+    /// node has taken the message from its queue to write it. `POST /api/broadcast` answers after
+    /// this, so an HTTP client sending one broadcast after another is paced by the fan-out.
+    ///
+    /// Subscribers that keep taking their messages keep the caller waiting however long the
+    /// fan-out takes; one that stops reading holds it only briefly (and is closed once its queue
+    /// overflows).
+    ///
+    /// ```no_run
+    /// # async fn example(alight: alight_server::Alight) -> Result<(), alight_protocol::JsonError> {
+    /// use alight_protocol::Payload;
+    ///
+    /// for n in 0..1000 {
+    ///     let payload = Payload::from_json_str(&format!(r#"{{"n":{n}}}"#))?;
+    ///     alight.broadcast_and_wait("room:lobby", "tick", payload).await;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn broadcast_and_wait(
+        &self,
+        topic: impl Into<String>,
+        event: impl Into<String>,
+        payload: Payload,
+    ) {
+        let message = Arc::new(Broadcast::new(topic, event, payload));
+        let sent = Arc::downgrade(&message);
+        self.state().pubsub.broadcast(message, None);
+        backpressure::until_taken(&sent).await;
+    }
+
+    /// Pushes `event` to the channel on `topic` of every socket connected with `socket_id`.
+    pub fn push_to_socket(&self, socket_id: &str, topic: &str, event: &str, payload: Payload) {
+        self.state()
+            .pubsub
+            .push_to_socket(socket_id, topic, event, payload);
+    }
+
+    /// Closes every socket connected with `socket_id` (close code 1001).
+    pub fn disconnect(&self, socket_id: &str) {
+        self.state().pubsub.disconnect(socket_id);
+    }
+
     /// `POST /api/broadcast` (guarded by `api_key`; without a key the route answers 401 to
     /// everyone), `GET /healthz` and `GET /metrics`, for any app state.
     pub fn api_router<S: Clone + Send + Sync + 'static>(
@@ -52,7 +108,7 @@ impl Alight {
 }
 
 /// Whether the request carries `Authorization: Bearer <key>`, compared in constant time.
-pub fn bearer_matches(headers: &HeaderMap, key: &str) -> bool {
+pub(crate) fn bearer_matches(headers: &HeaderMap, key: &str) -> bool {
     let Some(given) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -112,7 +168,7 @@ async fn broadcast(
 }
 
 async fn healthz(State(state): State<ApiState>) -> Response {
-    if state.alight.hub.shutdown.is_cancelled() {
+    if state.alight.state().shutdown.is_cancelled() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
     } else {
         (StatusCode::OK, "ok").into_response()

@@ -43,7 +43,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 
-use alight_protocol::{Frame, Payload, SharedBroadcast};
+use alight_protocol::{Frame, Payload};
+
+use crate::broadcast::Broadcast;
 
 use crate::presence::{Owner, Presence, TrackError};
 use crate::pubsub::PubSub;
@@ -78,8 +80,8 @@ impl JoinError {
 }
 
 /// `{"reason": reason}`.
-pub fn reason_payload(reason: &str) -> Payload {
-    Payload::json(&ReasonBody { reason }).unwrap_or_else(|_| Payload::empty())
+pub(crate) fn reason_payload(reason: &str) -> Payload {
+    Payload::json(&ReasonBody { reason }).expect("a struct of one string serializes to JSON")
 }
 
 #[derive(serde::Serialize)]
@@ -149,8 +151,6 @@ pub enum Terminate {
     Rejoin,
     /// `handle_in` returned [`HandleIn::Stop`].
     Stop,
-    /// A handler panicked.
-    Crash,
     /// The socket closed or was closed.
     Closed,
     /// The server is shutting down.
@@ -160,7 +160,8 @@ pub enum Terminate {
 /// The channel's view of its socket and the world, passed to every callback.
 pub struct Context<'a> {
     pub(crate) topic: &'a str,
-    pub(crate) join_ref: &'a str,
+    /// The join_ref of the join that opened this channel (phoenix.js always sends one).
+    pub(crate) join_ref: Option<&'a str>,
     pub(crate) socket: &'a Socket,
     pub(crate) pubsub: &'a Arc<dyn PubSub>,
     /// What to send to this client once the callback returns, in order.
@@ -173,8 +174,8 @@ pub struct Context<'a> {
     pub(crate) tracking: bool,
     /// The latest broadcast of [`broadcast`](Context::broadcast) or
     /// [`broadcast_from`](Context::broadcast_from) in this callback, which the connection watches
-    /// to pace itself (see `connection::Pacing`).
-    pub(crate) published: Option<Weak<SharedBroadcast>>,
+    /// to pace itself (see the `backpressure` module).
+    pub(crate) published: Option<Weak<Broadcast>>,
 }
 
 /// Something a callback sends to its own client, kept in call order.
@@ -186,7 +187,7 @@ pub(crate) enum Queued {
     /// A frame for this client (a push or a reply).
     Frame(Box<Frame>),
     /// This client's copy of a broadcast it made: sent before the reply, as from Phoenix.
-    Broadcast(Arc<SharedBroadcast>),
+    Broadcast(Arc<Broadcast>),
     /// `presence_state` for this channel's topic, read when it is written (after the join
     /// subscribed); the frame every joiner of the topic shares until its next diff.
     PresenceState { topic: Box<str> },
@@ -222,7 +223,7 @@ impl Context<'_> {
     /// Pushes an event to this client on this channel (sent before the reply, if any).
     pub fn push(&mut self, event: impl Into<String>, payload: Payload) {
         self.pushes.push(Queued::frame(Frame::message(
-            Some(self.join_ref.to_owned()),
+            self.join_ref.map(str::to_owned),
             None,
             self.topic,
             event,
@@ -234,15 +235,15 @@ impl Context<'_> {
     ///
     /// This socket's copy is sent in order with its other pushes, before the reply (a channel
     /// still joining is not subscribed yet and gets no copy, as in Phoenix). On a topic that keeps
-    /// [history](crate::history) the copy comes through the socket's queue instead, in position
-    /// order with everyone else's broadcasts, so it may follow the reply. While more than 16
-    /// of this socket's broadcasts wait in subscriber queues on this node, the callback's output
-    /// (that copy, then the reply) goes out once the broadcast of 16 steps before has been taken
-    /// from every queue (or once no queue took it for 100 ms: a stalled subscriber), and what
-    /// this socket is sent afterwards waits behind it: a client that keeps pushes in flight is
-    /// paced by the fan-out it causes instead of outrunning it. Otherwise it goes out at once.
+    /// [history](crate::History) the copy comes through the socket's queue instead, in position
+    /// order with everyone else's broadcasts, so it may follow the reply.
+    ///
+    /// A client that broadcasts faster than its subscribers are written to is paced by the
+    /// fan-out it causes: while many of its broadcasts still wait in subscriber queues, its
+    /// replies are delayed and then its messages are no longer read, until the subscribers catch
+    /// up. Order is kept throughout; a subscriber that stops reading delays nobody for long.
     pub fn broadcast(&mut self, event: impl Into<String>, payload: Payload) {
-        let message = Arc::new(SharedBroadcast::new(self.topic, event, payload));
+        let message = Arc::new(Broadcast::new(self.topic, event, payload));
         self.published = Some(Arc::downgrade(&message));
         if self.subscribed && self.pubsub.keeps_history(self.topic) {
             // Through this socket's queue like every other copy: a copy sent ahead would overtake
@@ -259,7 +260,7 @@ impl Context<'_> {
 
     /// Broadcasts to every subscriber of this topic except this socket.
     pub fn broadcast_from(&mut self, event: impl Into<String>, payload: Payload) {
-        let message = Arc::new(SharedBroadcast::new(self.topic, event, payload));
+        let message = Arc::new(Broadcast::new(self.topic, event, payload));
         self.published = Some(Arc::downgrade(&message));
         self.pubsub.broadcast(message, Some(self.socket.conn_id));
     }
@@ -344,7 +345,7 @@ impl Context<'_> {
     /// is the topic's list as of its last `presence_diff`: changes still pending in the current
     /// batch window, this channel's own track included, reach the client in the next diff. Every
     /// joiner of a window gets the same frame, encoded once, in broadcast form (without a
-    /// join_ref, which phoenix.js accepts); see [`presence`](crate::presence). A diff repeating
+    /// join_ref, which phoenix.js accepts); see [`Presence`](crate::Presence). A diff repeating
     /// what the list holds is harmless (phoenix.js matches metas by `phx_ref`).
     pub fn push_presence_state(&mut self) {
         self.pushes.push(Queued::PresenceState {
@@ -498,14 +499,23 @@ impl<C: Channel> Joined for JoinedChannel<C> {
 pub(crate) type JoinResult = Result<(Box<dyn Joined>, Payload), JoinError>;
 
 /// A registered channel implementation, behind a trait object.
-pub(crate) trait Handler: Send + Sync {
-    fn join<'a>(&'a self, params: Payload, ctx: &'a mut Context<'_>) -> BoxFuture<'a, JoinResult>;
+pub(crate) trait DynChannel: Send + Sync {
+    fn join<'a>(
+        self: Arc<Self>,
+        params: Payload,
+        ctx: &'a mut Context<'_>,
+    ) -> BoxFuture<'a, JoinResult>;
 }
 
-pub(crate) struct ChannelHandler<C: Channel>(pub(crate) Arc<C>);
+/// A [`Channel`] as a [`DynChannel`].
+pub(crate) struct Erased<C: Channel>(pub(crate) Arc<C>);
 
-impl<C: Channel> Handler for ChannelHandler<C> {
-    fn join<'a>(&'a self, params: Payload, ctx: &'a mut Context<'_>) -> BoxFuture<'a, JoinResult> {
+impl<C: Channel> DynChannel for Erased<C> {
+    fn join<'a>(
+        self: Arc<Self>,
+        params: Payload,
+        ctx: &'a mut Context<'_>,
+    ) -> BoxFuture<'a, JoinResult> {
         Box::pin(async move {
             let (state, reply) = self.0.join(params, ctx).await?;
             let joined: Box<dyn Joined> = Box::new(JoinedChannel {

@@ -45,11 +45,11 @@ pub struct Limits {
     /// How long a topic's presence changes accumulate before they go out as one `presence_diff`
     /// (counted from the first pending change). Zero sends every change at once.
     pub presence_batch_window: Duration,
-    /// Once the open sockets have fallen to half of their peak, freed memory is returned to the
-    /// operating system this long after (glibc's `malloc_trim`; see the `memory` module);
-    /// `None` never does. Without it a server stays near its peak resident size after a wave of
-    /// connections closes; with it, a worker may wait while glibc walks a large heap (233 ms
-    /// for 3.6 GiB freed, measured).
+    /// Off (`None`) by default: it acts on the whole process, so the binary decides. When set,
+    /// once the open sockets have fallen to half of their peak, freed memory is returned to the
+    /// operating system this long after (glibc's `malloc_trim`; nothing on other allocators).
+    /// Without it a server stays near its peak resident size after a wave of connections
+    /// closes; with it, a worker that allocates may wait while glibc walks a large heap.
     pub memory_trim: Option<Duration>,
 }
 
@@ -64,7 +64,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(10),
             presence_batch_window: Duration::from_millis(50),
-            memory_trim: Some(Duration::from_secs(1)),
+            memory_trim: None,
         }
     }
 }
@@ -145,6 +145,15 @@ impl Config {
     }
 
     /// See [`Limits::memory_trim`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use alight_server::Config;
+    ///
+    /// // A server that owns its process and sees waves of connections come and go.
+    /// let config = Config::default().memory_trim(Some(Duration::from_secs(1)));
+    /// assert_eq!(config.limits().memory_trim, Some(Duration::from_secs(1)));
+    /// ```
     pub fn memory_trim(mut self, delay: Option<Duration>) -> Self {
         self.limits.memory_trim = delay;
         self

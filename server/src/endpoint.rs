@@ -29,7 +29,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use alight_protocol::{Payload, Serializer, SharedBroadcast};
+use alight_protocol::Serializer;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::WebSocketUpgrade;
@@ -46,17 +46,18 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::channel::{BoxFuture, Channel, ChannelHandler};
+use crate::channel::{BoxFuture, Channel, Erased};
 use crate::config::Config;
 use crate::connection;
 use crate::history::{Histories, History, HistoryStore, InMemoryHistory, Sequenced};
 use crate::memory::MemoryTrim;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
-use crate::pubsub::{LocalPubSub, PubSub};
-use crate::registry::Registry;
+use crate::pubsub::PubSub;
+use crate::registry::{LocalPubSub, Registry};
 use crate::router::ChannelRouter;
 use crate::socket::{ConnectError, ConnectInfo, Connected, Socket};
+use crate::state::ServerState;
 
 /// Per-socket read buffer: frames from clients are small; larger ones grow it as needed.
 const READ_BUFFER: usize = 4096;
@@ -70,27 +71,15 @@ type ConnectFn =
     dyn Fn(ConnectInfo) -> BoxFuture<'static, Result<Connected, ConnectError>> + Send + Sync;
 type PubSubFactory = Box<dyn FnOnce(Arc<Registry>) -> Arc<dyn PubSub> + Send>;
 
-/// State shared by every connection and request.
-pub(crate) struct Hub {
-    pub(crate) config: Config,
-    pub(crate) registry: Arc<Registry>,
-    pub(crate) pubsub: Arc<dyn PubSub>,
-    /// Tracked presence; its diffs go to the local registry (each node diffs for its own sockets).
-    pub(crate) presence: Presence,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) channels: ChannelRouter,
-    /// The topic families that keep history, and their store.
-    pub(crate) histories: Arc<Histories>,
+/// What the upgrade route needs besides the connections' shared state.
+struct Endpoint {
+    state: Arc<ServerState>,
     connect: Option<Arc<ConnectFn>>,
-    /// Cancelled once when shutdown starts; every connection task watches it.
-    pub(crate) shutdown: CancellationToken,
     /// Tracks connection tasks so shutdown can wait for them.
     tracker: TaskTracker,
     /// One permit per open connection.
     permits: Arc<Semaphore>,
     next_conn: AtomicU64,
-    /// Returns freed memory to the system once connections have closed.
-    pub(crate) memory: Arc<MemoryTrim>,
 }
 
 /// A running Alight endpoint: channels, PubSub and limits. Cheap to clone.
@@ -99,14 +88,14 @@ pub(crate) struct Hub {
 /// axum app, and run it with [`Alight::serve`].
 #[derive(Clone)]
 pub struct Alight {
-    pub(crate) hub: Arc<Hub>,
+    endpoint: Arc<Endpoint>,
 }
 
 impl std::fmt::Debug for Alight {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Alight")
-            .field("config", &self.hub.config)
-            .field("channels", &self.hub.channels)
+            .field("config", &self.state().config)
+            .field("channels", &self.state().channels)
             .finish_non_exhaustive()
     }
 }
@@ -139,17 +128,17 @@ impl AlightBuilder {
         let pattern = pattern.into();
         self.last_pattern = Some(pattern.clone());
         self.channels
-            .add(pattern, Arc::new(ChannelHandler(Arc::new(channel))));
+            .add(pattern, Arc::new(Erased(Arc::new(channel))));
         self
     }
 
     /// Keeps `history` for the topics of the channel added just before, so that clients resume
-    /// where they left off (see [`history`](crate::history)).
+    /// where they left off (see [`History`](crate::History)).
     ///
     /// ```
     /// use std::time::Duration;
     /// use alight_server::Alight;
-    /// use alight_server::history::History;
+    /// use alight_server::History;
     /// # use alight_server::{Channel, Context, HandleIn, JoinError, Payload};
     /// # struct Room;
     /// # impl Channel for Room {
@@ -182,7 +171,7 @@ impl AlightBuilder {
         self
     }
 
-    /// Routes the topics of `C::Schema::TOPIC` to a [`TypedChannel`](crate::typed::TypedChannel).
+    /// Routes the topics of `C::Schema::TOPIC` to a [`TypedChannel`](crate::TypedChannel).
     pub fn typed_channel<C>(self, channel: C) -> Self
     where
         C: crate::typed::TypedChannel,
@@ -257,27 +246,35 @@ impl AlightBuilder {
         let presence = Presence::new(self.config.limits().presence_batch_window, move |diff| {
             local.dispatch(&diff, None);
         });
+        let state = Arc::new(ServerState {
+            config: self.config,
+            registry,
+            pubsub,
+            presence,
+            metrics,
+            channels: self.channels,
+            histories,
+            shutdown: CancellationToken::new(),
+            memory,
+        });
         Alight {
-            hub: Arc::new(Hub {
-                config: self.config,
-                registry,
-                pubsub,
-                presence,
-                metrics,
-                channels: self.channels,
-                histories,
+            endpoint: Arc::new(Endpoint {
+                state,
                 connect: self.connect,
-                shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 permits,
                 next_conn: AtomicU64::new(1),
-                memory,
             }),
         }
     }
 }
 
 impl Alight {
+    /// The state every connection shares.
+    pub(crate) fn state(&self) -> &Arc<ServerState> {
+        &self.endpoint.state
+    }
+
     /// Starts configuring an endpoint.
     pub fn builder() -> AlightBuilder {
         AlightBuilder {
@@ -293,91 +290,41 @@ impl Alight {
 
     /// The WebSocket route, `{path}/websocket` (default `/socket/websocket`), for any app state.
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
-        let path = format!("{}/websocket", self.hub.config.path());
+        let path = format!("{}/websocket", self.state().config.path());
         Router::new()
             .route(&path, get(upgrade))
             .with_state(self.clone())
     }
 
-    /// Broadcasts `event` with `payload` to every subscriber of `topic`.
-    ///
-    /// Returns at once: a caller that broadcasts in a loop can queue faster than the subscribers'
-    /// sockets are written, and their queues overflow (closing them as slow consumers). Use
-    /// [`broadcast_and_wait`](Self::broadcast_and_wait) to be paced by the fan-out.
-    pub fn broadcast(&self, topic: impl Into<String>, event: impl Into<String>, payload: Payload) {
-        let message = SharedBroadcast::new(topic, event, payload);
-        self.hub.pubsub.broadcast(Arc::new(message), None);
-    }
-
-    /// Broadcasts like [`broadcast`](Self::broadcast), then waits until every subscriber on this
-    /// node has taken the message from its queue to write it, at most 100 ms (a subscriber that
-    /// stops reading does not hold the caller longer). `POST /api/broadcast` answers after this,
-    /// so an HTTP client sending one broadcast after another is paced by the fan-out.
-    ///
-    /// ```no_run
-    /// # async fn example(alight: alight_server::Alight) -> Result<(), alight_protocol::JsonError> {
-    /// use alight_protocol::Payload;
-    ///
-    /// for n in 0..1000 {
-    ///     let payload = Payload::from_json_str(&format!(r#"{{"n":{n}}}"#))?;
-    ///     alight.broadcast_and_wait("room:lobby", "tick", payload).await;
-    /// }
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn broadcast_and_wait(
-        &self,
-        topic: impl Into<String>,
-        event: impl Into<String>,
-        payload: Payload,
-    ) {
-        let message = Arc::new(SharedBroadcast::new(topic, event, payload));
-        let sent = Arc::downgrade(&message);
-        self.hub.pubsub.broadcast(message, None);
-        let _ = tokio::time::timeout(crate::held::HOLD_TIMEOUT, crate::pacing::taken(&sent)).await;
-    }
-
-    /// Pushes `event` to the channel on `topic` of every socket connected with `socket_id`.
-    pub fn push_to_socket(&self, socket_id: &str, topic: &str, event: &str, payload: Payload) {
-        self.hub
-            .pubsub
-            .push_to_socket(socket_id, topic, event, payload);
-    }
-
-    /// Closes every socket connected with `socket_id` (close code 1001).
-    pub fn disconnect(&self, socket_id: &str) {
-        self.hub.pubsub.disconnect(socket_id);
-    }
-
     /// The PubSub in use.
     pub fn pubsub(&self) -> &Arc<dyn PubSub> {
-        &self.hub.pubsub
+        &self.state().pubsub
     }
 
     /// This node's presence: [`Presence::list`] of any topic, and replication for multi-node
     /// adapters.
     pub fn presence(&self) -> &Presence {
-        &self.hub.presence
+        &self.state().presence
     }
 
     /// This node's subscriptions.
     pub fn registry(&self) -> &Arc<Registry> {
-        &self.hub.registry
+        &self.state().registry
     }
 
     /// The limits in force.
     pub fn config(&self) -> &Config {
-        &self.hub.config
+        &self.state().config
     }
 
     /// The metrics in the Prometheus text format.
     pub fn metrics_text(&self) -> String {
-        self.hub.metrics.render()
+        self.state().metrics.render()
     }
 
     /// Starts a graceful shutdown: new upgrades are refused and every socket is closed with 1012.
     pub fn shutdown(&self) {
-        self.hub.shutdown.cancel();
+        self.state().shutdown.cancel();
     }
 
     /// Serves `app` on `listener` until `shutdown` completes, then closes every socket with 1012
@@ -389,7 +336,7 @@ impl Alight {
         app: Router,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let token = self.hub.shutdown.clone();
+        let token = self.state().shutdown.clone();
         let signal = async move {
             tokio::select! {
                 () = shutdown => token.cancel(),
@@ -411,15 +358,15 @@ impl Alight {
 
     /// Waits for the connection tasks to finish after shutdown started.
     async fn drain(&self) {
-        self.hub.shutdown.cancel();
-        self.hub.tracker.close();
-        let timeout = self.hub.config.limits().shutdown_timeout;
-        if tokio::time::timeout(timeout, self.hub.tracker.wait())
+        self.state().shutdown.cancel();
+        self.endpoint.tracker.close();
+        let timeout = self.state().config.limits().shutdown_timeout;
+        if tokio::time::timeout(timeout, self.endpoint.tracker.wait())
             .await
             .is_err()
         {
             warn!(
-                open = self.hub.tracker.len(),
+                open = self.endpoint.tracker.len(),
                 "shutdown timed out with sockets still open"
             );
         } else {
@@ -429,7 +376,7 @@ impl Alight {
 }
 
 fn refuse(alight: &Alight, status: StatusCode, reason: impl Into<String>) -> Response {
-    alight.hub.metrics.refused_connections.inc();
+    alight.state().metrics.refused_connections.inc();
     let reason = reason.into();
     debug!(%status, %reason, "upgrade refused");
     (status, [(header::CACHE_CONTROL, "no-store")], reason).into_response()
@@ -480,8 +427,9 @@ async fn upgrade(
         Ok(Query(params)) => params,
         Err(rejection) => return refuse(&alight, StatusCode::BAD_REQUEST, rejection.body_text()),
     };
-    let hub = &alight.hub;
-    if hub.shutdown.is_cancelled() {
+    let endpoint = &alight.endpoint;
+    let state = &endpoint.state;
+    if state.shutdown.is_cancelled() {
         return refuse(
             &alight,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -496,7 +444,7 @@ async fn upgrade(
         Ok(token) => token,
         Err(reason) => return refuse(&alight, StatusCode::BAD_REQUEST, reason),
     };
-    let Ok(permit) = hub.permits.clone().try_acquire_owned() else {
+    let Ok(permit) = endpoint.permits.clone().try_acquire_owned() else {
         return refuse(
             &alight,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -508,7 +456,7 @@ async fn upgrade(
         token,
         serializer,
     };
-    let connected = match &hub.connect {
+    let connected = match &endpoint.connect {
         Some(connect) => match connect(info).await {
             Ok(connected) => connected,
             Err(err) => return refuse(&alight, StatusCode::FORBIDDEN, err.reason),
@@ -517,14 +465,14 @@ async fn upgrade(
     };
     let (id, assigns) = connected.into_parts();
     let socket = Socket {
-        conn_id: hub.next_conn.fetch_add(1, Ordering::Relaxed),
+        conn_id: endpoint.next_conn.fetch_add(1, Ordering::Relaxed),
         id,
         assigns,
         serializer,
     };
-    let limits = hub.config.limits();
-    let hub = hub.clone();
-    let tracker = hub.tracker.clone();
+    let limits = state.config.limits();
+    let state = state.clone();
+    let tracker = endpoint.tracker.clone();
     ws.protocols(["phoenix"])
         .max_message_size(limits.max_message_size)
         .max_frame_size(limits.max_message_size)
@@ -532,5 +480,5 @@ async fn upgrade(
         // flushed once, so writes still coalesce up to the write buffer's size.
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
-        .on_upgrade(move |ws| tracker.track_future(connection::run(hub, ws, socket, permit)))
+        .on_upgrade(move |ws| tracker.track_future(connection::run(state, ws, socket, permit)))
 }

@@ -4,26 +4,36 @@
 //! package included — connects, joins topics, pushes events with replies and receives broadcasts.
 //!
 //! # Layout
-//! Layers only look down: wire bytes live in `alight-protocol`, below the connection driver, below
-//! the channel runtime, below the endpoint.
-//! - [`endpoint`]: [`Alight`] and its builder, the WebSocket upgrade (vsn, auth token, connect
-//!   callback, connection limit) and [`Alight::serve`] with graceful shutdown.
-//! - `connection`: one task per socket: decode, dispatch to channels, write replies and broadcasts;
-//!   `pacing` and `held`: how a connection that broadcasts keeps pace with its subscribers (it
-//!   stops reading past a window of queued broadcasts; its reply waits for the fan-out).
-//! - [`channel`]: the [`Channel`] trait applications implement, its [`Context`] and results;
-//!   [`typed`]: channels written against a protocol `Schema`.
-//! - `router`: topic patterns (`room:*`) to channels.
-//! - [`registry`]: local subscriptions and the fan-out into bounded per-socket queues.
-//! - [`pubsub`]: the [`PubSub`] trait (broadcast, direct push, disconnect) and [`LocalPubSub`].
-//! - [`history`]: topic families that keep their broadcasts ([`History`]): positions on the
-//!   wire, `since` on join, the [`HistoryStore`] trait and its in-memory store.
-//! - [`presence`]: [`Presence`]: tracking per channel, `presence_state`/`presence_diff` batched
-//!   per topic, on a mergeable per-node replica that multi-node adapters replicate.
-//! - [`socket`]: what the connect callback sees ([`ConnectInfo`]) and returns ([`Connected`]).
-//! - [`config`]: [`Config`] and its [`Limits`]; [`close_code`]: the close codes the server sends.
-//! - `memory`: freed memory returned to the system after a wave of connections closes.
-//! - [`api`]: `POST /api/broadcast`, `GET /healthz`, `GET /metrics`.
+//! Layers only look down: wire bytes (`alight-protocol`) under the fan-out (`registry`, `pubsub`,
+//! `presence`), under the channel runtime, under the socket driver that runs it, under the
+//! endpoint. Modules are private; what a user needs is re-exported here, one path per type.
+//! - `endpoint`: [`Alight`] and its [`AlightBuilder`], the WebSocket upgrade (vsn, auth token,
+//!   connect callback, connection limit) and [`Alight::serve`] with graceful shutdown.
+//! - `api`: publishing from outside a channel ([`Alight::broadcast`],
+//!   [`Alight::broadcast_and_wait`], [`Alight::disconnect`]) and its HTTP routes,
+//!   `POST /api/broadcast`, `GET /healthz`, `GET /metrics` ([`Alight::api_router`]).
+//! - `state`: what the endpoint hands every connection (config, registry, PubSub, presence,
+//!   metrics, routes, shutdown).
+//! - `connection`: one task per socket: its `driver` (select loop, reads, encoding, writes,
+//!   close) runs its `runtime` (the joined channels and their callbacks, which never touch the
+//!   socket).
+//! - `backpressure`: how a socket that broadcasts is paced by the fan-out it causes.
+//! - `channel`: the [`Channel`] trait applications implement, its [`Context`] and results;
+//!   `typed`: channels written against a protocol `Schema` ([`TypedChannel`]); `router`: topic
+//!   patterns (`room:*`) to channels.
+//! - `pubsub`: the [`PubSub`] seam (broadcast, direct push, disconnect) that a multi-node adapter
+//!   implements; `broadcast`: the [`Broadcast`] it carries; `registry`: this node's subscriptions
+//!   and the fan-out into bounded per-socket queues ([`Registry`]), and [`LocalPubSub`].
+//! - `history`: topic families that keep their broadcasts ([`History`]): positions in the `ref`
+//!   slot, `since` on join, the [`HistoryStore`] trait and [`InMemoryHistory`].
+//! - `presence`: [`Presence`]: tracking per channel, `presence_state`/`presence_diff` batched per
+//!   topic, on a mergeable per-node replica that multi-node adapters replicate.
+//! - `socket`: what the connect callback sees ([`ConnectInfo`]) and returns ([`Connected`]).
+//! - `config`: [`Config`] and its [`Limits`]; [`close_code`]: the close codes the server sends.
+//! - `memory`: returning freed memory to the system after a wave of closes (opt-in).
+//! - `metrics`: the Prometheus counters.
+//!
+//! docs/ARCHITECTURE.md follows a broadcast and a join through these layers.
 //!
 //! # Example
 //! ```no_run
@@ -54,34 +64,42 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod api;
-pub mod channel;
+mod api;
+mod backpressure;
+mod broadcast;
+mod channel;
 pub mod close_code;
-pub mod config;
+mod config;
 mod connection;
-pub mod endpoint;
-mod gate;
-mod held;
-pub mod history;
+mod endpoint;
+mod history;
 mod memory;
 mod metrics;
-mod pacing;
-pub mod presence;
-pub mod pubsub;
-pub mod registry;
+mod presence;
+mod pubsub;
+mod registry;
 mod router;
-pub mod socket;
-pub mod typed;
+mod socket;
+mod state;
+mod typed;
 
 pub use alight_protocol::Payload;
+pub use broadcast::Broadcast;
 pub use channel::{Channel, Context, HandleIn, JoinError, Outgoing, Terminate};
 pub use config::{Config, Limits};
 pub use endpoint::{Alight, AlightBuilder};
-pub use history::{History, HistoryStore, InMemoryHistory};
-pub use presence::{Presence, TrackError};
-pub use pubsub::{LocalPubSub, PubSub};
-pub use registry::{ConnId, Registry};
+pub use history::{
+    Delivery, Epoch, History, HistoryError, HistoryStore, InMemoryHistory, Lost, MAX_POSITION_LEN,
+    Outcome, Position, PositionError, Recovery, StoreFuture,
+};
+pub use presence::{
+    CausalContext, DIFF_EVENT, Dot, Entry, NodeId, PRESENCE_SHARDS, Presence, ReplicaState,
+    STATE_EVENT, ShardState, TrackError,
+};
+pub use pubsub::PubSub;
+pub use registry::{ConnId, LocalPubSub, Registry};
 pub use socket::{ConnectError, ConnectInfo, Connected, Socket};
+pub use typed::{Typed, TypedChannel, TypedContext, TypedReply};
 
 /// The README's examples, compiled as doc tests so they cannot rot.
 #[doc = include_str!("../../README.md")]

@@ -6,15 +6,14 @@
 //! size although nothing holds that memory. `malloc_trim(0)` walks the arenas and hands every
 //! whole free page back (`madvise`), which is what brings the resident size down.
 //!
-//! [`MemoryTrim`] calls it once the open connections have fallen to half of their peak since the
-//! last trim, [`Limits::memory_trim`](crate::Limits::memory_trim) later, so that one trim follows
-//! a wave of closes rather than each close. It runs on a blocking thread, not on a runtime
-//! worker, but glibc holds each arena's lock while it walks that arena, so a worker that
-//! allocates meanwhile can wait: after 10,000 presence members left a room (3.6 GiB of freed
-//! buffers, `bench/run --presence`), the trim took 233 ms and the resident size went from
-//! 3,682 MiB to 13 MiB. Servers that would rather not pause turn it off with
-//! [`Config::memory_trim`](crate::Config::memory_trim)`(None)`. On other allocators (musl, macOS,
-//! Windows) there is no such call and nothing is done.
+//! It is process-wide policy, so it is off unless the binary asks
+//! ([`Config::memory_trim`](crate::Config::memory_trim); `alight-demo` does). [`MemoryTrim`] then
+//! calls it once the open connections have fallen to half of their peak since the last trim,
+//! [`Limits::memory_trim`](crate::Limits::memory_trim) later, so that one trim follows a wave of
+//! closes rather than each close. It runs on a blocking thread, not on a runtime worker, but
+//! glibc holds each arena's lock while it walks that arena, so a worker that allocates meanwhile
+//! can wait (docs/ARCHITECTURE.md has the figures). On other allocators (musl, macOS, Windows)
+//! there is no such call and nothing is done.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -2,22 +2,78 @@
 //! in-process one without channels noticing.
 //!
 //! Channels and the HTTP API publish through [`PubSub`]; an adapter carries messages to every node
-//! and each node delivers them to its own subscribers through its [`Registry`].
+//! and each node delivers them to its own subscribers through its [`Registry`]. In one process the
+//! PubSub is the registry itself ([`LocalPubSub`](crate::LocalPubSub)).
 
 use std::sync::Arc;
 
-use alight_protocol::{Payload, SharedBroadcast};
+use alight_protocol::Payload;
 
-use crate::metrics::Metrics;
-use crate::registry::{ConnId, Registry};
+use crate::broadcast::Broadcast;
+use crate::registry::ConnId;
+#[cfg(doc)]
+use crate::registry::Registry;
 
 /// Where broadcasts, direct pushes and disconnects go.
 ///
 /// Implementations must not block: they are called from connection tasks and request handlers.
+///
+/// # Writing an adapter
+/// An adapter for several nodes (Redis, Postgres `NOTIFY`, …) lives in its own crate. It is
+/// installed with [`AlightBuilder::pubsub`](crate::AlightBuilder::pubsub), which hands it this
+/// node's [`Registry`]. Each method delivers locally at once, through the registry, and sends the
+/// same to the other nodes; on receipt from another node the adapter delivers through its own
+/// registry, with no `except` ([`ConnId`]s mean nothing across nodes). A [`Broadcast`] crosses the
+/// wire as its [`frame`](Broadcast::frame) (topic, event, payload) or its encoded bytes
+/// ([`Broadcast::encoded`]), and is rebuilt on the other side with [`Broadcast::new`].
+/// Presence replicates separately: see [`Presence`](crate::Presence)'s `take_deltas`, `merge`
+/// and `node_down`.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use alight_protocol::Payload;
+/// use alight_server::{Alight, Broadcast, ConnId, PubSub, Registry};
+///
+/// /// Stands in for a Redis connection: what was sent to the other nodes.
+/// #[derive(Debug, Default)]
+/// struct Outbox(Mutex<Vec<String>>);
+///
+/// #[derive(Debug)]
+/// struct Adapter {
+///     local: Arc<Registry>,
+///     outbox: Outbox,
+/// }
+///
+/// impl PubSub for Adapter {
+///     fn broadcast(&self, message: Arc<Broadcast>, except: Option<ConnId>) {
+///         self.local.dispatch(&message, except);
+///         let frame = message.frame();
+///         self.outbox.0.lock().unwrap().push(format!("{} {}", frame.topic, frame.event()));
+///     }
+///     fn push_to_socket(&self, socket_id: &str, topic: &str, event: &str, payload: Payload) {
+///         self.local.push_local(socket_id, topic, event, &payload);
+///     }
+///     fn disconnect(&self, socket_id: &str) {
+///         self.local.disconnect_local(socket_id);
+///     }
+/// }
+///
+/// impl Adapter {
+///     /// A broadcast another node published: delivered to this node's subscribers.
+///     fn received(&self, topic: &str, event: &str, payload: Payload) {
+///         self.local.dispatch(&Arc::new(Broadcast::new(topic, event, payload)), None);
+///     }
+/// }
+///
+/// let alight = Alight::builder()
+///     .pubsub(|local| Arc::new(Adapter { local, outbox: Outbox::default() }))
+///     .build();
+/// alight.broadcast("room:lobby", "shout", Payload::empty());
+/// ```
 pub trait PubSub: Send + Sync + std::fmt::Debug + 'static {
     /// Delivers `message` to every subscriber of its topic on every node, except the local
     /// connection `except` (for `broadcast_from`).
-    fn broadcast(&self, message: Arc<SharedBroadcast>, except: Option<ConnId>);
+    fn broadcast(&self, message: Arc<Broadcast>, except: Option<ConnId>);
 
     /// Pushes `event` to the channel on `topic` of every socket connected with `socket_id`.
     fn push_to_socket(&self, socket_id: &str, topic: &str, event: &str, payload: Payload);
@@ -25,39 +81,10 @@ pub trait PubSub: Send + Sync + std::fmt::Debug + 'static {
     /// Closes every socket connected with `socket_id`, on every node.
     fn disconnect(&self, socket_id: &str);
 
-    /// Whether broadcasts on `topic` are positioned and kept ([history](crate::history)): then a
+    /// Whether broadcasts on `topic` are positioned and kept ([history](crate::History)): then a
     /// socket receives its own broadcasts through its queue, in position order.
     fn keeps_history(&self, topic: &str) -> bool {
         let _ = topic;
         false
-    }
-}
-
-/// The single-process PubSub: delivers straight into the local registry.
-#[derive(Debug)]
-pub struct LocalPubSub {
-    registry: Arc<Registry>,
-    metrics: Arc<Metrics>,
-}
-
-impl LocalPubSub {
-    /// A PubSub over `registry`.
-    pub(crate) fn new(registry: Arc<Registry>, metrics: Arc<Metrics>) -> Self {
-        LocalPubSub { registry, metrics }
-    }
-}
-
-impl PubSub for LocalPubSub {
-    fn broadcast(&self, message: Arc<SharedBroadcast>, except: Option<ConnId>) {
-        self.metrics.broadcasts.inc();
-        self.registry.dispatch(&message, except);
-    }
-
-    fn push_to_socket(&self, socket_id: &str, topic: &str, event: &str, payload: Payload) {
-        self.registry.push_local(socket_id, topic, event, &payload);
-    }
-
-    fn disconnect(&self, socket_id: &str) {
-        self.registry.disconnect_local(socket_id);
     }
 }

@@ -1,4 +1,5 @@
-//! Who is subscribed to what on this node, and the fan-out that reaches them.
+//! Who is subscribed to what on this node, the fan-out that reaches them, and [`LocalPubSub`], the
+//! [`PubSub`] of a single node, which is this fan-out and nothing more.
 //!
 //! The registry maps topics to the connections whose channels joined them, and socket ids to
 //! connections. A broadcast is handed to every subscriber's bounded outbound queue with `try_send`:
@@ -7,7 +8,7 @@
 //! [`close_code::SLOW_CONSUMER`](crate::close_code::SLOW_CONSUMER); the others carry on untouched.
 //!
 //! # Locking
-//! Topics are spread over [`SHARDS`] `std::sync::RwLock`ed maps so that joins to different topics do
+//! Topics are spread over [`TOPIC_SHARDS`] `std::sync::RwLock`ed maps so that joins to different topics do
 //! not contend. Connection tasks take a shard's write lock to subscribe or unsubscribe; broadcasts
 //! take its read lock for the length of the fan-out loop, which only clones an `Arc` into each
 //! queue and never awaits. A std lock is right here: no critical section awaits, and all are short.
@@ -18,25 +19,29 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::task::{Poll, Waker};
 
-use alight_protocol::{Payload, SharedBroadcast};
+use alight_protocol::Payload;
 use tokio::sync::Notify;
 
+use crate::broadcast::Broadcast;
 use crate::metrics::Metrics;
+use crate::pubsub::PubSub;
 
-/// Identifies one WebSocket connection on this node.
+/// Identifies one connection on this node: unique within the process, never reused, and
+/// meaningless on other nodes (an adapter passes it back to this node's
+/// [`Registry::dispatch`] only).
 pub type ConnId = u64;
 
-/// Number of topic shards.
-pub const SHARDS: usize = 16;
+/// Number of locks the topics are spread over (local to this node; presence has its own shards).
+const TOPIC_SHARDS: usize = 16;
 
 /// How many subscribers ahead a fan-out asks the CPU to fetch the next queue's handle.
 const PREFETCH_AHEAD: usize = 8;
 
 /// Asks the CPU to start loading `conn`'s handle (its queue lock and header) into the cache.
 ///
-/// Into 10,000 subscribers each handle is a cache miss: without this the fan-out loop
-/// ([`Registry::dispatch`] and the queues' `offer`) took 21% of the server's samples at 100 msg/s,
-/// and 6% with it (bench/README.md, item 16).
+/// Into a large topic each handle is a cache miss, and without this the fan-out loop
+/// ([`Registry::dispatch`] and the queues' `offer`) is dominated by them (bench/README.md,
+/// item 16).
 #[inline(always)]
 #[cfg_attr(
     target_arch = "x86_64",
@@ -65,7 +70,7 @@ fn prefetch(conn: &Arc<ConnHandle>) {
 #[derive(Debug)]
 pub(crate) enum Outbound {
     /// A broadcast on a topic the connection joined.
-    Broadcast(Arc<SharedBroadcast>),
+    Broadcast(Arc<Broadcast>),
     /// A push to this socket's channel on its topic.
     Push(Box<Push>),
     /// Close the socket with this code (server-side disconnect).
@@ -100,8 +105,9 @@ pub(crate) struct ConnHandle {
     queue: Mutex<Queue>,
     /// Messages the queue holds at most.
     capacity: usize,
-    /// Set once when the queue overflowed; the connection task reads it after `overflow` wakes it.
-    pub(crate) slow: AtomicBool,
+    /// Set when the queue first overflows, so that the overflow is counted and signalled once.
+    slow: AtomicBool,
+    /// Wakes the connection task once its queue overflowed: it closes the socket.
     pub(crate) overflow: Notify,
 }
 
@@ -232,7 +238,16 @@ impl Drop for Inbox {
 
 type Subscribers = HashMap<ConnId, Arc<ConnHandle>>;
 
-/// Local subscriptions: topic → connections, socket id → connections.
+/// This node's subscriptions (topic → connections, socket id → connections) and the fan-out into
+/// their queues.
+///
+/// Connections subscribe and unsubscribe themselves; what an application or a
+/// [`PubSub`](crate::PubSub) adapter does with it is deliver: [`dispatch`](Self::dispatch) a
+/// broadcast, [`push_local`](Self::push_local) to a socket id,
+/// [`disconnect_local`](Self::disconnect_local) a socket id. An adapter does so with what it
+/// receives from the other nodes, and with what this node publishes (see the `PubSub` example).
+/// Get it from [`AlightBuilder::pubsub`](crate::AlightBuilder::pubsub) or
+/// [`Alight::registry`](crate::Alight::registry).
 #[derive(Debug)]
 pub struct Registry {
     shards: Box<[RwLock<HashMap<String, Subscribers>>]>,
@@ -244,7 +259,7 @@ pub struct Registry {
 impl Registry {
     pub(crate) fn new(metrics: Arc<Metrics>) -> Self {
         Registry {
-            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            shards: (0..TOPIC_SHARDS).map(|_| RwLock::default()).collect(),
             sockets: RwLock::default(),
             hasher: RandomState::new(),
             metrics,
@@ -300,7 +315,7 @@ impl Registry {
 
     /// Delivers a broadcast to every local subscriber of its topic except `except`; returns how many
     /// queues took it. Each subscriber's handle is prefetched a few subscribers ahead.
-    pub fn dispatch(&self, message: &Arc<SharedBroadcast>, except: Option<ConnId>) -> usize {
+    pub fn dispatch(&self, message: &Arc<Broadcast>, except: Option<ConnId>) -> usize {
         let topic = &message.frame().topic;
         let shard = self
             .shard(topic)
@@ -373,9 +388,47 @@ impl Registry {
     }
 }
 
+/// The single-process PubSub: delivers straight into the local registry.
+#[derive(Debug)]
+pub struct LocalPubSub {
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+}
+
+impl LocalPubSub {
+    /// A PubSub over `registry`.
+    pub(crate) fn new(registry: Arc<Registry>, metrics: Arc<Metrics>) -> Self {
+        LocalPubSub { registry, metrics }
+    }
+}
+
+impl PubSub for LocalPubSub {
+    fn broadcast(&self, message: Arc<Broadcast>, except: Option<ConnId>) {
+        self.metrics.broadcasts.inc();
+        self.registry.dispatch(&message, except);
+    }
+
+    fn push_to_socket(&self, socket_id: &str, topic: &str, event: &str, payload: Payload) {
+        self.registry.push_local(socket_id, topic, event, &payload);
+    }
+
+    fn disconnect(&self, socket_id: &str) {
+        self.registry.disconnect_local(socket_id);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A queue grows by slots of this size under a burst: two words, the rare variants boxed.
+    #[test]
+    fn an_outbound_message_is_two_words() {
+        assert_eq!(
+            std::mem::size_of::<Outbound>(),
+            2 * std::mem::size_of::<usize>()
+        );
+    }
 
     /// A fan-out larger than the prefetch distance reaches every subscriber once, and only them.
     #[test]
@@ -391,7 +444,7 @@ mod tests {
         let (elsewhere, mut other) = ConnHandle::new(1_000, 4);
         registry.subscribe("room:b", &elsewhere);
 
-        let broadcast = Arc::new(SharedBroadcast::new("room:a", "shout", Payload::empty()));
+        let broadcast = Arc::new(Broadcast::new("room:a", "shout", Payload::empty()));
         assert_eq!(registry.dispatch(&broadcast, Some(3)), inboxes.len() - 1);
         for (id, inbox) in &mut inboxes {
             let got = std::iter::from_fn(|| inbox.try_recv()).count();

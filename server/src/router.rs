@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use alight_protocol::topic_matches;
 
-use crate::channel::Handler;
+use crate::channel::DynChannel;
 
 #[derive(Default)]
 pub(crate) struct ChannelRouter {
-    routes: Vec<(String, Arc<dyn Handler>)>,
+    routes: Vec<(String, Arc<dyn DynChannel>)>,
 }
 
 impl std::fmt::Debug for ChannelRouter {
@@ -23,11 +23,11 @@ impl std::fmt::Debug for ChannelRouter {
 }
 
 impl ChannelRouter {
-    pub(crate) fn add(&mut self, pattern: String, handler: Arc<dyn Handler>) {
+    pub(crate) fn add(&mut self, pattern: String, handler: Arc<dyn DynChannel>) {
         self.routes.push((pattern, handler));
     }
 
-    pub(crate) fn route(&self, topic: &str) -> Option<&Arc<dyn Handler>> {
+    pub(crate) fn route(&self, topic: &str) -> Option<&Arc<dyn DynChannel>> {
         self.routes
             .iter()
             .find(|(pattern, _)| topic_matches(pattern, topic))

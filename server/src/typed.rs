@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use alight_protocol::schema::{Schema, SerdeEvents};
-//! use alight_server::typed::{TypedChannel, TypedContext, TypedReply};
+//! use alight_server::{TypedChannel, TypedContext, TypedReply};
 //! use alight_server::{Alight, JoinError};
 //! use serde::{Deserialize, Serialize};
 //!

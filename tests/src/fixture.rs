@@ -36,10 +36,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alight_protocol::{Payload, SharedBroadcast};
+use alight_protocol::Payload;
 use alight_server::{
-    Alight, Channel, Config, ConnectError, Connected, Context, HandleIn, History, JoinError,
-    Outgoing,
+    Alight, Broadcast, Channel, Config, ConnectError, Connected, Context, HandleIn, History,
+    JoinError, Outgoing,
 };
 use axum::Router;
 use axum::extract::{Path, State};
@@ -88,7 +88,7 @@ impl Channel for Room {
         }
         if let Some(n) = params.get("publish_during_join") {
             let message =
-                SharedBroadcast::new(ctx.topic(), "during_join", json_payload(json!({ "n": n })));
+                Broadcast::new(ctx.topic(), "during_join", json_payload(json!({ "n": n })));
             ctx.pubsub().broadcast(Arc::new(message), None);
         }
         Ok((0, json_payload(json!({ "user": user }))))

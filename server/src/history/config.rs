@@ -13,9 +13,27 @@ use std::time::Duration;
 /// [`replay_limit`](History::replay_limit) broadcasts (by default as many as a topic keeps); one
 /// further behind is told `recovered: false` and reloads its state.
 ///
+/// # Positions, and resuming
+/// Every broadcast on such a topic (from a channel, `POST /api/broadcast` or any
+/// [`PubSub`](crate::PubSub) call) gets the next [`Position`](crate::Position) of the topic: an
+/// epoch and an offset that grows by one per broadcast, written `"<epoch>-<offset>"`. Its V2 JSON
+/// and V1 frames carry it in the `ref` slot, where phoenix.js hands it to
+/// `channel.on(event, (payload, ref) => …)`; V2 binary broadcasts have no `ref` field and carry
+/// none. A join is subscribed before the channel's `join` runs and reads the topic's position right
+/// then: what is broadcast while `join` runs follows the reply, once.
+///
+/// | join params | the ok reply's response gets | then |
+/// |---|---|---|
+/// | no `since` (or `null`) | `"position"`: the topic's current position | every later broadcast |
+/// | `"since": p`, history covers it | `"position"`, `"recovered": true` | every broadcast after `p` (replayed as ordinary broadcasts, in order), then live ones, none twice |
+/// | `"since"` not a string, longer than [`MAX_POSITION_LEN`](crate::MAX_POSITION_LEN), garbled, of another epoch, ahead of the topic, dropped already, or more than the replay limit behind | `"position"`, `"recovered": false` | every later broadcast; the application reloads its state |
+///
+/// The keys are added to the channel's response when it is a JSON object (they win over keys of
+/// the same name); any other response is sent as it is.
+///
 /// ```
 /// use std::time::Duration;
-/// use alight_server::history::History;
+/// use alight_server::History;
 ///
 /// let history = History::last(1_000).for_at_least(Duration::from_secs(300));
 /// assert_eq!(history.replay_limit_count(), 1_000);

@@ -16,14 +16,16 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use alight_protocol::{Payload, SharedBroadcast};
+
+use crate::broadcast::Broadcast;
 use tokio::time::Instant;
 
-use super::store::{BoxFuture, Delivery, HistoryError, HistoryStore, Lost, Outcome, Recovery};
+use super::store::{Delivery, HistoryError, HistoryStore, Lost, Outcome, Recovery, StoreFuture};
 use super::{Epoch, History, Position};
 
 /// What a stream's record costs besides its broadcasts (map slot, deque, locks).
 const STREAM_OVERHEAD: usize = 192;
-/// What a kept broadcast costs besides its bytes (the entry, the `SharedBroadcast`).
+/// What a kept broadcast costs besides its bytes (the entry, the `Broadcast`).
 const ENTRY_OVERHEAD: usize = 160;
 /// Idle streams are looked for at most this often when a history has no age bound.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -32,7 +34,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// with a random epoch and positions from a previous run are told `recovered: false`.
 ///
 /// ```
-/// use alight_server::history::{History, InMemoryHistory};
+/// use alight_server::{History, InMemoryHistory};
 /// use alight_server::Alight;
 /// # use alight_server::{Channel, Context, HandleIn, JoinError, Payload};
 /// # struct Room;
@@ -87,7 +89,7 @@ struct Stream {
 struct Entry {
     at: Instant,
     size: usize,
-    message: Arc<SharedBroadcast>,
+    message: Arc<Broadcast>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -96,7 +98,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The bytes a kept broadcast holds: its payload, topic and event, and about as much again for the
 /// frame it is encoded in once replayed.
-fn size_of(message: &SharedBroadcast) -> usize {
+fn size_of(message: &Broadcast) -> usize {
     let frame = message.frame();
     let payload = match frame.payload() {
         Payload::Json(json) => json.get().len(),
@@ -213,7 +215,7 @@ impl InMemoryHistory {
         &self,
         family_name: &str,
         history: &History,
-        message: Arc<SharedBroadcast>,
+        message: Arc<Broadcast>,
         delivery: Delivery,
         now: Instant,
     ) -> Result<Position, HistoryError> {
@@ -227,7 +229,7 @@ impl InMemoryHistory {
                 continue;
             }
             let position = Position::new(stream.epoch, stream.top + 1);
-            if !message.set_position(position.to_string()) {
+            if !message.encoded().set_position(position.to_string()) {
                 drop(stream);
                 delivery.deliver(message);
                 return Err(HistoryError::AlreadyEncoded);
@@ -237,6 +239,7 @@ impl InMemoryHistory {
             // encoded once per serializer on its first replay and shared by every replay after.
             let kept = SharedBroadcast::from_frame(message.frame().clone());
             kept.set_position(position.to_string());
+            let kept = Broadcast::from_shared(kept);
             let freed = stream.trim(history, now);
             stream.top += 1;
             stream.entries.push_back(Entry {
@@ -354,9 +357,9 @@ impl HistoryStore for InMemoryHistory {
         &self,
         family: &str,
         history: &History,
-        message: Arc<SharedBroadcast>,
+        message: Arc<Broadcast>,
         delivery: Delivery,
-    ) -> BoxFuture<'static, Result<Position, HistoryError>> {
+    ) -> StoreFuture<'static, Result<Position, HistoryError>> {
         let appended = self.append_at(family, history, message, delivery, Instant::now());
         Box::pin(std::future::ready(appended))
     }
@@ -367,7 +370,7 @@ impl HistoryStore for InMemoryHistory {
         history: &History,
         topic: &str,
         since: Option<Position>,
-    ) -> BoxFuture<'static, Result<Recovery, HistoryError>> {
+    ) -> StoreFuture<'static, Result<Recovery, HistoryError>> {
         let recovery = self.recover_at(family, history, topic, since, Instant::now());
         Box::pin(std::future::ready(Ok(recovery)))
     }
@@ -385,10 +388,10 @@ mod tests {
 
     /// A PubSub that records what reaches it, in order.
     #[derive(Debug, Default)]
-    struct Recorded(StdMutex<Vec<Arc<SharedBroadcast>>>);
+    struct Recorded(StdMutex<Vec<Arc<Broadcast>>>);
 
     impl PubSub for Recorded {
-        fn broadcast(&self, message: Arc<SharedBroadcast>, _: Option<ConnId>) {
+        fn broadcast(&self, message: Arc<Broadcast>, _: Option<ConnId>) {
             lock(&self.0).push(message);
         }
         fn push_to_socket(&self, _: &str, _: &str, _: &str, _: Payload) {}
@@ -414,7 +417,7 @@ mod tests {
 
         fn append(&self, topic: &str, n: u64) -> Position {
             let payload = Payload::json(&n).unwrap_or_else(|_| Payload::empty());
-            let message = Arc::new(SharedBroadcast::new(topic, "n", payload));
+            let message = Arc::new(Broadcast::new(topic, "n", payload));
             let delivery = Delivery::new(self.delivered.clone(), None);
             self.store
                 .append_at("f", &self.history, message, delivery, self.now)
@@ -458,7 +461,7 @@ mod tests {
         );
         assert!(positions.iter().all(|p| p.epoch == start.epoch));
         let delivered = lock(&h.delivered.0);
-        let on_wire: Vec<Option<&str>> = delivered.iter().map(|m| m.position()).collect();
+        let on_wire: Vec<Option<&str>> = delivered.iter().map(|m| m.encoded().position()).collect();
         let expected: Vec<String> = positions.iter().map(Position::to_string).collect();
         assert_eq!(
             on_wire,
@@ -552,7 +555,7 @@ mod tests {
     struct Taken;
 
     impl PubSub for Taken {
-        fn broadcast(&self, _: Arc<SharedBroadcast>, _: Option<ConnId>) {}
+        fn broadcast(&self, _: Arc<Broadcast>, _: Option<ConnId>) {}
         fn push_to_socket(&self, _: &str, _: &str, _: &str, _: Payload) {}
         fn disconnect(&self, _: &str) {}
     }
@@ -561,7 +564,7 @@ mod tests {
     fn the_delivered_broadcast_is_not_held_by_the_history_and_replays_share_one_copy() {
         let h = Harness::new(History::last(10));
         let start = h.recover("room:a", None).position;
-        let message = Arc::new(SharedBroadcast::new("room:a", "n", Payload::empty()));
+        let message = Arc::new(Broadcast::new("room:a", "n", Payload::empty()));
         let delivered = Arc::downgrade(&message);
         let delivery = Delivery::new(Arc::new(Taken), None);
         let position = h
@@ -570,7 +573,7 @@ mod tests {
             .expect("kept");
         // A publisher waiting for its broadcast to be taken is not held by the history.
         assert_eq!(delivered.strong_count(), 0);
-        let replays: Vec<Arc<SharedBroadcast>> = (0..2)
+        let replays: Vec<Arc<Broadcast>> = (0..2)
             .filter_map(|_| match h.recover("room:a", Some(start)).outcome {
                 Outcome::Recovered(mut messages) => messages.pop(),
                 _ => None,
@@ -581,7 +584,10 @@ mod tests {
             Arc::ptr_eq(&replays[0], &replays[1]),
             "one copy for every replay"
         );
-        assert_eq!(replays[0].position(), Some(position.to_string().as_str()));
+        assert_eq!(
+            replays[0].encoded().position(),
+            Some(position.to_string().as_str())
+        );
     }
 
     proptest! {
@@ -622,7 +628,7 @@ mod tests {
         ) {
             let h = Harness::new(History::last(50).max_bytes(budget));
             for (topic, len) in appends {
-                let message = Arc::new(SharedBroadcast::new(
+                let message = Arc::new(Broadcast::new(
                     format!("room:{topic}"),
                     "n",
                     Payload::json(&"x".repeat(len)).unwrap_or_else(|_| Payload::empty()),

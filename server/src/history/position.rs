@@ -40,7 +40,7 @@ impl Epoch {
 /// offset 0.
 ///
 /// ```
-/// use alight_server::history::{Epoch, Position};
+/// use alight_server::{Epoch, Position};
 ///
 /// let position = Position::new(Epoch::from_bits(0x3f09_c1d2_a7b4), 42);
 /// assert_eq!(position.to_string(), "3f09c1d2a7b4-42");

@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use alight_protocol::{Payload, SharedBroadcast};
+use alight_protocol::Payload;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tracing::{debug, warn};
 
 use super::store::{Outcome, Recovery};
 use super::{History, HistoryStore, MAX_POSITION_LEN, Position, PositionError};
+use crate::broadcast::Broadcast;
 
 /// The `since` of a join's params.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +66,7 @@ pub(crate) struct Resume {
     /// Whether the `since` was recovered; `None` when there was none.
     recovered: Option<bool>,
     /// What the client missed, in order.
-    replay: Vec<Arc<SharedBroadcast>>,
+    replay: Vec<Arc<Broadcast>>,
 }
 
 impl Resume {
@@ -116,7 +117,7 @@ impl Resume {
     }
 
     /// The broadcasts to replay after the reply, in order.
-    pub(crate) fn take_replay(&mut self) -> Vec<Arc<SharedBroadcast>> {
+    pub(crate) fn take_replay(&mut self) -> Vec<Arc<Broadcast>> {
         std::mem::take(&mut self.replay)
     }
 
@@ -148,12 +149,13 @@ impl Resume {
 /// Whether a queued `broadcast` is one the client already has, being at or before `through`
 /// (the position its join read). The first later one clears `through`: broadcasts arrive in
 /// position order, so none after it can be old.
-pub(crate) fn skips(through: &mut Option<Position>, broadcast: &SharedBroadcast) -> bool {
+pub(crate) fn skips(through: &mut Option<Position>, broadcast: &Broadcast) -> bool {
     let Some(mark) = *through else {
         return false;
     };
     // Broadcasts outside the history (presence diffs) pass, and say nothing about the others.
     let Some(position) = broadcast
+        .encoded()
         .position()
         .and_then(|p| p.parse::<Position>().ok())
     else {
@@ -237,12 +239,12 @@ mod tests {
     fn queued_broadcasts_up_to_the_joins_position_are_skipped() {
         let epoch = Epoch::from_bits(1);
         let at = |offset| {
-            let b = SharedBroadcast::new("room:a", "n", Payload::empty());
+            let b = alight_protocol::SharedBroadcast::new("room:a", "n", Payload::empty());
             b.set_position(Position::new(epoch, offset).to_string());
-            b
+            Broadcast::from_shared(b)
         };
         let mut through = Some(Position::new(epoch, 5));
-        let diff = SharedBroadcast::new("room:a", "presence_diff", Payload::empty());
+        let diff = Broadcast::new("room:a", "presence_diff", Payload::empty());
         assert!(!skips(&mut through, &diff));
         assert!(skips(&mut through, &at(4)));
         assert!(skips(&mut through, &at(5)));

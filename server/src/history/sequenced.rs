@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use alight_protocol::{Payload, SharedBroadcast, topic_matches};
+use alight_protocol::{Payload, topic_matches};
 use futures_util::FutureExt;
 use tracing::warn;
 
 use super::{History, HistoryStore};
+use crate::broadcast::Broadcast;
 use crate::pubsub::PubSub;
 use crate::registry::ConnId;
 
@@ -57,7 +58,7 @@ impl Sequenced {
 }
 
 impl PubSub for Sequenced {
-    fn broadcast(&self, message: Arc<SharedBroadcast>, except: Option<ConnId>) {
+    fn broadcast(&self, message: Arc<Broadcast>, except: Option<ConnId>) {
         let Some((family, history)) = self.histories.family(&message.frame().topic) else {
             self.inner.broadcast(message, except);
             return;

@@ -4,22 +4,21 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use alight_protocol::SharedBroadcast;
-
 use super::{History, Position};
+use crate::broadcast::Broadcast;
 use crate::pubsub::PubSub;
 use crate::registry::ConnId;
 
 /// A boxed future, as the store's methods return: a store over the network (Redis Streams)
 /// awaits I/O, the in-memory store answers at once.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Where topic histories are kept: positions are handed out, broadcasts kept and read back.
 ///
 /// The in-memory [`InMemoryHistory`](super::InMemoryHistory) keeps them on this node; an adapter
 /// for several nodes keeps them where every node sees the same positions.
 pub trait HistoryStore: Send + Sync + std::fmt::Debug + 'static {
-    /// Gives `message` the next position of its topic ([`SharedBroadcast::set_position`]), keeps
+    /// Gives `message` the next position of its topic ([`SharedBroadcast::set_position`](alight_protocol::SharedBroadcast::set_position) of its [`encoded`](Broadcast::encoded) form), keeps
     /// it under `history` (the settings of the topic family `family`), and hands it to
     /// `delivery`.
     ///
@@ -30,9 +29,9 @@ pub trait HistoryStore: Send + Sync + std::fmt::Debug + 'static {
         &self,
         family: &str,
         history: &History,
-        message: Arc<SharedBroadcast>,
+        message: Arc<Broadcast>,
         delivery: Delivery,
-    ) -> BoxFuture<'static, Result<Position, HistoryError>>;
+    ) -> StoreFuture<'static, Result<Position, HistoryError>>;
 
     /// The topic's current position and, for a client that had everything up to `since`, what it
     /// missed.
@@ -44,7 +43,7 @@ pub trait HistoryStore: Send + Sync + std::fmt::Debug + 'static {
         history: &History,
         topic: &str,
         since: Option<Position>,
-    ) -> BoxFuture<'static, Result<Recovery, HistoryError>>;
+    ) -> StoreFuture<'static, Result<Recovery, HistoryError>>;
 }
 
 /// Where [`HistoryStore::append`] hands a positioned broadcast: the PubSub that carries it to the
@@ -61,7 +60,7 @@ impl Delivery {
     }
 
     /// Delivers `message` to every subscriber of its topic.
-    pub fn deliver(self, message: Arc<SharedBroadcast>) {
+    pub fn deliver(self, message: Arc<Broadcast>) {
         self.pubsub.broadcast(message, self.except);
     }
 }
@@ -82,7 +81,7 @@ pub enum Outcome {
     /// No `since` was asked about.
     Fresh,
     /// Every broadcast after `since`, in order (empty when it missed nothing).
-    Recovered(Vec<Arc<SharedBroadcast>>),
+    Recovered(Vec<Arc<Broadcast>>),
     /// The history cannot cover it; the client must reload its state.
     Lost(Lost),
 }

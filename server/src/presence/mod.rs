@@ -83,6 +83,8 @@ use std::time::Duration;
 
 use alight_protocol::presence::PresenceState;
 use alight_protocol::{Payload, SharedBroadcast};
+
+use crate::broadcast::Broadcast;
 use tracing::warn;
 
 use crate::registry::ConnId;
@@ -97,7 +99,7 @@ pub const STATE_EVENT: &str = "presence_state";
 pub const DIFF_EVENT: &str = "presence_diff";
 
 /// Number of presence shards. Fixed across nodes: shard `i` merges with shard `i`.
-pub const SHARDS: usize = 16;
+pub const PRESENCE_SHARDS: usize = 16;
 
 /// Why a track, update or untrack was refused.
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +125,7 @@ pub enum TrackError {
 /// One shard's replication payload: its index and a state or delta.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ShardState {
-    /// The shard, `0..SHARDS`.
+    /// The shard, `0..PRESENCE_SHARDS`.
     pub shard: usize,
     /// Entries and causal context.
     pub state: ReplicaState,
@@ -150,7 +152,7 @@ struct Tracked {
 type Owners = HashMap<ConnId, HashMap<Box<str>, Vec<Tracked>>>;
 
 /// Where diffs go: the local registry in an endpoint, a recorder in tests.
-type Sink = dyn Fn(Arc<SharedBroadcast>) + Send + Sync;
+type DeliverDiff = dyn Fn(Arc<Broadcast>) + Send + Sync;
 
 /// When a topic's pending changes are sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,10 +213,10 @@ struct Inner {
     /// Topic shards. Locked by connection tasks (track, untrack, list), timer tasks (flush) and
     /// the replication API; never held across an await, never while taking an `owners` lock.
     shards: Box<[Mutex<Shard>]>,
-    /// Per connection (`conn % SHARDS`): channel topic → what that channel tracks. Only the
+    /// Per connection (`conn % PRESENCE_SHARDS`): channel topic → what that channel tracks. Only the
     /// connection's own task changes its entries; a shard lock may be taken while holding one.
     owners: Box<[Mutex<Owners>]>,
-    sink: Box<Sink>,
+    deliver: Box<DeliverDiff>,
 }
 
 /// This node's presence: tracking, listing, diff batching and replication. Cheap to clone.
@@ -246,7 +248,7 @@ fn shard_of(topic: &str) -> usize {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    (hash % SHARDS as u64) as usize
+    (hash % PRESENCE_SHARDS as u64) as usize
 }
 
 /// A node id no other process will pick: std's per-process random hasher keys.
@@ -256,26 +258,26 @@ fn random_node() -> NodeId {
 }
 
 impl Presence {
-    /// Presence whose diffs go to `sink`, sent `window` after a topic's first pending change
+    /// Presence whose diffs go to `deliver`, sent `window` after a topic's first pending change
     /// (at once if zero).
     pub(crate) fn new(
         window: Duration,
-        sink: impl Fn(Arc<SharedBroadcast>) + Send + Sync + 'static,
+        deliver: impl Fn(Arc<Broadcast>) + Send + Sync + 'static,
     ) -> Self {
         let mode = if window.is_zero() {
             FlushMode::Immediate
         } else {
             FlushMode::After(window)
         };
-        Presence::with_mode(random_node(), mode, Box::new(sink))
+        Presence::with_mode(random_node(), mode, Box::new(deliver))
     }
 
-    fn with_mode(node: NodeId, mode: FlushMode, sink: Box<Sink>) -> Self {
+    fn with_mode(node: NodeId, mode: FlushMode, deliver: Box<DeliverDiff>) -> Self {
         Presence {
             inner: Arc::new(Inner {
                 node,
                 mode,
-                shards: (0..SHARDS)
+                shards: (0..PRESENCE_SHARDS)
                     .map(|_| {
                         Mutex::new(Shard {
                             replica: Replica::new(node),
@@ -284,8 +286,8 @@ impl Presence {
                         })
                     })
                     .collect(),
-                owners: (0..SHARDS).map(|_| Mutex::default()).collect(),
-                sink,
+                owners: (0..PRESENCE_SHARDS).map(|_| Mutex::default()).collect(),
+                deliver,
             }),
         }
     }
@@ -297,7 +299,9 @@ impl Presence {
 
     /// Everyone on `topic`: `{key: {metas: [{...meta, phx_ref}]}}`, keys in order.
     pub fn list(&self, topic: &str) -> PresenceState {
-        self.state_payload(topic).deserialize().unwrap_or_default()
+        self.state_payload(topic)
+            .deserialize()
+            .expect("a rendered presence state parses as one")
     }
 
     /// The `presence_state` payload of `topic`, as sent to a client.
@@ -359,7 +363,7 @@ impl Presence {
 
     /// Sends every topic's pending changes now.
     pub fn flush_all(&self) {
-        for index in 0..SHARDS {
+        for index in 0..PRESENCE_SHARDS {
             let topics: Vec<Arc<str>> = {
                 let shard = lock(&self.inner.shards[index]);
                 (shard.flows.iter())
@@ -378,7 +382,7 @@ impl Presence {
     }
 
     fn owners(&self, conn: ConnId) -> MutexGuard<'_, Owners> {
-        lock(&self.inner.owners[(conn % SHARDS as u64) as usize])
+        lock(&self.inner.owners[(conn % PRESENCE_SHARDS as u64) as usize])
     }
 
     /// Tracks `key` on `topic` for `owner` with `meta`; returns its `phx_ref`.
@@ -549,7 +553,7 @@ impl Presence {
     /// This node's changes since the last call, per shard (empty shards left out): what a
     /// multi-node adapter ships to the other nodes.
     pub fn take_deltas(&self) -> Vec<ShardState> {
-        (0..SHARDS)
+        (0..PRESENCE_SHARDS)
             .filter_map(|shard| {
                 let state = lock(&self.inner.shards[shard]).replica.take_delta();
                 (!state.is_empty()).then_some(ShardState { shard, state })
@@ -559,7 +563,7 @@ impl Presence {
 
     /// Every shard's whole state: for a node that just joined the cluster or missed deltas.
     pub fn states(&self) -> Vec<ShardState> {
-        (0..SHARDS)
+        (0..PRESENCE_SHARDS)
             .map(|shard| ShardState {
                 shard,
                 state: lock(&self.inner.shards[shard]).replica.state().clone(),
@@ -717,8 +721,8 @@ fn flush(inner: &Inner, topic: &str) {
             return;
         };
         drop(shard);
-        let message = SharedBroadcast::new(topic, DIFF_EVENT, render::diff(&diff));
-        (inner.sink)(Arc::new(message));
+        let message = Broadcast::new(topic, DIFF_EVENT, render::diff(&diff));
+        (inner.deliver)(Arc::new(message));
         shard = lock(shard_lock);
     }
 }

@@ -11,14 +11,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use alight_protocol::Payload;
 use alight_protocol::presence::{PresenceDiff, PresenceState, PresenceSync};
-use alight_protocol::{Payload, SharedBroadcast};
+
+use crate::broadcast::Broadcast;
 use proptest::prelude::*;
 
 use super::*;
 
 /// Every diff a node sent, in order.
-type Log = Arc<Mutex<Vec<Arc<SharedBroadcast>>>>;
+type Log = Arc<Mutex<Vec<Arc<Broadcast>>>>;
 
 fn node(id: u64, mode: FlushMode) -> (Presence, Log) {
     let log: Log = Arc::default();
@@ -60,12 +62,16 @@ impl Client {
             let frame = presence.joiner_state(topic);
             assert_eq!(frame.frame().event(), STATE_EVENT);
             assert_eq!(frame.frame().join_ref, None);
-            frame.frame().payload().deserialize().unwrap_or_default()
+            frame
+                .frame()
+                .payload()
+                .deserialize()
+                .expect("a rendered payload parses")
         } else {
             presence
                 .state_payload(topic)
                 .deserialize()
-                .unwrap_or_default()
+                .expect("a rendered payload parses")
         };
         let mut sync = PresenceSync::new();
         sync.handle_state("1", state);
@@ -80,7 +86,10 @@ impl Client {
                 continue;
             }
             assert_eq!(frame.event(), DIFF_EVENT);
-            let diff: PresenceDiff = frame.payload().deserialize().unwrap_or_default();
+            let diff: PresenceDiff = frame
+                .payload()
+                .deserialize()
+                .expect("a rendered payload parses");
             self.sync.handle_diff("1", diff);
         }
         self.read = log.len();
@@ -95,7 +104,7 @@ fn normalized(state: &PresenceState) -> BTreeMap<String, Vec<String>> {
             let mut metas: Vec<String> = presence
                 .metas
                 .iter()
-                .map(|m| serde_json::to_string(m).unwrap_or_default())
+                .map(|m| serde_json::to_string(m).expect("a meta serializes"))
                 .collect();
             metas.sort();
             (key.clone(), metas)
@@ -279,9 +288,11 @@ fn converge(count: usize, ops: &[Op]) -> Result<(), TestCaseError> {
             let presence = &nodes[*i].0;
             let kept: PresenceState = (presence.joiner_state(client.topic).frame().payload())
                 .deserialize()
-                .unwrap_or_default();
+                .expect("a rendered payload parses");
             let listing = presence.shard(client.topic).listing_as_sent(client.topic);
-            let afresh: PresenceState = render::state(&listing).deserialize().unwrap_or_default();
+            let afresh: PresenceState = render::state(&listing)
+                .deserialize()
+                .expect("a rendered payload parses");
             let held = normalized(client.sync.state());
             prop_assert_eq!(
                 &normalized(&kept),
@@ -349,7 +360,12 @@ proptest! {
 fn diffs(log: &Log) -> Vec<serde_json::Value> {
     lock(log)
         .iter()
-        .map(|m| m.frame().payload().deserialize().unwrap_or_default())
+        .map(|m| {
+            m.frame()
+                .payload()
+                .deserialize()
+                .expect("a rendered payload parses")
+        })
         .collect()
 }
 
@@ -511,7 +527,7 @@ fn shared_keys(presence: &Presence, topic: &str) -> Vec<String> {
         .frame()
         .payload()
         .deserialize()
-        .unwrap_or_default();
+        .expect("a rendered payload parses");
     state.into_keys().collect()
 }
 
@@ -565,85 +581,5 @@ fn a_state_payload_has_phoenix_shape() -> Result<(), TrackError> {
         payload.deserialize::<serde_json::Value>().ok(),
         Some(serde_json::json!({"alice": {"metas": [{"online_at": 1, "phx_ref": phx_ref}]}}))
     );
-    Ok(())
-}
-
-#[test]
-#[ignore = "measurement"]
-fn measure_ten_thousand_members() -> Result<(), TrackError> {
-    use std::time::Instant;
-    let (presence, log) = node(1, FlushMode::Manual);
-    let started = Instant::now();
-    for conn in 0..10_000u64 {
-        presence.track(
-            owner(conn),
-            "t",
-            &format!("user:{conn}"),
-            meta(serde_json::json!({"online_at": 1_700_000_000u64})),
-        )?;
-    }
-    let tracked = started.elapsed();
-    let started = Instant::now();
-    presence.flush("t");
-    let flushed = started.elapsed();
-    let diff_bytes = lock(&log)[0]
-        .frame()
-        .payload()
-        .as_json()
-        .map_or(0, str::len);
-    let started = Instant::now();
-    let state = presence.state_payload("t");
-    let listed = started.elapsed();
-    let started = Instant::now();
-    for conn in 0..10_000u64 {
-        presence.untrack_owner(owner(conn));
-    }
-    presence.flush("t");
-    let untracked = started.elapsed();
-    println!(
-        "10k tracks {tracked:?}, one 10k-join diff {flushed:?} ({diff_bytes} B), state {listed:?} ({} B), 10k untracks + diff {untracked:?}",
-        state.as_json().map_or(0, str::len)
-    );
-    Ok(())
-}
-
-/// The `presence_state` frame one joiner of `topic` is sent, encoded for a V2 socket: its size.
-fn joiner_state(presence: &Presence, topic: &str) -> usize {
-    presence
-        .joiner_state(topic)
-        .wire(alight_protocol::Serializer::V2)
-        .map_or(0, |wire| wire.len())
-}
-
-/// Ten thousand members join one topic, `per_window` of them in each batch window, and each is
-/// sent its `presence_state`: the server's CPU for those states (`cargo test -p alight-server
-/// --release -- --ignored measure_ --nocapture`).
-#[test]
-#[ignore = "measurement"]
-fn measure_ten_thousand_joiners() -> Result<(), TrackError> {
-    use std::time::Instant;
-    const MEMBERS: u64 = 10_000;
-    for per_window in [100, 10] {
-        let (presence, _log) = node(1, FlushMode::Manual);
-        let started = Instant::now();
-        let mut bytes = 0;
-        for conn in 0..MEMBERS {
-            presence.track(
-                owner(conn),
-                "t",
-                &format!("user:{conn}"),
-                meta(serde_json::json!({"online_at": 1_700_000_000u64})),
-            )?;
-            bytes += joiner_state(&presence, "t");
-            if conn % per_window == per_window - 1 {
-                presence.flush("t");
-            }
-        }
-        println!(
-            "{MEMBERS} joiners, {per_window} per window: every joiner's presence_state in {:?}, {} MB in all",
-            started.elapsed(),
-            bytes / 1_000_000
-        );
-    }
     Ok(())
 }

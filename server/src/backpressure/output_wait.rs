@@ -1,67 +1,66 @@
-//! Output that waits for a broadcast: a publisher's reply goes out once its broadcast has reached
-//! every subscriber's socket task.
-//!
-//! A `shout` costs its publisher an `Arc` clone per subscriber, and each delivery costs a write.
-//! Answering the publisher at once lets a client that keeps several pushes in flight run ahead of
-//! the fan-out, and every subscriber's queue (and so the latency of every delivery) grows by what
-//! it sends. Holding the step's output (its own copy of the broadcast, then the reply) until the
-//! broadcast has been taken from every queue ties a client's pace to the fan-out it causes, the
-//! way a reply queued behind the broadcast in one writer per socket would. Everything the
-//! connection sends after a held step waits behind it, so the client sees frames in order.
-//! A subscriber that stops reading would hold the reply for good, so a step is released once
-//! [`HOLD_TIMEOUT`] passes without any queue taking its broadcast. Subscribers that are only
-//! busy keep taking, and the step waits for them however long the fan-out takes (a round of
-//! writes to tens of thousands of sockets takes longer than the timeout): a fixed timeout would
-//! release replies before the fan-out and let the client deepen every queue.
-//!
-//! A step waits for the broadcast of a few steps before rather than its own (which one,
-//! [`Pacing::hold_until`](crate::pacing::Pacing::hold_until) says): the client keeps a few more
-//! broadcasts in the pipe, and subscribers write several per syscall.
+//! A step's output waits until the broadcast of a few steps before has left every queue.
 
 use std::collections::VecDeque;
 use std::sync::Weak;
-use std::time::Duration;
 
-use alight_protocol::SharedBroadcast;
-use axum::extract::ws::Message;
 use tokio::time::Instant;
 
-use crate::pacing::{Stall, taken};
+use crate::backpressure::{ProgressDeadline, taken};
+use crate::broadcast::Broadcast;
 
-/// The longest a step's output waits without any queue taking its broadcast.
-pub(crate) const HOLD_TIMEOUT: Duration = Duration::from_millis(100);
-
-/// Steps' output waiting for their broadcasts, oldest first.
-#[derive(Default)]
-pub(crate) struct HeldOutput {
-    steps: VecDeque<HeldStep>,
+/// Steps' output waiting for the fan-out of their broadcasts, oldest first.
+///
+/// Answering a publisher at once lets a client that keeps several pushes in flight run ahead of
+/// the fan-out, and every subscriber's queue (and so the latency of every delivery) grows by what
+/// it sends. A step that broadcast keeps its output (its own copy of the broadcast, then the
+/// reply) until the broadcast of a few steps before ([`ReadPause::hold_until`] says which) has
+/// been taken from every queue: the client keeps a few broadcasts in the pipe, subscribers write
+/// several per syscall, and the client's pace is tied to the fan-out it causes. Everything sent
+/// after a waiting step queues behind it, so the client sees frames in order.
+///
+/// `M` is the transport's message type.
+///
+/// [`ReadPause::hold_until`]: super::ReadPause::hold_until
+#[derive(Debug)]
+pub(crate) struct OutputWait<M> {
+    steps: VecDeque<WaitingStep<M>>,
 }
 
-struct HeldStep {
+#[derive(Debug)]
+struct WaitingStep<M> {
     /// Released once no queue holds it.
-    broadcast: Weak<SharedBroadcast>,
+    broadcast: Weak<Broadcast>,
     /// Released at its deadline unless some queue took the broadcast meanwhile.
-    stall: Stall,
-    messages: Vec<Message>,
+    deadline: ProgressDeadline,
+    messages: Vec<M>,
 }
 
-impl HeldOutput {
+impl<M> Default for OutputWait<M> {
+    fn default() -> Self {
+        OutputWait {
+            steps: VecDeque::new(),
+        }
+    }
+}
+
+impl<M> OutputWait<M> {
     /// Whether any output waits.
     pub(crate) fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }
 
-    /// Takes a step's output: held until `until` is taken everywhere if given and still queued
-    /// somewhere; behind what is already held otherwise; else left in `out` to be written now.
-    pub(crate) fn hold(&mut self, out: &mut Vec<Message>, until: Option<&Weak<SharedBroadcast>>) {
+    /// Takes a step's output: it waits until `until` is taken everywhere if given and still
+    /// queued somewhere; behind what already waits otherwise; else it is left in `out` to be
+    /// written now.
+    pub(crate) fn hold(&mut self, out: &mut Vec<M>, until: Option<&Weak<Broadcast>>) {
         if out.is_empty() {
             return;
         }
         match until {
             Some(broadcast) if broadcast.strong_count() > 0 => {
-                self.steps.push_back(HeldStep {
+                self.steps.push_back(WaitingStep {
                     broadcast: broadcast.clone(),
-                    stall: Stall::new(broadcast.strong_count(), HOLD_TIMEOUT),
+                    deadline: ProgressDeadline::new(broadcast.strong_count()),
                     messages: std::mem::take(out),
                 });
             }
@@ -74,13 +73,11 @@ impl HeldOutput {
     }
 
     /// Moves the output of the steps now released, in order, to the end of `out`.
-    pub(crate) fn release(&mut self, out: &mut Vec<Message>) {
+    pub(crate) fn release(&mut self, out: &mut Vec<M>) {
         let now = Instant::now();
         while let Some(step) = self.steps.front_mut() {
             let holders = step.broadcast.strong_count();
-            if holders > 0
-                && (step.stall.deadline > now || !step.stall.gave_up(holders, HOLD_TIMEOUT))
-            {
+            if holders > 0 && (step.deadline.at > now || !step.deadline.expired(holders)) {
                 break;
             }
             if let Some(mut step) = self.steps.pop_front() {
@@ -92,22 +89,22 @@ impl HeldOutput {
         }
     }
 
-    /// Moves all held output, in order, to the end of `out`.
-    pub(crate) fn release_all(&mut self, out: &mut Vec<Message>) {
+    /// Moves all waiting output, in order, to the end of `out`.
+    pub(crate) fn release_all(&mut self, out: &mut Vec<M>) {
         for mut step in self.steps.drain(..) {
             out.append(&mut step.messages);
         }
     }
 
-    /// Resolves once the oldest held step may be released (call [`release`](Self::release)
-    /// then). Cancel-safe; pending for ever while nothing is held.
+    /// Resolves once the oldest waiting step may be released (call [`release`](Self::release)
+    /// then). Cancel-safe; pending for ever while nothing waits.
     pub(crate) async fn released(&self) {
         let Some(step) = self.steps.front() else {
             return std::future::pending().await;
         };
         tokio::select! {
             () = taken(&step.broadcast) => {}
-            () = tokio::time::sleep_until(step.stall.deadline) => {}
+            () = tokio::time::sleep_until(step.deadline.at) => {}
         }
     }
 }
@@ -116,10 +113,13 @@ impl HeldOutput {
 mod tests {
     use std::sync::Arc;
 
+    use std::time::Duration;
+
     use alight_protocol::Payload;
-    use axum::extract::ws::Utf8Bytes;
+    use axum::extract::ws::{Message, Utf8Bytes};
 
     use super::*;
+    use crate::backpressure::STALL_TIMEOUT;
 
     fn text(s: &'static str) -> Message {
         Message::Text(Utf8Bytes::from_static(s))
@@ -134,13 +134,13 @@ mod tests {
             .collect()
     }
 
-    fn broadcast() -> Arc<SharedBroadcast> {
-        Arc::new(SharedBroadcast::new("room:a", "shout", Payload::empty()))
+    fn broadcast() -> Arc<Broadcast> {
+        Arc::new(Broadcast::new("room:a", "shout", Payload::empty()))
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_step_waits_for_its_broadcast_and_later_output_waits_behind_it() {
-        let mut held = HeldOutput::default();
+        let mut held = OutputWait::default();
         let shout = broadcast();
         let queued = shout.clone();
         let mut out = vec![text("own copy"), text("reply")];
@@ -168,7 +168,7 @@ mod tests {
 
     #[test]
     fn output_goes_out_at_once_when_nothing_holds_it() {
-        let mut held = HeldOutput::default();
+        let mut held = OutputWait::default();
         // No broadcast, or one no queue holds any more (no other subscriber).
         let mut out = vec![text("reply")];
         held.hold(&mut out, None);
@@ -181,7 +181,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_broadcast_being_taken_holds_the_output_past_the_timeout() {
-        let mut held = HeldOutput::default();
+        let mut held = OutputWait::default();
         let shout = broadcast();
         let mut queues = vec![shout.clone(); 3];
         let mut out = vec![text("reply")];
@@ -190,7 +190,7 @@ mod tests {
         let started = Instant::now();
         // One queue takes it before each timeout runs out: the output keeps waiting.
         for taken in 1..3 {
-            tokio::time::sleep(HOLD_TIMEOUT - Duration::from_millis(1)).await;
+            tokio::time::sleep(STALL_TIMEOUT - Duration::from_millis(1)).await;
             queues.pop();
             held.released().await;
             held.release(&mut out);
@@ -200,20 +200,20 @@ mod tests {
         held.released().await;
         held.release(&mut out);
         assert_eq!(texts(&out), ["reply"]);
-        assert_eq!(started.elapsed(), HOLD_TIMEOUT * 3);
+        assert_eq!(started.elapsed(), STALL_TIMEOUT * 3);
         assert_eq!(queues.len(), 1);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_broadcast_never_taken_holds_the_output_for_the_timeout_only() {
-        let mut held = HeldOutput::default();
+        let mut held = OutputWait::default();
         let shout = broadcast();
         let _stuck_in_a_queue = shout.clone();
         let mut out = vec![text("reply")];
         held.hold(&mut out, Some(&Arc::downgrade(&shout)));
         let started = Instant::now();
         held.released().await;
-        assert_eq!(started.elapsed(), HOLD_TIMEOUT);
+        assert_eq!(started.elapsed(), STALL_TIMEOUT);
         held.release(&mut out);
         assert_eq!(texts(&out), ["reply"]);
     }

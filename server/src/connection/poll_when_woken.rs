@@ -1,11 +1,11 @@
-//! A stream polled only once it has woken its task.
+//! A stream polled only once it has woken its task: the read half of a connection's socket.
 //!
-//! A connection's task wakes for many reasons (a broadcast queued for it, a held reply
+//! A connection's task wakes for many reasons (a broadcast queued for it, waiting output
 //! released, a timer) and its `select!` polls every branch each time. Polling the WebSocket's
 //! read half when nothing arrived is not free: the split lock, tungstenite's read path (which
 //! zeroes its read buffer before every read attempt) and the socket's readiness check. Under a
 //! large fan-out nearly every wake-up is a broadcast, so that was paid on every delivery.
-//! [`Gated`] remembers whether the stream itself asked to be polled again and, if it did not,
+//! [`PollWhenWoken`] remembers whether the stream itself asked to be polled again and, if it did not,
 //! answers `Pending` at once.
 
 use std::pin::Pin;
@@ -18,12 +18,12 @@ use futures_util::task::AtomicWaker;
 
 /// What the inner stream wakes: it marks the stream ready, then wakes the task polling it.
 #[derive(Default)]
-struct Gate {
+struct ReadyFlag {
     ready: AtomicBool,
     task: AtomicWaker,
 }
 
-impl Wake for Gate {
+impl Wake for ReadyFlag {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
@@ -36,37 +36,37 @@ impl Wake for Gate {
 
 /// A stream that is polled only after it woke its task (or yielded an item: more may be
 /// buffered), and answers `Pending` without polling the inner stream otherwise.
-pub(crate) struct Gated<S> {
+pub(crate) struct PollWhenWoken<S> {
     inner: S,
-    gate: Arc<Gate>,
+    flag: Arc<ReadyFlag>,
     /// The waker the inner stream is polled with, built once.
     waker: Waker,
 }
 
-impl<S> Gated<S> {
+impl<S> PollWhenWoken<S> {
     pub(crate) fn new(inner: S) -> Self {
-        let gate = Arc::new(Gate::default());
+        let flag = Arc::new(ReadyFlag::default());
         // The first poll goes through: nothing has registered interest yet.
-        gate.ready.store(true, Ordering::Relaxed);
-        let waker = Waker::from(gate.clone());
-        Gated { inner, gate, waker }
+        flag.ready.store(true, Ordering::Relaxed);
+        let waker = Waker::from(flag.clone());
+        PollWhenWoken { inner, flag, waker }
     }
 }
 
-impl<S: Stream + Unpin> Stream for Gated<S> {
+impl<S: Stream + Unpin> Stream for PollWhenWoken<S> {
     type Item = S::Item;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let this = &mut *self;
-        this.gate.task.register(cx.waker());
-        if !this.gate.ready.swap(false, Ordering::AcqRel) {
+        this.flag.task.register(cx.waker());
+        if !this.flag.ready.swap(false, Ordering::AcqRel) {
             return Poll::Pending;
         }
         let mut inner_cx = Context::from_waker(&this.waker);
         let polled = Pin::new(&mut this.inner).poll_next(&mut inner_cx);
         if polled.is_ready() {
             // The inner stream may hold more (several frames in one read): poll it again.
-            this.gate.ready.store(true, Ordering::Release);
+            this.flag.ready.store(true, Ordering::Release);
         }
         polled
     }
@@ -106,34 +106,34 @@ mod tests {
     #[test]
     fn the_inner_stream_is_polled_again_only_after_it_woke() {
         let polls = Arc::new(AtomicUsize::new(0));
-        let mut gated = Gated::new(Probe {
+        let mut stream = PollWhenWoken::new(Probe {
             polls: polls.clone(),
             items: vec![2, 1],
             waker: None,
         });
         let mut cx = Context::from_waker(noop_waker_ref());
         // Items already there come out one per poll, the inner stream polled each time.
-        assert_eq!(gated.poll_next_unpin(&mut cx), Poll::Ready(Some(1)));
-        assert_eq!(gated.poll_next_unpin(&mut cx), Poll::Ready(Some(2)));
-        assert_eq!(gated.poll_next_unpin(&mut cx), Poll::Pending);
+        assert_eq!(stream.poll_next_unpin(&mut cx), Poll::Ready(Some(1)));
+        assert_eq!(stream.poll_next_unpin(&mut cx), Poll::Ready(Some(2)));
+        assert_eq!(stream.poll_next_unpin(&mut cx), Poll::Pending);
         assert_eq!(polls.load(Ordering::Relaxed), 3);
         // Woken for something else: the inner stream is left alone.
         for _ in 0..5 {
-            assert_eq!(gated.poll_next_unpin(&mut cx), Poll::Pending);
+            assert_eq!(stream.poll_next_unpin(&mut cx), Poll::Pending);
         }
         assert_eq!(polls.load(Ordering::Relaxed), 3);
-        // It wakes its task (through the gate) when data arrives: polled again.
-        gated.inner.items.push(3);
-        gated.inner.waker.take().expect("registered").wake();
-        assert_eq!(gated.poll_next_unpin(&mut cx), Poll::Ready(Some(3)));
+        // It wakes its task (through its flag) when data arrives: polled again.
+        stream.inner.items.push(3);
+        stream.inner.waker.take().expect("registered").wake();
+        assert_eq!(stream.poll_next_unpin(&mut cx), Poll::Ready(Some(3)));
         assert_eq!(polls.load(Ordering::Relaxed), 4);
     }
 
     #[tokio::test]
     async fn a_task_waiting_on_it_is_woken_by_the_inner_stream() {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
-        let mut gated = Gated::new(tokio_stream_of(rx));
-        let reader = tokio::spawn(async move { gated.next().await });
+        let mut stream = PollWhenWoken::new(tokio_stream_of(rx));
+        let reader = tokio::spawn(async move { stream.next().await });
         tokio::task::yield_now().await;
         tx.send(7).expect("the reader is alive");
         assert_eq!(reader.await.expect("the reader does not panic"), Some(7));

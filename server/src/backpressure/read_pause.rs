@@ -1,64 +1,48 @@
-//! Pacing a connection that broadcasts to the rate its subscribers are served at.
+//! Reading pauses while more than a window of a connection's broadcasts are still queued.
 
 use std::collections::VecDeque;
 use std::sync::Weak;
-use std::task::Poll;
-use std::time::Duration;
 
-use alight_protocol::SharedBroadcast;
-use tokio::time::Instant;
+use crate::backpressure::{ProgressDeadline, forget_taken, taken};
+use crate::broadcast::Broadcast;
 
 /// The broadcasts a connection keeps ahead of the subscribers it publishes to, into a topic of
-/// up to `WIDER_PER * MIN_PACE_WINDOW` subscribers.
-const MIN_PACE_WINDOW: usize = 64;
+/// up to `WIDER_PER * MIN_WINDOW` subscribers.
+const MIN_WINDOW: usize = 64;
 /// The most broadcasts a connection keeps ahead of its subscribers, into the largest topics.
-const MAX_PACE_WINDOW: usize = 128;
-/// Past `WIDER_PER * MIN_PACE_WINDOW` subscribers, the window grows by one broadcast per this
-/// many subscribers.
+const MAX_WINDOW: usize = 128;
+/// Past `WIDER_PER * MIN_WINDOW` subscribers, the window grows by one broadcast per this many
+/// subscribers.
 const WIDER_PER: usize = 80;
-/// How many steps back, at most, the broadcast is that releases a held step (see
-/// [`Pacing::hold_until`]).
+/// How many steps back, at most, the broadcast is that releases a step's waiting output (see
+/// [`ReadPause::hold_until`]).
 const HOLD_LAG: usize = 16;
-/// The longest a paced connection waits without any subscriber taking its newest broadcast
-/// before it reads again anyway.
-const PACE_TIMEOUT: Duration = Duration::from_millis(100);
 
-/// Paces a connection that broadcasts to the rate its subscribers are served at.
+/// Pauses reading from a client while more than a window of its broadcasts wait in subscriber
+/// queues, and picks the broadcast a step's output waits for.
 ///
-/// Publishing a broadcast is cheap (an `Arc` into each subscriber's queue) and delivering it is
-/// dear (a write on every subscriber's socket). A client pushing broadcasts as fast as it gets
-/// replies would fill its subscribers' queues faster than one core writes them out: the queues
-/// would overflow and every subscriber be closed as a slow consumer although none is slow, and
-/// every delivery would wait behind a deep queue. So a connection watches its latest broadcasts,
-/// weakly (only the subscriber queues that still hold one keep it alive): once more than a
-/// window of them wait in some queue, it stops reading from its client (who then meets TCP
-/// backpressure) until every subscriber has taken them all. It keeps serving its own queue
+/// The connection watches its latest broadcasts weakly (only the subscriber queues that still
+/// hold one keep it alive). Once more than a window of them are queued somewhere, it stops reading
+/// from its client until every subscriber has taken them all; it keeps serving its own queue
 /// meanwhile, so publishers in one topic never wait on each other. Publishing in bursts of a
-/// window and letting them drain is what makes subscribers take several messages per wake-up
-/// and write them with one syscall; resuming as soon as the oldest is taken would hand them one
-/// message at a time (bench/README.md has the measurements behind the window).
+/// window and letting them drain makes subscribers take several messages per wake-up and write
+/// them with one syscall; resuming as soon as the oldest is taken would hand them one at a time.
 ///
-/// The window ([`Pacing::window`]) is 64 broadcasts, wider into topics of more than 5,120
-/// subscribers (up to 128 from 10,240), and at most a quarter of the outbound queue: wider
-/// windows batch more writes, narrower ones keep the queues, and so the latency, shorter. A round
-/// over a large topic costs a syscall per subscriber however few messages each takes, so there
-/// deeper batches pay: an open-loop publisher at 1,000 msg/s into 10,000 subscribers got 1.67M
-/// deliveries/s with a window of 64 and 2.10-2.12M with 128 (bare fan-out: 2.02-2.05M); into
-/// 1,000 subscribers the wider window only added latency (bench/README.md, item 10).
+/// The window ([`ReadPause::window`]) is 64 broadcasts, wider into topics of more than 5,120
+/// subscribers (up to 128 from 10,240), and at most a quarter of the outbound queue: wider windows
+/// batch more writes (a round over a large topic costs a syscall per subscriber however few
+/// messages each takes, so there deeper batches pay), narrower ones keep the queues, and so the
+/// latency, shorter.
 ///
-/// A subscriber that stops reading holds its broadcasts for good. Once [`PACE_TIMEOUT`] passes
-/// without any subscriber taking the newest broadcast, the publisher forgets them and reads on,
-/// so such a subscriber slows a publisher to about a window per timeout until its queue
-/// overflows and it is closed as a slow consumer. Subscribers that are only busy keep taking, and
-/// the publisher waits for them however long a window takes to write (tens of thousands of
-/// subscribers take longer than the timeout): a fixed timeout per window would let the publisher
-/// overfill their queues.
-#[derive(Default)]
-pub(crate) struct Pacing {
+/// A subscriber that stops reading holds its broadcasts for good: once
+/// [`STALL_TIMEOUT`](super::STALL_TIMEOUT) passes without any subscriber taking the newest one,
+/// the publisher forgets them and reads on.
+#[derive(Debug, Default)]
+pub(crate) struct ReadPause {
     /// This connection's broadcasts that some queue may still hold, oldest first.
-    recent: VecDeque<Weak<SharedBroadcast>>,
+    recent: VecDeque<Weak<Broadcast>>,
     /// While paused: when reading resumes regardless, unless subscribers keep taking.
-    stall: Option<Stall>,
+    deadline: Option<ProgressDeadline>,
     /// How many queues the latest broadcast went into.
     fanout: usize,
     /// How many of this connection's broadcasts every queue has taken, counted up to
@@ -66,17 +50,17 @@ pub(crate) struct Pacing {
     taken: usize,
 }
 
-impl Pacing {
+impl ReadPause {
     /// Records the latest broadcast of a step.
     ///
     /// Called once the step's own copy is encoded: the broadcast's other holders are the
     /// subscriber queues it went into (less any another worker thread already emptied).
-    pub(crate) fn published(&mut self, latest: Weak<SharedBroadcast>) {
+    pub(crate) fn published(&mut self, latest: Weak<Broadcast>) {
         // Progress is counted on the newest broadcast (a step may publish while paused, from an
         // intercepted event's `handle_out`).
         self.fanout = latest.strong_count();
-        if let Some(stall) = &mut self.stall {
-            stall.holders = self.fanout;
+        if let Some(deadline) = &mut self.deadline {
+            deadline.set_holders(self.fanout);
         }
         self.recent.push_back(latest);
     }
@@ -85,7 +69,7 @@ impl Pacing {
     /// by the topic it published to last.
     pub(crate) fn window(&self, queue: usize) -> usize {
         (self.fanout / WIDER_PER)
-            .clamp(MIN_PACE_WINDOW, MAX_PACE_WINDOW)
+            .clamp(MIN_WINDOW, MAX_WINDOW)
             .min(queue / 4)
             .max(1)
     }
@@ -95,18 +79,18 @@ impl Pacing {
     pub(crate) fn paused(&mut self, window: usize) -> bool {
         self.forget_sent();
         if self.recent.len() <= window {
-            self.stall = None;
+            self.deadline = None;
             return false;
         }
-        if self.stall.is_none() {
+        if self.deadline.is_none() {
             let holders = self.recent.back().map_or(0, Weak::strong_count);
-            self.stall = Some(Stall::new(holders, PACE_TIMEOUT));
+            self.deadline = Some(ProgressDeadline::new(holders));
         }
         true
     }
 
     /// The broadcast whose taking releases the output of the step that just published (see
-    /// `crate::held`): the one of a few steps before, so that a client that keeps pushes in
+    /// [`OutputWait`](super::OutputWait)): the one of a few steps before, so that a client that keeps pushes in
     /// flight keeps that many more broadcasts in the pipe, and subscribers write several per
     /// syscall. `None` when that broadcast is already taken (fewer are queued).
     ///
@@ -115,15 +99,12 @@ impl Pacing {
     /// [`HOLD_LAG`]. A client that opens with many pushes in flight then fills the pipe as fast
     /// as the fan-out empties it, rather than all at once into cold connections.
     ///
-    /// Measured flat out with 16 pushes in flight (bench/README.md, "what changed", items 4, 8
-    /// and 11): into 1,000 subscribers, 16 steps back gave 1.12-1.56M deliveries/s against
-    /// 0.99-1.05M for 8 at the same p99; into 10,000, one step back (the lag used to shrink
-    /// with the topic's size) gave 1.17M/s at a p99 of 767 ms, 16 from the start 1.15-1.48M/s
-    /// at 314-369 ms, and the slow start 1.32-1.44M/s at 269-296 ms.
+    /// A lag of 16 steps, reached by a slow start, gave the most deliveries at the lowest tail
+    /// latency (bench/README.md, "what changed", items 4, 8 and 11).
     ///
     /// The broadcasts still queued are a suffix of this connection's (queues are first in, first
     /// out), so the one `lag` steps back is the `lag`-th from the end if it is still queued.
-    pub(crate) fn hold_until(&mut self) -> Option<Weak<SharedBroadcast>> {
+    pub(crate) fn hold_until(&mut self) -> Option<Weak<Broadcast>> {
         self.forget_sent();
         let lag = (self.taken + 1).min(HOLD_LAG);
         let at = self.recent.len().checked_sub(lag + 1)?;
@@ -137,15 +118,15 @@ impl Pacing {
     pub(crate) async fn resume(&mut self) {
         // Queues are first in, first out: once the newest is taken everywhere, so are the older.
         let newest = self.recent.back().cloned().unwrap_or_default();
-        let stall = self
-            .stall
-            .get_or_insert_with(|| Stall::new(newest.strong_count(), PACE_TIMEOUT));
+        let deadline = self
+            .deadline
+            .get_or_insert_with(|| ProgressDeadline::new(newest.strong_count()));
         tokio::select! {
             () = taken(&newest) => {}
-            () = tokio::time::sleep_until(stall.deadline) => {
-                if stall.gave_up(newest.strong_count(), PACE_TIMEOUT) {
+            () = tokio::time::sleep_until(deadline.at) => {
+                if deadline.expired(newest.strong_count()) {
                     self.recent.clear();
-                    self.stall = None;
+                    self.deadline = None;
                 }
             }
         }
@@ -160,76 +141,21 @@ impl Pacing {
     }
 }
 
-/// A wait for a broadcast to be taken that gives up only once a timeout passes without any queue
-/// taking it: subscribers that are busy keep it going however long the fan-out takes, and a
-/// stalled one ends it. Pacing waits on it, and so does held output (`crate::held`).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Stall {
-    /// When the wait gives up unless some queue took the broadcast since it was set.
-    pub(crate) deadline: Instant,
-    /// How many queues held the broadcast when the deadline was set.
-    holders: usize,
-}
-
-impl Stall {
-    /// A wait on a broadcast `holders` queues hold now, for `timeout` at first.
-    pub(crate) fn new(holders: usize, timeout: Duration) -> Self {
-        Stall {
-            deadline: Instant::now() + timeout,
-            holders,
-        }
-    }
-
-    /// At the deadline, with `holders` queues holding the broadcast now: whether the wait is over
-    /// (none took it since the deadline was set); otherwise it waits another `timeout`.
-    pub(crate) fn gave_up(&mut self, holders: usize, timeout: Duration) -> bool {
-        if holders < self.holders {
-            self.holders = holders;
-            self.deadline = Instant::now() + timeout;
-            return false;
-        }
-        true
-    }
-}
-
-/// Resolves once no queue holds `broadcast` any more (at once if none does).
-pub(crate) async fn taken(broadcast: &Weak<SharedBroadcast>) {
-    std::future::poll_fn(|cx| match broadcast.upgrade() {
-        None => Poll::Ready(()),
-        Some(held) => {
-            held.wake_when_dropped(cx.waker());
-            drop(held);
-            if broadcast.strong_count() == 0 {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        }
-    })
-    .await;
-}
-
-/// Drops the oldest of `recent` that no queue holds any more, and the room once none is left.
-pub(crate) fn forget_taken(recent: &mut VecDeque<Weak<SharedBroadcast>>) {
-    while recent.front().is_some_and(|sent| sent.strong_count() == 0) {
-        recent.pop_front();
-    }
-    if recent.is_empty() && recent.capacity() > 0 {
-        *recent = VecDeque::new();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
+    use std::time::Duration;
+
     use alight_protocol::Payload;
+    use tokio::time::Instant;
 
     use super::*;
+    use crate::backpressure::STALL_TIMEOUT;
 
     /// A broadcast held by `queues` subscriber queues, as the registry leaves it.
-    fn fanned_out(queues: usize) -> (Weak<SharedBroadcast>, Vec<Arc<SharedBroadcast>>) {
-        let broadcast = Arc::new(SharedBroadcast::new("room:a", "shout", Payload::empty()));
+    fn fanned_out(queues: usize) -> (Weak<Broadcast>, Vec<Arc<Broadcast>>) {
+        let broadcast = Arc::new(Broadcast::new("room:a", "shout", Payload::empty()));
         let held = vec![broadcast.clone(); queues];
         (Arc::downgrade(&broadcast), held)
     }
@@ -237,10 +163,10 @@ mod tests {
     /// Publishes `count` broadcasts on `pacing`, each held by `queues` queues: their weak
     /// references and what holds them.
     fn published_into(
-        pacing: &mut Pacing,
+        pacing: &mut ReadPause,
         count: usize,
         queues: usize,
-    ) -> (Vec<Weak<SharedBroadcast>>, Vec<Vec<Arc<SharedBroadcast>>>) {
+    ) -> (Vec<Weak<Broadcast>>, Vec<Vec<Arc<Broadcast>>>) {
         let mut gates = Vec::new();
         let mut holders = Vec::new();
         for _ in 0..count {
@@ -253,8 +179,8 @@ mod tests {
     }
 
     /// A connection that published `count` broadcasts, each held by `queues` queues.
-    fn published(count: usize, queues: usize) -> (Pacing, Vec<Vec<Arc<SharedBroadcast>>>) {
-        let mut pacing = Pacing::default();
+    fn published(count: usize, queues: usize) -> (ReadPause, Vec<Vec<Arc<Broadcast>>>) {
+        let mut pacing = ReadPause::default();
         let mut holders = Vec::new();
         for _ in 0..count {
             let (latest, held) = fanned_out(queues);
@@ -277,7 +203,7 @@ mod tests {
             (10_000, 16, 4),
             (1, 2, 1),
         ] {
-            let mut pacing = Pacing::default();
+            let mut pacing = ReadPause::default();
             let mut holders = Vec::new();
             for sent in 1..=window + 1 {
                 let (latest, held) = fanned_out(queues);
@@ -309,7 +235,7 @@ mod tests {
     #[test]
     fn a_step_is_held_until_the_broadcast_of_a_few_steps_before_is_taken() {
         for queues in [2, 10_000] {
-            let mut pacing = Pacing::default();
+            let mut pacing = ReadPause::default();
             // The connection's first broadcasts, taken everywhere: the lag is grown.
             let (_, taken) = published_into(&mut pacing, HOLD_LAG, queues);
             drop(taken);
@@ -340,7 +266,7 @@ mod tests {
 
     #[test]
     fn the_lag_grows_by_one_step_per_broadcast_taken_everywhere() {
-        let mut pacing = Pacing::default();
+        let mut pacing = ReadPause::default();
         // A fresh connection: one step back.
         let (gates, mut held) = published_into(&mut pacing, 3, 2);
         assert!(pacing.hold_until().expect("queued").ptr_eq(&gates[1]));
@@ -361,7 +287,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn resume_waits_for_the_newest_to_be_taken() {
-        let mut pacing = Pacing::default();
+        let mut pacing = ReadPause::default();
         let (first, first_held) = fanned_out(1);
         let (newest, mut newest_held) = fanned_out(2);
         pacing.published(first);
@@ -387,7 +313,7 @@ mod tests {
         assert!(pacing.paused(2));
         let started = Instant::now();
         pacing.resume().await;
-        assert_eq!(started.elapsed(), PACE_TIMEOUT);
+        assert_eq!(started.elapsed(), STALL_TIMEOUT);
         // What was held is forgotten: the window is free again.
         assert!(!pacing.paused(2));
         assert_eq!(stuck.len(), 3);
@@ -396,7 +322,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn subscribers_that_keep_taking_hold_reading_past_the_timeout() {
         /// Three subscriber queues holding two broadcasts each, past a window of one.
-        fn two_queued(pacing: &mut Pacing) -> Vec<Vec<Arc<SharedBroadcast>>> {
+        fn two_queued(pacing: &mut ReadPause) -> Vec<Vec<Arc<Broadcast>>> {
             let (older, older_held) = fanned_out(3);
             let (newest, newest_held) = fanned_out(3);
             pacing.published(older);
@@ -411,7 +337,7 @@ mod tests {
 
         // Busy subscribers take their queue 90 ms apart, the last one 270 ms in: more than the
         // timeout in all, but never a timeout without one taking.
-        let mut pacing = Pacing::default();
+        let mut pacing = ReadPause::default();
         let mut queues = two_queued(&mut pacing);
         let started = Instant::now();
         let takers = tokio::spawn(async move {
@@ -438,7 +364,7 @@ mod tests {
         while pacing.paused(1) {
             pacing.resume().await;
         }
-        assert_eq!(started.elapsed(), PACE_TIMEOUT * 2);
+        assert_eq!(started.elapsed(), STALL_TIMEOUT * 2);
         let stalled = taker.await.expect("the taker does not panic");
         assert_eq!(stalled.len(), 2);
     }

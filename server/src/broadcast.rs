@@ -1,0 +1,72 @@
+//! [`Broadcast`]: the message a [`PubSub`](crate::PubSub) carries and the registry fans out.
+
+use alight_protocol::{EncodeError, Frame, Payload, Serializer, SharedBroadcast, Wire};
+
+use crate::backpressure::TakenSignal;
+
+/// A broadcast on its way to the subscribers of its topic: `[null, null, topic, event, payload]`,
+/// encoded at most once per serializer however many sockets receive it.
+///
+/// Share it behind an `Arc`: every subscriber queue it is fanned out to holds a clone, and a
+/// publisher waits for the last clone to go (see the `backpressure` module of this crate).
+///
+/// A multi-node adapter builds one from what it receives and hands it to
+/// [`Registry::dispatch`](crate::Registry::dispatch); to send one to the other nodes it reads
+/// [`frame`](Self::frame) or the encoded bytes of [`encoded`](Self::encoded).
+///
+/// ```
+/// use std::sync::Arc;
+/// use alight_protocol::{Payload, Serializer};
+/// use alight_server::Broadcast;
+///
+/// let broadcast = Arc::new(Broadcast::new("room:lobby", "shout", Payload::json(&"hi")?));
+/// assert_eq!(broadcast.frame().topic, "room:lobby");
+/// let wire = broadcast.encoded().wire(Serializer::V2)?;
+/// assert_eq!(wire.as_text(), Some(r#"[null,null,"room:lobby","shout","hi"]"#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Broadcast {
+    encoded: SharedBroadcast,
+    /// Wakes a publisher waiting for this broadcast when the last queue lets go of it.
+    pub(crate) taken: TakenSignal,
+}
+
+impl Broadcast {
+    /// A broadcast of `event` with `payload` on `topic`.
+    pub fn new(topic: impl Into<String>, event: impl Into<String>, payload: Payload) -> Self {
+        Broadcast::from_shared(SharedBroadcast::new(topic, event, payload))
+    }
+
+    /// Wraps a broadcast encoded (or to be encoded) once, e.g. one rebuilt from a frame another
+    /// node sent.
+    pub fn from_shared(encoded: SharedBroadcast) -> Self {
+        Broadcast {
+            encoded,
+            taken: TakenSignal::default(),
+        }
+    }
+
+    /// The frame being broadcast: its topic, event and payload.
+    pub fn frame(&self) -> &Frame {
+        self.encoded.frame()
+    }
+
+    /// The frame with its encodings, made once per serializer.
+    pub fn encoded(&self) -> &SharedBroadcast {
+        &self.encoded
+    }
+
+    /// The encoded message for `serializer` in a transport's own type (see
+    /// [`SharedBroadcast::wire_as`]).
+    pub(crate) fn wire_as<T>(
+        &self,
+        serializer: Serializer,
+        convert: fn(Wire) -> T,
+    ) -> Result<T, EncodeError>
+    where
+        T: Clone + Send + Sync + 'static,
+    {
+        self.encoded.wire_as(serializer, convert)
+    }
+}

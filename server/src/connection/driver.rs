@@ -1,0 +1,374 @@
+//! The socket driver: one task per WebSocket that reads frames, hands them to the channel
+//! runtime, and encodes and writes what comes out, until the socket closes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alight_protocol::{Direction, Serializer, Wire};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+use tracing::{Instrument, debug, info_span, warn};
+
+use super::poll_when_woken::PollWhenWoken;
+use super::runtime::ChannelRuntime;
+use crate::backpressure::Backpressure;
+use crate::channel::{Queued, Terminate};
+use crate::close_code;
+use crate::presence::Presence;
+use crate::registry::{ConnHandle, Inbox, Outbound};
+use crate::socket::Socket;
+use crate::state::ServerState;
+
+/// Outbound messages handled per step at most (and so written per flush).
+const BATCH: usize = 64;
+/// How long a closing socket may take to accept its close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Close reasons are limited to 123 bytes by the WebSocket protocol.
+const MAX_CLOSE_REASON: usize = 123;
+
+/// How a step of the loop ended.
+enum Step {
+    Continue,
+    /// Close the socket with this code and reason.
+    Close(u16, String),
+    /// The client is gone; nothing more to send.
+    Gone,
+    /// The client sent a close frame: answer it (tungstenite queued the echo) and stop.
+    PeerClosed,
+}
+
+impl Step {
+    fn shutting_down() -> Step {
+        Step::Close(close_code::SERVICE_RESTART, "server shutting down".into())
+    }
+
+    fn slow_consumer() -> Step {
+        Step::Close(
+            close_code::SLOW_CONSUMER,
+            "slow consumer: outbound queue full".into(),
+        )
+    }
+}
+
+/// One connection: its channels, and its output on the way from them to the socket.
+struct Connection {
+    /// The channels; holds the output's first stage, what the current step queued.
+    runtime: ChannelRuntime,
+    /// The output's second stage: the step's messages, encoded, then what backpressure releases.
+    encoded: Vec<Message>,
+    /// The third stage: output waiting for the fan-out of this socket's broadcasts.
+    backpressure: Backpressure<Message>,
+}
+
+/// Runs a connection to its end. `permit` holds its place under the connection limit.
+///
+/// Not an `async fn`: the socket is split here, before the future is built, so that the future
+/// neither keeps a second copy of its arguments nor the room of the unsplit `WebSocket`, for the
+/// whole life of the connection.
+pub(crate) fn run(
+    state: Arc<ServerState>,
+    ws: WebSocket,
+    socket: Socket,
+    permit: OwnedSemaphorePermit,
+) -> impl Future<Output = ()> + Send {
+    let span = info_span!(
+        "socket",
+        conn = socket.conn_id,
+        id = socket.id.as_deref().unwrap_or("")
+    );
+    let (mut sink, stream) = ws.split();
+    // Set up here rather than in the future: what is only needed to build the connection then
+    // takes no room in it. The future is polled as soon as it is built, so nothing changes order.
+    let limits = state.config.limits();
+    let idle_timeout = limits.idle_timeout;
+    let (handle, rx) = ConnHandle::new(socket.conn_id, limits.outbound_queue);
+    if let Some(id) = &socket.id {
+        state.registry.register_socket(id, &handle);
+    }
+    state.metrics.connections.inc();
+    state.memory.opened();
+    span.in_scope(|| debug!("connected"));
+    let mut conn = Connection {
+        runtime: ChannelRuntime::new(state.clone(), socket, handle.clone()),
+        encoded: Vec::new(),
+        backpressure: Backpressure::default(),
+    };
+    async move {
+        let step = conn
+            .drive(&mut sink, stream, rx, &handle, idle_timeout)
+            .await;
+        let reason = match step {
+            Step::Close(code, reason) => {
+                debug!(code, %reason, "closing");
+                let frame = CloseFrame {
+                    code,
+                    reason: Utf8Bytes::from(truncate(&reason, MAX_CLOSE_REASON)),
+                };
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame))))
+                    .await;
+                if code == close_code::SERVICE_RESTART {
+                    Terminate::Shutdown
+                } else {
+                    Terminate::Closed
+                }
+            }
+            Step::PeerClosed => {
+                // Flushing sends the close reply tungstenite queued when the client's close arrived.
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+                Terminate::Closed
+            }
+            Step::Gone | Step::Continue => Terminate::Closed,
+        };
+        // Boxed, as the callbacks in `drive`: only a closing connection needs the room.
+        Box::pin(conn.runtime.terminate_all(reason)).await;
+        if let Some(id) = &conn.runtime.socket.id {
+            state
+                .registry
+                .unregister_socket(id, conn.runtime.socket.conn_id);
+        }
+        state.metrics.connections.dec();
+        state.memory.closed();
+        debug!("disconnected");
+        drop(permit);
+    }
+    .instrument(span)
+}
+
+/// Cuts `text` to at most `max` bytes on a char boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+impl Connection {
+    /// The select loop: each turn is one step (a client message, a batch from the queue, a
+    /// timer), whose output is then encoded, paced and written.
+    async fn drive(
+        &mut self,
+        sink: &mut SplitSink<WebSocket, Message>,
+        stream: SplitStream<WebSocket>,
+        mut rx: Inbox,
+        handle: &ConnHandle,
+        idle_timeout: Duration,
+    ) -> Step {
+        let state = self.runtime.state.clone();
+        let mut stream = PollWhenWoken::new(stream);
+        let idle = tokio::time::sleep(idle_timeout);
+        tokio::pin!(idle);
+        // Registered once for the connection's life, not once per wake-up: each of these
+        // futures takes a lock to join its waiter list and another to leave it.
+        let shutting_down = state.shutdown.cancelled();
+        tokio::pin!(shutting_down);
+        let overflowed = handle.overflow.notified();
+        tokio::pin!(overflowed);
+        let queue = state.config.limits().outbound_queue;
+        loop {
+            let mut from_client = false;
+            let paused = self.backpressure.reading_paused(queue);
+            let step = tokio::select! {
+                biased;
+                () = &mut shutting_down => Step::shutting_down(),
+                () = &mut overflowed => Step::slow_consumer(),
+                incoming = stream.next(), if !paused => {
+                    from_client = true;
+                    idle.as_mut().reset(Instant::now() + idle_timeout);
+                    match incoming {
+                        // Boxed: the futures of the channel callbacks are large, and an idle
+                        // connection's task would otherwise hold room for them.
+                        Some(Ok(message)) => Box::pin(self.on_message(message)).await,
+                        Some(Err(err)) => read_error(err),
+                        None => Step::Gone,
+                    }
+                }
+                first = rx.recv() => self.on_outbound_batch(first, &mut rx).await,
+                () = self.backpressure.progress(paused), if self.backpressure.waits(paused) => Step::Continue,
+                () = &mut idle => Step::Close(close_code::GOING_AWAY, "idle timeout".into()),
+            };
+            let runtime = &mut self.runtime;
+            encode(
+                &mut runtime.queued,
+                runtime.socket.serializer,
+                &state.presence,
+                &mut self.encoded,
+            );
+            // Read once the step's own copies are encoded: only subscriber queues hold it now.
+            if let Some(latest) = runtime.published.take() {
+                self.backpressure.published(latest);
+            }
+            // Closing: what waits goes out before the close frame.
+            let closing = !matches!(step, Step::Continue);
+            self.backpressure.end_step(&mut self.encoded, closing);
+            if !self.encoded.is_empty() {
+                let written = tokio::select! {
+                    biased;
+                    () = &mut shutting_down => return Step::shutting_down(),
+                    () = &mut overflowed => return Step::slow_consumer(),
+                    written = write_all(sink, &mut self.encoded) => written,
+                };
+                match written {
+                    Ok(count) => {
+                        state.metrics.frames_out.inc_by(count as u64);
+                    }
+                    Err(_) => return Step::Gone,
+                }
+            }
+            // The buffers are empty now. A socket that receives broadcasts keeps their room (and
+            // its queue's) from one to the next: freeing it whenever the queue drains would cost
+            // an allocation and a free per delivery. Steps the client started (a push, a
+            // heartbeat at least every 30 s) give it back once the queue is empty, so that an
+            // idle socket holds none.
+            if from_client && rx.release_if_empty() {
+                self.release_room();
+            }
+            if closing {
+                return step;
+            }
+        }
+    }
+
+    /// Frees the room of the step buffers (empty between steps).
+    fn release_room(&mut self) {
+        self.backpressure.forget_taken();
+        if self.runtime.queued.capacity() > 0 {
+            self.runtime.queued = Vec::new();
+        }
+        if self.encoded.capacity() > 0 {
+            self.encoded = Vec::new();
+        }
+    }
+
+    /// A message from the client: decoded and handed to the channel runtime.
+    async fn on_message(&mut self, message: Message) -> Step {
+        let serializer = self.runtime.socket.serializer;
+        let decoded = match message {
+            Message::Text(text) => serializer.decode_text(Direction::ToServer, text.as_str()),
+            Message::Binary(bytes) => serializer.decode_binary(Direction::ToServer, bytes),
+            Message::Ping(_) | Message::Pong(_) => return Step::Continue,
+            Message::Close(_) => return Step::PeerClosed,
+        };
+        let metrics = &self.runtime.state.metrics;
+        metrics.frames_in.inc();
+        match decoded {
+            Ok(frame) => {
+                self.runtime.dispatch(frame).await;
+                Step::Continue
+            }
+            Err(err) => {
+                metrics.decode_errors.inc();
+                warn!(error = %err, "undecodable frame");
+                Step::Close(close_code::INVALID_FRAME, format!("invalid frame: {err}"))
+            }
+        }
+    }
+
+    /// Up to [`BATCH`] messages from the registry, `first` first.
+    async fn on_outbound_batch(&mut self, first: Outbound, rx: &mut Inbox) -> Step {
+        let mut next = Some(first);
+        let mut handled = 0;
+        while let Some(message) = next.take() {
+            if let Some(close) = self.runtime.receive(message).await {
+                return Step::Close(close.code, close.reason.to_owned());
+            }
+            handled += 1;
+            if handled < BATCH {
+                next = rx.try_recv();
+            }
+        }
+        Step::Continue
+    }
+}
+
+/// Encodes what a step queued, in `serializer`, onto `out`.
+fn encode(
+    queued: &mut Vec<Queued>,
+    serializer: Serializer,
+    presence: &Presence,
+    out: &mut Vec<Message>,
+) {
+    for queued in queued.drain(..) {
+        let encoded = match &queued {
+            Queued::Frame(frame) => serializer
+                .encode(Direction::ToClient, frame)
+                .map(to_message),
+            // Converted once per broadcast: every subscriber clones the checked text.
+            Queued::Broadcast(broadcast) => broadcast.wire_as(serializer, to_message),
+            // Read now, after the join subscribed: shared by every joiner of the window.
+            Queued::PresenceState { topic } => {
+                presence.joiner_state(topic).wire_as(serializer, to_message)
+            }
+        };
+        match encoded {
+            Ok(message) => out.push(message),
+            Err(err) => warn!(error = %err, "frame not sent"),
+        }
+    }
+}
+
+/// The WebSocket message of an encoded frame.
+fn to_message(wire: Wire) -> Message {
+    match wire {
+        Wire::Text(text) => Message::Text(
+            Utf8Bytes::try_from(text.into_bytes()).expect("`SharedText` is UTF-8 by construction"),
+        ),
+        Wire::Binary(bytes) => Message::Binary(bytes),
+    }
+}
+
+/// Writes every queued message and flushes once; returns how many were written.
+async fn write_all(
+    sink: &mut SplitSink<WebSocket, Message>,
+    out: &mut Vec<Message>,
+) -> Result<usize, axum::Error> {
+    let count = out.len();
+    for message in out.drain(..) {
+        sink.feed(message).await?;
+    }
+    sink.flush().await?;
+    Ok(count)
+}
+
+/// A read error: an oversized message closes with 1009, invalid UTF-8 with 1007, a WebSocket protocol
+/// violation with 1002; anything else means the client is gone.
+fn read_error(err: axum::Error) -> Step {
+    let inner = err.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(capacity)) => {
+            Step::Close(close_code::MESSAGE_TOO_BIG, capacity.to_string())
+        }
+        Some(tungstenite::Error::Utf8(_)) => Step::Close(
+            close_code::INVALID_FRAME,
+            "invalid frame: text is not valid UTF-8".to_owned(),
+        ),
+        Some(tungstenite::Error::Protocol(protocol)) => {
+            Step::Close(close_code::PROTOCOL_ERROR, protocol.to_string())
+        }
+        _ => {
+            debug!(error = %inner, "read failed");
+            Step::Gone
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection under a fan-out keeps a batch's room in its step buffers (see
+    /// [`Connection::release_room`]): an entry stays three words, the frame boxed.
+    #[test]
+    fn a_queued_message_is_three_words() {
+        assert_eq!(
+            std::mem::size_of::<Queued>(),
+            3 * std::mem::size_of::<usize>()
+        );
+    }
+}

@@ -1,0 +1,518 @@
+//! The channel runtime: the channels one socket has joined, and the callbacks that run them.
+//!
+//! It receives decoded frames from the client ([`dispatch`](ChannelRuntime::dispatch)) and
+//! messages from the registry ([`receive`](ChannelRuntime::receive)), runs `join`, `handle_in`,
+//! `handle_out` and `terminate` one at a time, as a Phoenix channel process does, and queues what
+//! results for the client ([`queued`](ChannelRuntime::queued), the first stage of the output).
+//! It never touches the socket.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Weak};
+
+use alight_protocol::{Body, Frame, Payload, event};
+use futures_util::FutureExt;
+use tracing::{Instrument, debug, debug_span, warn};
+
+use super::joined::{ChannelSlot, Channels, JoinBudget};
+use crate::broadcast::Broadcast;
+use crate::channel::{BoxFuture, Context, HandleIn, Outgoing, Queued, Terminate, reason_payload};
+use crate::history::{Resume, skips};
+use crate::presence::Owner;
+use crate::registry::{Close, ConnHandle, Outbound, Push};
+use crate::socket::Socket;
+use crate::state::ServerState;
+
+/// A panic caught in a channel callback.
+type Panic = Box<dyn std::any::Any + Send>;
+
+/// The addressing of an incoming message, kept for its reply.
+struct Addressed {
+    join_ref: Option<String>,
+    msg_ref: Option<String>,
+    topic: String,
+}
+
+/// Where in its life a channel is when a callback runs: what its [`Context`] allows.
+#[derive(Clone, Copy)]
+enum Phase {
+    /// `join`: not subscribed yet (no copy of its own broadcasts), may track presence.
+    Joining,
+    /// `handle_in`, `handle_out`: subscribed, may track presence.
+    Joined,
+    /// `terminate`: unsubscribed, may not track presence.
+    Ending,
+}
+
+/// The channels of one socket and everything they send it.
+pub(super) struct ChannelRuntime {
+    pub(super) state: Arc<ServerState>,
+    pub(super) socket: Socket,
+    /// This socket's queue in the registry, to subscribe it to the topics it joins.
+    handle: Arc<ConnHandle>,
+    channels: Channels,
+    joins: JoinBudget,
+    /// What the current step sends the client, in order: the output's first stage.
+    pub(super) queued: Vec<Queued>,
+    /// The latest broadcast the current step published, which backpressure paces this socket on.
+    pub(super) published: Option<Weak<Broadcast>>,
+}
+
+impl ChannelRuntime {
+    pub(super) fn new(state: Arc<ServerState>, socket: Socket, handle: Arc<ConnHandle>) -> Self {
+        let joins = JoinBudget::new(state.config.limits().joins_per_second);
+        ChannelRuntime {
+            state,
+            socket,
+            handle,
+            channels: Channels::default(),
+            joins,
+            queued: Vec::new(),
+            published: None,
+        }
+    }
+
+    /// Handles a frame from the client.
+    pub(super) async fn dispatch(&mut self, frame: Frame) {
+        let Body::Event { event, payload } = frame.body else {
+            debug!(topic = %frame.topic, "ignoring a reply sent by the client");
+            return;
+        };
+        let Frame {
+            join_ref,
+            msg_ref,
+            topic,
+            ..
+        } = frame;
+        let msg = Addressed {
+            join_ref,
+            msg_ref,
+            topic,
+        };
+        match event.as_str() {
+            event::HEARTBEAT if msg.topic == event::PHOENIX_TOPIC => {
+                self.reply(&msg, "ok", Payload::empty());
+            }
+            event::JOIN => self.join(msg, payload).await,
+            event::LEAVE => self.leave(msg).await,
+            _ => self.handle_in(msg, event, payload).await,
+        }
+    }
+
+    /// Handles a message the registry queued for this socket; a close request is given back.
+    pub(super) async fn receive(&mut self, message: Outbound) -> Option<Box<Close>> {
+        match message {
+            Outbound::Broadcast(broadcast) => {
+                if let Some(intercepted) = self.queue_broadcast(broadcast) {
+                    self.deliver(intercepted).await;
+                }
+            }
+            Outbound::Push(push) => {
+                let Push {
+                    topic,
+                    event,
+                    payload,
+                } = *push;
+                if let Some(slot) = self.channels.get(&topic) {
+                    let join_ref = slot.join_ref.clone();
+                    self.queued.push(Queued::frame(Frame::message(
+                        join_ref, None, topic, event, payload,
+                    )));
+                }
+            }
+            Outbound::Close(close) => return Some(close),
+        }
+        None
+    }
+
+    /// Ends every channel, for `reason`.
+    pub(super) async fn terminate_all(&mut self, reason: Terminate) {
+        let topics = self.channels.topics();
+        for topic in topics {
+            if let Some(slot) = self.channels.remove(&topic) {
+                self.unsubscribe(&topic);
+                self.run_terminate(&topic, slot, reason).await;
+            }
+        }
+    }
+
+    async fn join(&mut self, msg: Addressed, params: Payload) {
+        let limits = *self.state.config.limits();
+        // A second join of a joined topic replaces the first (its phx_close follows our reply).
+        let replaced_ref = match self.channels.remove(&msg.topic) {
+            Some(old) => {
+                debug!(topic = %msg.topic, "duplicate join: closing the previous channel");
+                self.unsubscribe(&msg.topic);
+                let old_ref = old.join_ref.clone();
+                self.run_terminate(&msg.topic, old, Terminate::Rejoin).await;
+                Some(old_ref)
+            }
+            None => None,
+        };
+
+        // As Phoenix: the topic is looked up first, the limits apply to known topics only.
+        let handler = self.state.channels.route(&msg.topic).cloned();
+        let refusal = if handler.is_none() {
+            None
+        } else if self.channels.len() >= limits.max_channels_per_socket {
+            Some("too many channels joined")
+        } else if !self.joins.take() {
+            Some("too many joins")
+        } else {
+            None
+        };
+        match (handler, refusal) {
+            (None, _) => {
+                debug!(topic = %msg.topic, "unmatched topic");
+                self.reply_unmatched(&msg);
+            }
+            (Some(_), Some(reason)) => self.reply(&msg, "error", reason_payload(reason)),
+            (Some(handler), None) => {
+                // Subscribe before `join` runs, so nothing broadcast after the join reads its
+                // snapshot is missed: those broadcasts wait in this socket's queue, which is only
+                // read after the reply below, and are dropped if the join fails.
+                self.state.registry.subscribe(&msg.topic, &self.handle);
+                // A history topic's position is read now, subscribed and before `join` runs.
+                let mut resume = match self.state.histories.family(&msg.topic) {
+                    Some(family) => Some(
+                        Resume::read(&**self.state.histories.store(), family, &msg.topic, &params)
+                            .await,
+                    ),
+                    None => None,
+                };
+                let (joined, mut pushes) = self
+                    .run_callback(
+                        &msg.topic,
+                        msg.join_ref.as_deref(),
+                        Phase::Joining,
+                        |_, ctx| handler.join(params, ctx),
+                    )
+                    .await;
+                match joined {
+                    Ok(Ok((joined, response))) => {
+                        self.state.metrics.channels.inc();
+                        self.channels.insert(
+                            msg.topic.clone(),
+                            ChannelSlot {
+                                join_ref: msg.join_ref.clone(),
+                                joined,
+                                through: None,
+                            },
+                        );
+                        match &mut resume {
+                            Some(resume) => {
+                                self.reply(&msg, "ok", resume.response(response));
+                                // What the client missed, as ordinary broadcasts, before anything
+                                // queued since the join subscribed.
+                                for missed in resume.take_replay() {
+                                    if let Some(intercepted) = self.queue_broadcast(missed) {
+                                        self.deliver(intercepted).await;
+                                    }
+                                }
+                                if let Some(slot) = self.channels.get_mut(&msg.topic) {
+                                    slot.through = resume.through();
+                                }
+                            }
+                            None => self.reply(&msg, "ok", response),
+                        }
+                        // Pushes made while joining follow the ok reply (not subscribed yet,
+                        // the channel got no copies of its broadcasts to queue).
+                        self.queued.append(&mut pushes);
+                    }
+                    Ok(Err(refused)) => {
+                        self.leave_topic(&msg.topic);
+                        self.reply(&msg, "error", refused.response().clone());
+                    }
+                    Err(_) => {
+                        self.leave_topic(&msg.topic);
+                        warn!(topic = %msg.topic, "join crashed");
+                        self.reply(&msg, "error", reason_payload("join crashed"));
+                    }
+                }
+            }
+        }
+        if let Some(old_ref) = replaced_ref {
+            self.channel_event(&msg.topic, old_ref, event::CLOSE, Payload::empty());
+        }
+    }
+
+    async fn leave(&mut self, msg: Addressed) {
+        let Some(slot) = self.channels.get(&msg.topic) else {
+            // Nothing to leave: say ok, as Phoenix does.
+            self.reply(&msg, "ok", Payload::empty());
+            return;
+        };
+        if slot.join_ref != msg.join_ref {
+            debug!(topic = %msg.topic, "ignoring a leave with a stale join_ref");
+            return;
+        }
+        if let Some(slot) = self.channels.remove(&msg.topic) {
+            self.unsubscribe(&msg.topic);
+            let join_ref = slot.join_ref.clone();
+            self.run_terminate(&msg.topic, slot, Terminate::Leave).await;
+            self.reply(&msg, "ok", Payload::empty());
+            self.channel_event(&msg.topic, join_ref, event::CLOSE, Payload::empty());
+        }
+    }
+
+    async fn handle_in(&mut self, msg: Addressed, event: String, payload: Payload) {
+        let Some(slot) = self.channels.get(&msg.topic) else {
+            debug!(topic = %msg.topic, %event, "push to a topic this socket has not joined");
+            self.reply_unmatched(&msg);
+            return;
+        };
+        if slot.join_ref != msg.join_ref {
+            debug!(topic = %msg.topic, %event, "ignoring a message with a stale join_ref");
+            return;
+        }
+        let topic = msg.topic.clone();
+        let join_ref = slot.join_ref.clone();
+        let result = self
+            .with_context(
+                &msg.topic,
+                join_ref.as_deref(),
+                Phase::Joined,
+                |channels, ctx| {
+                    Box::pin(async move {
+                        match channels.get_mut(&topic) {
+                            Some(slot) => Some(slot.joined.handle_in(&event, payload, ctx).await),
+                            None => None,
+                        }
+                    })
+                },
+            )
+            .await;
+        match result {
+            Ok(Some(HandleIn::Reply { status, response })) => self.reply(&msg, &status, response),
+            Ok(Some(HandleIn::NoReply) | None) => {}
+            Ok(Some(HandleIn::Stop { reply })) => {
+                if let Some((status, response)) = reply {
+                    self.reply(&msg, &status, response);
+                }
+                if let Some(slot) = self.channels.remove(&msg.topic) {
+                    self.unsubscribe(&msg.topic);
+                    let join_ref = slot.join_ref.clone();
+                    self.run_terminate(&msg.topic, slot, Terminate::Stop).await;
+                    self.channel_event(&msg.topic, join_ref, event::CLOSE, Payload::empty());
+                }
+            }
+            Err(_) => self.crash(&msg.topic),
+        }
+    }
+
+    /// A handler panicked: drop the channel without `terminate` and tell the client.
+    fn crash(&mut self, topic: &str) {
+        warn!(%topic, "channel crashed");
+        if let Some(slot) = self.channels.remove(topic) {
+            self.unsubscribe(topic);
+            self.channel_event(
+                topic,
+                slot.join_ref,
+                event::ERROR,
+                reason_payload("channel_crash"),
+            );
+        }
+    }
+
+    /// The channel on `topic` ended: no more broadcasts, and what it tracked leaves.
+    fn unsubscribe(&self, topic: &str) {
+        self.leave_topic(topic);
+        self.state.metrics.channels.dec();
+    }
+
+    /// Undoes a join's subscription and presence, for a channel that ended or never joined.
+    fn leave_topic(&self, topic: &str) {
+        self.state.registry.unsubscribe(topic, self.socket.conn_id);
+        self.state.presence.untrack_owner(Owner {
+            conn: self.socket.conn_id,
+            channel: topic,
+        });
+    }
+
+    async fn run_terminate(&mut self, topic: &str, slot: ChannelSlot, reason: Terminate) {
+        let join_ref = slot.join_ref.clone();
+        let result = self
+            .with_context(topic, join_ref.as_deref(), Phase::Ending, |_, ctx| {
+                slot.joined.terminate(reason, ctx)
+            })
+            .await;
+        if result.is_err() {
+            warn!(%topic, "terminate panicked");
+        }
+    }
+
+    /// Queues a broadcast for this client as the shared bytes, unless its channel intercepts the
+    /// event: then it is given back for [`deliver`](Self::deliver). The common case thus costs no
+    /// boxed future.
+    fn queue_broadcast(&mut self, broadcast: Arc<Broadcast>) -> Option<Arc<Broadcast>> {
+        let frame = broadcast.frame();
+        let slot = self.channels.get_mut(&frame.topic)?;
+        if slot.through.is_some() && skips(&mut slot.through, &broadcast) {
+            return None;
+        }
+        if slot.joined.intercepts(frame.event()) {
+            return Some(broadcast);
+        }
+        self.queued.push(Queued::Broadcast(broadcast));
+        None
+    }
+
+    /// Queues a broadcast for this client: the shared bytes, or what the channel's `handle_out`
+    /// makes of it when it intercepts the event.
+    ///
+    /// Boxed because `handle_out` may broadcast again, which comes back here.
+    fn deliver(&mut self, broadcast: Arc<Broadcast>) -> BoxFuture<'_, ()> {
+        Box::pin(self.deliver_inner(broadcast))
+    }
+
+    async fn deliver_inner(&mut self, broadcast: Arc<Broadcast>) {
+        let frame = broadcast.frame();
+        let Some(slot) = self.channels.get(&frame.topic) else {
+            // Left (or crashed) after this was queued.
+            return;
+        };
+        if !slot.joined.intercepts(frame.event()) {
+            self.queued.push(Queued::Broadcast(broadcast));
+            return;
+        }
+        let join_ref = slot.join_ref.clone();
+        let topic = frame.topic.clone();
+        let event = frame.event().to_owned();
+        let shared = broadcast.clone();
+        let decided = self
+            .with_context(
+                &topic,
+                join_ref.as_deref(),
+                Phase::Joined,
+                |channels, ctx| {
+                    Box::pin(async move {
+                        let frame = shared.frame();
+                        match channels.get_mut(&frame.topic) {
+                            Some(slot) => Some(
+                                slot.joined
+                                    .handle_out(frame.event(), frame.payload(), ctx)
+                                    .await,
+                            ),
+                            None => None,
+                        }
+                    })
+                },
+            )
+            .await;
+        match decided {
+            Ok(Some(Outgoing::Push(payload))) => {
+                self.queued.push(Queued::frame(Frame::message(
+                    join_ref, None, topic, event, payload,
+                )));
+            }
+            Ok(Some(Outgoing::Skip) | None) => {}
+            Err(_) => self.crash(&topic),
+        }
+    }
+
+    /// Runs `call` with a [`Context`] for `topic`, catching a panic, and queues what it pushed in
+    /// order (this socket's copies of its own broadcasts included, through their intercepts).
+    async fn with_context<T>(
+        &mut self,
+        topic: &str,
+        join_ref: Option<&str>,
+        phase: Phase,
+        call: impl for<'c> FnOnce(&'c mut Channels, &'c mut Context<'_>) -> BoxFuture<'c, T>,
+    ) -> Result<T, Panic> {
+        let (result, pushes) = self.run_callback(topic, join_ref, phase, call).await;
+        for queued in pushes {
+            match queued {
+                queued @ (Queued::Frame(_) | Queued::PresenceState { .. }) => {
+                    self.queued.push(queued);
+                }
+                Queued::Broadcast(broadcast) => {
+                    self.state.metrics.deliveries.inc();
+                    if let Some(intercepted) = self.queue_broadcast(broadcast) {
+                        self.deliver(intercepted).await;
+                    }
+                }
+            }
+        }
+        result
+    }
+
+    /// Runs `call` with a [`Context`] for `topic` in `phase`, catching a panic: its result and
+    /// what it pushed, in order. Records its latest broadcast for backpressure.
+    async fn run_callback<T>(
+        &mut self,
+        topic: &str,
+        join_ref: Option<&str>,
+        phase: Phase,
+        call: impl for<'c> FnOnce(&'c mut Channels, &'c mut Context<'_>) -> BoxFuture<'c, T>,
+    ) -> (Result<T, Panic>, Vec<Queued>) {
+        let mut pushes = Vec::new();
+        let mut ctx = Context {
+            topic,
+            join_ref,
+            socket: &self.socket,
+            pubsub: &self.state.pubsub,
+            pushes: &mut pushes,
+            subscribed: matches!(phase, Phase::Joined),
+            presence: &self.state.presence,
+            tracking: !matches!(phase, Phase::Ending),
+            published: None,
+        };
+        let span = debug_span!("channel", %topic);
+        let result = AssertUnwindSafe(call(&mut self.channels, &mut ctx))
+            .catch_unwind()
+            .instrument(span)
+            .await;
+        if let Some(latest) = ctx.published.take() {
+            self.published = Some(latest);
+        }
+        (result, pushes)
+    }
+
+    fn reply(&mut self, to: &Addressed, status: &str, response: Payload) {
+        self.reply_with_join_ref(to.join_ref.clone(), to, status, response);
+    }
+
+    /// The reply to a message for a topic this socket has not joined: Phoenix sends it without a
+    /// join_ref.
+    fn reply_unmatched(&mut self, to: &Addressed) {
+        self.reply_with_join_ref(None, to, "error", reason_payload("unmatched topic"));
+    }
+
+    fn reply_with_join_ref(
+        &mut self,
+        join_ref: Option<String>,
+        to: &Addressed,
+        status: &str,
+        response: Payload,
+    ) {
+        // Messages without a ref expect no reply.
+        if to.msg_ref.is_none() {
+            return;
+        }
+        self.queued.push(Queued::frame(Frame {
+            join_ref,
+            msg_ref: to.msg_ref.clone(),
+            topic: to.topic.clone(),
+            body: Body::Reply {
+                status: status.to_owned(),
+                response,
+            },
+        }));
+    }
+
+    /// `phx_close` or `phx_error` for a channel: `ref` is the join_ref, as Phoenix sends them.
+    fn channel_event(
+        &mut self,
+        topic: &str,
+        join_ref: Option<String>,
+        event: &str,
+        payload: Payload,
+    ) {
+        self.queued.push(Queued::frame(Frame::message(
+            join_ref.clone(),
+            join_ref,
+            topic,
+            event,
+            payload,
+        )));
+    }
+}
