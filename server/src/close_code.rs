@@ -1,6 +1,8 @@
 //! WebSocket close codes the server sends, and when.
 //!
 //! phoenix.js reconnects after any code but 1000, so only a deliberate, final close uses 1000.
+//! A frame the server fails to encode (a binary payload for a V1 socket) is not sent and logged;
+//! the socket stays open.
 //!
 //! | code | name | when |
 //! |---|---|---|
@@ -8,7 +10,6 @@
 //! | 1002 | protocol error | a WebSocket protocol violation (e.g. an unmasked client frame) |
 //! | 1007 | invalid payload | a frame that does not decode, or text that is not UTF-8 (the reason says why) |
 //! | 1009 | message too big | a message over [`Limits::max_message_size`](crate::Limits::max_message_size) |
-//! | 1011 | internal error | the server failed to encode what it had to send |
 //! | 1012 | service restart | graceful shutdown; clients reconnect to the next instance |
 //! | 1013 | try again later | slow consumer: the socket's outbound queue was full |
 
@@ -20,8 +21,6 @@ pub const PROTOCOL_ERROR: u16 = 1002;
 pub const INVALID_FRAME: u16 = 1007;
 /// A message over the size limit.
 pub const MESSAGE_TOO_BIG: u16 = 1009;
-/// The server could not encode a frame.
-pub const INTERNAL_ERROR: u16 = 1011;
 /// Graceful shutdown.
 pub const SERVICE_RESTART: u16 = 1012;
 /// The socket's outbound queue was full.

@@ -4,8 +4,8 @@
 //! [`Client::ids`].
 //!
 //! As wasm-bindgen classes, `Socket` and `Channel` cost the module an export shim per method
-//! (each one inlining the session call it made: `channel.push` was 2.2 KB, `socket.channel` and
-//! `socket.remove` 1.7 KB each) and the glue a wrapper per method; what only moved JS values
+//! (each one inlining the session call it made) and the glue a wrapper per method (the sizes are
+//! in docs/ARCHITECTURE.md, "Figures behind comments"); what only moved JS values
 //! around (argument juggling, callback lists, the logger, error messages) is now JavaScript.
 
 use std::cell::RefCell;
@@ -154,7 +154,7 @@ impl Client {
 
     /// Sends a join ([`JOIN`](Client::JOIN), with `timeout`), a push ([`PUSH`](Client::PUSH), with
     /// `event`, `payload` and `timeout`) or a leave ([`LEAVE`](Client::LEAVE)) on a channel: one
-    /// export for the three, which share their bookkeeping (three were 250 bytes more gzipped).
+    /// export for the three, which share their bookkeeping (three exports would each carry it).
     #[wasm_bindgen(skip_jsdoc)]
     pub fn send(
         &self,
@@ -277,7 +277,7 @@ fn refresh_params(
 }
 
 // The errors a refused join or push throws, in the JS API's words: static strings rather than
-// the session errors' `Display`, whose `to_string` was 0.6 KB gzipped of the package.
+// the session errors' `Display`, whose formatting code would weigh on the package.
 
 /// A channel that its socket's `remove` forgot (the session's `UnknownChannel`).
 const REMOVED: &str =

@@ -18,7 +18,7 @@
 //! The package speaks V2 only, as phoenix.js 1.8 does: the protocol's V1 serializer is not
 //! compiled in, and `vsn: "1.0.0"` throws from the constructor rather than failing at connect.
 //! `options.js` checks `vsn` as [`Serializer::from_vsn`](alight_protocol::Serializer::from_vsn)
-//! reads it (parsing it here, with the error's conversion, was 0.7 KB gzipped more), and the
+//! reads it (parsing it here would compile in the error's conversion), and the
 //! session keeps its default, V2.
 //!
 //! As in phoenix.js, a number option that is missing, zero or not a number takes its default.
@@ -53,7 +53,7 @@ extern "C" {
 
     /// `array[index]` as a number: NaN where there is none (`undefined`), which the options
     /// treat as not given. A direct `f64` rather than `JsValue::as_f64`, whose `Option` comes
-    /// back through memory (with its glue, 48 bytes gzipped more).
+    /// back through memory, with more glue.
     #[wasm_bindgen(method, indexing_getter)]
     fn number(this: &Numbers, index: u32) -> f64;
 }
@@ -72,7 +72,7 @@ pub(crate) fn parse(endpoint: String, read: &Array) -> Options {
         }
         let delays: Numbers = delays.unchecked_into();
         // A plain loop into the variant: the array's iterator collected into a `Vec`, then into
-        // `Backoff::steps`'s, was 0.3 KB gzipped more.
+        // `Backoff::steps`'s, compiles larger.
         let mut steps = Vec::new();
         let mut index = 0;
         // To the end of the array (`undefined`): `Array.length` would be one more import.
