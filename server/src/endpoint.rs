@@ -106,10 +106,8 @@ pub struct AlightBuilder {
     channels: ChannelRouter,
     connect: Option<Arc<ConnectFn>>,
     pubsub: Option<PubSubFactory>,
-    /// The pattern of the latest [`channel`](Self::channel), which [`history`](Self::history)
-    /// applies to.
-    last_pattern: Option<String>,
-    histories: Vec<(String, History)>,
+    /// Every channel's pattern, in routing order, with the history it keeps.
+    histories: Vec<(String, Option<History>)>,
     history_store: Option<Arc<dyn HistoryStore>>,
 }
 
@@ -126,7 +124,7 @@ impl AlightBuilder {
     /// Routes topics matching `pattern` (`room:*` or an exact topic) to `channel`.
     pub fn channel<C: Channel>(mut self, pattern: impl Into<String>, channel: C) -> Self {
         let pattern = pattern.into();
-        self.last_pattern = Some(pattern.clone());
+        self.histories.push((pattern.clone(), None));
         self.channels
             .add(pattern, Arc::new(Erased(Arc::new(channel))));
         self
@@ -157,11 +155,11 @@ impl AlightBuilder {
     /// # Panics
     /// When no channel was added before it: the history would belong to no topics.
     pub fn history(mut self, history: History) -> Self {
-        let pattern = self
-            .last_pattern
-            .clone()
+        let (_, kept) = self
+            .histories
+            .last_mut()
             .expect("`history` follows the `channel` whose topics keep it");
-        self.histories.push((pattern, history));
+        *kept = Some(history);
         self
     }
 
@@ -282,7 +280,6 @@ impl Alight {
             channels: ChannelRouter::default(),
             connect: None,
             pubsub: None,
-            last_pattern: None,
             histories: Vec::new(),
             history_store: None,
         }

@@ -16,30 +16,36 @@ use super::store::Delivery;
 /// The history settings of each topic family and the store that keeps them.
 #[derive(Debug)]
 pub(crate) struct Histories {
-    /// `(pattern, history)`, as the channels' patterns are written.
-    families: Vec<(String, History)>,
+    /// Every channel pattern in routing order, with its history if it keeps one: a topic belongs
+    /// to the first pattern it matches, as it is routed.
+    families: Vec<(String, Option<History>)>,
     store: Arc<dyn HistoryStore>,
 }
 
 impl Histories {
-    pub(crate) fn new(families: Vec<(String, History)>, store: Arc<dyn HistoryStore>) -> Self {
+    pub(crate) fn new(
+        families: Vec<(String, Option<History>)>,
+        store: Arc<dyn HistoryStore>,
+    ) -> Self {
         Histories { families, store }
     }
 
     /// The family `topic` belongs to, if it keeps history.
     pub(crate) fn family(&self, topic: &str) -> Option<(&str, &History)> {
-        self.families
+        let (pattern, history) = self
+            .families
             .iter()
-            .find(|(pattern, _)| topic_matches(pattern, topic))
-            .map(|(pattern, history)| (pattern.as_str(), history))
+            .find(|(pattern, _)| topic_matches(pattern, topic))?;
+        Some((pattern.as_str(), history.as_ref()?))
     }
 
     pub(crate) fn store(&self) -> &Arc<dyn HistoryStore> {
         &self.store
     }
 
+    /// Whether no family keeps history.
     pub(crate) fn is_empty(&self) -> bool {
-        self.families.is_empty()
+        self.families.iter().all(|(_, history)| history.is_none())
     }
 }
 
@@ -93,5 +99,31 @@ impl PubSub for Sequenced {
 
     fn keeps_history(&self, topic: &str) -> bool {
         self.histories.family(topic).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::InMemoryHistory;
+
+    #[test]
+    fn a_topic_keeps_the_history_of_the_channel_it_is_routed_to() {
+        let histories = Histories::new(
+            vec![
+                ("room:lobby".to_owned(), None),
+                ("room:*".to_owned(), Some(History::last(10))),
+            ],
+            Arc::new(InMemoryHistory::new()),
+        );
+        assert!(histories.family("room:lobby").is_none());
+        assert_eq!(histories.family("room:1").map(|(p, _)| p), Some("room:*"));
+        assert!(histories.family("other").is_none());
+        assert!(!histories.is_empty());
+        let none = Histories::new(
+            vec![("room:*".to_owned(), None)],
+            Arc::new(InMemoryHistory::new()),
+        );
+        assert!(none.is_empty());
     }
 }
