@@ -12,7 +12,7 @@ use alight_protocol::{Body, Frame, Payload};
 use alight_server::Config;
 use alight_tests::client::TestClient;
 use alight_tests::fixture::Server;
-use common::{TestResult, server, v2};
+use common::{TestResult, metric, server, v2};
 use serde_json::{Value, json};
 
 fn number(n: u64) -> Payload {
@@ -139,6 +139,17 @@ async fn a_resumed_join_replays_what_was_missed_once_in_order_then_live_ones() -
     assert_eq!(joined["recovered"], true);
     broadcast(&server, "history:r", 9, 9);
     assert_eq!(next_broadcast(&mut current).await?.0, 9);
+
+    let metrics = server.alight.metrics_text();
+    assert_eq!(
+        metric(&metrics, "alight_resumes_recovered_total"),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(&metrics, "alight_resumes_not_recovered_total"),
+        Some(0.0)
+    );
+    assert_eq!(metric(&metrics, "alight_replayed_total"), Some(4.0));
     Ok(())
 }
 

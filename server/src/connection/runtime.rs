@@ -201,9 +201,17 @@ impl ChannelRuntime {
                         match &mut resume {
                             Some(resume) => {
                                 self.reply(&msg, "ok", resume.response(response));
+                                let metrics = &self.state.metrics;
+                                match resume.recovered() {
+                                    Some(true) => metrics.resumes_recovered.inc(),
+                                    Some(false) => metrics.resumes_not_recovered.inc(),
+                                    None => 0,
+                                };
                                 // What the client missed, as ordinary broadcasts, before anything
                                 // queued since the join subscribed.
-                                for missed in resume.take_replay() {
+                                let replay = resume.take_replay();
+                                self.state.metrics.replayed.inc_by(replay.len() as u64);
+                                for missed in replay {
                                     if let Some(intercepted) = self.queue_broadcast(missed) {
                                         self.deliver(intercepted).await;
                                     }

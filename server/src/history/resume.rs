@@ -110,6 +110,11 @@ impl Resume {
         }
     }
 
+    /// Whether the join's `since` was recovered; `None` when it had none.
+    pub(crate) fn recovered(&self) -> Option<bool> {
+        self.recovered
+    }
+
     /// Where the client stands once it has the reply and the replay: queued broadcasts at or
     /// before it are ones it has (see [`skips`]).
     pub(crate) fn through(&self) -> Option<Position> {
