@@ -82,7 +82,8 @@ Options:
 
 Environment:
   ALIGHT_API_KEY       the API key (else <data>/api_key, generated on first start)
-  ALIGHT_TOKEN_SECRET  the login token signing key (else <data>/token_secret, likewise)";
+  ALIGHT_TOKEN_SECRET  the login token signing key (else <data>/token_secret, likewise)
+  ALIGHT_ROOM_HISTORY  `off`: rooms keep no history (to measure what keeping it costs)";
 
 /// The demo's settings, from the command line or the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -347,14 +348,18 @@ async fn run(args: Args) -> Result<(), DemoError> {
         builder = builder.pubsub(adapter.install());
         println!("alight-demo: clustering over Redis at {url}");
     }
-    let alight = builder
+    let builder = builder
         // The demo owns its process: give the memory of a wave of closed sockets back to the
         // system (a library leaves that to its binary).
         .config(Config::default().memory_trim(Some(Duration::from_secs(1))))
         .on_connect(move |info| std::future::ready(token::connect(&connect_key, &info)))
-        .channel("room:*", room::Room)
-        .typed_channel(notifications.clone())
-        .build();
+        .channel("room:*", room::Room);
+    let builder = if std::env::var_os("ALIGHT_ROOM_HISTORY").is_some_and(|v| v == "off") {
+        builder
+    } else {
+        builder.history(room::history())
+    };
+    let alight = builder.typed_channel(notifications.clone()).build();
     let api = api::ApiState {
         notifications,
         pubsub: alight.pubsub().clone(),

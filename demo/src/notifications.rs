@@ -5,12 +5,10 @@
 //! change is published from inside its [`Store::call`], after the commit: the store's lock orders
 //! the broadcasts of a topic as the commits (see [`store`](crate::store)).
 //!
-//! # A known gap
-//! A join reads its snapshot from the database, and the connection subscribes the socket to the
-//! topic only once `join` has returned. A notification committed in between (microseconds) reaches
-//! the other sockets but not this one; it arrives with the next rejoin's `missed`, not live. Closing
-//! this takes the server subscribing before `join` runs and holding the broadcasts until the reply
-//! is sent (or an after-join hook, Phoenix's `send(self(), :after_join)`).
+//! # Joins and live notifications
+//! The server subscribes a joining socket to the topic before `join` reads its snapshot and sends
+//! what is broadcast meanwhile after the join reply. A notification committed while a join runs
+//! thus arrives live, never lost: it may also be in the snapshot, and the page keeps one per id.
 
 use std::sync::Arc;
 

@@ -2,11 +2,15 @@
 //!
 //! | client sends | server does |
 //! |---|---|
-//! | `phx_join` with `{}` (or any params without `name`) | joins (ok `{}`), untracked: no presence entry, no `presence_state` |
-//! | `phx_join` with `{"name": "..."}` | tracks the name (trimmed) in the room's presence with meta `{"online_at": <ms>}`, pushes `presence_state`, joins (ok `{}`); a name that is not a string of 1 to [`MAX_NAME_CHARS`] characters (after trimming, without control characters) is refused with `{"reason": "..."}` |
+//! | `phx_join` with `{}` (or any params without `name`) | joins (ok `{"position": p}`, the room's position), untracked: no presence entry, no `presence_state` |
+//! | `phx_join` with `{"name": "..."}` | tracks the name (trimmed) in the room's presence with meta `{"online_at": <ms>}`, pushes `presence_state`, joins (ok `{"position": p}`); a name that is not a string of 1 to [`MAX_NAME_CHARS`] characters (after trimming, without control characters) is refused with `{"reason": "..."}` |
+//! | `phx_join` with `{"since": "<position>"}` | as above, and the reply also says `"recovered"`: what the member missed follows it (see [`history`]) |
 //! | `shout` with any payload | broadcasts `shout` with the same payload to every member, sender included; replies ok `{}` |
 //! | `ping` with any payload | replies ok with the payload as the response |
 //! | anything else | replies error `{"reason":"unknown event"}` |
+//!
+//! Rooms keep history ([`history`]): every `shout` carries its position in the frame's `ref`, and
+//! every ok join reply carries the room's current `"position"`.
 //!
 //! Every member, named or not, receives the room's `presence_diff` broadcasts. Anonymous joins stay
 //! as cheap as before presence existed (load tests join thousands of them): they are not tracked
@@ -14,7 +18,9 @@
 //! it leaves the list when its last channel ends. Names are what the client says: the demo does
 //! not check them against a login.
 
-use alight_server::{Channel, Context, HandleIn, JoinError, Payload};
+use std::time::Duration;
+
+use alight_server::{Channel, Context, HandleIn, History, JoinError, Payload};
 use serde_json::{Value, json};
 
 use crate::store::now_ms;
@@ -22,6 +28,15 @@ use crate::store::now_ms;
 /// The longest name a member may join with, in characters (as long as the longest user id, which
 /// the demo page joins with).
 pub const MAX_NAME_CHARS: usize = 64;
+
+/// What a room keeps so that a member who was away resumes with every message it missed: the
+/// last 1,000 broadcasts for at least 5 minutes, all of them within the replay limit. A join with
+/// `{"since": "<position>"}` (the `ref` of the last broadcast it saw) is answered with
+/// `"recovered": true` and what it missed, or `"recovered": false` (see
+/// [`alight_server::history`]).
+pub fn history() -> History {
+    History::last(1_000).for_at_least(Duration::from_secs(300))
+}
 
 /// The `room:*` channel.
 #[derive(Debug, Clone, Copy, Default)]

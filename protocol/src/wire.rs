@@ -126,6 +126,9 @@ pub struct SharedBroadcast {
     /// The V1 and V2 wire in a transport's own type (see [`SharedBroadcast::wire_as`]).
     v1_as: OnceLock<Box<dyn Any + Send + Sync>>,
     v2_as: OnceLock<Box<dyn Any + Send + Sync>>,
+    /// Its position in its topic's history, sent in the `ref` slot (see
+    /// [`SharedBroadcast::set_position`]).
+    position: OnceLock<Box<str>>,
 }
 
 impl SharedBroadcast {
@@ -142,12 +145,41 @@ impl SharedBroadcast {
             v2: OnceLock::new(),
             v1_as: OnceLock::new(),
             v2_as: OnceLock::new(),
+            position: OnceLock::new(),
         }
     }
 
     /// The frame being broadcast.
     pub fn frame(&self) -> &Frame {
         &self.frame
+    }
+
+    /// Gives the broadcast its position in its topic's history, which its V2 JSON and V1 frames
+    /// carry in the `ref` slot (`[null, "<position>", topic, event, payload]`); a V2 binary frame
+    /// has no `ref` field and goes without it. Returns `false`, changing nothing, when a position
+    /// was set before or the broadcast was already encoded: set it before sharing the broadcast.
+    ///
+    /// ```
+    /// use alight_protocol::{Payload, Serializer, SharedBroadcast};
+    ///
+    /// let broadcast = SharedBroadcast::new("room:lobby", "shout", Payload::json(&"hi")?);
+    /// assert!(broadcast.set_position("k3-7"));
+    /// assert_eq!(broadcast.position(), Some("k3-7"));
+    /// let wire = broadcast.wire(Serializer::V2)?;
+    /// assert_eq!(wire.as_text(), Some(r#"[null,"k3-7","room:lobby","shout","hi"]"#));
+    /// assert!(!broadcast.set_position("k3-8"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_position(&self, position: impl Into<Box<str>>) -> bool {
+        if self.v1.get().is_some() || self.v2.get().is_some() {
+            return false;
+        }
+        self.position.set(position.into()).is_ok()
+    }
+
+    /// The position set by [`set_position`](Self::set_position), if any.
+    pub fn position(&self) -> Option<&str> {
+        self.position.get().map(|position| &**position)
     }
 
     /// The encoded message for `serializer`, encoding it on first use.
@@ -159,8 +191,16 @@ impl SharedBroadcast {
             Serializer::V1Json => &self.v1,
             Serializer::V2 => &self.v2,
         };
-        slot.get_or_init(|| serializer.encode(Direction::ToClient, &self.frame))
-            .clone()
+        slot.get_or_init(|| match self.position.get() {
+            // A binary payload goes in a V2 binary broadcast, which has no `ref` field.
+            Some(position) if self.frame.payload().as_binary().is_none() => {
+                let mut frame = self.frame.clone();
+                frame.msg_ref = Some(position.to_string());
+                serializer.encode(Direction::ToClient, &frame)
+            }
+            _ => serializer.encode(Direction::ToClient, &self.frame),
+        })
+        .clone()
     }
 
     /// The encoded message for `serializer` in a transport's own type, converted from the
@@ -242,6 +282,37 @@ mod tests {
         // A second type for the same serializer is still right, converted each time.
         assert_eq!(broadcast.wire_as(Serializer::V2, length)?, text.len());
         assert_eq!(broadcast.wire_as(Serializer::V2, length)?, text.len());
+        Ok(())
+    }
+
+    #[test]
+    fn a_position_goes_in_the_ref_slot_of_json_frames_only() -> Result<(), EncodeError> {
+        let json = SharedBroadcast::new("room:a", "shout", Payload::empty());
+        assert!(json.set_position("e1-5"));
+        let v1 = json.wire(Serializer::V1Json)?;
+        assert_eq!(
+            v1.as_text(),
+            Some(r#"{"topic":"room:a","event":"shout","payload":{},"ref":"e1-5"}"#)
+        );
+        let binary =
+            SharedBroadcast::new("room:a", "bytes", Payload::Binary(Bytes::from_static(b"x")));
+        assert!(binary.set_position("e1-6"));
+        let unpositioned =
+            SharedBroadcast::new("room:a", "bytes", Payload::Binary(Bytes::from_static(b"x")));
+        assert_eq!(
+            binary.wire(Serializer::V2)?,
+            unpositioned.wire(Serializer::V2)?
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_position_set_after_encoding_is_refused() -> Result<(), EncodeError> {
+        let broadcast = SharedBroadcast::new("room:a", "shout", Payload::empty());
+        let before = broadcast.wire(Serializer::V2)?;
+        assert!(!broadcast.set_position("e1-1"));
+        assert_eq!(broadcast.position(), None);
+        assert_eq!(broadcast.wire(Serializer::V2)?, before);
         Ok(())
     }
 }

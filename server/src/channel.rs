@@ -234,7 +234,9 @@ impl Context<'_> {
     /// Broadcasts to every subscriber of this topic, this socket included.
     ///
     /// This socket's copy is sent in order with its other pushes, before the reply (a channel
-    /// still joining is not subscribed yet and gets no copy, as in Phoenix).
+    /// still joining is not subscribed yet and gets no copy, as in Phoenix). On a topic that keeps
+    /// [history](crate::History) the copy comes through the socket's queue instead, in position
+    /// order with everyone else's broadcasts, so it may follow the reply.
     ///
     /// A client that broadcasts faster than its subscribers are written to is paced by the
     /// fan-out it causes: while many of its broadcasts still wait in subscriber queues, its
@@ -243,6 +245,12 @@ impl Context<'_> {
     pub fn broadcast(&mut self, event: impl Into<String>, payload: Payload) {
         let message = Arc::new(Broadcast::new(self.topic, event, payload));
         self.published = Some(Arc::downgrade(&message));
+        if self.subscribed && self.pubsub.keeps_history(self.topic) {
+            // Through this socket's queue like every other copy: a copy sent ahead would overtake
+            // earlier positions still queued, and the client would resume from the wrong one.
+            self.pubsub.broadcast(message, None);
+            return;
+        }
         self.pubsub
             .broadcast(message.clone(), Some(self.socket.conn_id));
         if self.subscribed {

@@ -49,6 +49,7 @@ use tracing::{debug, info, warn};
 use crate::channel::{BoxFuture, Channel, Erased};
 use crate::config::Config;
 use crate::connection;
+use crate::history::{Histories, History, HistoryStore, InMemoryHistory, Sequenced};
 use crate::memory::MemoryTrim;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
@@ -105,6 +106,9 @@ pub struct AlightBuilder {
     channels: ChannelRouter,
     connect: Option<Arc<ConnectFn>>,
     pubsub: Option<PubSubFactory>,
+    /// Every channel's pattern, in routing order, with the history it keeps.
+    histories: Vec<(String, Option<History>)>,
+    history_store: Option<Arc<dyn HistoryStore>>,
 }
 
 impl std::fmt::Debug for AlightBuilder {
@@ -119,8 +123,49 @@ impl std::fmt::Debug for AlightBuilder {
 impl AlightBuilder {
     /// Routes topics matching `pattern` (`room:*` or an exact topic) to `channel`.
     pub fn channel<C: Channel>(mut self, pattern: impl Into<String>, channel: C) -> Self {
+        let pattern = pattern.into();
+        self.histories.push((pattern.clone(), None));
         self.channels
-            .add(pattern.into(), Arc::new(Erased(Arc::new(channel))));
+            .add(pattern, Arc::new(Erased(Arc::new(channel))));
+        self
+    }
+
+    /// Keeps `history` for the topics of the channel added just before, so that clients resume
+    /// where they left off (see [`History`](crate::History)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use alight_server::Alight;
+    /// use alight_server::History;
+    /// # use alight_server::{Channel, Context, HandleIn, JoinError, Payload};
+    /// # struct Room;
+    /// # impl Channel for Room {
+    /// #     type State = ();
+    /// #     async fn join(&self, _: Payload, _: &mut Context<'_>) -> Result<((), Payload), JoinError> { Ok(((), Payload::empty())) }
+    /// #     async fn handle_in(&self, _: &str, _: Payload, _: &mut (), _: &mut Context<'_>) -> HandleIn { HandleIn::NoReply }
+    /// # }
+    ///
+    /// let alight = Alight::builder()
+    ///     .channel("room:*", Room)
+    ///     .history(History::last(1_000).for_at_least(Duration::from_secs(300)))
+    ///     .build();
+    /// # let _ = alight;
+    /// ```
+    ///
+    /// # Panics
+    /// When no channel was added before it: the history would belong to no topics.
+    pub fn history(mut self, history: History) -> Self {
+        let (_, kept) = self
+            .histories
+            .last_mut()
+            .expect("`history` follows the `channel` whose topics keep it");
+        *kept = Some(history);
+        self
+    }
+
+    /// Where histories are kept (default: an [`InMemoryHistory`] on this node).
+    pub fn history_store(mut self, store: impl HistoryStore) -> Self {
+        self.history_store = Some(Arc::new(store));
         self
     }
 
@@ -177,9 +222,18 @@ impl AlightBuilder {
     pub fn build(self) -> Alight {
         let metrics = Arc::new(Metrics::new());
         let registry = Arc::new(Registry::new(metrics.clone()));
-        let pubsub = match self.pubsub {
+        let pubsub: Arc<dyn PubSub> = match self.pubsub {
             Some(make) => make(registry.clone()),
             None => Arc::new(LocalPubSub::new(registry.clone(), metrics.clone())),
+        };
+        let store = self
+            .history_store
+            .unwrap_or_else(|| Arc::new(InMemoryHistory::new()));
+        let histories = Arc::new(Histories::new(self.histories, store));
+        let pubsub: Arc<dyn PubSub> = if histories.is_empty() {
+            pubsub
+        } else {
+            Arc::new(Sequenced::new(pubsub, histories.clone()))
         };
         let permits = Arc::new(Semaphore::new(self.config.limits().max_connections));
         let memory = Arc::new(MemoryTrim::new(
@@ -198,6 +252,7 @@ impl AlightBuilder {
             presence,
             metrics,
             channels: self.channels,
+            histories,
             shutdown: CancellationToken::new(),
             memory,
         });
@@ -226,6 +281,8 @@ impl Alight {
             channels: ChannelRouter::default(),
             connect: None,
             pubsub: None,
+            histories: Vec::new(),
+            history_store: None,
         }
     }
 

@@ -24,6 +24,8 @@
 //! - `pubsub`: the [`PubSub`] seam (broadcast, direct push, disconnect) that a multi-node adapter
 //!   implements; `broadcast`: the [`Broadcast`] it carries; `registry`: this node's subscriptions
 //!   and the fan-out into bounded per-socket queues ([`Registry`]), and [`LocalPubSub`].
+//! - `history`: topic families that keep their broadcasts ([`History`]): positions in the `ref`
+//!   slot, `since` on join, the [`HistoryStore`] trait and [`InMemoryHistory`].
 //! - `presence`: [`Presence`]: tracking per channel, `presence_state`/`presence_diff` batched per
 //!   topic, on a mergeable per-node replica that multi-node adapters replicate.
 //! - `socket`: what the connect callback sees ([`ConnectInfo`]) and returns ([`Connected`]).
@@ -70,6 +72,7 @@ pub mod close_code;
 mod config;
 mod connection;
 mod endpoint;
+mod history;
 mod memory;
 mod metrics;
 mod presence;
@@ -85,6 +88,10 @@ pub use broadcast::Broadcast;
 pub use channel::{Channel, Context, HandleIn, JoinError, Outgoing, Terminate};
 pub use config::{Config, Limits};
 pub use endpoint::{Alight, AlightBuilder};
+pub use history::{
+    Delivery, Epoch, History, HistoryError, HistoryStore, InMemoryHistory, Lost, MAX_POSITION_LEN,
+    Outcome, Position, PositionError, Recovery, StoreFuture,
+};
 pub use presence::{
     CausalContext, DIFF_EVENT, Dot, Entry, NodeId, PRESENCE_SHARDS, Presence, ReplicaState,
     STATE_EVENT, ShardState, TrackError,

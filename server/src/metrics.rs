@@ -20,6 +20,11 @@ pub(crate) struct Metrics {
     pub(crate) slow_consumers: Counter,
     pub(crate) decode_errors: Counter,
     pub(crate) refused_connections: Counter,
+    /// Joins with a `since` that history covered, and with one it did not.
+    pub(crate) resumes_recovered: Counter,
+    pub(crate) resumes_not_recovered: Counter,
+    /// Broadcasts replayed to resuming joins.
+    pub(crate) replayed: Counter,
 }
 
 impl Metrics {
@@ -34,6 +39,9 @@ impl Metrics {
         let slow_consumers = Counter::default();
         let decode_errors = Counter::default();
         let refused_connections = Counter::default();
+        let resumes_recovered = Counter::default();
+        let resumes_not_recovered = Counter::default();
+        let replayed = Counter::default();
         registry.register(
             "connections",
             "Open WebSocket connections",
@@ -67,6 +75,21 @@ impl Metrics {
             "Upgrades refused (limits, bad vsn, connect callback)",
             refused_connections.clone(),
         );
+        registry.register(
+            "resumes_recovered",
+            "Joins whose `since` the topic's history covered",
+            resumes_recovered.clone(),
+        );
+        registry.register(
+            "resumes_not_recovered",
+            "Joins whose `since` the topic's history could not cover (told recovered: false)",
+            resumes_not_recovered.clone(),
+        );
+        registry.register(
+            "replayed",
+            "Broadcasts replayed from history to resuming joins",
+            replayed.clone(),
+        );
         Metrics {
             registry,
             connections,
@@ -78,6 +101,9 @@ impl Metrics {
             slow_consumers,
             decode_errors,
             refused_connections,
+            resumes_recovered,
+            resumes_not_recovered,
+            replayed,
         }
     }
 

@@ -102,4 +102,11 @@ pub trait PubSub: Send + Sync + std::fmt::Debug + 'static {
     fn encode_metrics(&self, out: &mut String) {
         let _ = out;
     }
+
+    /// Whether broadcasts on `topic` are positioned and kept ([history](crate::History)): then a
+    /// socket receives its own broadcasts through its queue, in position order.
+    fn keeps_history(&self, topic: &str) -> bool {
+        let _ = topic;
+        false
+    }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::history::Histories;
 use crate::memory::MemoryTrim;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
@@ -28,6 +29,8 @@ pub(crate) struct ServerState {
     pub(crate) metrics: Arc<Metrics>,
     /// Topic patterns to channel implementations.
     pub(crate) channels: ChannelRouter,
+    /// The topic families that keep history, and their store.
+    pub(crate) histories: Arc<Histories>,
     /// Cancelled once when shutdown starts; every connection task watches it.
     pub(crate) shutdown: CancellationToken,
     /// Returns freed memory to the system once connections have closed (if configured).

@@ -107,8 +107,11 @@ test("room:<name>: shout reaches every member, the sender included, and ping ech
   const [a, b] = await Promise.all([session.connect(demo), session.connect(demo)]);
   const roomA = a.channel("room:lobby", { name: "a" });
   const roomB = b.channel("room:lobby", {});
-  assert.deepEqual(await join(roomA), {});
-  assert.deepEqual(await join(roomB), {});
+  // Rooms keep history: the reply carries the room's position, and nothing else.
+  const joinedA = await join(roomA);
+  assert.deepEqual(Object.keys(joinedA), ["position"]);
+  assert.match(joinedA.position, /^[0-9a-f]{12}-\d+$/);
+  assert.deepEqual(await join(roomB), joinedA);
   const shoutsA = record(roomA, "shout");
   const shoutsB = record(roomB, "shout");
 

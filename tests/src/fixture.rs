@@ -5,6 +5,11 @@
 //! | `room:*` | ok, reply `{"user": name or null}`; params `{"refuse": r}` → error `{"reason": r}`; `{"crash": true}` → join crashes | see below |
 //! | `private:*` | only with a valid token (`{"reason":"unauthorized"}` otherwise) | as `room:*` |
 //! | `presence:*` | tracks `{"name": n}` and pushes `presence_state`; reply `{"phx_ref": r}` (or `{}`) | see below |
+//! | `history:*` | as `room:*`, keeping history: the last 10,000 broadcasts for at least 5 min | as `room:*` |
+//! | `brief:*` | as `room:*`, keeping the last 3 broadcasts | as `room:*` |
+//!
+//! A join of `room:*`, `history:*` or `brief:*` with `{"publish_during_join": n}` publishes
+//! `during_join` `{"n": n}` on its topic through the PubSub while it runs, as another socket might.
 //!
 //! Events of `room:*`: `shout` broadcasts `shout` to all (sender included) and replies ok `{}`;
 //! `shout_from` broadcasts `shout` to all but the sender; `ping` replies ok with the payload (binary
@@ -33,7 +38,8 @@ use std::time::Duration;
 
 use alight_protocol::Payload;
 use alight_server::{
-    Alight, Channel, Config, ConnectError, Connected, Context, HandleIn, JoinError, Outgoing,
+    Alight, Broadcast, Channel, Config, ConnectError, Connected, Context, HandleIn, History,
+    JoinError, Outgoing,
 };
 use axum::Router;
 use axum::extract::{Path, State};
@@ -79,6 +85,11 @@ impl Channel for Room {
         }
         if params.get("crash").and_then(|c| c.as_bool()) == Some(true) {
             panic!("fixture: join asked to crash");
+        }
+        if let Some(n) = params.get("publish_during_join") {
+            let message =
+                Broadcast::new(ctx.topic(), "during_join", json_payload(json!({ "n": n })));
+            ctx.pubsub().broadcast(Arc::new(message), None);
         }
         Ok((0, json_payload(json!({ "user": user }))))
     }
@@ -221,6 +232,10 @@ pub fn alight(config: Config) -> Alight {
         .channel("room:*", Room { private: false })
         .channel("private:*", Room { private: true })
         .channel("presence:*", PresenceRoom)
+        .channel("history:*", Room { private: false })
+        .history(History::last(10_000).for_at_least(Duration::from_secs(300)))
+        .channel("brief:*", Room { private: false })
+        .history(History::last(3))
         .build()
 }
 

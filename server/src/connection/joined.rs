@@ -3,11 +3,15 @@
 use tokio::time::Instant;
 
 use crate::channel::Joined;
+use crate::history::Position;
 
 /// A joined channel on this socket.
 pub(super) struct ChannelSlot {
     pub(super) join_ref: Option<String>,
     pub(super) joined: Box<dyn Joined>,
+    /// On a history topic just joined: the position its join read. Queued broadcasts up to it
+    /// are ones the client has (from the replay, or from before it subscribed).
+    pub(super) through: Option<Position>,
 }
 
 /// The channels joined on this socket, by topic.

@@ -16,6 +16,7 @@ use tracing::{Instrument, debug, debug_span, warn};
 use super::joined::{ChannelSlot, Channels, JoinBudget};
 use crate::broadcast::Broadcast;
 use crate::channel::{BoxFuture, Context, HandleIn, Outgoing, Queued, Terminate, reason_payload};
+use crate::history::{Resume, skips};
 use crate::presence::Owner;
 use crate::registry::{Close, ConnHandle, Outbound, Push};
 use crate::socket::Socket;
@@ -170,6 +171,14 @@ impl ChannelRuntime {
                 // snapshot is missed: those broadcasts wait in this socket's queue, which is only
                 // read after the reply below, and are dropped if the join fails.
                 self.state.registry.subscribe(&msg.topic, &self.handle);
+                // A history topic's position is read now, subscribed and before `join` runs.
+                let mut resume = match self.state.histories.family(&msg.topic) {
+                    Some(family) => Some(
+                        Resume::read(&**self.state.histories.store(), family, &msg.topic, &params)
+                            .await,
+                    ),
+                    None => None,
+                };
                 let (joined, pushes) = self
                     .with_context(
                         &msg.topic,
@@ -186,9 +195,33 @@ impl ChannelRuntime {
                             ChannelSlot {
                                 join_ref: msg.join_ref.clone(),
                                 joined,
+                                through: None,
                             },
                         );
-                        self.reply(&msg, "ok", response);
+                        match &mut resume {
+                            Some(resume) => {
+                                self.reply(&msg, "ok", resume.response(response));
+                                let metrics = &self.state.metrics;
+                                match resume.recovered() {
+                                    Some(true) => metrics.resumes_recovered.inc(),
+                                    Some(false) => metrics.resumes_not_recovered.inc(),
+                                    None => 0,
+                                };
+                                // What the client missed, as ordinary broadcasts, before anything
+                                // queued since the join subscribed.
+                                let replay = resume.take_replay();
+                                self.state.metrics.replayed.inc_by(replay.len() as u64);
+                                for missed in replay {
+                                    if let Some(intercepted) = self.queue_broadcast(missed) {
+                                        self.deliver(intercepted).await;
+                                    }
+                                }
+                                if let Some(slot) = self.channels.get_mut(&msg.topic) {
+                                    slot.through = resume.through();
+                                }
+                            }
+                            None => self.reply(&msg, "ok", response),
+                        }
                         // Pushes made while joining follow the ok reply.
                         self.queue_pushes(pushes).await;
                     }
@@ -321,7 +354,10 @@ impl ChannelRuntime {
     /// boxed future.
     fn queue_broadcast(&mut self, broadcast: Arc<Broadcast>) -> Option<Arc<Broadcast>> {
         let frame = broadcast.frame();
-        let slot = self.channels.get(&frame.topic)?;
+        let slot = self.channels.get_mut(&frame.topic)?;
+        if slot.through.is_some() && skips(&mut slot.through, &broadcast) {
+            return None;
+        }
         if slot.joined.intercepts(frame.event()) {
             return Some(broadcast);
         }
