@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 
 use crate::db::{Chunk, ServeError, ShapeOrLimit, SnapshotPart, SyncDb};
 use crate::http::query::Offset;
-use crate::registry::{Shape, Subscription};
+use crate::live_shapes::{Shape, Subscription};
 use crate::shape::{Replica, ShapeError, ShapeRequest, parse_columns};
 use crate::table::{Denied, Identity};
 use crate::value::SqlValue;
@@ -288,7 +288,7 @@ impl Channel for ShapeChannel {
             .map_err(join_error)?;
         let subscription = self
             .db
-            .registry()
+            .live_shapes()
             .subscribe(&shape)
             .map_err(|e| refuse("unavailable", e))?;
         self.ensure_sender(&shape, ctx.topic(), ctx.pubsub());
@@ -424,12 +424,12 @@ struct Sender {
 impl Sender {
     async fn run(self) {
         let mut wakeups = self.shape.wakeups();
-        let mut rotations = self.db.registry().rotations();
+        let mut rotations = self.db.live_shapes().rotations();
         let mut at = self.db.feed().head();
         loop {
             wakeups.borrow_and_update();
             rotations.borrow_and_update();
-            if !self.db.registry().is_live(&self.shape.handle) {
+            if !self.db.live_shapes().is_live(&self.shape.handle) {
                 self.broadcast(json!({"handle": self.shape.handle, "refetch": true}));
                 break;
             }
@@ -438,7 +438,7 @@ impl Sender {
             }
             match self.db.changes_since(&self.shape, at) {
                 None => {
-                    self.db.registry().expire(&self.shape);
+                    self.db.live_shapes().expire(&self.shape);
                     continue;
                 }
                 Some((messages, next)) => {

@@ -24,8 +24,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::capture::{self, Capture};
 use crate::config::Config;
 use crate::feed::{Feed, Since};
+use crate::live_shapes::{LiveShapes, Shape};
 use crate::message;
-use crate::registry::{Registry, Shape};
 use crate::schema::TableSchema;
 use crate::shape::{ShapeDef, ShapeError, ShapeRequest, TableEntry};
 use crate::table::{Identity, SyncTable};
@@ -97,7 +97,7 @@ struct Inner {
     path: PathBuf,
     tables: Vec<TableEntry>,
     feed: Arc<Feed>,
-    registry: Arc<Registry>,
+    live_shapes: Arc<LiveShapes>,
     capture: Capture,
     readers: Mutex<Vec<Connection>>,
     config: Config,
@@ -160,12 +160,12 @@ impl SyncDb {
         let epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let registry = Arc::new(Registry::new(
+        let live_shapes = Arc::new(LiveShapes::new(
             epoch,
             config.max_shapes,
             config.max_subscribers_per_shape,
         ));
-        let dispatch = registry.clone();
+        let dispatch = live_shapes.clone();
         let capture = Capture::start(
             conn,
             Arc::from(schemas),
@@ -182,7 +182,7 @@ impl SyncDb {
                 path: path.to_path_buf(),
                 tables: entries,
                 feed,
-                registry,
+                live_shapes,
                 capture,
                 readers: Mutex::new(Vec::new()),
                 config,
@@ -206,8 +206,8 @@ impl SyncDb {
     }
 
     /// The live shapes.
-    pub fn registry(&self) -> &Registry {
-        &self.inner.registry
+    pub fn live_shapes(&self) -> &LiveShapes {
+        &self.inner.live_shapes
     }
 
     /// Asks the capture to look for changes now; call it after committing in this process to
@@ -224,7 +224,7 @@ impl SyncDb {
             .tables
             .iter()
             .position(|t| t.schema.name == table)?;
-        Some(self.inner.registry.rotate(index))
+        Some(self.inner.live_shapes.rotate(index))
     }
 
     /// Resolves `request` for `identity` and returns its live shape.
@@ -234,7 +234,7 @@ impl SyncDb {
         identity: Option<&Identity>,
     ) -> Result<Arc<Shape>, ShapeOrLimit> {
         let def = ShapeDef::resolve(&self.inner.tables, request, identity)?;
-        Ok(self.inner.registry.get_or_create(def)?)
+        Ok(self.inner.live_shapes.get_or_create(def)?)
     }
 
     /// The messages for `shape` after offset `after`, and the next offset; `None` if the feed no
@@ -397,7 +397,7 @@ pub enum ShapeOrLimit {
     Shape(#[from] ShapeError),
     /// [`Config::max_shapes`] is reached.
     #[error(transparent)]
-    Limit(#[from] crate::registry::TooManyShapes),
+    Limit(#[from] crate::live_shapes::TooManyShapes),
 }
 
 fn entry(schema: TableSchema, decl: SyncTable) -> Result<TableEntry, OpenError> {

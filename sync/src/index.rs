@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::feed::Change;
-use crate::registry::Shape;
+use crate::live_shapes::Shape;
 use crate::value::SqlValue;
 
 /// A value as an index key.
@@ -161,7 +161,7 @@ impl ShapeIndex {
 mod tests {
     use crate::feed::{Change, Op};
     use crate::filter::{CmpOp, Cond};
-    use crate::registry::Registry;
+    use crate::live_shapes::LiveShapes;
     use crate::shape::{Replica, ShapeDef};
     use crate::value::SqlValue;
     use std::sync::Arc;
@@ -207,15 +207,15 @@ mod tests {
 
     #[test]
     fn a_change_is_evaluated_against_the_shapes_of_its_values_only() {
-        let registry = Registry::new(1, 20_000, 10);
+        let live_shapes = LiveShapes::new(1, 20_000, 10);
         let shapes: Vec<_> = (0..10_000)
             .map(|i| {
-                registry
+                live_shapes
                     .get_or_create(owner_is(&format!("u{i}")))
                     .expect("room")
             })
             .collect();
-        let scan = registry
+        let scan = live_shapes
             .get_or_create(ShapeDef {
                 table: 0,
                 cond: Cond::Compare {
@@ -231,7 +231,7 @@ mod tests {
         let mut woken: Vec<_> = shapes.iter().map(|s| s.wakeups()).collect();
         let mut scan_woken = scan.wakeups();
         // A row moving from u7 to u42 concerns both, and the shape without an equality.
-        let evaluations = registry.dispatch(&[change(Some("u7"), Some("u42"))]);
+        let evaluations = live_shapes.dispatch(&[change(Some("u7"), Some("u42"))]);
         assert_eq!(
             evaluations, 3,
             "two indexed candidates and one scanned shape"
@@ -243,12 +243,12 @@ mod tests {
         woken[7].borrow_and_update();
         scan_woken.borrow_and_update();
         // A value no shape is filed under costs only the scanned shape.
-        assert_eq!(registry.dispatch(&[change(None, Some("nobody"))]), 1);
+        assert_eq!(live_shapes.dispatch(&[change(None, Some("nobody"))]), 1);
         assert!(!woken[7].has_changed().expect("open"));
         // A removed shape is no longer found.
-        registry.expire(&shapes[42]);
+        live_shapes.expire(&shapes[42]);
         woken[42].borrow_and_update();
-        registry.dispatch(&[change(None, Some("u42"))]);
+        live_shapes.dispatch(&[change(None, Some("u42"))]);
         assert!(!woken[42].has_changed().expect("open"));
     }
 

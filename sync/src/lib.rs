@@ -13,7 +13,7 @@
 //!   (snapshots) or in Rust (changes), with the same result.
 //! - [`table`]: what the server declares ([`SyncTable`]: readable columns, key, the
 //!   authorization hook from [`Identity`] to [`Filter`]); [`shape`]: a client's request resolved
-//!   into a shape; [`registry`]: live shapes and their handles, bounded, and [`index`]: which of
+//!   into a shape; [`live_shapes`]: live shapes and their handles, bounded, and [`index`]: which of
 //!   them a change concerns, by equality column, so only those wake; [`message`]: Electric's
 //!   change and control messages for one shape.
 //! - [`db`]: [`SyncDb`], which ties them together (snapshot and changes join without gap or
@@ -50,8 +50,8 @@ pub mod feed;
 pub mod filter;
 pub mod http;
 pub mod index;
+pub mod live_shapes;
 pub mod message;
-pub mod registry;
 pub mod schema;
 pub mod shape;
 pub mod table;

@@ -31,8 +31,8 @@ use futures_util::stream;
 use serde_json::Value;
 
 use crate::db::{ServeError, ShapeOrLimit, SnapshotPart, SyncDb};
+use crate::live_shapes::Shape;
 use crate::message;
-use crate::registry::Shape;
 use crate::shape::ShapeError;
 use crate::table::{Denied, Identity};
 use query::{Offset, ShapeQuery};
@@ -262,7 +262,7 @@ async fn serve(
             }
             if query.sse {
                 let subscription = db
-                    .registry()
+                    .live_shapes()
                     .subscribe(&shape)
                     .map_err(|e| ErrorReply::overloaded(e.to_string()))?;
                 let headers = meta.headers(after, Caching::Sse, false);
@@ -288,7 +288,7 @@ fn expired(
     meta: &Meta<'_>,
     identity: Option<&Identity>,
 ) -> Result<Response, ErrorReply> {
-    db.registry().expire(meta.shape);
+    db.live_shapes().expire(meta.shape);
     let fresh = db.shape(&meta.query.shape, identity).map_err(shape_error)?;
     Ok(reply::must_refetch(&fresh.handle, meta.private))
 }
@@ -315,18 +315,18 @@ async fn long_poll(
     identity: Option<&Identity>,
 ) -> Result<Response, ErrorReply> {
     let _subscription = db
-        .registry()
+        .live_shapes()
         .subscribe(meta.shape)
         .map_err(|e| ErrorReply::overloaded(e.to_string()))?;
     // Woken only by changes this shape's filter matches (see `crate::index`), or a rotation.
     let mut wakeups = meta.shape.wakeups();
-    let mut rotations = db.registry().rotations();
+    let mut rotations = db.live_shapes().rotations();
     let deadline = tokio::time::Instant::now() + db.config().long_poll_timeout;
     let mut at = after;
     loop {
         wakeups.borrow_and_update();
         rotations.borrow_and_update();
-        if !db.registry().is_live(&meta.shape.handle) {
+        if !db.live_shapes().is_live(&meta.shape.handle) {
             let fresh = db.shape(&meta.query.shape, identity).map_err(shape_error)?;
             return Ok(reply::must_refetch(&fresh.handle, meta.private));
         }

@@ -20,8 +20,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::db::SyncDb;
+use crate::live_shapes::{Shape, Subscription};
 use crate::message;
-use crate::registry::{Shape, Subscription};
 
 struct State {
     db: SyncDb,
@@ -46,7 +46,7 @@ pub fn stream(
     let config = db.config().clone();
     let state = State {
         wakeups: shape.wakeups(),
-        rotations: db.registry().rotations(),
+        rotations: db.live_shapes().rotations(),
         deadline: Instant::now() + config.sse_timeout,
         db,
         shape,
@@ -74,7 +74,7 @@ async fn next(state: &mut State) -> Option<Event> {
         }
         state.wakeups.borrow_and_update();
         state.rotations.borrow_and_update();
-        if !state.db.registry().is_live(&state.shape.handle) {
+        if !state.db.live_shapes().is_live(&state.shape.handle) {
             return None;
         }
         let (messages, next) = state.db.changes_since(&state.shape, state.at)?;

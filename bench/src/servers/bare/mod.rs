@@ -98,14 +98,14 @@ struct Room {
 
 /// What every connection shares.
 #[derive(Debug, Default)]
-struct Hub {
+struct Topics {
     /// Members by topic. Joins and leaves write it; a broadcast holds the lock for one pass of
     /// pushes, which never wait, so a `std` mutex is right and no `.await` happens under it.
     rooms: Mutex<HashMap<Box<str>, Room>>,
     slow_consumers: AtomicU64,
 }
 
-impl Hub {
+impl Topics {
     fn rooms(&self) -> MutexGuard<'_, HashMap<Box<str>, Room>> {
         self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -172,7 +172,7 @@ impl Hub {
 pub fn router() -> Router {
     Router::new()
         .route("/socket/websocket", get(upgrade))
-        .with_state(Arc::new(Hub::default()))
+        .with_state(Arc::new(Topics::default()))
 }
 
 /// Serves [`router`] on `listener` until `shutdown` resolves.
@@ -183,12 +183,12 @@ pub async fn serve(
     super::serve_router(listener, router(), shutdown).await
 }
 
-async fn upgrade(ws: WebSocketUpgrade, State(hub): State<Arc<Hub>>) -> Response {
+async fn upgrade(ws: WebSocketUpgrade, State(topics): State<Arc<Topics>>) -> Response {
     ws.max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
-        .on_upgrade(move |socket| connection(socket, hub))
+        .on_upgrade(move |socket| connection(socket, topics))
 }
 
 /// Why a connection ends.
@@ -266,7 +266,7 @@ impl Pause {
 
 /// A socket's own state, owned by its task.
 struct Conn<'h> {
-    hub: &'h Hub,
+    topics: &'h Topics,
     mailbox: Arc<Mailbox>,
     /// The waker the WebSocket's read side is polled with: the mailbox, which marks it readable.
     read_waker: Waker,
@@ -281,10 +281,10 @@ struct Conn<'h> {
     pause: Option<Pause>,
 }
 
-async fn connection(mut socket: WebSocket, hub: Arc<Hub>) {
+async fn connection(mut socket: WebSocket, topics: Arc<Topics>) {
     let mailbox = Mailbox::new(QUEUE);
     let mut conn = Conn {
-        hub: &hub,
+        topics: &topics,
         read_waker: Waker::from(mailbox.clone()),
         mailbox,
         joined: Vec::new(),
@@ -302,7 +302,7 @@ async fn connection(mut socket: WebSocket, hub: Arc<Hub>) {
         }
     };
     for joined in conn.joined.drain(..) {
-        hub.leave(&joined.topic, joined.slot);
+        topics.leave(&joined.topic, joined.slot);
     }
     let (code, reason) = match end {
         End::Closed => {
@@ -421,7 +421,7 @@ impl Conn<'_> {
         if !self.behind {
             self.out.push_back(text);
         } else if self.mailbox.offer(text) == Offered::Kicked {
-            self.hub.slow_consumer();
+            self.topics.slow_consumer();
         }
     }
 
@@ -439,9 +439,9 @@ impl Conn<'_> {
             ("phx_join", _) => {
                 if let Some(at) = joined {
                     let old = self.joined.swap_remove(at);
-                    self.hub.leave(&old.topic, old.slot);
+                    self.topics.leave(&old.topic, old.slot);
                 }
-                let slot = self.hub.join(topic, &self.mailbox);
+                let slot = self.topics.join(topic, &self.mailbox);
                 self.joined.push(Joined {
                     topic: topic.into(),
                     topic_raw: f.topic.raw.into(),
@@ -453,12 +453,12 @@ impl Conn<'_> {
             (_, None) => self.send(f.reply(false, r#"{"reason":"unmatched topic"}"#)),
             ("phx_leave", Some(at)) => {
                 let old = self.joined.swap_remove(at);
-                self.hub.leave(&old.topic, old.slot);
+                self.topics.leave(&old.topic, old.slot);
                 self.send(f.reply(true, "{}"));
                 self.send(frame::phx_close(&old.join_ref, &old.topic_raw));
             }
             ("shout", Some(_)) => {
-                if let Some(pause) = self.hub.broadcast(topic, &f.broadcast()) {
+                if let Some(pause) = self.topics.broadcast(topic, &f.broadcast()) {
                     self.pause = Some(pause);
                 }
                 // Its own copy is in its queue now.

@@ -3,7 +3,7 @@
 //!
 //! A handle names one shape definition for the life of this process: `<n>-<epoch>`, where `n`
 //! counts shapes created and `epoch` is the start time in milliseconds, so a handle is never
-//! reused, not even across restarts. [`Registry::rotate`] (the table changed under the shapes, an
+//! reused, not even across restarts. [`LiveShapes::rotate`] (the table changed under the shapes, an
 //! operator forced it) and eviction drop handles; a client that comes back with one gets a 409
 //! and the definition's new handle.
 //!
@@ -57,7 +57,7 @@ impl Drop for Subscription {
     }
 }
 
-/// The registry is full of shapes that all have subscribers.
+/// The live_shapes is full of shapes that all have subscribers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("too many live shapes; retry later")]
 pub struct TooManyShapes;
@@ -84,7 +84,7 @@ impl Maps {
 
 /// The live shapes.
 #[derive(Debug)]
-pub struct Registry {
+pub struct LiveShapes {
     maps: Mutex<Maps>,
     next: AtomicU64,
     clock: AtomicU64,
@@ -95,10 +95,10 @@ pub struct Registry {
     rotations: watch::Sender<u64>,
 }
 
-impl Registry {
-    /// An empty registry; `epoch` goes into every handle.
-    pub fn new(epoch: u64, max_shapes: usize, max_subscribers: usize) -> Registry {
-        Registry {
+impl LiveShapes {
+    /// An empty live_shapes; `epoch` goes into every handle.
+    pub fn new(epoch: u64, max_shapes: usize, max_subscribers: usize) -> LiveShapes {
+        LiveShapes {
             maps: Mutex::new(Maps::default()),
             next: AtomicU64::new(1),
             clock: AtomicU64::new(0),
@@ -245,28 +245,28 @@ mod tests {
 
     #[test]
     fn handles_are_shared_bounded_and_rotated() {
-        let registry = Registry::new(7, 2, 1);
-        let a = registry.get_or_create(def("a", 0)).expect("room");
+        let live_shapes = LiveShapes::new(7, 2, 1);
+        let a = live_shapes.get_or_create(def("a", 0)).expect("room");
         assert_eq!(a.handle, "1-7");
         assert_eq!(
-            registry.get_or_create(def("a", 0)).expect("same").handle,
+            live_shapes.get_or_create(def("a", 0)).expect("same").handle,
             "1-7"
         );
-        let _sub_a = registry.subscribe(&a).expect("first subscriber");
-        assert_eq!(registry.subscribe(&a).err(), Some(TooManySubscribers));
-        let b = registry.get_or_create(def("b", 1)).expect("room");
-        let _sub_b = registry.subscribe(&b).expect("first subscriber");
+        let _sub_a = live_shapes.subscribe(&a).expect("first subscriber");
+        assert_eq!(live_shapes.subscribe(&a).err(), Some(TooManySubscribers));
+        let b = live_shapes.get_or_create(def("b", 1)).expect("room");
+        let _sub_b = live_shapes.subscribe(&b).expect("first subscriber");
         assert_eq!(
-            registry.get_or_create(def("c", 1)).err(),
+            live_shapes.get_or_create(def("c", 1)).err(),
             Some(TooManyShapes)
         );
         drop(_sub_b);
         // b is idle now: it is evicted for c.
-        let c = registry.get_or_create(def("c", 1)).expect("evicts b");
-        assert!(!registry.is_live(&b.handle) && registry.is_live(&c.handle));
-        assert_eq!(registry.rotate(0), 1);
-        assert!(!registry.is_live("1-7"));
-        let again = registry.get_or_create(def("a", 0)).expect("room");
+        let c = live_shapes.get_or_create(def("c", 1)).expect("evicts b");
+        assert!(!live_shapes.is_live(&b.handle) && live_shapes.is_live(&c.handle));
+        assert_eq!(live_shapes.rotate(0), 1);
+        assert!(!live_shapes.is_live("1-7"));
+        let again = live_shapes.get_or_create(def("a", 0)).expect("room");
         assert_ne!(again.handle, "1-7", "a rotated shape gets a new handle");
     }
 }
