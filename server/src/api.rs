@@ -107,13 +107,27 @@ impl Alight {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header. The scheme is case-insensitive
+/// (RFC 9110 section 11.1), so `bearer` and `BEARER` are read too.
+///
+/// ```
+/// use alight_server::bearer_token;
+/// use axum::http::{HeaderMap, HeaderValue, header};
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer abc"));
+/// assert_eq!(bearer_token(&headers), Some("abc"));
+/// ```
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Whether the request carries `Authorization: Bearer <key>`, compared in constant time.
 pub(crate) fn bearer_matches(headers: &HeaderMap, key: &str) -> bool {
-    let Some(given) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
+    let Some(given) = bearer_token(headers) else {
         return false;
     };
     given.len() == key.len()

@@ -26,6 +26,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -34,11 +35,10 @@ use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use base64::Engine;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -268,8 +268,13 @@ impl Alight {
     }
 
     /// Serves `app` on `listener` until `shutdown` completes, then closes every socket with 1012
-    /// (phoenix.js reconnects) and waits for them, at most
-    /// [`shutdown_timeout`](crate::Limits::shutdown_timeout).
+    /// (phoenix.js reconnects) and lets HTTP requests in progress finish, waiting for both at
+    /// most [`shutdown_timeout`](crate::Limits::shutdown_timeout).
+    ///
+    /// HTTP/1 is served with the header and body timeouts and the connection limit of
+    /// [`Limits`](crate::Limits), and each request carries the peer address as axum's
+    /// `ConnectInfo<SocketAddr>`. Serving `app` some other way (e.g. `axum::serve`) works too,
+    /// without those.
     pub async fn serve(
         &self,
         listener: TcpListener,
@@ -283,16 +288,19 @@ impl Alight {
                 () = token.cancelled() => {}
             }
         };
-        // Replies and pushes are small and latency-bound: never hold them back for Nagle.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                debug!(error = %err, "TCP_NODELAY not set");
-            }
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .await?;
-        self.drain().await;
+        let http = crate::serve::serve_http(
+            listener,
+            app,
+            self.state().shutdown.clone(),
+            *self.state().config.limits(),
+            self.state().metrics.clone(),
+        );
+        // Sockets and HTTP requests drain side by side, each within the shutdown timeout.
+        let sockets = async {
+            self.state().shutdown.cancelled().await;
+            self.drain().await;
+        };
+        tokio::join!(signal, http, sockets);
         Ok(())
     }
 
@@ -356,6 +364,7 @@ fn auth_token(headers: &HeaderMap) -> Result<Option<String>, &'static str> {
 async fn upgrade(
     State(alight): State<Alight>,
     params: Result<Query<HashMap<String, String>>, QueryRejection>,
+    peer: Option<Extension<axum::extract::ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -363,6 +372,22 @@ async fn upgrade(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
+    let origin = headers.get(header::ORIGIN).map(|value| value.to_str());
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok());
+    let origin_ok = match origin {
+        None => alight.state().config.origin_check().accepts(None, host),
+        Some(Ok(origin)) => alight
+            .state()
+            .config
+            .origin_check()
+            .accepts(Some(origin), host),
+        Some(Err(_)) => false,
+    };
+    if !origin_ok {
+        return refuse(&alight, StatusCode::FORBIDDEN, "origin not allowed");
+    }
     let params = match params {
         Ok(Query(params)) => params,
         Err(rejection) => return refuse(&alight, StatusCode::BAD_REQUEST, rejection.body_text()),
@@ -395,6 +420,8 @@ async fn upgrade(
         params,
         token,
         serializer,
+        peer_addr: peer.map(|Extension(axum::extract::ConnectInfo(addr))| addr),
+        headers,
     };
     let connected = match &endpoint.connect {
         Some(connect) => match connect(info).await {

@@ -20,6 +20,8 @@ pub(crate) struct Metrics {
     pub(crate) slow_consumers: Counter,
     pub(crate) decode_errors: Counter,
     pub(crate) refused_connections: Counter,
+    pub(crate) write_timeouts: Counter,
+    pub(crate) not_encodable: Counter,
 }
 
 impl Metrics {
@@ -34,6 +36,8 @@ impl Metrics {
         let slow_consumers = Counter::default();
         let decode_errors = Counter::default();
         let refused_connections = Counter::default();
+        let write_timeouts = Counter::default();
+        let not_encodable = Counter::default();
         registry.register(
             "connections",
             "Open WebSocket connections",
@@ -67,6 +71,16 @@ impl Metrics {
             "Upgrades refused (limits, bad vsn, connect callback)",
             refused_connections.clone(),
         );
+        registry.register(
+            "write_timeouts",
+            "Sockets closed because a write did not complete within the write timeout",
+            write_timeouts.clone(),
+        );
+        registry.register(
+            "frames_not_encodable",
+            "Frames not sent because the socket's serializer cannot encode them (binary for V1)",
+            not_encodable.clone(),
+        );
         Metrics {
             registry,
             connections,
@@ -78,6 +92,8 @@ impl Metrics {
             slow_consumers,
             decode_errors,
             refused_connections,
+            write_timeouts,
+            not_encodable,
         }
     }
 

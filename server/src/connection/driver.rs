@@ -17,6 +17,7 @@ use super::runtime::ChannelRuntime;
 use crate::backpressure::Backpressure;
 use crate::channel::{Queued, Terminate};
 use crate::close_code;
+use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::registry::{ConnHandle, Inbox, Outbound};
 use crate::socket::Socket;
@@ -171,6 +172,7 @@ impl Connection {
         let overflowed = handle.overflow.notified();
         tokio::pin!(overflowed);
         let queue = state.config.limits().outbound_queue;
+        let write_timeout = state.config.limits().write_timeout;
         loop {
             let mut from_client = false;
             let paused = self.backpressure.reading_paused(queue);
@@ -198,6 +200,7 @@ impl Connection {
                 &mut runtime.queued,
                 runtime.socket.serializer,
                 &state.presence,
+                &state.metrics,
                 &mut self.encoded,
             );
             // Read once the step's own copies are encoded: only subscriber queues hold it now.
@@ -212,13 +215,20 @@ impl Connection {
                     biased;
                     () = &mut shutting_down => return Step::shutting_down(),
                     () = &mut overflowed => return Step::slow_consumer(),
-                    written = write_all(sink, &mut self.encoded) => written,
+                    written = tokio::time::timeout(write_timeout, write_all(sink, &mut self.encoded)) => written,
                 };
                 match written {
-                    Ok(count) => {
+                    Ok(Ok(count)) => {
                         state.metrics.frames_out.inc_by(count as u64);
                     }
-                    Err(_) => return Step::Gone,
+                    Ok(Err(_)) => return Step::Gone,
+                    Err(_) => {
+                        state.metrics.write_timeouts.inc();
+                        return Step::Close(
+                            close_code::SLOW_CONSUMER,
+                            "slow consumer: write timed out".into(),
+                        );
+                    }
                 }
             }
             // The buffers are empty now. A socket that receives broadcasts keeps their room (and
@@ -259,6 +269,11 @@ impl Connection {
         metrics.frames_in.inc();
         match decoded {
             Ok(frame) => {
+                if let Some(reason) = self.runtime.state.config.limits().oversized_field(&frame) {
+                    metrics.decode_errors.inc();
+                    warn!(%reason, "frame field over its limit");
+                    return Step::Close(close_code::MESSAGE_TOO_BIG, reason);
+                }
                 self.runtime.dispatch(frame).await;
                 Step::Continue
             }
@@ -292,6 +307,7 @@ fn encode(
     queued: &mut Vec<Queued>,
     serializer: Serializer,
     presence: &Presence,
+    metrics: &Metrics,
     out: &mut Vec<Message>,
 ) {
     for queued in queued.drain(..) {
@@ -308,8 +324,51 @@ fn encode(
         };
         match encoded {
             Ok(message) => out.push(message),
-            Err(err) => warn!(error = %err, "frame not sent"),
+            Err(err) => {
+                // Counted always, logged once per window: a binary broadcast reaches every V1
+                // subscriber, and one line each would let one publisher flood the log.
+                metrics.not_encodable.inc();
+                if NOT_ENCODABLE_LOG.ready() {
+                    warn!(error = %err, "frame not sent (counted in alight_frames_not_encodable_total; logged once per 10 s)");
+                }
+            }
         }
+    }
+}
+
+/// When the last "frame not sent" line was logged.
+static NOT_ENCODABLE_LOG: LogWindow = LogWindow::new(Duration::from_secs(10));
+
+/// Lets one log line through per window, across every connection task.
+struct LogWindow {
+    window: Duration,
+    /// Milliseconds since `START` at the last line let through, plus one (0: never).
+    last: std::sync::atomic::AtomicU64,
+}
+
+static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+impl LogWindow {
+    const fn new(window: Duration) -> Self {
+        LogWindow {
+            window,
+            last: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Whether a line may be logged now; at most once per window returns true.
+    fn ready(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let start = START.get_or_init(std::time::Instant::now);
+        let now = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1;
+        let last = self.last.load(Ordering::Relaxed);
+        let window = u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX);
+        if last != 0 && now.saturating_sub(last) < window {
+            return false;
+        }
+        self.last
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
     }
 }
 
@@ -364,6 +423,14 @@ mod tests {
 
     /// A connection under a fan-out keeps a batch's room in its step buffers (see
     /// [`Connection::release_room`]): an entry stays three words, the frame boxed.
+    #[test]
+    fn a_log_window_lets_one_line_through() {
+        let window = LogWindow::new(Duration::from_secs(3600));
+        assert!(window.ready());
+        assert!(!window.ready());
+        assert!(!window.ready());
+    }
+
     #[test]
     fn a_queued_message_is_three_words() {
         assert_eq!(

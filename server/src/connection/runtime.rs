@@ -21,6 +21,19 @@ use crate::registry::{Close, ConnHandle, Outbound, Push};
 use crate::socket::Socket;
 use crate::state::ServerState;
 
+/// The reason of the join error sent instead of a reply over
+/// [`Limits::max_join_reply_size`](crate::Limits::max_join_reply_size).
+const JOIN_REPLY_TOO_LARGE: &str = "join reply too large";
+
+/// The size of a payload as sent: its JSON text or its bytes.
+fn payload_len(payload: &Payload) -> usize {
+    payload
+        .as_json()
+        .map(str::len)
+        .or_else(|| payload.as_binary().map(bytes::Bytes::len))
+        .unwrap_or(0)
+}
+
 /// A panic caught in a channel callback.
 type Panic = Box<dyn std::any::Any + Send>;
 
@@ -179,6 +192,20 @@ impl ChannelRuntime {
                     )
                     .await;
                 match joined {
+                    Ok(Ok((joined, response)))
+                        if payload_len(&response) > limits.max_join_reply_size =>
+                    {
+                        // Joined, but the reply cannot go out: end the channel as refused.
+                        warn!(topic = %msg.topic, bytes = payload_len(&response), "join reply over its limit");
+                        self.state.metrics.channels.inc();
+                        self.unsubscribe(&msg.topic);
+                        let slot = ChannelSlot {
+                            join_ref: msg.join_ref.clone(),
+                            joined,
+                        };
+                        self.run_terminate(&msg.topic, slot, Terminate::Stop).await;
+                        self.reply(&msg, "error", reason_payload(JOIN_REPLY_TOO_LARGE));
+                    }
                     Ok(Ok((joined, response))) => {
                         self.state.metrics.channels.inc();
                         self.channels.insert(
@@ -427,6 +454,7 @@ impl ChannelRuntime {
             presence: &self.state.presence,
             tracking: !matches!(phase, Phase::Ending),
             published: None,
+            limits: self.state.config.limits(),
         };
         let span = debug_span!("channel", %topic);
         let result = AssertUnwindSafe(call(&mut self.channels, &mut ctx))
