@@ -7,9 +7,11 @@
 //! | 1001 | going away | [`disconnect`](crate::Alight::disconnect) of a socket id, or no frame within the idle timeout |
 //! | 1002 | protocol error | a WebSocket protocol violation (e.g. an unmasked client frame) |
 //! | 1007 | invalid payload | a frame that does not decode, or text that is not UTF-8 (the reason says why) |
+//! | 1008 | policy violation | [`Limits::max_rate_strikes`](crate::Limits::max_rate_strikes) joins or pushes refused in a row for their rate |
 //! | 1009 | message too big | a message over [`Limits::max_message_size`](crate::Limits::max_message_size), or a topic, event or ref over [`Limits::max_topic_len`](crate::Limits::max_topic_len), [`max_event_len`](crate::Limits::max_event_len) or [`max_ref_len`](crate::Limits::max_ref_len) |
 //! | 1011 | internal error | the server failed to encode what it had to send |
 //! | 1012 | service restart | graceful shutdown; clients reconnect to the next instance |
+//! | 4001 | token expired | [JWT auth](crate::JwtAuth): the token's `exp` passed without a refresh; the client reconnects with a fresh token |
 //! | 1013 | try again later | slow consumer: the socket's outbound queue was full, or a write did not complete within [`Limits::write_timeout`](crate::Limits::write_timeout) (the close frame is tried for a second; a client that does not read usually sees the connection drop, 1006, instead) |
 
 /// Server-side disconnect of a socket id, and idle sockets.
@@ -18,6 +20,8 @@ pub const GOING_AWAY: u16 = 1001;
 pub const PROTOCOL_ERROR: u16 = 1002;
 /// A frame that does not decode.
 pub const INVALID_FRAME: u16 = 1007;
+/// Too many joins or pushes refused in a row for their rate.
+pub const POLICY_VIOLATION: u16 = 1008;
 /// A message over the size limit, or a topic, event or ref over its length limit.
 pub const MESSAGE_TOO_BIG: u16 = 1009;
 /// The server could not encode a frame.
@@ -26,3 +30,5 @@ pub const INTERNAL_ERROR: u16 = 1011;
 pub const SERVICE_RESTART: u16 = 1012;
 /// The socket's outbound queue was full, or a write timed out.
 pub const SLOW_CONSUMER: u16 = 1013;
+/// The socket's JWT expired without a refresh (application range 4000-4999).
+pub const TOKEN_EXPIRED: u16 = 4001;

@@ -16,6 +16,7 @@
 
 use std::time::Duration;
 
+use crate::jwt::JwtAuth;
 use crate::origin::CheckOrigin;
 
 /// Server limits and timeouts. Start from [`Config::default`] and override with the setters.
@@ -24,6 +25,7 @@ pub struct Config {
     limits: Limits,
     path: String,
     check_origin: CheckOrigin,
+    jwt: Option<JwtAuth>,
 }
 
 /// The numbers behind [`Config`], readable by the runtime.
@@ -38,6 +40,19 @@ pub struct Limits {
     pub max_channels_per_socket: usize,
     /// Joins one socket may make per second (burst and refill); more get `{"reason":"too many joins"}`.
     pub joins_per_second: u32,
+    /// Events one socket may push to its channels per second (burst and refill; heartbeats,
+    /// joins and leaves aside); more get the error reply `{"reason":"too many pushes"}` without
+    /// reaching the channel.
+    pub pushes_per_second: u32,
+    /// Refused joins and pushes in a row (none allowed in between) after which the socket is
+    /// closed with [`close_code::POLICY_VIOLATION`](crate::close_code::POLICY_VIOLATION): a
+    /// client that ignores the error replies is cut off.
+    pub max_rate_strikes: u32,
+    /// Off (`None`) by default: sockets open at once from one IP address; a further upgrade is
+    /// refused with HTTP 429. Proxies, NAT and load balancers put many users behind one address:
+    /// set it only where the server sees the clients' own addresses. Needs the peer address
+    /// ([`Alight::serve`](crate::Alight::serve) provides it).
+    pub max_connections_per_ip: Option<usize>,
     /// Messages queued for one socket; a socket whose queue is full is disconnected with
     /// [`close_code::SLOW_CONSUMER`](crate::close_code::SLOW_CONSUMER).
     pub outbound_queue: usize,
@@ -108,6 +123,9 @@ impl Default for Limits {
             max_connections: 100_000,
             max_channels_per_socket: 100,
             joins_per_second: 100,
+            pushes_per_second: 10_000,
+            max_rate_strikes: 1_000,
+            max_connections_per_ip: None,
             outbound_queue: 1024,
             idle_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(10),
@@ -134,6 +152,7 @@ impl Default for Config {
             limits: Limits::default(),
             path: "/socket".to_owned(),
             check_origin: CheckOrigin::default(),
+            jwt: None,
         }
     }
 }
@@ -159,6 +178,18 @@ impl Config {
     /// The origin check in force.
     pub fn origin_check(&self) -> &CheckOrigin {
         &self.check_origin
+    }
+
+    /// Requires a JWT to connect, verified with `auth`, for the life of the socket (see
+    /// [`JwtAuth`]). Off by default: the connect callback decides alone.
+    pub fn jwt(mut self, auth: JwtAuth) -> Self {
+        self.jwt = Some(auth);
+        self
+    }
+
+    /// The JWT auth in force, if any.
+    pub fn jwt_auth(&self) -> Option<&JwtAuth> {
+        self.jwt.as_ref()
     }
 
     /// Mount path of the socket (default `/socket`, as `new Socket("/socket")` in phoenix.js).
@@ -189,6 +220,24 @@ impl Config {
     /// See [`Limits::joins_per_second`].
     pub fn joins_per_second(mut self, n: u32) -> Self {
         self.limits.joins_per_second = n;
+        self
+    }
+
+    /// See [`Limits::pushes_per_second`].
+    pub fn pushes_per_second(mut self, n: u32) -> Self {
+        self.limits.pushes_per_second = n;
+        self
+    }
+
+    /// See [`Limits::max_rate_strikes`].
+    pub fn max_rate_strikes(mut self, n: u32) -> Self {
+        self.limits.max_rate_strikes = n;
+        self
+    }
+
+    /// See [`Limits::max_connections_per_ip`].
+    pub fn max_connections_per_ip(mut self, n: Option<usize>) -> Self {
+        self.limits.max_connections_per_ip = n;
         self
     }
 

@@ -26,9 +26,9 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use alight_protocol::Serializer;
 use axum::Router;
@@ -78,6 +78,11 @@ struct Endpoint {
     tracker: TaskTracker,
     /// One permit per open connection.
     permits: Arc<Semaphore>,
+    /// Open sockets per peer IP address, when [`Limits::max_connections_per_ip`] is set. Taken by
+    /// the upgrade handler, released by the connection task's [`PeerSlot`] when it ends.
+    ///
+    /// [`Limits::max_connections_per_ip`]: crate::Limits::max_connections_per_ip
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
     next_conn: AtomicU64,
 }
 
@@ -206,6 +211,7 @@ impl AlightBuilder {
                 connect: self.connect,
                 tracker: TaskTracker::new(),
                 permits,
+                per_ip: Arc::default(),
                 next_conn: AtomicU64::new(1),
             }),
         }
@@ -330,6 +336,40 @@ fn refuse(alight: &Alight, status: StatusCode, reason: impl Into<String>) -> Res
     (status, [(header::CACHE_CONTROL, "no-store")], reason).into_response()
 }
 
+/// A socket's place under the per-address limit; given back when dropped.
+struct PeerSlot {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl PeerSlot {
+    /// A place for `ip` if it has fewer than `max` sockets open.
+    fn take(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<Self> {
+        let mut map = counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = map.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(PeerSlot {
+            counts: counts.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = map.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Reads phoenix.js's `authToken` from `Sec-WebSocket-Protocol`.
 ///
 /// phoenix.js encodes it with `btoa` and strips the padding; URL-safe encoders are accepted too.
@@ -409,6 +449,33 @@ async fn upgrade(
         Ok(token) => token,
         Err(reason) => return refuse(&alight, StatusCode::BAD_REQUEST, reason),
     };
+    let claims = match state.config.jwt_auth() {
+        None => None,
+        Some(auth) => {
+            let presented = token.as_deref().or(params.get("token").map(String::as_str));
+            let verified = presented
+                .ok_or(crate::jwt::JwtError::Missing)
+                .and_then(|token| auth.verify(token));
+            match verified {
+                Ok(claims) => Some(claims),
+                Err(err) => return refuse(&alight, StatusCode::FORBIDDEN, err.to_string()),
+            }
+        }
+    };
+    let peer_addr = peer.map(|Extension(axum::extract::ConnectInfo(addr))| addr);
+    let peer_slot = match (state.config.limits().max_connections_per_ip, peer_addr) {
+        (Some(max), Some(addr)) => match PeerSlot::take(&endpoint.per_ip, addr.ip(), max) {
+            Some(slot) => Some(slot),
+            None => {
+                return refuse(
+                    &alight,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many connections from this address",
+                );
+            }
+        },
+        _ => None,
+    };
     let Ok(permit) = endpoint.permits.clone().try_acquire_owned() else {
         return refuse(
             &alight,
@@ -420,7 +487,8 @@ async fn upgrade(
         params,
         token,
         serializer,
-        peer_addr: peer.map(|Extension(axum::extract::ConnectInfo(addr))| addr),
+        claims: claims.clone(),
+        peer_addr,
         headers,
     };
     let connected = match &endpoint.connect {
@@ -430,7 +498,10 @@ async fn upgrade(
         },
         None => Connected::new(),
     };
-    let (id, assigns) = connected.into_parts();
+    let (id, mut assigns) = connected.into_parts();
+    if let Some(claims) = claims {
+        assigns.insert(claims);
+    }
     let socket = Socket {
         conn_id: endpoint.next_conn.fetch_add(1, Ordering::Relaxed),
         id,
@@ -447,5 +518,11 @@ async fn upgrade(
         // flushed once, so writes still coalesce up to the write buffer's size.
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
-        .on_upgrade(move |ws| tracker.track_future(connection::run(state, ws, socket, permit)))
+        .on_upgrade(move |ws| {
+            let run = connection::run(state, ws, socket, permit);
+            tracker.track_future(async move {
+                run.await;
+                drop(peer_slot);
+            })
+        })
 }

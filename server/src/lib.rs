@@ -29,6 +29,7 @@
 //! - `presence`: [`Presence`]: tracking per channel, `presence_state`/`presence_diff` batched per
 //!   topic, on a mergeable per-node replica that multi-node adapters replicate.
 //! - `socket`: what the connect callback sees ([`ConnectInfo`]) and returns ([`Connected`]).
+//! - `jwt`: [`JwtAuth`]: JWT connect auth, expiry for the life of the socket, in-band refresh.
 //! - `origin`: [`CheckOrigin`], which browser pages may open a socket.
 //! - `config`: [`Config`] and its [`Limits`]; [`close_code`]: the close codes the server sends.
 //! - `memory`: returning freed memory to the system after a wave of closes (opt-in).
@@ -73,6 +74,7 @@ pub mod close_code;
 mod config;
 mod connection;
 mod endpoint;
+mod jwt;
 mod memory;
 mod metrics;
 mod origin;
@@ -91,6 +93,7 @@ pub use broadcast::Broadcast;
 pub use channel::{Channel, Context, HandleIn, JoinError, Outgoing, Terminate};
 pub use config::{Config, Limits};
 pub use endpoint::{Alight, AlightBuilder};
+pub use jwt::{Claims, JwtAuth, JwtError};
 pub use origin::CheckOrigin;
 pub use presence::{
     CausalContext, DIFF_EVENT, Dot, Entry, NodeId, PRESENCE_SHARDS, Presence, ReplicaState,

@@ -28,6 +28,9 @@ pub struct ConnectInfo {
     /// [`Alight::serve`](crate::Alight::serve) or by an app that provides axum's
     /// `ConnectInfo<SocketAddr>`.
     pub peer_addr: Option<SocketAddr>,
+    /// The verified claims, when [`Config::jwt`](crate::Config::jwt) is set (also assigned to
+    /// the socket).
+    pub claims: Option<crate::jwt::Claims>,
     /// The upgrade request's headers (`Origin`, `Cookie`, `User-Agent`, `X-Forwarded-For`...).
     pub headers: HeaderMap,
 }

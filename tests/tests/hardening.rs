@@ -229,3 +229,122 @@ async fn a_reading_client_is_not_hurt_by_the_write_timeout() -> TestResult {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_join_reply_over_its_limit_is_an_error_and_keeps_nothing() -> TestResult {
+    // The fixture's room replies `{"user":null}`, 13 bytes.
+    let tight = server(Config::default().max_join_reply_size(12)).await;
+    let mut client = v2(&tight).await?;
+    exchange(
+        &mut client,
+        r#"["1","1","room:a","phx_join",{}]"#,
+        r#"["1","1","room:a","phx_reply",{"status":"error","response":{"reason":"join reply too large"}}]"#,
+    )
+    .await?;
+    assert_eq!(tight.alight.registry().subscriber_count("room:a"), 0);
+    heartbeat(&mut client, "2").await?;
+
+    let roomy = server(Config::default().max_join_reply_size(13)).await;
+    let mut client = v2(&roomy).await?;
+    join(&mut client, "1", "room:a").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn client_frames_of_the_wrong_shape_close_with_1007() -> TestResult {
+    let server = server(Config::default()).await;
+    // V2: exactly five elements.
+    let six = r#"["1","1","room:a","phx_join",{},"extra"]"#;
+    assert_eq!(close_code_of(&server, six).await?, 1007);
+    // V1: `ref` is required (null when no reply is wanted).
+    let mut v1 = TestClient::connect(&server.ws_url("1.0.0"), None).await?;
+    v1.send_text(r#"{"topic":"phoenix","event":"heartbeat","payload":{},"ref":null}"#)
+        .await?;
+    v1.send_text(r#"{"topic":"phoenix","event":"heartbeat","payload":{}}"#)
+        .await?;
+    assert_eq!(v1.recv_close().await?, Some(1007));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_binary_broadcast_to_v1_subscribers_is_counted_not_sent() -> TestResult {
+    let server = server(Config::default()).await;
+    let mut v1 = TestClient::connect(&server.ws_url("1.0.0"), None).await?;
+    v1.send_text(r#"{"topic":"room:a","event":"phx_join","payload":{},"ref":"1","join_ref":"1"}"#)
+        .await?;
+    v1.recv_text().await?;
+    for _ in 0..3 {
+        server.alight.broadcast(
+            "room:a",
+            "bin",
+            Payload::Binary(bytes::Bytes::from_static(b"\x00\x01")),
+        );
+    }
+    server
+        .alight
+        .broadcast("room:a", "text", Payload::from_json_str("{}")?);
+    // Queued in order: the binary ones were handled before this one arrives.
+    let text = v1.recv_text().await?;
+    assert!(text.contains(r#""event":"text""#), "{text}");
+    assert_eq!(
+        common::metric(
+            &server.alight.metrics_text(),
+            "alight_frames_not_encodable_total"
+        ),
+        Some(3.0)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_connect_callback_sees_the_peer_address_and_the_headers() -> TestResult {
+    let (seen, mut sees) = mpsc::unbounded_channel();
+    let alight = Alight::builder()
+        .on_connect(move |info| {
+            let seen = seen.clone();
+            async move {
+                let agent = info
+                    .headers
+                    .get("user-agent")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let _ = seen.send((info.peer_addr, agent));
+                Ok(alight_server::Connected::new())
+            }
+        })
+        .build();
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = axum::Router::new().merge(alight.router());
+    let serving = tokio::spawn({
+        let alight = alight.clone();
+        async move {
+            alight
+                .serve(listener, app, async {
+                    let _ = stopped.await;
+                })
+                .await
+        }
+    });
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{addr}/socket/websocket?vsn=2.0.0"
+        ))?;
+    request
+        .headers_mut()
+        .insert("user-agent", "hardening-test".parse()?);
+    let (ws, _) = tokio_tungstenite::connect_async(request).await?;
+    let local = ws.get_ref();
+    let local = match local {
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp) => tcp.local_addr()?,
+        _ => return Err("a plain TCP stream was expected".into()),
+    };
+    let (peer, agent) = sees.recv().await.ok_or("the callback never ran")?;
+    assert_eq!(peer, Some(local));
+    assert_eq!(agent.as_deref(), Some("hardening-test"));
+    drop(ws);
+    let _ = stop.send(());
+    serving.await??;
+    Ok(())
+}

@@ -173,6 +173,11 @@ impl Connection {
         tokio::pin!(overflowed);
         let queue = state.config.limits().outbound_queue;
         let write_timeout = state.config.limits().write_timeout;
+        // The socket's JWT expiry, if JWT auth is on; moved by a refresh.
+        let token_expiry = self.runtime.token_expiry();
+        let expiry = tokio::time::sleep(token_expiry.unwrap_or(Duration::ZERO));
+        tokio::pin!(expiry);
+        let mut expires = token_expiry.is_some();
         loop {
             let mut from_client = false;
             let paused = self.backpressure.reading_paused(queue);
@@ -194,7 +199,14 @@ impl Connection {
                 first = rx.recv() => self.on_outbound_batch(first, &mut rx).await,
                 () = self.backpressure.progress(paused), if self.backpressure.waits(paused) => Step::Continue,
                 () = &mut idle => Step::Close(close_code::GOING_AWAY, "idle timeout".into()),
+                () = &mut expiry, if expires => Step::Close(close_code::TOKEN_EXPIRED, "token expired".into()),
             };
+            if std::mem::take(&mut self.runtime.token_refreshed) {
+                if let Some(remaining) = self.runtime.token_expiry() {
+                    expiry.as_mut().reset(Instant::now() + remaining);
+                    expires = true;
+                }
+            }
             let runtime = &mut self.runtime;
             encode(
                 &mut runtime.queued,
@@ -275,6 +287,9 @@ impl Connection {
                     return Step::Close(close_code::MESSAGE_TOO_BIG, reason);
                 }
                 self.runtime.dispatch(frame).await;
+                if self.runtime.rate_abused() {
+                    return Step::Close(close_code::POLICY_VIOLATION, "rate limit exceeded".into());
+                }
                 Step::Continue
             }
             Err(err) => {
