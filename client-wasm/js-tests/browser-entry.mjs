@@ -1,7 +1,7 @@
 // The package's browser entry (index.js: top-level await, the .wasm fetched beside it) in headless
 // Chromium: a page imports `Socket` from it as an application would, joins a channel of the
 // fixture server and gets a reply. The Node tests cannot cover this entry (Node's fetch has no
-// file: URLs), and tests/web.rs uses the Rust API.
+// file: URLs).
 //
 // Run with: node client-wasm/js-tests/browser-entry.mjs <pkg dir> <ws://…/socket>
 // (run-browser-tests.mjs does, with the fixture server it started).

@@ -1,6 +1,6 @@
 //! What a connection attempt puts on the wire before the first frame: the WebSocket URL and the
 //! subprotocols that carry the auth token, as phoenix.js builds them. The native client uses
-//! these; the browser package makes the same in JavaScript (`web/connect.js`, `websocketArgs`),
+//! these; the browser package makes the same in JavaScript (`browser/connect.js`, `websocketArgs`),
 //! from JS values, with `btoa` and `encodeURIComponent`.
 //!
 //! | phoenix.js | here |

@@ -1,28 +1,30 @@
 //! Alight's client: a Phoenix Channels client on the sans-IO [`alight_protocol::client::Session`].
 //!
-//! In the browser (and Node), it is compiled to WebAssembly and exposed to JavaScript through
-//! wasm-bindgen as the npm package `@alight/client`: phoenix.js's `Socket`, `Channel` and `Push`,
-//! with the same names, signatures and semantics, so that moving from phoenix.js is a change of
-//! import. `scripts/build-client` builds the package; `client-wasm/README.md` is its README.
+//! In the browser (and Node), the npm package `@alight/client` is the protocol's client core
+//! compiled to WebAssembly under phoenix.js's `Socket`, `Channel`, `Push` and `Presence`, in
+//! JavaScript, with the same names, signatures and semantics, so that moving from phoenix.js is a
+//! change of import. `scripts/build-client` builds the package; `client-wasm/README.md` is its
+//! README.
 //!
 //! # Layout
 //! - [`connect`]: what a connection attempt sends before the first frame (the WebSocket URL, the
 //!   auth token subprotocol), for the native client; the browser package makes the same in
-//!   JavaScript (`web/connect.js`).
+//!   JavaScript (`browser/connect.js`).
 //! - [`rust_api`]: the Rust API (native apps, Leptos/Dioxus/Yew), runtime-agnostic:
 //!   [`rust_api::Socket`], [`rust_api::Channel`] and [`rust_api::TypedChannel`], with futures for
 //!   replies and bounded streams for events, over a session that a driver feeds through
 //!   [`rust_api::Driver`].
 //! - `native` (feature `native`): the tokio + tokio-tungstenite driver of the Rust API,
 //!   `native::Builder`.
-//! - `web` (wasm32 only): the browser driver, the I/O the session asks for: a `WebSocket`
-//!   driven directly, with backpressure on `bufferedAmount`, owned `setTimeout` timers, the
-//!   page's visibility, and the dispatch of events in order.
-//! - `js` (wasm32 only): the JavaScript API on top of the driver, and its TypeScript
-//!   declarations.
+//! - `browser` (wasm32, feature `browser`): the npm package's wasm, the protocol's sans-IO
+//!   [`Core`](alight_protocol::client::Core) behind exports of numbers, with its host in
+//!   JavaScript; the package's JavaScript (`src/browser/*.js`: loading the wasm, the WebSocket,
+//!   timers, frames, callbacks and phoenix.js's classes) and TypeScript declarations sit beside
+//!   it. `scripts/build-client` builds it.
 //!
-//! Everything browser-specific is behind `cfg(target_arch = "wasm32")`, so the crate builds
-//! natively too.
+//! Everything browser-specific is behind `cfg(all(target_arch = "wasm32", feature =
+//! "browser"))`, so the crate builds natively, and for apps that use the Rust API in the browser,
+//! without it.
 #![warn(missing_docs)]
 
 pub mod connect;
@@ -30,18 +32,18 @@ pub mod connect;
 pub mod native;
 pub mod rust_api;
 
-#[cfg(target_arch = "wasm32")]
-mod js;
-#[cfg(target_arch = "wasm32")]
-mod web;
+#[cfg(all(target_arch = "wasm32", feature = "browser"))]
+mod browser;
 
-#[cfg(target_arch = "wasm32")]
-pub use js::{Callbacks, Client, Push};
-
-/// The browser package's allocator: talc, for its size. The default, dlmalloc, was 7 KB of the
-/// module (3 KB gzipped); talc with in-place reallocation disabled is a fraction of that, and
-/// still faster. A page's client allocates little, so copying on realloc costs nothing felt.
-#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+/// The browser package's allocator: talc, for its size: with in-place reallocation disabled it is
+/// a fraction of the default dlmalloc's code, and still faster. A page's client allocates
+/// little, so copying on realloc costs nothing felt.
+/// Only in the package: a library does not choose the allocator of the apps that use it.
+#[cfg(all(
+    target_arch = "wasm32",
+    feature = "browser",
+    not(target_feature = "atomics")
+))]
 #[global_allocator]
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 

@@ -142,7 +142,7 @@ struct Nesting {
 
 impl Nesting {
     fn push(&mut self, kind: u64) {
-        if self.depth > 0 && self.depth % 64 == 0 {
+        if self.depth > 0 && self.depth.is_multiple_of(64) {
             self.rest.push(self.top);
             self.top = 0;
         }
@@ -153,7 +153,7 @@ impl Nesting {
     fn pop(&mut self) {
         self.depth -= 1;
         self.top >>= 1;
-        if self.depth > 0 && self.depth % 64 == 0 {
+        if self.depth > 0 && self.depth.is_multiple_of(64) {
             self.top = self.rest.pop().unwrap_or(0);
         }
     }

@@ -315,11 +315,11 @@ mod tests {
     use super::*;
 
     fn state(value: serde_json::Value) -> PresenceState {
-        serde_json::from_value(value).unwrap_or_default()
+        serde_json::from_value(value).expect("the test's state has the shape of one")
     }
 
     fn diff(value: serde_json::Value) -> PresenceDiff {
-        serde_json::from_value(value).unwrap_or_default()
+        serde_json::from_value(value).expect("the test's diff has the shape of one")
     }
 
     fn refs(state: &PresenceState) -> Vec<(String, Vec<String>)> {

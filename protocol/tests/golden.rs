@@ -92,7 +92,7 @@ fn load(file: &str) -> Vec<Golden> {
 fn hex(text: &str, what: &str) -> Vec<u8> {
     let digits = text.as_bytes();
     assert!(
-        digits.len() % 2 == 0,
+        digits.len().is_multiple_of(2),
         "{what}: odd number of hex digits in {text:?}"
     );
     digits

@@ -1,6 +1,6 @@
 //! [`Broadcast`]: the message a [`PubSub`](crate::PubSub) carries and the registry fans out.
 
-use alight_protocol::{EncodeError, Frame, Payload, Serializer, SharedBroadcast, Wire};
+use alight_protocol::{Frame, Payload, SharedBroadcast};
 
 use crate::backpressure::TakenSignal;
 
@@ -55,18 +55,5 @@ impl Broadcast {
     /// The frame with its encodings, made once per serializer.
     pub fn encoded(&self) -> &SharedBroadcast {
         &self.encoded
-    }
-
-    /// The encoded message for `serializer` in a transport's own type (see
-    /// [`SharedBroadcast::wire_as`]).
-    pub(crate) fn wire_as<T>(
-        &self,
-        serializer: Serializer,
-        convert: fn(Wire) -> T,
-    ) -> Result<T, EncodeError>
-    where
-        T: Clone + Send + Sync + 'static,
-    {
-        self.encoded.wire_as(serializer, convert)
     }
 }

@@ -1,6 +1,8 @@
 //! WebSocket close codes the server sends, and when.
 //!
 //! phoenix.js reconnects after any code but 1000, so only a deliberate, final close uses 1000.
+//! A frame the server fails to encode (a binary payload for a V1 socket) is not sent, counted in
+//! `alight_frames_not_encodable_total` and logged at most once per 10 s; the socket stays open.
 //!
 //! | code | name | when |
 //! |---|---|---|
@@ -9,10 +11,9 @@
 //! | 1007 | invalid payload | a frame that does not decode, or text that is not UTF-8 (the reason says why) |
 //! | 1008 | policy violation | [`Limits::max_rate_strikes`](crate::Limits::max_rate_strikes) joins or pushes refused in a row for their rate |
 //! | 1009 | message too big | a message over [`Limits::max_message_size`](crate::Limits::max_message_size), or a topic, event or ref over [`Limits::max_topic_len`](crate::Limits::max_topic_len), [`max_event_len`](crate::Limits::max_event_len) or [`max_ref_len`](crate::Limits::max_ref_len) |
-//! | 1011 | internal error | the server failed to encode what it had to send |
 //! | 1012 | service restart | graceful shutdown; clients reconnect to the next instance |
-//! | 4001 | token expired | [JWT auth](crate::JwtAuth): the token's `exp` passed without a refresh; the client reconnects with a fresh token |
 //! | 1013 | try again later | slow consumer: the socket's outbound queue was full, or a write did not complete within [`Limits::write_timeout`](crate::Limits::write_timeout) (the close frame is tried for a second; a client that does not read usually sees the connection drop, 1006, instead) |
+//! | 4001 | token expired | [JWT auth](crate::JwtAuth): the token's `exp` passed without a refresh; the client reconnects with a fresh token |
 
 /// Server-side disconnect of a socket id, and idle sockets.
 pub const GOING_AWAY: u16 = 1001;
@@ -24,8 +25,6 @@ pub const INVALID_FRAME: u16 = 1007;
 pub const POLICY_VIOLATION: u16 = 1008;
 /// A message over the size limit, or a topic, event or ref over its length limit.
 pub const MESSAGE_TOO_BIG: u16 = 1009;
-/// The server could not encode a frame.
-pub const INTERNAL_ERROR: u16 = 1011;
 /// Graceful shutdown.
 pub const SERVICE_RESTART: u16 = 1012;
 /// The socket's outbound queue was full, or a write timed out.

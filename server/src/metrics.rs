@@ -5,12 +5,12 @@
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::Registry as MetricRegistry;
 
 /// The server's metrics.
 #[derive(Debug)]
 pub(crate) struct Metrics {
-    registry: Registry,
+    registry: MetricRegistry,
     pub(crate) connections: Gauge,
     pub(crate) channels: Gauge,
     pub(crate) frames_in: Counter,
@@ -26,7 +26,7 @@ pub(crate) struct Metrics {
 
 impl Metrics {
     pub(crate) fn new() -> Self {
-        let mut registry = Registry::with_prefix("alight");
+        let mut registry = MetricRegistry::with_prefix("alight");
         let connections = Gauge::default();
         let channels = Gauge::default();
         let frames_in = Counter::default();

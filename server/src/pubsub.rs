@@ -25,7 +25,9 @@ use crate::registry::Registry;
 /// same to the other nodes; on receipt from another node the adapter delivers through its own
 /// registry, with no `except` ([`ConnId`]s mean nothing across nodes). A [`Broadcast`] crosses the
 /// wire as its [`frame`](Broadcast::frame) (topic, event, payload) or its encoded bytes
-/// ([`Broadcast::encoded`]), and is rebuilt on the other side with [`Broadcast::new`].
+/// ([`Broadcast::encoded`]), and is rebuilt on the other side with [`Broadcast::new`]. Do not keep
+/// the `Arc<Broadcast>` itself after delivering it (copy what goes to the other nodes): its
+/// publisher is paced on the moment every holder has let go of it.
 /// Presence replicates separately: see [`Presence`](crate::Presence)'s `take_deltas`, `merge`
 /// and `node_down`.
 ///

@@ -421,15 +421,6 @@ impl PubSub for LocalPubSub {
 mod tests {
     use super::*;
 
-    /// A queue grows by slots of this size under a burst: two words, the rare variants boxed.
-    #[test]
-    fn an_outbound_message_is_two_words() {
-        assert_eq!(
-            std::mem::size_of::<Outbound>(),
-            2 * std::mem::size_of::<usize>()
-        );
-    }
-
     /// A fan-out larger than the prefetch distance reaches every subscriber once, and only them.
     #[test]
     fn a_broadcast_reaches_every_subscriber_but_the_excluded_one_once() {

@@ -309,7 +309,7 @@ async fn slow_consumer_is_disconnected_and_the_readers_get_everything() -> TestR
             .alight
             .broadcast("room:x", "tick", Payload::from_json_str(&tick(seq, &pad))?);
         seq += 1;
-        if detected_at.is_none() && seq % 16 == 0 && slow_count(&server.alight) > 0.0 {
+        if detected_at.is_none() && seq.is_multiple_of(16) && slow_count(&server.alight) > 0.0 {
             detected_at = Some(seq);
         }
     }

@@ -129,7 +129,7 @@ fn metas(state: &PresenceState) -> BTreeMap<String, Vec<String>> {
         .iter()
         .map(|(key, presence)| {
             let mut metas: Vec<String> = (presence.metas.iter())
-                .map(|m| serde_json::to_string(m).unwrap_or_default())
+                .map(|m| serde_json::to_string(m).expect("a meta serializes"))
                 .collect();
             metas.sort();
             (key.clone(), metas)

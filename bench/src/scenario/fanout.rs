@@ -57,7 +57,7 @@ impl FanoutParams {
 
 /// What the subscribers share: counters and the latency histogram.
 #[derive(Debug, Default)]
-struct Shared {
+struct Deliveries {
     latency: Latency,
     /// Deliveries to subscribers so far.
     received: AtomicU64,
@@ -90,7 +90,7 @@ struct PublisherTally {
 
 /// Runs one fan-out case.
 pub async fn run(env: &Env, params: FanoutParams) -> Outcome {
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Deliveries::default());
     let stop = CancellationToken::new();
     let crowd = {
         let (shared, stop, clock) = (shared.clone(), stop.clone(), env.clock);
@@ -223,7 +223,7 @@ pub async fn run(env: &Env, params: FanoutParams) -> Outcome {
 /// Reads shouts until told to stop, recording each one's latency.
 async fn subscribe(
     mut client: Client,
-    shared: Arc<Shared>,
+    shared: Arc<Deliveries>,
     stop: CancellationToken,
     clock: crate::stats::Clock,
 ) -> SubscriberTally {

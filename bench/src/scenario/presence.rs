@@ -184,7 +184,7 @@ impl Roster {
 
 /// What the members share while the run goes on.
 #[derive(Debug)]
-struct Shared {
+struct Progress {
     /// Clock reading (ns) of the first join sent.
     first_join_ns: AtomicU64,
     /// Clock reading (ns) of the last join reply received.
@@ -235,7 +235,7 @@ struct Member {
     target: Target,
     members: usize,
     clock: Clock,
-    shared: Arc<Shared>,
+    shared: Arc<Progress>,
     permits: Arc<Semaphore>,
     ready: mpsc::UnboundedSender<Result<(), ClientError>>,
     stop: CancellationToken,
@@ -254,7 +254,7 @@ pub async fn run(env: &Env, params: PresenceParams) -> Outcome {
     let mut readings = Readings::default();
     readings.server_rss[0] = env.server_rss_kib();
     let cpu_before = (cpu_seconds(env.server_pid), cpu_seconds(own_pid));
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(Progress {
         first_join_ns: AtomicU64::new(u64::MAX),
         last_joined_ns: AtomicU64::new(0),
         complete: AtomicUsize::new(0),
@@ -338,7 +338,7 @@ fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
 /// The figures and notes of a run.
 fn report(
     params: PresenceParams,
-    shared: &Shared,
+    shared: &Progress,
     tallies: &[MemberTally],
     joined: usize,
     readings: &Readings,

@@ -64,7 +64,7 @@ struct Member {
 
 /// What every connection shares.
 #[derive(Debug, Default)]
-struct Hub {
+struct Room {
     /// The member list, by membership id. Joins and leaves write it; a broadcast holds the lock for
     /// one pass of `try_send`s, which never wait, so a `std` mutex is right and no `.await` ever
     /// happens under it.
@@ -73,7 +73,7 @@ struct Hub {
     slow_consumers: AtomicU64,
 }
 
-impl Hub {
+impl Room {
     fn add(&self, member: Member) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.lock().insert(id, member);
@@ -116,7 +116,7 @@ impl Hub {
 pub fn router() -> Router {
     Router::new()
         .route("/socket/websocket", get(upgrade))
-        .with_state(Arc::new(Hub::default()))
+        .with_state(Arc::new(Room::default()))
 }
 
 /// Serves [`router`] on `listener` until `shutdown` resolves.
@@ -127,12 +127,12 @@ pub async fn serve(
     super::serve_router(listener, router(), shutdown).await
 }
 
-async fn upgrade(ws: WebSocketUpgrade, State(hub): State<Arc<Hub>>) -> Response {
+async fn upgrade(ws: WebSocketUpgrade, State(room): State<Arc<Room>>) -> Response {
     ws.max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
-        .on_upgrade(move |socket| connection(socket, hub))
+        .on_upgrade(move |socket| connection(socket, room))
 }
 
 /// A client frame, borrowed from its text where it has no escapes.
@@ -146,7 +146,7 @@ struct In<'a>(
 );
 
 /// One socket: this task reads and dispatches; a writer task drains the queue into the socket.
-async fn connection(socket: WebSocket, hub: Arc<Hub>) {
+async fn connection(socket: WebSocket, room: Arc<Room>) {
     let (mut sink, mut stream) = socket.split();
     let (queue, mut outbound) = mpsc::channel::<Utf8Bytes>(QUEUE);
     let kick = CancellationToken::new();
@@ -196,7 +196,7 @@ async fn connection(socket: WebSocket, hub: Arc<Hub>) {
     };
 
     let mut conn = Conn {
-        hub: &hub,
+        room: &room,
         queue,
         kick: kick.clone(),
         joined: HashMap::new(),
@@ -209,7 +209,7 @@ async fn connection(socket: WebSocket, hub: Arc<Hub>) {
         if conn.queue.capacity() < QUEUE / 2 {
             tokio::select! {
                 () = kick.cancelled() => break,
-                room = conn.queue.reserve_many(QUEUE / 2) => if room.is_err() { break },
+                reserved = conn.queue.reserve_many(QUEUE / 2) => if reserved.is_err() { break },
             }
         }
         let message = tokio::select! {
@@ -229,7 +229,7 @@ async fn connection(socket: WebSocket, hub: Arc<Hub>) {
         }
     }
     for (id, _) in conn.joined.into_values() {
-        hub.remove(id);
+        room.remove(id);
     }
     drop(conn.queue);
     let _ = writer.await;
@@ -237,7 +237,7 @@ async fn connection(socket: WebSocket, hub: Arc<Hub>) {
 
 /// A socket's own state, owned by its reading task.
 struct Conn<'h> {
-    hub: &'h Hub,
+    room: &'h Room,
     /// This socket's queue: replies and broadcasts alike, so a shout's own copy precedes its reply.
     queue: mpsc::Sender<Utf8Bytes>,
     kick: CancellationToken,
@@ -249,7 +249,7 @@ impl Conn<'_> {
     fn push(&self, text: String) {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.queue.try_send(Utf8Bytes::from(text))
         {
-            self.hub.kicked(&self.kick);
+            self.room.kicked(&self.kick);
         }
     }
 
@@ -271,9 +271,9 @@ impl Conn<'_> {
             "heartbeat" if topic == "phoenix" => self.reply(&f, "ok", "{}"),
             "phx_join" => {
                 if let Some((old, _)) = self.joined.remove(topic) {
-                    self.hub.remove(old);
+                    self.room.remove(old);
                 }
-                let id = self.hub.add(Member {
+                let id = self.room.add(Member {
                     topic: Arc::from(topic),
                     queue: self.queue.clone(),
                     kick: self.kick.clone(),
@@ -287,7 +287,7 @@ impl Conn<'_> {
             }
             "phx_leave" => {
                 if let Some((id, join_ref)) = self.joined.remove(topic) {
-                    self.hub.remove(id);
+                    self.room.remove(id);
                     self.reply(&f, "ok", "{}");
                     let join_ref = json(join_ref.as_deref());
                     self.push(format!(
@@ -298,7 +298,7 @@ impl Conn<'_> {
             }
             "shout" => {
                 let text = format!("[null,null,{},\"shout\",{}]", json(Some(topic)), f.4.get());
-                self.hub.broadcast(topic, &Utf8Bytes::from(text));
+                self.room.broadcast(topic, &Utf8Bytes::from(text));
                 self.reply(&f, "ok", "{}");
             }
             "ping" => self.reply(&f, "ok", f.4.get()),

@@ -498,10 +498,10 @@ impl State {
         // The session drops the channel's pending pushes without events; so do their futures.
         self.pending.retain(|_, p| p.channel() != channel);
         let key = self.by_session.remove(&channel);
-        if let Some(entry) = key.and_then(|k| self.entries.get_mut(&k)) {
-            if entry.channel == Some(channel) {
-                entry.channel = None;
-            }
+        if let Some(entry) = key.and_then(|k| self.entries.get_mut(&k))
+            && entry.channel == Some(channel)
+        {
+            entry.channel = None;
         }
     }
 }

@@ -112,9 +112,12 @@ impl Jitter {
             return base;
         }
         let factor = 1.0 - fraction + 2.0 * fraction * self.next_unit();
-        // In whole microseconds, through a saturating cast: the float conversions of `Duration`
-        // were a kilobyte of the browser package.
-        let micros = u64::try_from(base.as_micros()).unwrap_or(u64::MAX);
+        // In whole microseconds in `u64`, through a saturating cast: the float conversions of
+        // `Duration` and its `u128` `as_micros` bring their own code into the browser package.
+        let micros = base
+            .as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(base.subsec_micros()));
         Duration::from_micros((micros as f64 * factor) as u64)
     }
 }

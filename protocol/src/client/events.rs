@@ -12,6 +12,13 @@ impl ChannelId {
     pub fn as_u64(self) -> u64 {
         self.0
     }
+
+    /// The id behind a number [`as_u64`](Self::as_u64) gave, for a host that names channels by
+    /// number across a boundary (the browser package's JavaScript). A number the session never
+    /// gave names no channel: every call with it answers as for a removed channel.
+    pub fn from_u64(n: u64) -> Self {
+        ChannelId(n)
+    }
 }
 
 /// Names a join, push or leave, so that its [`Event::Reply`] or [`Event::Timeout`] can be matched
@@ -131,10 +138,11 @@ pub enum ChannelState {
     Errored,
 }
 
-/// Why a channel changed state.
+/// Why a channel changed state. `P` is what the server's `phx_error` and `phx_close` carry: the
+/// payload for a [`Session`](super::Session), the host's message for a [`Core`](super::Core).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum StateCause {
+pub enum StateCause<P = Payload> {
     /// `join` was called.
     Join,
     /// The channel rejoined: the connection reopened, or its rejoin backoff elapsed.
@@ -146,7 +154,7 @@ pub enum StateCause {
     /// The join got no reply in time (the join's [`Event::Timeout`] follows).
     JoinTimeout,
     /// The server reported the channel crashed (`phx_error`), with its payload.
-    ServerError(Payload),
+    ServerError(P),
     /// The connection closed, failed, or missed a heartbeat.
     ConnectionLost,
     /// `leave` was called.
@@ -154,5 +162,22 @@ pub enum StateCause {
     /// Another channel of the same topic joined, which leaves this one (as in phoenix.js).
     Replaced,
     /// The server closed the channel (`phx_close`), with its payload.
-    ServerClose(Payload),
+    ServerClose(P),
+}
+impl<M> StateCause<M> {
+    /// The same cause with its message mapped (the server's `phx_error`/`phx_close` payloads).
+    pub fn map<N>(self, f: impl FnOnce(M) -> N) -> StateCause<N> {
+        match self {
+            StateCause::Join => StateCause::Join,
+            StateCause::Rejoin => StateCause::Rejoin,
+            StateCause::JoinOk => StateCause::JoinOk,
+            StateCause::JoinRefused => StateCause::JoinRefused,
+            StateCause::JoinTimeout => StateCause::JoinTimeout,
+            StateCause::ServerError(m) => StateCause::ServerError(f(m)),
+            StateCause::ConnectionLost => StateCause::ConnectionLost,
+            StateCause::Leave => StateCause::Leave,
+            StateCause::Replaced => StateCause::Replaced,
+            StateCause::ServerClose(m) => StateCause::ServerClose(f(m)),
+        }
+    }
 }

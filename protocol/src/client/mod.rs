@@ -1,5 +1,21 @@
 //! A Phoenix Channels client as a deterministic, sans-IO state machine.
 //!
+//! Two layers: [`Core`] makes every decision and is generic over a [`Host`], which owns the wire
+//! format and the I/O (refs and ids are integers in the core; topics, params, pushes and what
+//! arrives for the application are the host's types); [`Session`] is the core with a host that
+//! speaks the protocol's serializers and queues frames, actions and events for `poll_*` methods.
+//! Native Rust applications, the load generator and the tests drive a `Session`; the browser
+//! package drives the same `Core` with a host in JavaScript (`JSON.parse`/`JSON.stringify` at
+//! its edges), so that the browser's wasm carries no serializer, no JSON and no strings.
+//!
+//! # Layout
+//! - `core/`: [`Core`]: the connection's life and the timers (`mod.rs`), channels
+//!   (`channel.rs`), pushes and the send buffer (`push.rs`).
+//! - `host.rs`: the [`Host`] trait and what crosses it ([`Outgoing`], [`Incoming`],
+//!   [`CoreEvent`]).
+//! - `session.rs`: [`Session`], the core over the serializers.
+//! - `events.rs`, `config.rs`, `backoff.rs`, `time.rs`, `error.rs`: the types both share.
+//!
 //! [`Session`] is phoenix.js's `Socket`, `Channel`, `Push` and `Timer` without the I/O: it owns no
 //! transport, reads no clock, draws no randomness of its own and spawns nothing, so the browser
 //! (wasm), native Rust applications, the load generator and tests all drive the same code, and a
@@ -73,7 +89,8 @@
 //!
 //! Those of phoenix.js 1.8 (`assets/js/phoenix/{socket,channel,push,timer}.js`); each rule is
 //! documented where it is implemented and tested beside it.
-//! - Refs are decimal strings from one counter per session; a join's ref is its channel's
+//! - Refs come from one counter per session (integers in the core, decimal strings on the
+//!   wire); a join's ref is its channel's
 //!   `join_ref`, carried by the channel's pushes and leave. A channel takes two refs when created,
 //!   as phoenix.js's does, so the frames are byte for byte phoenix.js's for the same calls (for a
 //!   phoenix.js socket without `onOpen`/`onClose`/`onError`/`onMessage` callbacks, which take refs
@@ -143,12 +160,12 @@
 //! [`poll_timeout`]: Session::poll_timeout
 
 mod backoff;
-mod channel;
 mod config;
+mod core;
 mod error;
 mod events;
+mod host;
 mod map;
-mod push;
 mod session;
 mod time;
 
@@ -157,7 +174,9 @@ mod tests;
 
 pub use backoff::Backoff;
 pub use config::ClientConfig;
+pub use core::Core;
 pub use error::{JoinError, LeaveError, PushError};
 pub use events::{Action, ChannelId, ChannelState, ConnectionState, Event, PushId, StateCause};
+pub use host::{CloseReason, CoreEvent, FOREIGN_REF, Host, InBody, Incoming, Outgoing, Ref};
 pub use session::Session;
 pub use time::Timestamp;

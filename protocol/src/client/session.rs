@@ -1,17 +1,18 @@
-//! The session: the connection's life (connect, open, close, reconnect, heartbeats), the timers,
-//! and the entry points a driver calls. Channels and pushes are in `channel.rs` and `push.rs`.
+//! The session: the [`Core`] with a host that speaks the protocol's serializers and queues what
+//! the core asks for, for a driver to take with `poll_*` (native Rust, the load generator,
+//! tests). The browser package runs the same core with a host in JavaScript.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
+use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::backoff::Jitter;
-use super::channel::Channel;
-use super::map::VecMap;
-use super::push::{Outgoing, Push};
-use super::{Action, ChannelId, ClientConfig, ConnectionState, Event, PushId, Timestamp};
-use crate::{Body, DecodeError, Direction, Frame, Payload, Wire, event};
+use super::host::{CloseReason, CoreEvent, FOREIGN_REF, Host, InBody, Incoming, Outgoing, Ref};
+use super::{
+    Action, ChannelId, ChannelState, ClientConfig, ConnectionState, Core, Event, JoinError,
+    LeaveError, PushError, PushId, Timestamp,
+};
+use crate::{Body, DecodeError, Direction, EncodeError, Frame, Payload, Serializer, Wire, event};
 
 /// A Phoenix Channels client as a state machine: feed it user intents, transport events and the
 /// time; take frames to send, actions for the driver, events for the application.
@@ -19,100 +20,161 @@ use crate::{Body, DecodeError, Direction, Frame, Payload, Wire, event};
 /// See the [module documentation](super) for the driving loop and an example.
 #[derive(Debug)]
 pub struct Session {
-    pub(super) config: ClientConfig,
-    pub(super) jitter: Jitter,
-    /// The last wire `ref` handed out (phoenix.js `socket.ref`); refs are its decimal successors.
-    last_ref: u64,
-    /// Source of `ChannelId`s and `PushId`s.
-    last_id: u64,
-    pub(super) conn: Conn,
-    /// The user wants a connection: set by `connect`, cleared by `disconnect` (phoenix.js
-    /// `!closeWasClean`). Lost connections are re-established only while it is set.
-    wants_connection: bool,
-    /// The page is hidden: a reconnect that comes due waits for it to be shown again.
-    hidden: bool,
-    /// Reconnect attempts since the last open (phoenix.js `reconnectTimer.tries`).
-    reconnect_tries: u32,
-    heartbeat: Heartbeat,
-    /// Frames made while the connection was not open, sent in order when it opens (phoenix.js
-    /// `socket.sendBuffer`): joins and leaves. Channel pushes wait in their channel instead.
-    pub(super) send_buffer: Vec<Outgoing>,
-    pub(super) channels: VecMap<ChannelId, Channel>,
-    /// Channel pushes not yet answered, buffered or sent.
-    pub(super) pushes: VecMap<PushId, Push>,
-    /// The pushes' deadlines, earliest on top, so that `poll_timeout` need not look at every push.
-    /// Entries of pushes since answered or restarted are left in place, but never on top: every
-    /// change to `pushes` calls [`prune_push_deadlines`](Self::prune_push_deadlines).
-    pub(super) push_deadlines: BinaryHeap<Reverse<(Timestamp, PushId)>>,
-    /// The `ref` each sent push went out with, for routing its reply.
-    pub(super) awaiting_reply: VecMap<String, PushId>,
-    pub(super) transmits: VecDeque<Wire>,
-    actions: VecDeque<Action>,
-    pub(super) events: VecDeque<Event>,
+    core: Core<Wired>,
 }
 
-/// The connection as the session sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Conn {
-    /// No transport and none scheduled.
-    Closed,
-    /// Waiting for the reconnect backoff to elapse.
-    Reconnecting { at: Timestamp },
-    /// `Action::Connect` emitted; `on_visibility` when that was because the page was shown again
-    /// (a second visibility signal while it connects must not start yet another one).
-    Connecting { on_visibility: bool },
-    /// Open.
-    Open,
-}
-
-/// Heartbeats: the next one to send, or the one waiting for its reply.
+/// The host of a [`Session`]: encodes frames with the configured serializer and queues them,
+/// with the actions and events, for the `poll_*` methods.
 #[derive(Debug)]
-enum Heartbeat {
-    Off,
-    Next(Timestamp),
-    Pending {
-        msg_ref: String,
-        deadline: Timestamp,
-    },
+struct Wired {
+    serializer: Serializer,
+    transmits: VecDeque<Wire>,
+    actions: VecDeque<Action>,
+    events: VecDeque<Event>,
 }
 
-/// Every kind of deadline; the derived order breaks ties between deadlines at the same instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Timer {
-    Heartbeat,
-    Reconnect,
-    Rejoin(ChannelId),
-    Join(ChannelId),
-    Push(PushId),
+impl Host for Wired {
+    type Topic = String;
+    type Params = Payload;
+    /// The event and payload.
+    type Push = (String, Payload);
+    /// The event (or a reply's status) and the payload (or its response).
+    type Message = (String, Payload);
+
+    fn send(&mut self, frame: Outgoing<'_, Self>) {
+        let frame = match frame {
+            Outgoing::Join {
+                topic,
+                params,
+                join_ref,
+                ..
+            } => Frame::message(
+                Some(decimal(join_ref)),
+                Some(decimal(join_ref)),
+                topic.clone(),
+                event::JOIN,
+                params.clone(),
+            ),
+            Outgoing::Leave {
+                topic,
+                join_ref,
+                msg_ref,
+                ..
+            } => Frame::message(
+                join_ref.map(decimal),
+                Some(decimal(msg_ref)),
+                topic.clone(),
+                event::LEAVE,
+                Payload::empty(),
+            ),
+            Outgoing::Push {
+                topic,
+                join_ref,
+                msg_ref,
+                data: (event, payload),
+                ..
+            } => Frame::message(
+                join_ref.map(decimal),
+                Some(decimal(msg_ref)),
+                topic.clone(),
+                event.clone(),
+                payload.clone(),
+            ),
+            Outgoing::Heartbeat { msg_ref } => Frame::message(
+                None,
+                Some(decimal(msg_ref)),
+                event::PHOENIX_TOPIC,
+                event::HEARTBEAT,
+                Payload::empty(),
+            ),
+        };
+        // `join` and `push` checked their payloads with `check_encodable`; heartbeats and leaves
+        // carry `{}`. A frame failing anyway is not sent, and its push times out, which the
+        // application hears about.
+        if let Ok(wire) = self.serializer.encode(Direction::ToServer, &frame) {
+            self.transmits.push_back(wire);
+        }
+    }
+
+    fn emit(&mut self, event: CoreEvent<(String, Payload)>) {
+        let event = match event {
+            CoreEvent::Open => Event::Open,
+            CoreEvent::Close { code } => Event::Close { code },
+            CoreEvent::Error => Event::Error,
+            CoreEvent::Reply {
+                push,
+                channel,
+                msg: (status, response),
+                ..
+            } => Event::Reply {
+                push,
+                channel,
+                status,
+                response,
+            },
+            CoreEvent::Left { push, channel } => Event::Reply {
+                push,
+                channel,
+                status: event::STATUS_OK.to_owned(),
+                response: Payload::empty(),
+            },
+            CoreEvent::Timeout { push, channel } => Event::Timeout { push, channel },
+            CoreEvent::Message {
+                channel,
+                msg: (event, payload),
+            } => Event::Message {
+                channel,
+                event,
+                payload,
+            },
+            CoreEvent::ChannelState {
+                channel,
+                state,
+                cause,
+            } => Event::ChannelState {
+                channel,
+                state,
+                cause: cause.map(|(_, payload)| payload),
+            },
+        };
+        self.events.push_back(event);
+    }
+
+    fn connect(&mut self) {
+        self.actions.push_back(Action::Connect);
+    }
+
+    fn close(&mut self, code: Option<u16>, reason: CloseReason) {
+        // A user's disconnect keeps the frames not yet taken, so that a last leave still goes
+        // out; otherwise the connection is presumed dead.
+        if reason != CloseReason::Disconnect {
+            self.transmits.clear();
+        }
+        let reason = match reason {
+            CloseReason::HeartbeatTimeout => "heartbeat timeout".to_owned(),
+            _ => String::new(),
+        };
+        self.actions.push_back(Action::Close { code, reason });
+    }
 }
 
 impl Session {
     /// A session that is not connected; call [`connect`](Self::connect) to start.
     pub fn new(config: ClientConfig) -> Self {
-        Session {
-            jitter: Jitter::new(config.seed),
-            config,
-            last_ref: 0,
-            last_id: 0,
-            conn: Conn::Closed,
-            wants_connection: false,
-            hidden: false,
-            reconnect_tries: 0,
-            heartbeat: Heartbeat::Off,
-            send_buffer: Vec::new(),
-            channels: VecMap::default(),
-            pushes: VecMap::default(),
-            push_deadlines: BinaryHeap::new(),
-            awaiting_reply: VecMap::default(),
+        let host = Wired {
+            serializer: config.serializer,
             transmits: VecDeque::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
+        };
+        Session {
+            core: Core::new(config, host),
         }
     }
 
     /// The configuration the session was built with.
     pub fn config(&self) -> &ClientConfig {
-        &self.config
+        self.core.config()
     }
 
     // --- user intents -------------------------------------------------------------------------
@@ -120,10 +182,7 @@ impl Session {
     /// Connects: emits [`Action::Connect`]. Does nothing while a connection is open, opening, or
     /// scheduled to reconnect (phoenix.js keeps the connection it has).
     pub fn connect(&mut self, now: Timestamp) {
-        let _ = now;
-        if self.conn == Conn::Closed {
-            self.transport_connect(false);
-        }
+        self.core.connect(now);
     }
 
     /// Disconnects for good: closes the transport ([`Action::Close`] with `code`, `None` for the
@@ -132,14 +191,7 @@ impl Session {
     /// Joined channels become errored and rejoin when the session connects again; frames already
     /// in `poll_transmit` (a last push or leave) are still to be sent before the close.
     pub fn disconnect(&mut self, now: Timestamp, code: Option<u16>) {
-        let _ = now;
-        self.wants_connection = false;
-        self.reconnect_tries = 0;
-        match self.conn {
-            Conn::Open | Conn::Connecting { .. } => self.teardown(code, String::new(), false),
-            Conn::Reconnecting { .. } => self.conn = Conn::Closed,
-            Conn::Closed => {}
-        }
+        self.core.disconnect(now, code);
     }
 
     /// The page became visible (`true`) or hidden (`false`).
@@ -150,92 +202,136 @@ impl Session {
     /// backoff, abandoning a connection attempt that is still pending (phoenix.js
     /// `handleVisibilityChange`).
     pub fn handle_visibility(&mut self, visible: bool, now: Timestamp) {
-        let _ = now;
-        if !visible {
-            self.hidden = true;
-            if let Conn::Connecting { on_visibility } = &mut self.conn {
-                *on_visibility = false;
-            }
-            return;
+        self.core.handle_visibility(visible, now);
+    }
+
+    /// A channel for `topic`, joined with `params` (sent with every join and rejoin). Nothing is
+    /// sent until [`join`](Self::join).
+    pub fn channel(&mut self, topic: impl Into<String>, params: Payload) -> ChannelId {
+        self.core.channel(topic.into(), params)
+    }
+
+    /// Joins the channel, with `timeout` (default: the config's) for this and every rejoin, and as
+    /// the channel's default push timeout.
+    ///
+    /// The join is sent at once if the connection is open, else when it opens. Its answer arrives
+    /// as [`Event::Reply`] (or [`Event::Timeout`]) for the returned id, and again for every rejoin;
+    /// the channel's state changes arrive as [`Event::ChannelState`].
+    pub fn join(
+        &mut self,
+        channel: ChannelId,
+        timeout: Option<Duration>,
+        now: Timestamp,
+    ) -> Result<PushId, JoinError> {
+        if self.core.channel_state(channel) == Some(ChannelState::Closed) {
+            self.check_join_params(channel, None)?;
         }
-        self.hidden = false;
-        if !self.wants_connection {
-            return;
+        self.core.join(channel, timeout, now)
+    }
+
+    /// Replaces the params the channel's next join and every later rejoin carry; a join already
+    /// out keeps the params it was sent with.
+    ///
+    /// phoenix.js takes channel params as a function and calls it at each join; a driver does
+    /// the same by calling it and setting the result here before every input that may send a
+    /// join ([`join`](Self::join), [`handle_open`](Self::handle_open),
+    /// [`handle_timeout`](Self::handle_timeout)).
+    pub fn set_channel_params(
+        &mut self,
+        channel: ChannelId,
+        params: Payload,
+    ) -> Result<(), JoinError> {
+        self.check_join_params(channel, Some(&params))?;
+        self.core.set_channel_params(channel, params)
+    }
+
+    /// Whether [`handle_timeout`](Self::handle_timeout) at `now` rejoins the channel: it is
+    /// errored, the connection is open and its rejoin timer is due. (On
+    /// [`handle_open`](Self::handle_open) every errored channel rejoins.) A driver that refreshes
+    /// join params before each join asks this, to call no params function for nothing.
+    pub fn rejoin_due(&self, channel: ChannelId, now: Timestamp) -> bool {
+        self.core.rejoin_due(channel, now)
+    }
+
+    /// Leaves the channel: sends `phx_leave` if the connection is open, and closes the channel at
+    /// once, as phoenix.js does. The returned id is answered right away with an `ok`
+    /// [`Event::Reply`] (phoenix.js acknowledges a leave locally); nothing more arrives for the
+    /// channel, but replies to pushes sent before the leave are still delivered.
+    pub fn leave(&mut self, channel: ChannelId, now: Timestamp) -> Result<PushId, LeaveError> {
+        self.core.leave(channel, now)
+    }
+
+    /// Forgets a channel without telling the server (phoenix.js `socket.remove`); [`leave`]
+    /// first to end it on the server too. Its pending pushes are dropped without events.
+    /// Returns whether the channel existed.
+    ///
+    /// [`leave`]: Self::leave
+    pub fn remove_channel(&mut self, channel: ChannelId) -> bool {
+        self.core.remove_channel(channel)
+    }
+
+    /// Pushes `event` with `payload` to the channel, with `timeout` (default: the channel's).
+    ///
+    /// Sent at once if the channel is joined and the connection open, else buffered until the
+    /// channel is joined. The answer arrives as [`Event::Reply`] or [`Event::Timeout`] for the
+    /// returned id. A binary payload goes out as a V2 binary frame.
+    pub fn push(
+        &mut self,
+        channel: ChannelId,
+        event: impl Into<String>,
+        payload: Payload,
+        timeout: Option<Duration>,
+        now: Timestamp,
+    ) -> Result<PushId, PushError> {
+        let event = event.into();
+        let topic = match self.core.channel_state(channel) {
+            None => return Err(PushError::UnknownChannel),
+            Some(ChannelState::Closed) => return Err(PushError::NotJoined),
+            Some(_) => self.core.channel_topic(channel),
+        };
+        if let Some(topic) = topic {
+            check_encodable(self.core.config().serializer, topic, &event, &payload)
+                .map_err(PushError::Encode)?;
         }
-        match self.conn {
-            Conn::Open
-            | Conn::Connecting {
-                on_visibility: true,
-            } => {}
-            Conn::Connecting {
-                on_visibility: false,
-            } => {
-                self.reconnect_tries = 0;
-                self.teardown(None, String::new(), true);
-                self.transport_connect(true);
-            }
-            Conn::Closed | Conn::Reconnecting { .. } => {
-                self.reconnect_tries = 0;
-                self.transport_connect(true);
-            }
-        }
+        self.core.push(channel, (event, payload), timeout, now)
     }
 
     // --- transport events ---------------------------------------------------------------------
 
     /// The transport opened: sends what was buffered, starts heartbeats, rejoins errored channels.
     pub fn handle_open(&mut self, now: Timestamp) {
-        if !matches!(self.conn, Conn::Connecting { .. }) {
-            return;
-        }
-        self.conn = Conn::Open;
-        self.flush_send_buffer();
-        self.reconnect_tries = 0;
-        self.reset_heartbeat(now);
-        self.events.push_back(Event::Open);
-        let ids: Vec<ChannelId> = self.channels.keys().copied().collect();
-        for id in ids {
-            self.on_socket_open(id, now);
-        }
+        self.core.handle_open(now);
     }
 
     /// The transport closed (`code` as reported, if any): errors the channels and schedules a
     /// reconnect. Every close the session did not ask for is reconnected, whatever its code (as
     /// phoenix.js 1.8 does, since servers and proxies close with 1000 too).
     pub fn handle_close(&mut self, now: Timestamp, code: Option<u16>) {
-        if !matches!(self.conn, Conn::Connecting { .. } | Conn::Open) {
-            return;
+        if matches!(
+            self.core.connection_state(),
+            ConnectionState::Connecting | ConnectionState::Open
+        ) {
+            // Frames not yet taken were meant for this transport; they cannot be sent any more.
+            self.core.host_mut().transmits.clear();
         }
-        self.heartbeat = Heartbeat::Off;
-        // Frames not yet taken were meant for this transport; they cannot be sent any more.
-        self.transmits.clear();
-        self.error_channels();
-        self.conn = Conn::Closed;
-        if self.wants_connection {
-            self.schedule_reconnect(now);
-        }
-        self.events.push_back(Event::Close { code });
+        self.core.handle_close(now, code);
     }
 
     /// The transport reported an error: errors the channels. The transport's close, which
     /// normally follows, schedules the reconnect.
     pub fn handle_error(&mut self, now: Timestamp) {
-        let _ = now;
-        if !matches!(self.conn, Conn::Connecting { .. } | Conn::Open) {
-            return;
-        }
-        self.events.push_back(Event::Error);
-        self.error_channels();
+        self.core.handle_error(now);
     }
 
     /// A text message arrived. A message that does not decode is dropped and its error returned,
     /// for the driver to log; the session is unaffected.
     pub fn handle_text(&mut self, now: Timestamp, text: &str) -> Result<(), DecodeError> {
-        if self.conn != Conn::Open {
+        if !self.core.is_connected() {
             return Ok(());
         }
         let frame = self
-            .config
+            .core
+            .config()
             .serializer
             .decode_text(Direction::ToClient, text)?;
         self.handle_frame(now, frame);
@@ -244,11 +340,12 @@ impl Session {
 
     /// A binary message arrived (V2 only). Errors as for [`handle_text`](Self::handle_text).
     pub fn handle_binary(&mut self, now: Timestamp, data: Bytes) -> Result<(), DecodeError> {
-        if self.conn != Conn::Open {
+        if !self.core.is_connected() {
             return Ok(());
         }
         let frame = self
-            .config
+            .core
+            .config()
             .serializer
             .decode_binary(Direction::ToClient, data)?;
         self.handle_frame(now, frame);
@@ -260,309 +357,164 @@ impl Session {
     /// [`handle_binary`](Self::handle_binary) do after decoding, for a driver that also shows
     /// the frame (to a logger) and decodes it once. Ignored unless the connection is open.
     pub fn handle_frame(&mut self, now: Timestamp, frame: Frame) {
-        if self.conn != Conn::Open {
-            return;
-        }
-        let answers_heartbeat = match (&self.heartbeat, frame.msg_ref.as_deref()) {
-            (Heartbeat::Pending { msg_ref, .. }, Some(got)) => msg_ref == got,
-            _ => false,
-        };
-        if answers_heartbeat {
-            self.reset_heartbeat(now);
-        }
         let Frame {
             join_ref,
             msg_ref,
             topic,
             body,
         } = frame;
-        let join_ref = join_ref.filter(|r| !r.is_empty());
-        match body {
-            Body::Reply { status, response } => {
-                if let Some(msg_ref) = msg_ref.filter(|r| !r.is_empty()) {
-                    let reply = Reply {
-                        topic: &topic,
-                        join_ref: join_ref.as_deref(),
-                        msg_ref: &msg_ref,
-                        status,
-                        response,
-                    };
-                    self.route_reply(reply, now);
-                }
-            }
-            Body::Event { event, payload } => {
-                self.route_event(&topic, join_ref.as_deref(), event, payload, now);
-            }
-        }
+        let body = match body {
+            Body::Reply { status, response } => InBody::Reply {
+                ok: status == event::STATUS_OK,
+                msg: (status, response),
+            },
+            Body::Event { event, payload } => match event.as_str() {
+                event::ERROR => InBody::Error((event, payload)),
+                event::CLOSE => InBody::Close((event, payload)),
+                _ => InBody::Event((event, payload)),
+            },
+        };
+        let incoming = Incoming {
+            join_ref: join_ref.as_deref().and_then(parse_ref),
+            msg_ref: msg_ref.as_deref().and_then(parse_ref),
+            topic,
+            body,
+        };
+        self.core.handle_frame(now, incoming);
     }
 
     /// Fires every deadline at or before `now`, earliest first. Call it when
     /// [`poll_timeout`](Self::poll_timeout) comes due; calling it early or twice is harmless.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        // Sorted by insertion rather than with `sort_unstable`, whose code was 5 KB of the
-        // browser package: the socket timers are a handful, and the push deadlines come off
-        // the heap in order, so each lands at or near the end.
-        let mut due: Vec<(Timestamp, Timer)> = Vec::new();
-        let mut insert = |item: (Timestamp, Timer)| {
-            let at = due.partition_point(|earlier| *earlier <= item);
-            due.insert(at, item);
-        };
-        for item in self.timers().filter(|(at, _)| *at <= now) {
-            insert(item);
-        }
-        // Due push deadlines leave the heap here: each is fired below, or is outdated and then
-        // the push has no deadline any more, or a later one with its own entry.
-        while let Some(&Reverse((at, id))) = self.push_deadlines.peek() {
-            if at > now {
-                break;
-            }
-            self.push_deadlines.pop();
-            insert((at, Timer::Push(id)));
-        }
-        for (at, timer) in due {
-            // An earlier timer may have cancelled or moved this one.
-            if self.deadline(timer) == Some(at) {
-                self.fire(timer, now);
-            }
-        }
+        self.core.handle_timeout(now);
     }
 
     // --- outputs ------------------------------------------------------------------------------
 
     /// The next message to send on the current transport, in order.
     pub fn poll_transmit(&mut self) -> Option<Wire> {
-        self.transmits.pop_front()
+        self.core.host_mut().transmits.pop_front()
     }
 
     /// The next thing the driver must do with the transport.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        self.core.host_mut().actions.pop_front()
     }
 
     /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.core.host_mut().events.pop_front()
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next: the earliest deadline, if any.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let push = self.push_deadlines.peek().map(|Reverse((at, _))| *at);
-        self.timers().map(|(at, _)| at).chain(push).min()
+        self.core.poll_timeout()
     }
 
     /// The state of the connection.
     pub fn connection_state(&self) -> ConnectionState {
-        match self.conn {
-            Conn::Closed => ConnectionState::Closed,
-            Conn::Reconnecting { .. } => ConnectionState::Reconnecting,
-            Conn::Connecting { .. } => ConnectionState::Connecting,
-            Conn::Open => ConnectionState::Open,
-        }
+        self.core.connection_state()
     }
 
     /// Whether the transport is open.
     pub fn is_connected(&self) -> bool {
-        self.conn == Conn::Open
+        self.core.is_connected()
+    }
+
+    /// The channel's state, or `None` if it was removed.
+    pub fn channel_state(&self, channel: ChannelId) -> Option<ChannelState> {
+        self.core.channel_state(channel)
+    }
+
+    /// The channel's topic, or `None` if it was removed.
+    pub fn channel_topic(&self, channel: ChannelId) -> Option<&str> {
+        self.core.channel_topic(channel).map(String::as_str)
+    }
+
+    /// The `join_ref` of the channel's current join, if one is out or accepted.
+    pub fn join_ref(&self, channel: ChannelId) -> Option<String> {
+        self.core.join_ref(channel).map(decimal)
     }
 
     // --- internals ----------------------------------------------------------------------------
 
-    /// The next wire `ref` (phoenix.js `makeRef`).
-    pub(super) fn make_ref(&mut self) -> String {
-        self.last_ref = self.last_ref.wrapping_add(1);
-        decimal(self.last_ref)
-    }
-
-    /// The next channel or push id.
-    pub(super) fn next_id(&mut self) -> u64 {
-        self.last_id += 1;
-        self.last_id
-    }
-
-    fn transport_connect(&mut self, on_visibility: bool) {
-        self.wants_connection = true;
-        self.conn = Conn::Connecting { on_visibility };
-        self.actions.push_back(Action::Connect);
-    }
-
-    /// Lets go of the current transport: asks the driver to close it, errors the channels if it
-    /// was open, and reports the close. `drop_queued` discards frames not yet taken (the
-    /// connection is presumed dead); a user's disconnect keeps them so a last leave still goes out.
-    fn teardown(&mut self, code: Option<u16>, reason: String, drop_queued: bool) {
-        let was_open = self.conn == Conn::Open;
-        self.heartbeat = Heartbeat::Off;
-        if drop_queued {
-            self.transmits.clear();
-        }
-        self.actions.push_back(Action::Close { code, reason });
-        self.conn = Conn::Closed;
-        if was_open {
-            self.error_channels();
-        }
-        self.events.push_back(Event::Close { code });
-    }
-
-    fn schedule_reconnect(&mut self, now: Timestamp) {
-        let base = self
-            .config
-            .reconnect_after
-            .delay(self.reconnect_tries.saturating_add(1));
-        let delay = self.jitter.apply(base, self.config.jitter);
-        self.conn = Conn::Reconnecting { at: now + delay };
-    }
-
-    fn reset_heartbeat(&mut self, now: Timestamp) {
-        self.heartbeat = match self.config.heartbeat_interval {
-            Some(interval) => Heartbeat::Next(now + interval),
-            None => Heartbeat::Off,
+    /// Checks that the channel's join (with `params`, or its own) can be encoded.
+    fn check_join_params(
+        &self,
+        channel: ChannelId,
+        params: Option<&Payload>,
+    ) -> Result<(), JoinError> {
+        let topic = self
+            .core
+            .channel_topic(channel)
+            .ok_or(JoinError::UnknownChannel)?;
+        let params = match params {
+            Some(params) => params,
+            None => self
+                .core
+                .channel_params(channel)
+                .ok_or(JoinError::UnknownChannel)?,
         };
-    }
-
-    fn send_heartbeat(&mut self, now: Timestamp) {
-        let Some(interval) = self.config.heartbeat_interval else {
-            self.heartbeat = Heartbeat::Off;
-            return;
-        };
-        if self.conn != Conn::Open {
-            self.heartbeat = Heartbeat::Off;
-            return;
-        }
-        let msg_ref = self.make_ref();
-        let frame = Frame::message(
-            None,
-            Some(msg_ref.clone()),
-            event::PHOENIX_TOPIC,
-            event::HEARTBEAT,
-            Payload::empty(),
-        );
-        self.socket_push(frame, None);
-        self.heartbeat = Heartbeat::Pending {
-            msg_ref,
-            deadline: now + interval,
-        };
-    }
-
-    /// A heartbeat got no reply by the next tick: the connection is presumed dead.
-    fn heartbeat_timeout(&mut self, now: Timestamp) {
-        self.teardown(Some(1000), "heartbeat timeout".to_owned(), true);
-        self.schedule_reconnect(now);
-    }
-
-    fn fire_reconnect(&mut self) {
-        self.reconnect_tries = self.reconnect_tries.saturating_add(1);
-        if self.hidden {
-            // Wait for `handle_visibility(true)`; `wants_connection` stays set.
-            self.conn = Conn::Closed;
-        } else {
-            self.transport_connect(false);
-        }
-    }
-
-    /// The timers but the pushes' (those are in `push_deadlines`).
-    fn timers(&self) -> impl Iterator<Item = (Timestamp, Timer)> + '_ {
-        let heartbeat = match &self.heartbeat {
-            Heartbeat::Off => None,
-            Heartbeat::Next(at) => Some((*at, Timer::Heartbeat)),
-            Heartbeat::Pending { deadline, .. } => Some((*deadline, Timer::Heartbeat)),
-        };
-        let reconnect = match self.conn {
-            Conn::Reconnecting { at } => Some((at, Timer::Reconnect)),
-            _ => None,
-        };
-        let channels = self.channels.iter().flat_map(|(id, channel)| {
-            let rejoin = channel.rejoin.at.map(|at| (at, Timer::Rejoin(*id)));
-            let join = channel.join_deadline().map(|at| (at, Timer::Join(*id)));
-            rejoin.into_iter().chain(join)
-        });
-        heartbeat.into_iter().chain(reconnect).chain(channels)
-    }
-
-    /// Drops the outdated entries from the top of `push_deadlines` (and rebuilds it when outdated
-    /// entries make up most of it), so that its top is the earliest push deadline.
-    pub(super) fn prune_push_deadlines(&mut self) {
-        if self.push_deadlines.len() > 2 * self.pushes.len() + 32 {
-            self.push_deadlines = self
-                .pushes
-                .iter()
-                .map(|(id, push)| Reverse((push.deadline, *id)))
-                .collect();
-            return;
-        }
-        while let Some(&Reverse((at, id))) = self.push_deadlines.peek() {
-            if self.pushes.get(&id).is_some_and(|p| p.deadline == at) {
-                break;
-            }
-            self.push_deadlines.pop();
-        }
-    }
-
-    fn deadline(&self, timer: Timer) -> Option<Timestamp> {
-        match timer {
-            Timer::Heartbeat => match &self.heartbeat {
-                Heartbeat::Off => None,
-                Heartbeat::Next(at) => Some(*at),
-                Heartbeat::Pending { deadline, .. } => Some(*deadline),
-            },
-            Timer::Reconnect => match self.conn {
-                Conn::Reconnecting { at } => Some(at),
-                _ => None,
-            },
-            Timer::Rejoin(id) => self.channels.get(&id).and_then(|c| c.rejoin.at),
-            Timer::Join(id) => self.channels.get(&id).and_then(Channel::join_deadline),
-            Timer::Push(id) => self.pushes.get(&id).map(|p| p.deadline),
-        }
-    }
-
-    fn fire(&mut self, timer: Timer, now: Timestamp) {
-        match timer {
-            Timer::Heartbeat => match self.heartbeat {
-                Heartbeat::Off => {}
-                Heartbeat::Next(_) => self.send_heartbeat(now),
-                Heartbeat::Pending { .. } => self.heartbeat_timeout(now),
-            },
-            Timer::Reconnect => self.fire_reconnect(),
-            Timer::Rejoin(id) => self.fire_rejoin(id, now),
-            Timer::Join(id) => self.fire_join_timeout(id, now),
-            Timer::Push(id) => self.fire_push_timeout(id),
-        }
+        check_encodable(self.core.config().serializer, topic, event::JOIN, params)
+            .map_err(JoinError::Encode)
     }
 }
 
-/// `n` in decimal, as `n.to_string()` writes it: by hand, since `to_string` goes through
-/// `core::fmt`, which the browser module then carries for the refs alone.
-pub(super) fn decimal(mut n: u64) -> String {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        // `n % 10` is below 10: the cast keeps every bit.
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+/// A ref slot's value as the core counts refs: `None` when empty, [`FOREIGN_REF`] when it is not
+/// the decimal form of a ref (as [`decimal`] writes them: no sign, no leading zeros).
+fn parse_ref(text: &str) -> Option<Ref> {
+    if text.is_empty() {
+        return None;
     }
-    digits[start..].iter().copied().map(char::from).collect()
+    let canonical =
+        text.bytes().all(|b| b.is_ascii_digit()) && !(text.len() > 1 && text.starts_with('0'));
+    Some(
+        canonical
+            .then(|| text.parse::<Ref>().ok())
+            .flatten()
+            .unwrap_or(FOREIGN_REF),
+    )
 }
 
-/// A reply on its way to the join or push it answers.
-#[derive(Debug)]
-pub(super) struct Reply<'a> {
-    pub(super) topic: &'a str,
-    pub(super) join_ref: Option<&'a str>,
-    pub(super) msg_ref: &'a str,
-    pub(super) status: String,
-    pub(super) response: Payload,
+/// `n` in decimal, as `n.to_string()` writes it.
+pub(super) fn decimal(n: u64) -> String {
+    n.to_string()
+}
+
+/// Checks that a frame with this topic, event and payload can be encoded, before a join or push
+/// is accepted: binary payloads need V2, and a binary frame gives the topic and event one length
+/// byte each. Refs are decimal numbers, far below that limit. JSON always encodes.
+fn check_encodable(
+    serializer: Serializer,
+    topic: &str,
+    event: &str,
+    payload: &Payload,
+) -> Result<(), EncodeError> {
+    if !matches!(payload, Payload::Binary(_)) {
+        return Ok(());
+    }
+    let probe = Frame::message(
+        Some(decimal(u64::MAX)),
+        Some(decimal(u64::MAX)),
+        topic,
+        event,
+        Payload::Binary(Bytes::new()),
+    );
+    serializer.encode(Direction::ToServer, &probe).map(drop)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::decimal;
+    use super::{FOREIGN_REF, decimal, parse_ref};
 
     #[test]
-    fn decimal_writes_what_to_string_writes() {
-        for n in (0..=1000).chain([4_294_967_296, u64::MAX - 1, u64::MAX]) {
-            assert_eq!(decimal(n), n.to_string());
+    fn refs_read_back_as_written_and_nothing_else_matches_one() {
+        for n in [0, 1, 9, 10, 4_294_967_296, u64::MAX - 1] {
+            assert_eq!(parse_ref(&decimal(n)), Some(n));
+        }
+        assert_eq!(parse_ref(""), None);
+        for foreign in ["01", "+1", "-1", "1.0", "abc", " 1", "18446744073709551616"] {
+            assert_eq!(parse_ref(foreign), Some(FOREIGN_REF), "{foreign}");
         }
     }
 }

@@ -3,12 +3,14 @@
 use std::ops::Add;
 use std::time::Duration;
 
-/// A point in time, as a [`Duration`] since an origin the driver picks (page load, process start,
-/// zero in a test).
+/// A point in time, to the microsecond, since an origin the driver picks (page load, process
+/// start, zero in a test).
 ///
 /// `std::time::Instant` does not exist on `wasm32-unknown-unknown`, so the session takes time as a
 /// value: a browser driver passes `performance.now()`, a native one `start.elapsed()`, a test a
 /// virtual clock. Only differences between timestamps matter; they must never go backwards.
+/// Kept as a count of microseconds, whose comparisons and sums are one integer operation each
+/// (a `Duration`'s are two, with a carry, in every timer of the browser package).
 ///
 /// ```
 /// use std::time::Duration;
@@ -17,32 +19,43 @@ use std::time::Duration;
 /// let t = Timestamp::from_millis(1_500);
 /// assert_eq!(t + Duration::from_millis(500), Timestamp::from_millis(2_000));
 /// assert_eq!(t.saturating_duration_since(Timestamp::ZERO), Duration::from_millis(1_500));
+/// assert_eq!(Timestamp::from_micros(1_500_000), t);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Timestamp(Duration);
+pub struct Timestamp(u64);
 
 impl Timestamp {
     /// The origin.
-    pub const ZERO: Timestamp = Timestamp(Duration::ZERO);
+    pub const ZERO: Timestamp = Timestamp(0);
 
-    /// The timestamp `since` after the origin.
+    /// The timestamp `since` after the origin (saturating, past half a million years).
     pub const fn from_duration(since: Duration) -> Self {
-        Timestamp(since)
+        Timestamp(micros(since))
     }
 
     /// The timestamp `millis` milliseconds after the origin.
     pub const fn from_millis(millis: u64) -> Self {
-        Timestamp(Duration::from_millis(millis))
+        Timestamp(millis.saturating_mul(1000))
+    }
+
+    /// The timestamp `micros` microseconds after the origin.
+    pub const fn from_micros(micros: u64) -> Self {
+        Timestamp(micros)
     }
 
     /// Time since the origin.
     pub const fn as_duration(self) -> Duration {
+        Duration::from_micros(self.0)
+    }
+
+    /// Microseconds since the origin.
+    pub const fn as_micros(self) -> u64 {
         self.0
     }
 
     /// Time from `earlier` to `self`, or zero if `earlier` is later.
     pub fn saturating_duration_since(self, earlier: Timestamp) -> Duration {
-        self.0.saturating_sub(earlier.0)
+        Duration::from_micros(self.0.saturating_sub(earlier.0))
     }
 }
 
@@ -52,6 +65,13 @@ impl Add<Duration> for Timestamp {
     /// Saturates at the largest representable time instead of overflowing: a deadline that far
     /// away never fires, which is what an absurdly long timeout means.
     fn add(self, rhs: Duration) -> Timestamp {
-        Timestamp(self.0.saturating_add(rhs))
+        Timestamp(self.0.saturating_add(micros(rhs)))
     }
+}
+
+/// Whole microseconds of `d`, saturating, in `u64` arithmetic (`Duration::as_micros` is `u128`).
+const fn micros(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(d.subsec_micros() as u64)
 }

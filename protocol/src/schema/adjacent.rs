@@ -48,10 +48,11 @@ pub(super) fn from_parts<T: DeserializeOwned>(
     // A unit variant's content must be absent or null for serde, but Phoenix clients send `{}`
     // when a push has nothing to say: retry without content before reporting the mismatch.
     let empty_object = matches!(content, Content::Json(text) if is_empty_object(text));
-    if stage == Stage::Payload && empty_object {
-        if let Ok(value) = decode(event, Content::Absent) {
-            return Ok(value);
-        }
+    if stage == Stage::Payload
+        && empty_object
+        && let Ok(value) = decode(event, Content::Absent)
+    {
+        return Ok(value);
     }
     Err(match stage {
         Stage::Shape => not_adjacently_tagged::<T>(),

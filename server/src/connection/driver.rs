@@ -331,7 +331,7 @@ fn encode(
                 .encode(Direction::ToClient, frame)
                 .map(to_message),
             // Converted once per broadcast: every subscriber clones the checked text.
-            Queued::Broadcast(broadcast) => broadcast.wire_as(serializer, to_message),
+            Queued::Broadcast(broadcast) => broadcast.encoded().wire_as(serializer, to_message),
             // Read now, after the join subscribed: shared by every joiner of the window.
             Queued::PresenceState { topic } => {
                 presence.joiner_state(topic).wire_as(serializer, to_message)
@@ -436,8 +436,6 @@ fn read_error(err: axum::Error) -> Step {
 mod tests {
     use super::*;
 
-    /// A connection under a fan-out keeps a batch's room in its step buffers (see
-    /// [`Connection::release_room`]): an entry stays three words, the frame boxed.
     #[test]
     fn a_log_window_lets_one_line_through() {
         let window = LogWindow::new(Duration::from_secs(3600));
@@ -446,11 +444,13 @@ mod tests {
         assert!(!window.ready());
     }
 
+    /// Under a fan-out a socket's registry queue grows by slots of `Outbound` (two words, the rare
+    /// variants boxed), and its step buffers keep a batch's room of `Queued` (three words, the
+    /// frame boxed; see [`Connection::release_room`]): every busy connection holds that room.
     #[test]
-    fn a_queued_message_is_three_words() {
-        assert_eq!(
-            std::mem::size_of::<Queued>(),
-            3 * std::mem::size_of::<usize>()
-        );
+    fn queued_messages_stay_a_few_words() {
+        let word = std::mem::size_of::<usize>();
+        assert_eq!(std::mem::size_of::<Outbound>(), 2 * word);
+        assert_eq!(std::mem::size_of::<Queued>(), 3 * word);
     }
 }

@@ -210,8 +210,8 @@ impl ChannelRuntime {
                 // snapshot is missed: those broadcasts wait in this socket's queue, which is only
                 // read after the reply below, and are dropped if the join fails.
                 self.state.registry.subscribe(&msg.topic, &self.handle);
-                let (joined, mut pushes) = self
-                    .run_callback(
+                let (joined, pushes) = self
+                    .with_context(
                         &msg.topic,
                         msg.join_ref.as_deref(),
                         Phase::Joining,
@@ -243,9 +243,8 @@ impl ChannelRuntime {
                             },
                         );
                         self.reply(&msg, "ok", response);
-                        // Pushes made while joining follow the ok reply (not subscribed yet,
-                        // the channel got no copies of its broadcasts to queue).
-                        self.queued.append(&mut pushes);
+                        // Pushes made while joining follow the ok reply.
+                        self.queue_pushes(pushes).await;
                     }
                     Ok(Err(refused)) => {
                         self.leave_topic(&msg.topic);
@@ -379,7 +378,7 @@ impl ChannelRuntime {
             return;
         }
         let topic = msg.topic.clone();
-        let result = self
+        let (result, pushes) = self
             .with_context(
                 &msg.topic,
                 join_ref.as_deref(),
@@ -394,6 +393,7 @@ impl ChannelRuntime {
                 },
             )
             .await;
+        self.queue_pushes(pushes).await;
         match result {
             Ok(Some(HandleIn::Reply { status, response })) => self.reply(&msg, &status, response),
             Ok(Some(HandleIn::NoReply) | None) => {}
@@ -443,11 +443,12 @@ impl ChannelRuntime {
 
     async fn run_terminate(&mut self, topic: &str, slot: ChannelSlot, reason: Terminate) {
         let join_ref = slot.join_ref.clone();
-        let result = self
+        let (result, pushes) = self
             .with_context(topic, join_ref.as_deref(), Phase::Ending, |_, ctx| {
                 slot.joined.terminate(reason, ctx)
             })
             .await;
+        self.queue_pushes(pushes).await;
         if result.is_err() {
             warn!(%topic, "terminate panicked");
         }
@@ -488,7 +489,7 @@ impl ChannelRuntime {
         let topic = frame.topic.clone();
         let event = frame.event().to_owned();
         let shared = broadcast.clone();
-        let decided = self
+        let (decided, pushes) = self
             .with_context(
                 &topic,
                 join_ref.as_deref(),
@@ -508,6 +509,7 @@ impl ChannelRuntime {
                 },
             )
             .await;
+        self.queue_pushes(pushes).await;
         match decided {
             Ok(Some(Outgoing::Push(payload))) => {
                 self.queued.push(Queued::frame(Frame::message(
@@ -519,16 +521,9 @@ impl ChannelRuntime {
         }
     }
 
-    /// Runs `call` with a [`Context`] for `topic`, catching a panic, and queues what it pushed in
-    /// order (this socket's copies of its own broadcasts included, through their intercepts).
-    async fn with_context<T>(
-        &mut self,
-        topic: &str,
-        join_ref: Option<&str>,
-        phase: Phase,
-        call: impl for<'c> FnOnce(&'c mut Channels, &'c mut Context<'_>) -> BoxFuture<'c, T>,
-    ) -> Result<T, Panic> {
-        let (result, pushes) = self.run_callback(topic, join_ref, phase, call).await;
+    /// Queues what a callback pushed, in order: this socket's copies of its own broadcasts go
+    /// through their intercepts.
+    async fn queue_pushes(&mut self, pushes: Vec<Queued>) {
         for queued in pushes {
             match queued {
                 queued @ (Queued::Frame(_) | Queued::PresenceState { .. }) => {
@@ -542,12 +537,12 @@ impl ChannelRuntime {
                 }
             }
         }
-        result
     }
 
     /// Runs `call` with a [`Context`] for `topic` in `phase`, catching a panic: its result and
-    /// what it pushed, in order. Records its latest broadcast for backpressure.
-    async fn run_callback<T>(
+    /// what it pushed, in order, for [`queue_pushes`](Self::queue_pushes). Records its latest
+    /// broadcast for backpressure.
+    async fn with_context<T>(
         &mut self,
         topic: &str,
         join_ref: Option<&str>,

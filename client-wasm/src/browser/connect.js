@@ -1,14 +1,7 @@
 // What a connection attempt reads from the page and the params, and the arguments of its
 // `new WebSocket(...)`, as phoenix.js makes them: plain JavaScript, because it is all property
-// reads and string building on JS values (in Rust, a kilobyte of the module for a few imports
-// each; the URL and the token's encoding were 0.6 KB gzipped more). `alight_client::connect` is
-// the same for the native client, and its tests and these (js-tests/connection.test.mjs) check
-// the same bytes.
-
-/** `globalThis[name]`: the page's `WebSocket` class at each connect, its `document`. */
-export function global(name) {
-  return globalThis[name];
-}
+// reads and string building on JS values. `alight_client::connect` is the same for the native
+// client, and its tests and these (js-tests/connection.test.mjs) check the same bytes.
 
 /** What `onClose` callbacks get for a close the session made (the transport's own closes give
  * the `CloseEvent`). */

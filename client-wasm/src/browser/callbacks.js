@@ -1,9 +1,7 @@
 // The application's callbacks, kept in plain JavaScript: `Push` (phoenix.js's, with `receive`)
-// and `Callbacks` (the `on`/`off` lists of a channel and of a socket). api.js's `Socket` and
-// `Channel` make their lists, which the module triggers and through which it makes and answers
-// pushes; adding, removing and calling callbacks never crosses into wasm for each one. As
-// wasm-bindgen classes and Rust vectors of `Function`s they were 2.7 KB (Push) and about 2 KB
-// (the lists) of the module, and the pushes in flight a Rust vector; here they are a few lines.
+// and `Callbacks` (the `on`/`off` lists of a channel and of a socket). socket.js's `Socket` and
+// `Channel` make their lists, which the driver triggers and through which it makes and answers
+// pushes; callbacks never cross into wasm.
 //
 // A callback that throws does not stop the others: its exception is reported as uncaught
 // (`reportError` in browsers and Deno; in Node, a rejected promise is reported as unhandled).
@@ -102,8 +100,7 @@ export class Callbacks {
     return this.#list.some(([e]) => e === event);
   }
 
-  /** For the module: `callBack` and `report`, as static methods (free functions would be a
-   * wasm import module of their own). */
+  /** `callBack` and `report`, for socket.js. */
   static call(callback, a, b, c) {
     callBack(callback, a, b, c);
   }
@@ -116,24 +113,6 @@ export class Callbacks {
   static log(logger, kind, msg, data) {
     if (typeof logger === "function") callBack(logger, kind, msg, data);
     else console.log(`${kind}: ${msg}`, data);
-  }
-
-  /**
-   * A frame for the socket's observers: `"receive"` (to the logger `target`, before the session
-   * handles it), `"message"` (to the socket's `onMessage` callbacks, `target`, after it did) or
-   * `"push"` (to the logger, sent). A reply has its `status`, and `payload` is its response.
-   */
-  static frame(what, target, joinRef, ref, topic, event, payload, status) {
-    const reply = status !== undefined;
-    const data = reply ? { status, response: payload } : payload;
-    if (what === "message") {
-      target.trigger("message", { join_ref: joinRef, ref, topic, event, payload: data });
-    } else if (what === "receive") {
-      const line = `${reply ? status : ""} ${topic} ${event} ${ref === null ? "" : `(${ref})`}`;
-      Callbacks.log(target, "receive", line, data);
-    } else {
-      Callbacks.log(target, "push", `${topic} ${event} (${joinRef}, ${ref})`, reply ? undefined : data);
-    }
   }
 
   /** Calls the callbacks that `event` has now with `(a, b, c)`. */

@@ -1,8 +1,12 @@
-// `new Socket(endPoint, opts)`: the options read from the object as phoenix.js reads them, in
-// plain JavaScript (property reads and calls on JS values, a few kilobytes of the module when
-// each one crossed from Rust). options.rs makes the session's configuration of what this returns.
+// `new Socket(endPoint, opts)`: the options read from the object as phoenix.js reads them.
+// socket.js hands what this returns to the wasm core (src/browser/mod.rs `create` and `step`).
+//
+// The core's backoff is a schedule of delays, which cannot call into JavaScript, so a
+// `reconnectAfterMs`/`rejoinAfterMs` function is sampled once, when the socket is made: tries 1
+// to SAMPLED_TRIES become steps and the next one the delay of every later try. A function of the
+// tries alone, as phoenix.js's documentation shows them, behaves exactly the same.
 
-/** How many tries of a backoff function are sampled (options.rs says why and how). */
+/** How many tries of a backoff function are sampled. */
 const SAMPLED_TRIES = 32;
 
 /** A number option: missing, zero or not a number is undefined (the default). */

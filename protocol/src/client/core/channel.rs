@@ -8,27 +8,29 @@
 //! | server frame | channel |
 //! |---|---|
 //! | join reply `ok` | joined; buffered pushes go out in order |
-//! | join reply `error` | errored; rejoin after the backoff |
+//! | join reply, any other status | errored; rejoin after the backoff |
 //! | no join reply in time | `phx_leave` for that join, errored, rejoin after the backoff |
 //! | `phx_error` | errored; rejoin after the backoff |
 //! | `phx_close` | closed |
-//! | any other event | [`Event::Message`] |
+//! | any other event | [`CoreEvent::Message`] |
 //!
 //! A frame whose `join_ref` names an earlier join of the channel is dropped: it belongs to a
 //! channel process the server has already replaced.
 
 use std::time::Duration;
 
-use super::push::check_encodable;
-use super::session::{Conn, Reply, Session};
-use super::{ChannelId, ChannelState, Event, JoinError, LeaveError, PushId, StateCause, Timestamp};
-use crate::{Frame, Payload, event};
+use super::push::Buffered;
+use super::{Conn, Core, Routed};
+use crate::client::host::{CoreEvent, Host, Ref};
+use crate::client::{
+    ChannelId, ChannelState, JoinError, LeaveError, PushId, StateCause, Timestamp,
+};
 
-/// One channel of a session.
+/// One channel of a core.
 #[derive(Debug)]
-pub(super) struct Channel {
-    pub(super) topic: String,
-    params: Payload,
+pub(super) struct Channel<H: Host> {
+    pub(super) topic: H::Topic,
+    pub(super) params: H::Params,
     pub(super) state: ChannelState,
     /// Timeout of the join, and the default of pushes (set by `join`, as in phoenix.js).
     pub(super) timeout: Duration,
@@ -45,7 +47,7 @@ struct JoinPush {
     id: PushId,
     /// The ref of the latest join sent; `None` once that join was abandoned (phoenix.js resets the
     /// push), so that nothing from it is accepted any more.
-    join_ref: Option<String>,
+    join_ref: Option<Ref>,
     deadline: Option<Timestamp>,
 }
 
@@ -56,9 +58,9 @@ pub(super) struct Retry {
     pub(super) at: Option<Timestamp>,
 }
 
-impl Channel {
-    pub(super) fn join_ref(&self) -> Option<&str> {
-        self.join.as_ref().and_then(|j| j.join_ref.as_deref())
+impl<H: Host> Channel<H> {
+    pub(super) fn join_ref(&self) -> Option<Ref> {
+        self.join.as_ref().and_then(|j| j.join_ref)
     }
 
     pub(super) fn join_deadline(&self) -> Option<Timestamp> {
@@ -67,9 +69,9 @@ impl Channel {
 
     /// Whether a frame for `topic` carrying `join_ref` is for this channel (phoenix.js `isMember`):
     /// a frame without a join_ref (a broadcast) is for every channel of its topic.
-    fn is_member(&self, topic: &str, join_ref: Option<&str>) -> bool {
+    fn is_member(&self, topic: &H::Topic, join_ref: Option<Ref>) -> bool {
         self.state != ChannelState::Closed
-            && self.topic == topic
+            && self.topic == *topic
             && join_ref.is_none_or(|r| Some(r) == self.join_ref())
     }
 
@@ -88,10 +90,10 @@ impl Channel {
     }
 }
 
-impl Session {
+impl<H: Host> Core<H> {
     /// A channel for `topic`, joined with `params` (sent with every join and rejoin). Nothing is
     /// sent until [`join`](Self::join).
-    pub fn channel(&mut self, topic: impl Into<String>, params: Payload) -> ChannelId {
+    pub fn channel(&mut self, topic: H::Topic, params: H::Params) -> ChannelId {
         // phoenix.js's channel registers two socket callbacks here, each taking a ref; taking
         // them too keeps every later ref, and so every frame, byte for byte what phoenix.js sends
         // for the same calls.
@@ -99,7 +101,7 @@ impl Session {
         self.make_ref();
         let id = ChannelId(self.next_id());
         let channel = Channel {
-            topic: topic.into(),
+            topic,
             params,
             state: ChannelState::Closed,
             timeout: self.config.timeout,
@@ -112,27 +114,21 @@ impl Session {
     }
 
     /// Joins the channel, with `timeout` (default: the config's) for this and every rejoin, and as
-    /// the channel's default push timeout.
-    ///
-    /// The join is sent at once if the connection is open, else when it opens. Its answer arrives
-    /// as [`Event::Reply`] (or [`Event::Timeout`]) for the returned id, and again for every rejoin;
-    /// the channel's state changes arrive as [`Event::ChannelState`].
+    /// the channel's default push timeout. Sent at once if the connection is open, else when it
+    /// opens; answered by [`CoreEvent::Reply`] (or [`CoreEvent::Timeout`]) for the returned id,
+    /// again for every rejoin.
     pub fn join(
         &mut self,
         channel: ChannelId,
         timeout: Option<Duration>,
         now: Timestamp,
     ) -> Result<PushId, JoinError> {
-        let serializer = self.config.serializer;
-        let ch = self
-            .channels
-            .get(&channel)
+        let state = self
+            .channel_state(channel)
             .ok_or(JoinError::UnknownChannel)?;
-        if ch.state != ChannelState::Closed {
+        if state != ChannelState::Closed {
             return Err(JoinError::AlreadyJoined);
         }
-        check_encodable(serializer, &ch.topic, event::JOIN, &ch.params)
-            .map_err(JoinError::Encode)?;
         let id = PushId(self.next_id());
         if let Some(ch) = self.channels.get_mut(&channel) {
             if let Some(timeout) = timeout {
@@ -149,31 +145,23 @@ impl Session {
     }
 
     /// Replaces the params the channel's next join and every later rejoin carry; a join already
-    /// out keeps the params it was sent with.
-    ///
-    /// phoenix.js takes channel params as a function and calls it at each join; a driver does
-    /// the same by calling it and setting the result here before every input that may send a
-    /// join ([`join`](Self::join), [`handle_open`](Self::handle_open),
-    /// [`handle_timeout`](Self::handle_timeout)).
+    /// made keeps the params it was made with.
     pub fn set_channel_params(
         &mut self,
         channel: ChannelId,
-        params: Payload,
+        params: H::Params,
     ) -> Result<(), JoinError> {
-        let serializer = self.config.serializer;
         let ch = self
             .channels
             .get_mut(&channel)
             .ok_or(JoinError::UnknownChannel)?;
-        check_encodable(serializer, &ch.topic, event::JOIN, &params).map_err(JoinError::Encode)?;
         ch.params = params;
         Ok(())
     }
 
     /// Whether [`handle_timeout`](Self::handle_timeout) at `now` rejoins the channel: it is
     /// errored, the connection is open and its rejoin timer is due. (On
-    /// [`handle_open`](Self::handle_open) every errored channel rejoins.) A driver that refreshes
-    /// join params before each join asks this, to call no params function for nothing.
+    /// [`handle_open`](Self::handle_open) every errored channel rejoins.)
     pub fn rejoin_due(&self, channel: ChannelId, now: Timestamp) -> bool {
         self.conn == Conn::Open
             && self.channels.get(&channel).is_some_and(|ch| {
@@ -182,43 +170,32 @@ impl Session {
     }
 
     /// Leaves the channel: sends `phx_leave` if the connection is open, and closes the channel at
-    /// once, as phoenix.js does. The returned id is answered right away with an `ok`
-    /// [`Event::Reply`] (phoenix.js acknowledges a leave locally); nothing more arrives for the
-    /// channel, but replies to pushes sent before the leave are still delivered.
+    /// once, as phoenix.js does; the returned id is acknowledged at once ([`CoreEvent::Left`]).
+    /// Replies to pushes sent before the leave are still delivered.
     pub fn leave(&mut self, channel: ChannelId, now: Timestamp) -> Result<PushId, LeaveError> {
-        // A leave starts no timer (it is acknowledged at once); `now` keeps every intent's
-        // signature alike, and free to start one later without breaking callers.
         let _ = now;
-        let ch = self
-            .channels
-            .get(&channel)
+        let state = self
+            .channel_state(channel)
             .ok_or(LeaveError::UnknownChannel)?;
-        if ch.state == ChannelState::Closed {
+        if state == ChannelState::Closed {
             return Err(LeaveError::NotJoined);
         }
         let id = PushId(self.next_id());
         self.leave_channel(channel, StateCause::Leave);
-        self.events.push_back(Event::Reply {
-            push: id,
-            channel,
-            status: event::STATUS_OK.to_owned(),
-            response: Payload::empty(),
-        });
+        self.host.emit(CoreEvent::Left { push: id, channel });
         Ok(id)
     }
 
-    /// Forgets a channel without telling the server (phoenix.js `socket.remove`); [`leave`]
-    /// first to end it on the server too. Its pending pushes are dropped without events.
-    /// Returns whether the channel existed.
-    ///
-    /// [`leave`]: Self::leave
+    /// Forgets a channel without telling the server (phoenix.js `socket.remove`); its pending
+    /// pushes are dropped without events. Returns whether the channel existed.
     pub fn remove_channel(&mut self, channel: ChannelId) -> bool {
         if self.channels.remove(&channel).is_none() {
             return false;
         }
         self.pushes.retain(|_, push| push.channel != channel);
-        self.prune_push_deadlines();
         let pushes = &self.pushes;
+        self.push_deadlines
+            .retain(|(_, id)| pushes.contains_key(id));
         self.awaiting_reply.retain(|_, id| pushes.contains_key(id));
         true
     }
@@ -229,24 +206,34 @@ impl Session {
     }
 
     /// The channel's topic, or `None` if it was removed.
-    pub fn channel_topic(&self, channel: ChannelId) -> Option<&str> {
-        self.channels.get(&channel).map(|c| c.topic.as_str())
+    pub fn channel_topic(&self, channel: ChannelId) -> Option<&H::Topic> {
+        self.channels.get(&channel).map(|c| &c.topic)
     }
 
-    /// The `join_ref` of the channel's current join, if one is out or accepted.
-    pub fn join_ref(&self, channel: ChannelId) -> Option<&str> {
+    /// The channel's join params, or `None` if it was removed.
+    pub fn channel_params(&self, channel: ChannelId) -> Option<&H::Params> {
+        self.channels.get(&channel).map(|c| &c.params)
+    }
+
+    /// The ref of the channel's current join, if one is out or accepted.
+    pub fn join_ref(&self, channel: ChannelId) -> Option<Ref> {
         self.channels.get(&channel).and_then(Channel::join_ref)
     }
 
     // --- internals ----------------------------------------------------------------------------
 
-    fn set_state(&mut self, channel: ChannelId, state: ChannelState, cause: StateCause) {
+    fn set_state(
+        &mut self,
+        channel: ChannelId,
+        state: ChannelState,
+        cause: StateCause<H::Message>,
+    ) {
         let Some(ch) = self.channels.get_mut(&channel) else {
             return;
         };
         if ch.state != state {
             ch.state = state;
-            self.events.push_back(Event::ChannelState {
+            self.host.emit(CoreEvent::ChannelState {
                 channel,
                 state,
                 cause,
@@ -256,8 +243,8 @@ impl Session {
 
     /// Sends the join again with a fresh ref (phoenix.js `rejoin`), first leaving any other
     /// channel of the same topic that is joined or joining (phoenix.js `leaveOpenTopic`).
-    fn rejoin(&mut self, channel: ChannelId, cause: StateCause, now: Timestamp) {
-        let Some(topic) = self.channels.get(&channel).map(|c| c.topic.clone()) else {
+    fn rejoin(&mut self, channel: ChannelId, cause: StateCause<H::Message>, now: Timestamp) {
+        let Some(topic) = self.channels.get(&channel).map(|c| &c.topic) else {
             return;
         };
         let open_duplicates: Vec<ChannelId> = self
@@ -265,7 +252,7 @@ impl Session {
             .iter()
             .filter(|(id, c)| {
                 **id != channel
-                    && c.topic == topic
+                    && c.topic == *topic
                     && matches!(c.state, ChannelState::Joined | ChannelState::Joining)
             })
             .map(|(id, _)| *id)
@@ -278,36 +265,32 @@ impl Session {
             return;
         };
         let Some(join) = &mut ch.join else { return };
-        join.join_ref = Some(join_ref.clone());
+        join.join_ref = Some(join_ref);
         join.deadline = Some(now + ch.timeout);
-        let frame = Frame::message(
-            Some(join_ref.clone()),
-            Some(join_ref),
-            topic,
-            event::JOIN,
-            ch.params.clone(),
-        );
+        let params = ch.params.clone();
         self.set_state(channel, ChannelState::Joining, cause);
-        self.socket_push(frame, Some(channel));
+        self.socket_push(Buffered::Join {
+            channel,
+            join_ref,
+            params,
+        });
     }
 
     /// Sends `phx_leave` for the current join and closes the channel (phoenix.js `leave`, whose
     /// leave push is acknowledged locally at once).
-    fn leave_channel(&mut self, channel: ChannelId, cause: StateCause) {
+    fn leave_channel(&mut self, channel: ChannelId, cause: StateCause<H::Message>) {
         let msg_ref = self.make_ref();
         let Some(ch) = self.channels.get_mut(&channel) else {
             return;
         };
         ch.rejoin = Retry::default();
         ch.cancel_join_timeout();
-        let frame = Frame::message(
-            ch.join_ref().map(str::to_owned),
-            Some(msg_ref),
-            ch.topic.clone(),
-            event::LEAVE,
-            Payload::empty(),
-        );
-        self.socket_push(frame, Some(channel));
+        let join_ref = ch.join_ref();
+        self.socket_push(Buffered::Leave {
+            channel,
+            join_ref,
+            msg_ref,
+        });
         self.set_state(channel, ChannelState::Closed, cause);
     }
 
@@ -371,14 +354,12 @@ impl Session {
         let Some(join) = &mut ch.join else { return };
         join.deadline = None;
         let push = join.id;
-        let leave = Frame::message(
-            join.join_ref.clone(),
-            Some(msg_ref),
-            ch.topic.clone(),
-            event::LEAVE,
-            Payload::empty(),
-        );
-        self.socket_push(leave, Some(channel));
+        let join_ref = join.join_ref;
+        self.socket_push(Buffered::Leave {
+            channel,
+            join_ref,
+            msg_ref,
+        });
         if let Some(ch) = self.channels.get_mut(&channel) {
             ch.reset_join();
         }
@@ -386,28 +367,36 @@ impl Session {
         if self.conn == Conn::Open {
             self.schedule_rejoin(channel, now);
         }
-        self.events.push_back(Event::Timeout { push, channel });
+        self.host.emit(CoreEvent::Timeout { push, channel });
     }
 
     /// Routes a reply to the join or push it answers, by `ref`.
-    pub(super) fn route_reply(&mut self, reply: Reply<'_>, now: Timestamp) {
+    pub(super) fn route_reply(
+        &mut self,
+        topic: &H::Topic,
+        join_ref: Option<Ref>,
+        msg_ref: Ref,
+        ok: bool,
+        msg: H::Message,
+        now: Timestamp,
+    ) {
         let joining = self
             .channels
             .iter()
             .find(|(_, c)| {
                 c.state == ChannelState::Joining
-                    && c.topic == reply.topic
-                    && c.join_ref() == Some(reply.msg_ref)
-                    && reply.join_ref.is_none_or(|r| r == reply.msg_ref)
+                    && c.topic == *topic
+                    && c.join_ref() == Some(msg_ref)
+                    && join_ref.is_none_or(|r| r == msg_ref)
             })
             .map(|(id, _)| *id);
         match joining {
-            Some(channel) => self.on_join_reply(channel, reply, now),
-            None => self.on_push_reply(reply),
+            Some(channel) => self.on_join_reply(channel, ok, msg, now),
+            None => self.on_push_reply(topic, join_ref, msg_ref, ok, msg),
         }
     }
 
-    fn on_join_reply(&mut self, channel: ChannelId, reply: Reply<'_>, now: Timestamp) {
+    fn on_join_reply(&mut self, channel: ChannelId, ok: bool, msg: H::Message, now: Timestamp) {
         let Some(ch) = self.channels.get_mut(&channel) else {
             return;
         };
@@ -415,7 +404,7 @@ impl Session {
         let Some(push) = ch.join.as_ref().map(|j| j.id) else {
             return;
         };
-        if reply.status == event::STATUS_OK {
+        if ok {
             ch.rejoin = Retry::default();
             self.set_state(channel, ChannelState::Joined, StateCause::JoinOk);
             self.flush_channel_buffer(channel, now);
@@ -427,21 +416,21 @@ impl Session {
                 self.schedule_rejoin(channel, now);
             }
         }
-        self.events.push_back(Event::Reply {
+        self.host.emit(CoreEvent::Reply {
             push,
             channel,
-            status: reply.status,
-            response: reply.response,
+            ok,
+            msg,
         });
     }
 
     /// Routes an event to every channel it is for.
     pub(super) fn route_event(
         &mut self,
-        topic: &str,
-        join_ref: Option<&str>,
-        event: String,
-        payload: Payload,
+        topic: &H::Topic,
+        join_ref: Option<Ref>,
+        routed: Routed,
+        msg: H::Message,
         now: Timestamp,
     ) {
         let members: Vec<ChannelId> = self
@@ -451,47 +440,36 @@ impl Session {
             .map(|(id, _)| *id)
             .collect();
         for channel in members {
-            match event.as_str() {
-                event::ERROR => self.on_server_error(channel, payload.clone(), now),
-                event::CLOSE => self.on_server_close(channel, payload.clone()),
-                _ => self.events.push_back(Event::Message {
-                    channel,
-                    event: event.clone(),
-                    payload: payload.clone(),
-                }),
+            let msg = msg.clone();
+            match routed {
+                Routed::Error => self.on_server_error(channel, msg, now),
+                Routed::Close => self.on_server_close(channel, msg),
+                Routed::Message => self.host.emit(CoreEvent::Message { channel, msg }),
             }
         }
     }
 
     /// `phx_error`: the channel process crashed; rejoin after the backoff.
-    fn on_server_error(&mut self, channel: ChannelId, payload: Payload, now: Timestamp) {
+    fn on_server_error(&mut self, channel: ChannelId, msg: H::Message, now: Timestamp) {
         let Some(ch) = self.channels.get_mut(&channel) else {
             return;
         };
         if ch.state == ChannelState::Joining {
             ch.reset_join();
         }
-        self.set_state(
-            channel,
-            ChannelState::Errored,
-            StateCause::ServerError(payload),
-        );
+        self.set_state(channel, ChannelState::Errored, StateCause::ServerError(msg));
         if self.conn == Conn::Open {
             self.schedule_rejoin(channel, now);
         }
     }
 
     /// `phx_close`: the server ended the channel (after a leave, or a duplicate join elsewhere).
-    fn on_server_close(&mut self, channel: ChannelId, payload: Payload) {
+    fn on_server_close(&mut self, channel: ChannelId, msg: H::Message) {
         let Some(ch) = self.channels.get_mut(&channel) else {
             return;
         };
         ch.rejoin = Retry::default();
         ch.cancel_join_timeout();
-        self.set_state(
-            channel,
-            ChannelState::Closed,
-            StateCause::ServerClose(payload),
-        );
+        self.set_state(channel, ChannelState::Closed, StateCause::ServerClose(msg));
     }
 }

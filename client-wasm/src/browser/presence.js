@@ -1,10 +1,10 @@
 // `Presence`: who is on a channel's topic, kept from the server's `presence_state` and
 // `presence_diff` events, with phoenix.js's API (same names, callbacks, arguments and order).
 //
-// Plain JavaScript rather than Rust compiled to wasm: a Rust class over
-// `alight_protocol::presence::PresenceSync` measured 21 KB gzipped more for the package (presence
-// state has to be parsed into values, where the rest of the client keeps payloads as text), and it
-// would hand out copies in key order where applications expect the server's objects in its order.
+// Plain JavaScript rather than Rust compiled to wasm: presence state is JavaScript values from
+// `JSON.parse`, which a Rust class would have to parse again (with the JSON code the package
+// otherwise does without), and it would hand out copies in key order where applications expect
+// the server's objects in its order.
 //
 // The state is a map from key to `{metas: [...]}`; metas are told apart by their `phx_ref`. Maps
 // indexed by server-chosen keys have no prototype, so keys such as "__proto__" are ordinary keys.

@@ -1,0 +1,440 @@
+//! The browser package's wasm: the shared [`Core`] with a host in JavaScript, behind exported
+//! functions that take and return numbers (feature `browser`, built by `scripts/build-client`).
+//!
+//! Everything that touches a JavaScript value is JavaScript (`src/browser/*.js`, made into the
+//! package's `web.js`): the WebSocket and its send queue, the timer, the page's visibility, the
+//! V2 frames (`JSON.parse`/`JSON.stringify`, the binary layout), the payloads, the callbacks and
+//! phoenix.js's `Socket`/`Channel`/`Push` classes. The wasm keeps the decisions: connection
+//! states, heartbeats, backoffs and jitter, joins and rejoins, refs, buffering and timeouts.
+//!
+//! No wasm-bindgen: only numbers cross, so plain wasm exports and imports (`host.js` loads the
+//! module and gives its imports) need no glue, and the module no externref table, class wrapper
+//! or borrow flags. A socket's core is a handle, an index into [`CORES`].
+//!
+//! | import (module `alight`) | arguments |
+//! |---|---|
+//! | `send` | kind (0 join, 1 leave, 2 push, 3 heartbeat), channel, push, join_ref, ref (-1: none) |
+//! | `emit` | kind ([`emit`] codes: events, and `CONNECT`), channel, push or state, code or cause |
+//! | `close` | code (-1: the default), reason (0 disconnect, 1 heartbeat timeout, 2 visibility) |
+//!
+//! The core calls those while one of the exports runs, and JavaScript only queues what they ask
+//! for; it acts once the export has returned, so that user code never runs inside the core and
+//! never re-enters it.
+//!
+//! Ids, refs and codes cross as `f64`/`u32`/`i32`: JavaScript numbers. Refs are exact up to 2^53,
+//! far beyond what a page sends.
+#![expect(
+    unsafe_code,
+    reason = "the module's imports and exports (`unsafe extern` of safe functions, `export_name`); no unsafe code"
+)]
+
+use std::time::Duration;
+
+use alight_protocol::client::{
+    Backoff, ChannelId, ChannelState, ClientConfig, CloseReason, ConnectionState, Core, CoreEvent,
+    FOREIGN_REF, Host, InBody, Incoming, JoinError, Outgoing, PushError, Ref, StateCause,
+    Timestamp,
+};
+use std::cell::RefCell;
+
+#[link(wasm_import_module = "alight")]
+unsafe extern "C" {
+    // Safe to call: JavaScript functions of numbers, which never call back into the module.
+    #[link_name = "send"]
+    safe fn host_send(kind: u32, channel: u32, push: u32, join_ref: f64, msg_ref: f64);
+    #[link_name = "emit"]
+    safe fn host_emit(kind: u32, channel: u32, push: u32, code: i32);
+    #[link_name = "close"]
+    safe fn host_close(code: i32, reason: u32);
+}
+
+/// What `emit` reports, by its first argument.
+mod emit {
+    pub(super) const OPEN: u32 = 0;
+    /// `code`: the close code, or -1.
+    pub(super) const CLOSE: u32 = 1;
+    pub(super) const ERROR: u32 = 2;
+    /// A reply with status `ok` (`code` 1) or another (0): the frame being handled has it.
+    pub(super) const REPLY: u32 = 3;
+    pub(super) const LEFT: u32 = 4;
+    pub(super) const TIMEOUT: u32 = 5;
+    /// The frame being handled, for the channel.
+    pub(super) const MESSAGE: u32 = 6;
+    /// `push`: the state (0 closed, 1 joining, 2 joined, 3 errored); `code`: the cause, as
+    /// `cause_code` numbers them.
+    pub(super) const STATE: u32 = 7;
+    /// Not an event: open a transport (one import fewer than a `connect` of its own).
+    pub(super) const CONNECT: u32 = 8;
+}
+
+/// The host: every call goes to `host.js`, which hands it to the socket whose core is running.
+#[derive(Debug)]
+struct JsHost;
+
+impl Host for JsHost {
+    /// A number per topic, given by JavaScript; 0 is no channel's topic.
+    type Topic = u32;
+    /// Kept by JavaScript, by channel.
+    type Params = ();
+    /// Kept by JavaScript, by push id.
+    type Push = ();
+    /// The frame being handled, kept by JavaScript.
+    type Message = ();
+
+    fn send(&mut self, frame: Outgoing<'_, Self>) {
+        let opt = |r: Option<Ref>| r.map_or(-1.0, |r| r as f64);
+        match frame {
+            Outgoing::Join {
+                channel, join_ref, ..
+            } => host_send(0, id(channel.as_u64()), 0, join_ref as f64, join_ref as f64),
+            Outgoing::Leave {
+                channel,
+                join_ref,
+                msg_ref,
+                ..
+            } => host_send(1, id(channel.as_u64()), 0, opt(join_ref), msg_ref as f64),
+            Outgoing::Push {
+                push,
+                channel,
+                join_ref,
+                msg_ref,
+                ..
+            } => host_send(
+                2,
+                id(channel.as_u64()),
+                id(push.as_u64()),
+                opt(join_ref),
+                msg_ref as f64,
+            ),
+            Outgoing::Heartbeat { msg_ref } => host_send(3, 0, 0, -1.0, msg_ref as f64),
+        }
+    }
+
+    fn emit(&mut self, event: CoreEvent<()>) {
+        let (kind, channel, push, code) = match event {
+            CoreEvent::Open => (emit::OPEN, 0, 0, 0),
+            CoreEvent::Close { code } => (emit::CLOSE, 0, 0, code.map_or(-1, i32::from)),
+            CoreEvent::Error => (emit::ERROR, 0, 0, 0),
+            CoreEvent::Reply {
+                push, channel, ok, ..
+            } => (emit::REPLY, channel.as_u64(), push.as_u64(), i32::from(ok)),
+            CoreEvent::Left { push, channel } => (emit::LEFT, channel.as_u64(), push.as_u64(), 0),
+            CoreEvent::Timeout { push, channel } => {
+                (emit::TIMEOUT, channel.as_u64(), push.as_u64(), 0)
+            }
+            CoreEvent::Message { channel, .. } => (emit::MESSAGE, channel.as_u64(), 0, 0),
+            CoreEvent::ChannelState {
+                channel,
+                state,
+                cause,
+            } => (
+                emit::STATE,
+                channel.as_u64(),
+                u64::from(state_code(Some(state))),
+                cause_code(&cause),
+            ),
+            // Events added to the core later reach the page once this knows them.
+            _ => return,
+        };
+        host_emit(kind, id(channel), id(push), code);
+    }
+
+    fn connect(&mut self) {
+        host_emit(emit::CONNECT, 0, 0, 0);
+    }
+
+    fn close(&mut self, code: Option<u16>, reason: CloseReason) {
+        let reason = match reason {
+            CloseReason::HeartbeatTimeout => 1,
+            CloseReason::Visibility => 2,
+            _ => 0,
+        };
+        host_close(code.map_or(-1, i32::from), reason);
+    }
+}
+
+/// An id as JavaScript holds it: ids count up from 1 within a socket, and a page makes fewer
+/// than 2^32 channels and pushes.
+fn id(n: u64) -> u32 {
+    n as u32
+}
+
+/// 0 closed (or no such channel), 1 joining, 2 joined, 3 errored.
+fn state_code(state: Option<ChannelState>) -> u32 {
+    match state {
+        Some(ChannelState::Joining) => 1,
+        Some(ChannelState::Joined) => 2,
+        Some(ChannelState::Errored) => 3,
+        _ => 0,
+    }
+}
+
+/// Why a channel's state changed, as `socket.js` reads it: 1 the server's `phx_error` (the frame
+/// being handled has its payload), 2 the connection was lost, 3 the server's `phx_close` (the
+/// frame has its payload), 0 anything else.
+fn cause_code(cause: &StateCause<()>) -> i32 {
+    match cause {
+        StateCause::ServerError(()) => 1,
+        StateCause::ConnectionLost => 2,
+        StateCause::ServerClose(()) => 3,
+        _ => 0,
+    }
+}
+
+/// A time from `performance.now()` (ms), to the microsecond.
+fn at(now: f64) -> Timestamp {
+    Timestamp::from_micros((now * 1000.0) as u64)
+}
+
+/// Non-negative milliseconds, to the microsecond; NaN is 0 and anything too large the longest
+/// delay (`as` saturates), without `Duration`'s float conversions.
+fn millis(ms: f64) -> Duration {
+    Duration::from_micros((ms * 1000.0) as u64)
+}
+
+/// A timeout option: anything but a positive number means the default.
+fn timeout(ms: f64) -> Option<Duration> {
+    (ms > 0.0).then(|| millis(ms))
+}
+
+/// A backoff from the delays of tries 1, 2, ...: steps, then the last for every later try.
+fn backoff(mut steps: Vec<Duration>) -> Option<Backoff> {
+    let then = steps.pop()?;
+    Some(Backoff::Steps { steps, then })
+}
+
+/// A ref from `frames.js`'s `refNumber`: -1 none, -2 not one of ours.
+fn incoming_ref(r: f64) -> Option<Ref> {
+    if r == -1.0 {
+        None
+    } else if r < 0.0 {
+        Some(FOREIGN_REF)
+    } else {
+        Some(r as Ref)
+    }
+}
+
+thread_local! {
+    /// Every socket's core, by handle (`None` once freed), and the backoff steps given for the
+    /// next core (`step`).
+    static CORES: RefCell<Cores> = const { RefCell::new(Cores { cores: Vec::new(), steps: [Vec::new(), Vec::new()] }) };
+}
+
+struct Cores {
+    cores: Vec<Option<Core<JsHost>>>,
+    steps: [Vec<Duration>; 2],
+}
+
+/// Runs `f` on the core `handle` (nothing, and the default, for a freed or unknown handle).
+/// `CORES` is borrowed meanwhile: the host never calls the module from its imports.
+fn with<R: Default>(handle: u32, f: impl FnOnce(&mut Core<JsHost>) -> R) -> R {
+    CORES.with_borrow_mut(|all| {
+        let core = all.cores.get_mut(handle as usize).and_then(Option::as_mut);
+        core.map(f).unwrap_or_default()
+    })
+}
+
+/// One delay of the reconnect (`which` 0) or rejoin (1) backoff of the next core: tries 1, 2, ...
+/// in order, the last for every later try.
+#[unsafe(export_name = "step")]
+pub extern "C" fn step(which: u32, ms: f64) {
+    CORES.with_borrow_mut(|all| {
+        if let Some(steps) = all.steps.get_mut(which as usize) {
+            steps.push(millis(ms));
+        }
+    });
+}
+
+/// A core with these options (0 or less, or NaN: phoenix.js's default), the backoffs given by
+/// `step` (none: phoenix.js's) and a jitter seed; returns its handle.
+#[unsafe(export_name = "create")]
+pub extern "C" fn create(timeout_ms: f64, heartbeat_ms: f64, jitter: f64, seed: f64) -> u32 {
+    let mut config = ClientConfig::default().seed(seed as u64);
+    if let Some(timeout) = timeout(timeout_ms) {
+        config.timeout = timeout;
+    }
+    if let Some(interval) = timeout(heartbeat_ms) {
+        config.heartbeat_interval = Some(interval);
+    }
+    if !jitter.is_nan() {
+        config.jitter = jitter;
+    }
+    CORES.with_borrow_mut(|all| {
+        let [reconnect, rejoin] = std::mem::take(&mut all.steps);
+        if let Some(backoff) = backoff(reconnect) {
+            config.reconnect_after = backoff;
+        }
+        if let Some(backoff) = backoff(rejoin) {
+            config.rejoin_after = backoff;
+        }
+        all.cores.push(Some(Core::new(config, JsHost)));
+        (all.cores.len() - 1) as u32
+    })
+}
+
+/// Frees a core (its JavaScript driver was collected).
+#[unsafe(export_name = "free")]
+pub extern "C" fn free(handle: u32) {
+    CORES.with_borrow_mut(|all| {
+        if let Some(core) = all.cores.get_mut(handle as usize) {
+            *core = None;
+        }
+    });
+}
+
+#[unsafe(export_name = "connect")]
+pub extern "C" fn connect(handle: u32, now: f64) {
+    with(handle, |core| core.connect(at(now)));
+}
+
+/// `code` -1: the transport's default.
+#[unsafe(export_name = "disconnect")]
+pub extern "C" fn disconnect(handle: u32, now: f64, code: i32) {
+    with(handle, |core| {
+        core.disconnect(at(now), u16::try_from(code).ok())
+    });
+}
+
+#[unsafe(export_name = "visibility")]
+pub extern "C" fn visibility(handle: u32, visible: u32, now: f64) {
+    with(handle, |core| core.handle_visibility(visible != 0, at(now)));
+}
+
+#[unsafe(export_name = "opened")]
+pub extern "C" fn opened(handle: u32, now: f64) {
+    with(handle, |core| core.handle_open(at(now)));
+}
+
+/// `code` -1: none reported.
+#[unsafe(export_name = "closed")]
+pub extern "C" fn closed(handle: u32, now: f64, code: i32) {
+    with(handle, |core| {
+        core.handle_close(at(now), u16::try_from(code).ok())
+    });
+}
+
+#[unsafe(export_name = "errored")]
+pub extern "C" fn errored(handle: u32, now: f64) {
+    with(handle, |core| core.handle_error(at(now)));
+}
+
+/// A frame arrived: its refs (`refNumber`), its topic's number (0: no channel's), and `kind`:
+/// 0 reply ok, 1 another reply, 2 `phx_error`, 3 `phx_close`, 4 any other event.
+#[unsafe(export_name = "frame")]
+pub extern "C" fn frame(handle: u32, now: f64, join_ref: f64, msg_ref: f64, topic: u32, kind: u32) {
+    let body = match kind {
+        0 => InBody::Reply { ok: true, msg: () },
+        1 => InBody::Reply { ok: false, msg: () },
+        2 => InBody::Error(()),
+        3 => InBody::Close(()),
+        _ => InBody::Event(()),
+    };
+    let frame = Incoming {
+        join_ref: incoming_ref(join_ref),
+        msg_ref: incoming_ref(msg_ref),
+        topic,
+        body,
+    };
+    with(handle, |core| core.handle_frame(at(now), frame));
+}
+
+#[unsafe(export_name = "timeout")]
+pub extern "C" fn handle_timeout(handle: u32, now: f64) {
+    with(handle, |core| core.handle_timeout(at(now)));
+}
+
+/// The next deadline (ms, as `performance.now()`), or -1.
+#[unsafe(export_name = "next")]
+pub extern "C" fn next(handle: u32) -> f64 {
+    with(handle, |core| {
+        core.poll_timeout()
+            .map_or(-1.0, |t| t.as_micros() as f64 / 1000.0)
+    })
+}
+
+/// 0 closed (or reconnecting), 1 connecting, 2 open.
+#[unsafe(export_name = "state")]
+pub extern "C" fn state(handle: u32) -> u32 {
+    with(handle, |core| match core.connection_state() {
+        ConnectionState::Connecting => 1,
+        ConnectionState::Open => 2,
+        _ => 0,
+    })
+}
+
+/// A channel for the topic numbered `topic` (not 0); returns its id.
+#[unsafe(export_name = "channel")]
+pub extern "C" fn channel(handle: u32, topic: u32) -> u32 {
+    with(handle, |core| id(core.channel(topic, ()).as_u64()))
+}
+
+/// Joins; returns the join's push id, or -1 (no such channel) or -2 (already joined).
+#[unsafe(export_name = "join")]
+pub extern "C" fn join(handle: u32, channel: u32, timeout_ms: f64, now: f64) -> i32 {
+    with(handle, |core| {
+        match core.join(channel_id(channel), timeout(timeout_ms), at(now)) {
+            Ok(push) => id(push.as_u64()) as i32,
+            Err(JoinError::AlreadyJoined) => -2,
+            Err(_) => -1,
+        }
+    })
+}
+
+/// Pushes; returns the push id, or -1 (no such channel) or -2 (not joined).
+#[unsafe(export_name = "push")]
+pub extern "C" fn push(handle: u32, channel: u32, timeout_ms: f64, now: f64) -> i32 {
+    with(handle, |core| {
+        match core.push(channel_id(channel), (), timeout(timeout_ms), at(now)) {
+            Ok(push) => id(push.as_u64()) as i32,
+            Err(PushError::NotJoined) => -2,
+            Err(_) => -1,
+        }
+    })
+}
+
+/// Leaves; returns the leave's push id, or -1 when there was nothing to leave.
+#[unsafe(export_name = "leave")]
+pub extern "C" fn leave(handle: u32, channel: u32, now: f64) -> i32 {
+    with(handle, |core| {
+        match core.leave(channel_id(channel), at(now)) {
+            Ok(push) => id(push.as_u64()) as i32,
+            Err(_) => -1,
+        }
+    })
+}
+
+#[unsafe(export_name = "remove")]
+pub extern "C" fn remove(handle: u32, channel: u32) {
+    with(handle, |core| {
+        core.remove_channel(channel_id(channel));
+    });
+}
+
+/// The channel's state, as `emit` numbers them.
+#[unsafe(export_name = "channelState")]
+pub extern "C" fn channel_state(handle: u32, channel: u32) -> u32 {
+    with(handle, |core| {
+        state_code(core.channel_state(channel_id(channel)))
+    })
+}
+
+/// The ref of the channel's current join, or -1.
+#[unsafe(export_name = "joinRef")]
+pub extern "C" fn join_ref(handle: u32, channel: u32) -> f64 {
+    with(handle, |core| {
+        core.join_ref(channel_id(channel))
+            .map_or(-1.0, |r| r as f64)
+    })
+}
+
+/// Whether `timeout(now)` rejoins the channel (JavaScript evaluates its params function first).
+#[unsafe(export_name = "rejoinDue")]
+pub extern "C" fn rejoin_due(handle: u32, channel: u32, now: f64) -> u32 {
+    with(handle, |core| {
+        u32::from(core.rejoin_due(channel_id(channel), at(now)))
+    })
+}
+
+fn channel_id(n: u32) -> ChannelId {
+    ChannelId::from_u64(u64::from(n))
+}

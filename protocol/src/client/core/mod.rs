@@ -1,0 +1,500 @@
+//! The core: phoenix.js's `Socket`, `Channel`, `Push` and `Timer` as a state machine over a
+//! [`Host`], which does the I/O and owns the wire format (`host.rs` says what each side keeps).
+//! This file has the connection's life (connect, open, close, reconnect, heartbeats), the timers
+//! and the entry points; channels and pushes are in `channel.rs` and `push.rs`.
+//!
+//! Refs and ids are integers, and nothing here formats, parses or allocates strings, so the
+//! browser package carries only the decisions; the native [`Session`](super::Session) is this
+//! core with a host that speaks the protocol's serializers.
+//!
+//! Where the client's next features go: resuming a history channel is the core's (each
+//! channel keeps the last position a broadcast's ref slot carried, from [`Incoming`], and its
+//! [`Outgoing::Join`] gains it as `since`; the join reply's `recovered` travels in the host's
+//! message); close codes that refuse the socket (4001, 4003) are the core's too, in
+//! `handle_close`, which then stops reconnecting as `disconnect` does; going offline and online
+//! is an input like `handle_visibility`, holding reconnects while offline; live collections of
+//! synced shapes are the host's, built from the messages it already receives.
+
+mod channel;
+mod push;
+
+use super::backoff::Jitter;
+use super::host::{CloseReason, CoreEvent, Host, InBody, Incoming, Outgoing, Ref};
+use super::map::VecMap;
+use super::{ChannelId, ClientConfig, ConnectionState, PushId, Timestamp};
+use channel::Channel;
+use push::{Buffered, Push};
+
+/// A Phoenix Channels client as a state machine: feed it user intents, transport events and the
+/// time; it calls its [`Host`] to send frames, open and close transports and tell the
+/// application. [`poll_timeout`](Self::poll_timeout) says when to call
+/// [`handle_timeout`](Self::handle_timeout).
+///
+/// The semantics are those documented on the [module](super).
+#[derive(Debug)]
+pub struct Core<H: Host> {
+    host: H,
+    config: ClientConfig,
+    jitter: Jitter,
+    /// The last wire `ref` handed out (phoenix.js `socket.ref`).
+    last_ref: Ref,
+    /// Source of `ChannelId`s and `PushId`s.
+    last_id: u64,
+    conn: Conn,
+    /// The user wants a connection: set by `connect`, cleared by `disconnect` (phoenix.js
+    /// `!closeWasClean`). Lost connections are re-established only while it is set.
+    wants_connection: bool,
+    /// The page is hidden: a reconnect that comes due waits for it to be shown again.
+    hidden: bool,
+    /// Reconnect attempts since the last open (phoenix.js `reconnectTimer.tries`).
+    reconnect_tries: u32,
+    heartbeat: Heartbeat,
+    /// Joins and leaves made while the connection was not open, sent in order when it opens
+    /// (phoenix.js `socket.sendBuffer`). Channel pushes wait in their channel instead.
+    send_buffer: Vec<Buffered<H::Params>>,
+    channels: VecMap<ChannelId, Channel<H>>,
+    /// Channel pushes not yet answered, buffered or sent.
+    pushes: VecMap<PushId, Push<H::Push>>,
+    /// `(deadline, id)` of every push in `pushes`, in order, so that `poll_timeout` need not
+    /// look at every push. Kept exact: entries are added and removed with their pushes
+    /// ([`set_push_deadline`](Self::set_push_deadline), [`drop_push`](Self::drop_push)). A sorted
+    /// `Vec`: pushes are mostly added with the latest deadline (at its end) and time out or are
+    /// answered in order (near its start).
+    push_deadlines: Vec<(Timestamp, PushId)>,
+    /// The `ref` each sent push went out with, for routing its reply.
+    awaiting_reply: VecMap<Ref, PushId>,
+}
+
+/// The connection as the core sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conn {
+    /// No transport and none scheduled.
+    Closed,
+    /// Waiting for the reconnect backoff to elapse.
+    Reconnecting { at: Timestamp },
+    /// The host was asked to connect; `on_visibility` when that was because the page was shown
+    /// again (a second visibility signal while it connects must not start yet another one).
+    Connecting { on_visibility: bool },
+    /// Open.
+    Open,
+}
+
+/// Heartbeats: the next one to send, or the one waiting for its reply.
+#[derive(Debug)]
+enum Heartbeat {
+    Off,
+    Next(Timestamp),
+    Pending { msg_ref: Ref, deadline: Timestamp },
+}
+
+/// Every kind of deadline; the derived order breaks ties between deadlines at the same instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Heartbeat,
+    Reconnect,
+    Rejoin(ChannelId),
+    Join(ChannelId),
+    Push(PushId),
+}
+
+impl<H: Host> Core<H> {
+    /// A core that is not connected; call [`connect`](Self::connect) to start.
+    pub fn new(config: ClientConfig, host: H) -> Self {
+        Core {
+            host,
+            jitter: Jitter::new(config.seed),
+            config,
+            last_ref: 0,
+            last_id: 0,
+            conn: Conn::Closed,
+            wants_connection: false,
+            hidden: false,
+            reconnect_tries: 0,
+            heartbeat: Heartbeat::Off,
+            send_buffer: Vec::new(),
+            channels: VecMap::default(),
+            pushes: VecMap::default(),
+            push_deadlines: Vec::new(),
+            awaiting_reply: VecMap::default(),
+        }
+    }
+
+    /// The configuration the core was built with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// The host.
+    pub fn host(&self) -> &H {
+        &self.host
+    }
+
+    /// The host, to take what it queued.
+    pub fn host_mut(&mut self) -> &mut H {
+        &mut self.host
+    }
+
+    // --- user intents -------------------------------------------------------------------------
+
+    /// Connects: asks the host to connect. Does nothing while a connection is open, opening, or
+    /// scheduled to reconnect (phoenix.js keeps the connection it has).
+    pub fn connect(&mut self, now: Timestamp) {
+        let _ = now;
+        if self.conn == Conn::Closed {
+            self.transport_connect(false);
+        }
+    }
+
+    /// Disconnects for good: closes the transport with `code` and stops reconnecting until
+    /// [`connect`](Self::connect). Joined channels become errored and rejoin on the next connect.
+    pub fn disconnect(&mut self, now: Timestamp, code: Option<u16>) {
+        let _ = now;
+        self.wants_connection = false;
+        self.reconnect_tries = 0;
+        match self.conn {
+            Conn::Open | Conn::Connecting { .. } => self.teardown(code, CloseReason::Disconnect),
+            Conn::Reconnecting { .. } => self.conn = Conn::Closed,
+            Conn::Closed => {}
+        }
+    }
+
+    /// The page became visible (`true`) or hidden (`false`): when it is shown again and the
+    /// session should be connected but is not, it reconnects at once with a fresh backoff,
+    /// abandoning a connection attempt that is still pending (phoenix.js
+    /// `handleVisibilityChange`).
+    pub fn handle_visibility(&mut self, visible: bool, now: Timestamp) {
+        let _ = now;
+        if !visible {
+            self.hidden = true;
+            if let Conn::Connecting { on_visibility } = &mut self.conn {
+                *on_visibility = false;
+            }
+            return;
+        }
+        self.hidden = false;
+        if !self.wants_connection {
+            return;
+        }
+        match self.conn {
+            Conn::Open
+            | Conn::Connecting {
+                on_visibility: true,
+            } => {}
+            Conn::Connecting {
+                on_visibility: false,
+            } => {
+                self.reconnect_tries = 0;
+                self.teardown(None, CloseReason::Visibility);
+                self.transport_connect(true);
+            }
+            Conn::Closed | Conn::Reconnecting { .. } => {
+                self.reconnect_tries = 0;
+                self.transport_connect(true);
+            }
+        }
+    }
+
+    // --- transport events ---------------------------------------------------------------------
+
+    /// The transport opened: sends what was buffered, starts heartbeats, rejoins errored channels.
+    pub fn handle_open(&mut self, now: Timestamp) {
+        if !matches!(self.conn, Conn::Connecting { .. }) {
+            return;
+        }
+        self.conn = Conn::Open;
+        self.flush_send_buffer();
+        self.reconnect_tries = 0;
+        self.reset_heartbeat(now);
+        self.host.emit(CoreEvent::Open);
+        let ids: Vec<ChannelId> = self.channels.keys().copied().collect();
+        for id in ids {
+            self.on_socket_open(id, now);
+        }
+    }
+
+    /// The transport closed (`code` as reported, if any): errors the channels and schedules a
+    /// reconnect. Every close the core did not ask for is reconnected, whatever its code (as
+    /// phoenix.js 1.8 does, since servers and proxies close with 1000 too).
+    pub fn handle_close(&mut self, now: Timestamp, code: Option<u16>) {
+        if !self.transport_active() {
+            return;
+        }
+        self.heartbeat = Heartbeat::Off;
+        self.error_channels();
+        self.conn = Conn::Closed;
+        if self.wants_connection {
+            self.schedule_reconnect(now);
+        }
+        self.host.emit(CoreEvent::Close { code });
+    }
+
+    /// The transport reported an error: errors the channels. The transport's close, which
+    /// normally follows, schedules the reconnect.
+    pub fn handle_error(&mut self, now: Timestamp) {
+        let _ = now;
+        if !self.transport_active() {
+            return;
+        }
+        self.host.emit(CoreEvent::Error);
+        self.error_channels();
+    }
+
+    /// A frame arrived and was decoded by the host. Ignored unless the connection is open.
+    pub fn handle_frame(&mut self, now: Timestamp, frame: Incoming<H::Topic, H::Message>) {
+        if self.conn != Conn::Open {
+            return;
+        }
+        if let (Heartbeat::Pending { msg_ref, .. }, Some(got)) = (&self.heartbeat, frame.msg_ref)
+            && *msg_ref == got
+        {
+            self.reset_heartbeat(now);
+        }
+        let Incoming {
+            join_ref,
+            msg_ref,
+            topic,
+            body,
+        } = frame;
+        match body {
+            InBody::Reply { ok, msg } => {
+                if let Some(msg_ref) = msg_ref {
+                    self.route_reply(&topic, join_ref, msg_ref, ok, msg, now);
+                }
+            }
+            InBody::Error(msg) => self.route_event(&topic, join_ref, Routed::Error, msg, now),
+            InBody::Close(msg) => self.route_event(&topic, join_ref, Routed::Close, msg, now),
+            InBody::Event(msg) => self.route_event(&topic, join_ref, Routed::Message, msg, now),
+        }
+    }
+
+    /// Fires every deadline at or before `now`, earliest first. Call it when
+    /// [`poll_timeout`](Self::poll_timeout) comes due; calling it early or twice is harmless.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        // Sorted by insertion: the socket timers are a handful, and the push deadlines come off
+        // the heap in order, so each lands at or near the end.
+        let mut due: Vec<(Timestamp, Timer)> = Vec::new();
+        let mut insert = |item: (Timestamp, Timer)| {
+            let at = due.partition_point(|earlier| *earlier <= item);
+            due.insert(at, item);
+        };
+        self.each_timer(|at, timer| {
+            if at <= now {
+                insert((at, timer));
+            }
+        });
+        // Due push deadlines leave the heap here: each is fired below, or is outdated and then
+        // the push has no deadline any more, or a later one with its own entry.
+        for &(at, id) in &self.push_deadlines {
+            if at > now {
+                break;
+            }
+            insert((at, Timer::Push(id)));
+        }
+        for (at, timer) in due {
+            // An earlier timer may have cancelled or moved this one.
+            if self.deadline(timer) == Some(at) {
+                self.fire(timer, now);
+            }
+        }
+    }
+
+    // --- state --------------------------------------------------------------------------------
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) next: the earliest deadline, if any.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let mut next = self.push_deadlines.first().map(|&(at, _)| at);
+        self.each_timer(|at, _| {
+            if next.is_none_or(|next| at < next) {
+                next = Some(at);
+            }
+        });
+        next
+    }
+
+    /// The state of the connection.
+    pub fn connection_state(&self) -> ConnectionState {
+        match self.conn {
+            Conn::Closed => ConnectionState::Closed,
+            Conn::Reconnecting { .. } => ConnectionState::Reconnecting,
+            Conn::Connecting { .. } => ConnectionState::Connecting,
+            Conn::Open => ConnectionState::Open,
+        }
+    }
+
+    /// Whether the transport is open.
+    pub fn is_connected(&self) -> bool {
+        self.conn == Conn::Open
+    }
+
+    // --- internals ----------------------------------------------------------------------------
+
+    /// A transport is open or opening: its events count.
+    fn transport_active(&self) -> bool {
+        matches!(self.conn, Conn::Connecting { .. } | Conn::Open)
+    }
+
+    /// The next wire `ref` (phoenix.js `makeRef`).
+    fn make_ref(&mut self) -> Ref {
+        self.last_ref = self.last_ref.wrapping_add(1);
+        self.last_ref
+    }
+
+    /// The next channel or push id.
+    fn next_id(&mut self) -> u64 {
+        self.last_id += 1;
+        self.last_id
+    }
+
+    fn transport_connect(&mut self, on_visibility: bool) {
+        self.wants_connection = true;
+        self.conn = Conn::Connecting { on_visibility };
+        self.host.connect();
+    }
+
+    /// Lets go of the current transport: asks the host to close it, errors the channels if it
+    /// was open, and reports the close.
+    fn teardown(&mut self, code: Option<u16>, reason: CloseReason) {
+        let was_open = self.conn == Conn::Open;
+        self.heartbeat = Heartbeat::Off;
+        self.host.close(code, reason);
+        self.conn = Conn::Closed;
+        if was_open {
+            self.error_channels();
+        }
+        self.host.emit(CoreEvent::Close { code });
+    }
+
+    fn schedule_reconnect(&mut self, now: Timestamp) {
+        let base = self
+            .config
+            .reconnect_after
+            .delay(self.reconnect_tries.saturating_add(1));
+        let delay = self.jitter.apply(base, self.config.jitter);
+        self.conn = Conn::Reconnecting { at: now + delay };
+    }
+
+    fn reset_heartbeat(&mut self, now: Timestamp) {
+        self.heartbeat = match self.config.heartbeat_interval {
+            Some(interval) => Heartbeat::Next(now + interval),
+            None => Heartbeat::Off,
+        };
+    }
+
+    fn send_heartbeat(&mut self, now: Timestamp) {
+        let Some(interval) = self.config.heartbeat_interval else {
+            self.heartbeat = Heartbeat::Off;
+            return;
+        };
+        if self.conn != Conn::Open {
+            self.heartbeat = Heartbeat::Off;
+            return;
+        }
+        let msg_ref = self.make_ref();
+        self.host.send(Outgoing::Heartbeat { msg_ref });
+        self.heartbeat = Heartbeat::Pending {
+            msg_ref,
+            deadline: now + interval,
+        };
+    }
+
+    /// A heartbeat got no reply by the next tick: the connection is presumed dead.
+    fn heartbeat_timeout(&mut self, now: Timestamp) {
+        self.teardown(Some(1000), CloseReason::HeartbeatTimeout);
+        self.schedule_reconnect(now);
+    }
+
+    fn fire_reconnect(&mut self) {
+        self.reconnect_tries = self.reconnect_tries.saturating_add(1);
+        if self.hidden {
+            // Wait for `handle_visibility(true)`; `wants_connection` stays set.
+            self.conn = Conn::Closed;
+        } else {
+            self.transport_connect(false);
+        }
+    }
+
+    /// Calls `f` with every deadline but the pushes' (those are in `push_deadlines`). Plain
+    /// loops: iterator adapters chained over the channels are many times this code in the
+    /// browser package.
+    fn each_timer(&self, mut f: impl FnMut(Timestamp, Timer)) {
+        match self.heartbeat {
+            Heartbeat::Off => {}
+            Heartbeat::Next(at) | Heartbeat::Pending { deadline: at, .. } => {
+                f(at, Timer::Heartbeat)
+            }
+        }
+        if let Conn::Reconnecting { at } = self.conn {
+            f(at, Timer::Reconnect);
+        }
+        for (id, channel) in self.channels.iter() {
+            if let Some(at) = channel.rejoin.at {
+                f(at, Timer::Rejoin(*id));
+            }
+            if let Some(at) = channel.join_deadline() {
+                f(at, Timer::Join(*id));
+            }
+        }
+    }
+
+    /// Sets the deadline of push `id` (in `pushes`), replacing its entry in `push_deadlines`.
+    fn set_push_deadline(&mut self, id: PushId, at: Timestamp) {
+        let Some(push) = self.pushes.get_mut(&id) else {
+            return;
+        };
+        let old = (push.deadline, id);
+        push.deadline = at;
+        if let Ok(i) = self.push_deadlines.binary_search(&old) {
+            self.push_deadlines.remove(i);
+        }
+        let i = self.push_deadlines.partition_point(|e| *e < (at, id));
+        self.push_deadlines.insert(i, (at, id));
+    }
+
+    /// Removes push `id` with its deadline; returns it.
+    fn drop_push(&mut self, id: PushId) -> Option<push::Push<H::Push>> {
+        let push = self.pushes.remove(&id)?;
+        if let Ok(i) = self.push_deadlines.binary_search(&(push.deadline, id)) {
+            self.push_deadlines.remove(i);
+        }
+        Some(push)
+    }
+
+    fn deadline(&self, timer: Timer) -> Option<Timestamp> {
+        match timer {
+            Timer::Heartbeat => match &self.heartbeat {
+                Heartbeat::Off => None,
+                Heartbeat::Next(at) => Some(*at),
+                Heartbeat::Pending { deadline, .. } => Some(*deadline),
+            },
+            Timer::Reconnect => match self.conn {
+                Conn::Reconnecting { at } => Some(at),
+                _ => None,
+            },
+            Timer::Rejoin(id) => self.channels.get(&id).and_then(|c| c.rejoin.at),
+            Timer::Join(id) => self.channels.get(&id).and_then(Channel::join_deadline),
+            Timer::Push(id) => self.pushes.get(&id).map(|p| p.deadline),
+        }
+    }
+
+    fn fire(&mut self, timer: Timer, now: Timestamp) {
+        match timer {
+            Timer::Heartbeat => match self.heartbeat {
+                Heartbeat::Off => {}
+                Heartbeat::Next(_) => self.send_heartbeat(now),
+                Heartbeat::Pending { .. } => self.heartbeat_timeout(now),
+            },
+            Timer::Reconnect => self.fire_reconnect(),
+            Timer::Rejoin(id) => self.fire_rejoin(id, now),
+            Timer::Join(id) => self.fire_join_timeout(id, now),
+            Timer::Push(id) => self.fire_push_timeout(id),
+        }
+    }
+}
+
+/// What an event frame does to the channels it reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Routed {
+    Error,
+    Close,
+    Message,
+}
