@@ -212,15 +212,15 @@ async fn healthz(State(state): State<ApiState>) -> Response {
 }
 
 async fn metrics(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    if let Some(key) = &state.metrics_key {
-        if !bearer_matches(&headers, key) {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                "missing or invalid metrics key",
-            )
-                .into_response();
-        }
+    if let Some(key) = &state.metrics_key
+        && !bearer_matches(&headers, key)
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "missing or invalid metrics key",
+        )
+            .into_response();
     }
     (
         [(

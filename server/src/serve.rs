@@ -129,10 +129,10 @@ fn tune(tcp: &TcpStream, limits: &Limits) {
     if let Err(err) = tcp.set_nodelay(true) {
         debug!(error = %err, "TCP_NODELAY not set");
     }
-    if let Some(bytes) = limits.socket_send_buffer {
-        if let Err(err) = socket2::SockRef::from(tcp).set_send_buffer_size(bytes) {
-            debug!(error = %err, "SO_SNDBUF not set");
-        }
+    if let Some(bytes) = limits.socket_send_buffer
+        && let Err(err) = socket2::SockRef::from(tcp).set_send_buffer_size(bytes)
+    {
+        debug!(error = %err, "SO_SNDBUF not set");
     }
 }
 

@@ -201,11 +201,11 @@ impl Connection {
                 () = &mut idle => Step::Close(close_code::GOING_AWAY, "idle timeout".into()),
                 () = &mut expiry, if expires => Step::Close(close_code::TOKEN_EXPIRED, "token expired".into()),
             };
-            if std::mem::take(&mut self.runtime.token_refreshed) {
-                if let Some(remaining) = self.runtime.token_expiry() {
-                    expiry.as_mut().reset(Instant::now() + remaining);
-                    expires = true;
-                }
+            if std::mem::take(&mut self.runtime.token_refreshed)
+                && let Some(remaining) = self.runtime.token_expiry()
+            {
+                expiry.as_mut().reset(Instant::now() + remaining);
+                expires = true;
             }
             let runtime = &mut self.runtime;
             encode(
