@@ -65,10 +65,11 @@ type Authorize = dyn Fn(&Claims, &str) -> bool + Send + Sync;
 /// ```
 /// use alight_server::{Config, JwtAuth};
 ///
-/// let auth = JwtAuth::hs256(b"a secret of at least 32 bytes, really")
+/// let auth = JwtAuth::hs256(b"a secret of at least 32 bytes, really")?
 ///     .authorize(|claims, topic| topic == format!("user:{}", claims.sub.as_deref().unwrap_or("")));
 /// let config = Config::default().jwt(auth);
 /// # let _ = config;
+/// # Ok::<(), alight_server::JwtError>(())
 /// ```
 #[derive(Clone)]
 pub struct JwtAuth {
@@ -95,14 +96,19 @@ pub enum JwtError {
     /// The token is expired, badly signed or malformed.
     #[error("invalid token: {0}")]
     Invalid(#[source] jsonwebtoken::errors::Error),
+    /// The key cannot verify tokens (e.g. an empty HMAC secret).
+    #[error("unusable JWT key: {0}")]
+    Key(#[source] jsonwebtoken::errors::Error),
 }
 
 impl JwtAuth {
-    /// Tokens signed with HMAC-SHA256 and `secret`; `exp` required, no leeway.
-    pub fn hs256(secret: &[u8]) -> Self {
+    /// Tokens signed with HMAC-SHA256 and `secret`; `exp` required, no leeway. An empty secret
+    /// is refused.
+    pub fn hs256(secret: &[u8]) -> Result<Self, JwtError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
-        JwtAuth::new(DecodingKey::from_secret(secret), validation)
+        let key = DecodingKey::from_secret(secret).map_err(JwtError::Key)?;
+        Ok(JwtAuth::new(key, validation))
     }
 
     /// Tokens checked with `key` and `validation` (algorithms, audience, issuer, leeway). `exp` is
@@ -155,7 +161,7 @@ mod tests {
         jsonwebtoken::encode(
             &Header::default(),
             &claims,
-            &EncodingKey::from_secret(SECRET),
+            &EncodingKey::from_secret(SECRET).expect("a non-empty secret"),
         )
         .expect("HS256 encodes")
     }
@@ -169,7 +175,7 @@ mod tests {
 
     #[test]
     fn a_valid_token_gives_its_claims() {
-        let auth = JwtAuth::hs256(SECRET);
+        let auth = JwtAuth::hs256(SECRET).expect("a non-empty secret");
         let claims = auth
             .verify(&token(now() + 60, None))
             .expect("a valid token");
@@ -180,16 +186,17 @@ mod tests {
 
     #[test]
     fn expired_and_foreign_tokens_are_refused() {
-        let auth = JwtAuth::hs256(SECRET);
+        let auth = JwtAuth::hs256(SECRET).expect("a non-empty secret");
         assert!(auth.verify(&token(now() - 120, None)).is_err());
-        let other = JwtAuth::hs256(b"another secret of thirty-two byte");
+        let other =
+            JwtAuth::hs256(b"another secret of thirty-two byte").expect("a non-empty secret");
         assert!(other.verify(&token(now() + 60, None)).is_err());
         assert!(auth.verify("not.a.token").is_err());
     }
 
     #[test]
     fn the_channels_claim_limits_topics() {
-        let auth = JwtAuth::hs256(SECRET);
+        let auth = JwtAuth::hs256(SECRET).expect("a non-empty secret");
         let claims = auth
             .verify(&token(now() + 60, Some(&["room:*", "user:ann"])))
             .expect("a valid token");

@@ -26,13 +26,13 @@ fn token(sub: &str, exp_in: i64, channels: &[&str]) -> String {
     jsonwebtoken::encode(
         &Header::default(),
         &claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
+        &EncodingKey::from_secret(SECRET.as_bytes()).expect("a non-empty secret"),
     )
     .expect("HS256 encodes")
 }
 
 fn jwt_config() -> Config {
-    Config::default().jwt(JwtAuth::hs256(SECRET.as_bytes()))
+    Config::default().jwt(JwtAuth::hs256(SECRET.as_bytes()).expect("a non-empty secret"))
 }
 
 #[tokio::test]

@@ -43,7 +43,9 @@ async fn main() -> ExitCode {
             config = config.outbound_queue(n);
         }
         if let Some(secret) = arg::<String>(&args, "--jwt-secret")? {
-            config = config.jwt(alight_server::JwtAuth::hs256(secret.as_bytes()));
+            let auth = alight_server::JwtAuth::hs256(secret.as_bytes())
+                .map_err(|err| format!("--jwt-secret: {err}"))?;
+            config = config.jwt(auth);
         }
         Ok((port, config))
     })();
