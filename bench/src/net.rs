@@ -139,7 +139,27 @@ mod tests {
         let stat = "42 (a b) R 1 1 1 0 -1 4194304 123 0 0 0 250 31 0 0 20 0 1 0 489222";
         assert_eq!(parse_cpu_ticks(stat), Some(281));
         assert_eq!(parse_cpu_ticks("42 (x) R 1"), None);
-        assert!(cpu_seconds(std::process::id()).is_ok());
+        // A command name may hold `) ` itself; the fields count from the last `)`.
+        let odd = "7 (tokio) 1) S 1 7 7 0 -1 4194560 5061 0 3 0 1234567 89012 0 0 20 0 2 0 77";
+        assert_eq!(parse_cpu_ticks(odd), Some(1_234_567 + 89_012));
+        assert_eq!(parse_cpu_ticks("7 (x) S 1 7 7 0 -1 0 0 0 0 0 a 1"), None);
+    }
+
+    #[test]
+    fn own_cpu_time_grows_with_work() -> io::Result<()> {
+        let pid = std::process::id();
+        let before = cpu_seconds(pid)?;
+        // Spin until the reading moves by two ticks, within a bound on a machine too busy to
+        // give this thread any time.
+        let begun = std::time::Instant::now();
+        let mut x: u64 = 1;
+        while cpu_seconds(pid)? < before + 0.02 {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+            assert!(begun.elapsed() < std::time::Duration::from_secs(30));
+        }
+        Ok(())
     }
 
     #[test]

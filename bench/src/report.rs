@@ -93,7 +93,8 @@ impl Results {
                 let why = if o.metrics.is_empty() {
                     Some(o.notes.join("; "))
                 } else if let Some(n) = o.notes.iter().find(|n| {
-                    n.contains(" failed (") || n.contains("exited") || n.contains("publisher")
+                    // Not "the publisher finished a send ... behind its schedule": a figure.
+                    n.contains(" failed (") || n.contains("exited") || n.starts_with("publisher")
                 }) {
                     Some(n.clone())
                 } else if o.metric("missing deliveries").is_some_and(|m| m > 0.0) {
@@ -446,6 +447,7 @@ mod tests {
                 metrics: vec![
                     Metric::new("replies/s", value, "/s", Better::Higher),
                     Metric::new("latency p50", value / 1000.0, "ms", Better::Lower),
+                    Metric::new("server CPU per reply", 3.0e4 / value, "µs", Better::Lower),
                 ],
                 notes: vec!["a | b".to_owned()],
             },
@@ -472,6 +474,10 @@ mod tests {
             md.contains("| echo | C=1 | latency p50 | 3.00 ms | 1.50 ms (0.50×) |"),
             "{md}"
         );
+        assert!(
+            md.contains("| echo | C=1 | server CPU per reply | 10.0 µs | 20.0 µs (2.00×) |"),
+            "{md}"
+        );
         assert!(md.contains(r"a \| b"), "{md}");
     }
 
@@ -482,12 +488,18 @@ mod tests {
         let mut not_run = record("node", 0.0);
         not_run.outcome.metrics.clear();
         not_run.outcome.notes = vec!["not run: cannot start".to_owned()];
+        let mut late = record("bare", 10.0);
+        late.outcome.notes =
+            vec!["the publisher finished a send up to 3 ms behind its schedule".to_owned()];
+        let mut lost = record("bare", 10.0);
+        lost.outcome.notes = vec!["publisher: the connection closed".to_owned()];
         let results = Results {
             meta: Meta::default(),
-            records: vec![record("bare", 10.0), failed, not_run],
+            records: vec![late, failed, not_run, lost],
         };
         let why: Vec<Option<String>> = results.problems().into_iter().map(|(_, w)| w).collect();
         assert_eq!(why[0], None);
+        assert!(why[3].is_some());
         assert!(
             why[1]
                 .as_deref()

@@ -49,12 +49,14 @@ pub const REPEATED_RUNS: usize = 3;
 /// (4.9-5.4 s in five runs of each).
 pub const AT_CAPACITY_RUNS: usize = 5;
 /// The figures whose value in every run a repeated case's notes list (those the case has).
-const SPREAD_FIGURES: [&str; 5] = [
+const SPREAD_FIGURES: [&str; 7] = [
     "deliveries/s",
     "replies/s",
     "cycles/s",
     "latency p99",
     "cycle p99",
+    "server CPU per delivery",
+    "server CPU per reply",
 ];
 
 /// A server under test.

@@ -71,6 +71,11 @@ async fn check_fanout(protocol: Protocol) -> std::io::Result<()> {
         assert_eq!(figure(&outcome, "subscribers dropped"), 0.0, "{outcome:#?}");
         assert!(figure(&outcome, "deliveries/s") > 0.0, "{outcome:#?}");
         assert!(figure(&outcome, "latency max") > 0.0, "{outcome:#?}");
+        // In process, the generator's CPU time is counted too: only its presence is checked.
+        assert!(
+            figure(&outcome, "server CPU per delivery") >= 0.0,
+            "{outcome:#?}"
+        );
     }
     stop.cancel();
     Ok(())
@@ -95,6 +100,10 @@ async fn check_others(protocol: Protocol) -> std::io::Result<()> {
     )
     .await;
     assert!(figure(&outcome, "replies/s") > 0.0, "{outcome:#?}");
+    assert!(
+        figure(&outcome, "server CPU per reply") >= 0.0,
+        "{outcome:#?}"
+    );
     assert!(
         !outcome.notes.iter().any(|n| n.contains("failed")),
         "{outcome:#?}"

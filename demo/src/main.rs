@@ -6,13 +6,16 @@
 //! # Layout
 //! - [`Args`]: the command line (`--bind`, `--data`), with `ALIGHT_BIND` / `ALIGHT_DATA` as fallbacks.
 //! - [`app`]: the router: `/` the notifications page, `/room` the chat room page (`?name=lobby`),
+//!   `/live` a live table of the user's notifications over `GET /v1/shape` (`?user=alice`; it
+//!   loads the stock Electric client from `node_modules` at `/vendor/electric-client.mjs`),
 //!   `/static/*` their assets, `/pkg/*` the built client from `client-wasm/pkg`, the Alight socket
 //!   at `/socket/websocket`, `POST /api/broadcast`, `POST /api/login`, `POST /api/notifications`,
-//!   `/healthz` and `/metrics`.
+//!   `GET /v1/shape` (Electric's shape API), `/healthz` and `/metrics`.
 //! - [`room`]: the `room:*` channel (the contract tests and benchmarks drive).
 //! - [`notifications`]: the `notifications:<user_id>` channel, over [`store`] (SQLite in
 //!   `<data>/alight.db`); its types are the `alight-demo-schema` crate.
 //! - [`api`]: the demo's HTTP API (login, creating notifications).
+//! - [`shapes`]: the user's notifications as an Electric shape (`GET /v1/shape`).
 //! - [`token`]: login tokens and the socket's connect callback that checks them.
 //! - [`secret`]: the API key and the token secret, from the environment or `<data>`.
 //! - [`shutdown_signal`]: Ctrl-C (or SIGTERM) stops accepting and closes sockets with 1012.
@@ -21,6 +24,7 @@ mod api;
 mod notifications;
 mod room;
 mod secret;
+mod shapes;
 mod store;
 mod token;
 
@@ -47,6 +51,11 @@ use crate::token::TokenKey;
 
 /// The page and its assets, beside this crate's sources.
 const STATIC_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/static");
+/// The stock Electric client's browser build (from `npm ci`), for the live table page.
+const ELECTRIC_CLIENT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../node_modules/@electric-sql/client/dist/index.browser.mjs"
+);
 /// Where `scripts/build-client` puts the browser client package.
 const PKG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../client-wasm/pkg");
 
@@ -186,13 +195,23 @@ enum DemoError {
     /// The notification database could not be opened.
     #[error("cannot set up the notification database")]
     Store(#[source] store::StoreError),
+    /// The shape engine could not be set up on the notification database.
+    #[error("cannot serve the notifications as shapes")]
+    Shapes(#[source] alight_sync::OpenError),
     /// The server failed while running.
     #[error("the server stopped with an error")]
     Serve(#[source] io::Error),
 }
 
-/// The demo's routes; `pkg_dir` holds the built browser client, if it has been built.
-fn app(alight: &Alight, api: api::ApiState, static_dir: &Path, pkg_dir: &Path) -> Router {
+/// The demo's routes; `shapes` serves `GET /v1/shape`; `pkg_dir` holds the built browser client,
+/// if it has been built.
+fn app(
+    alight: &Alight,
+    api: api::ApiState,
+    shapes: Router,
+    static_dir: &Path,
+    pkg_dir: &Path,
+) -> Router {
     let pkg_dir_owned = pkg_dir.to_path_buf();
     let client_missing = move || async move {
         let body = if pkg_dir_owned.is_dir() {
@@ -213,8 +232,14 @@ fn app(alight: &Alight, api: api::ApiState, static_dir: &Path, pkg_dir: &Path) -
             ),
         )
         .merge(api::router(api))
+        .merge(shapes)
         .route_service("/", ServeFile::new(static_dir.join("index.html")))
         .route_service("/room", ServeFile::new(static_dir.join("room.html")))
+        .route_service("/live", ServeFile::new(static_dir.join("live.html")))
+        .route_service(
+            "/vendor/electric-client.mjs",
+            ServeFile::new(ELECTRIC_CLIENT),
+        )
         .nest_service("/static", ServeDir::new(static_dir))
         .nest_service(
             "/pkg",
@@ -284,6 +309,7 @@ async fn run(args: Args) -> Result<(), DemoError> {
         .as_bytes(),
     );
     let db = Db::open(&args.data.join(DB_FILE)).map_err(DemoError::Store)?;
+    let sync = shapes::open(&args.data.join(DB_FILE)).map_err(DemoError::Shapes)?;
     let notifications = Notifications::new(Store::new(db));
     let pkg_dir = Path::new(PKG_DIR);
     println!(
@@ -300,6 +326,7 @@ async fn run(args: Args) -> Result<(), DemoError> {
         println!("alight-demo: the browser client is not built; run scripts/build-client");
     }
     let connect_key = tokens.clone();
+    let tokens_for_shapes = tokens.clone();
     let alight = Alight::builder()
         // The demo owns its process: give the memory of a wave of closed sockets back to the
         // system (a library leaves that to its binary).
@@ -315,7 +342,8 @@ async fn run(args: Args) -> Result<(), DemoError> {
         api_key: Arc::from(api_key),
         creation: Arc::default(),
     };
-    let app = app(&alight, api, Path::new(STATIC_DIR), pkg_dir);
+    let shapes = shapes::router(sync, tokens_for_shapes);
+    let app = app(&alight, api, shapes, Path::new(STATIC_DIR), pkg_dir);
     alight
         .serve(listener, app, shutdown_signal())
         .await

@@ -8,7 +8,9 @@ import { USER_ID, startSession, withUser } from "./session.js";
 const client = await loadClient(document.getElementById("client"));
 if (client) {
   const session = await startSession(client);
-  new Bell(session).start();
+  const bell = new Bell(session);
+  bell.start();
+  bell.followShape();
   setUpSendForm(session);
   setUpRoomForm();
   document.getElementById("app").hidden = false;

@@ -5,6 +5,11 @@
 // Every tab of the user joins the same topic. The server broadcasts `notification` and `read` to
 // all of them, the tab that marked something read included, so every tab applies the same events
 // and stays in step; this file never changes read state on its own.
+//
+// The tab also follows the user's notifications as an Electric shape (`GET /v1/shape`, with the
+// stock `@electric-sql/client`), so rows written by anyone else (the `sqlite3` shell, another
+// service) show up too: a live insert, read mark or delete from the shape is applied to the same
+// inbox, which drops what the channel already delivered (by id).
 
 import { reasonOf } from "./session.js";
 import { dismissToasts, showToast } from "./toasts.js";
@@ -64,6 +69,24 @@ export class Inbox {
     return true;
   }
 
+  /** Applies a read mark seen in the shape; returns whether it changed anything. */
+  markedRead(id) {
+    const notification = this.byId.get(id);
+    if (!notification || notification.read) return false;
+    notification.read = true;
+    this.unread = Math.max(0, this.unread - 1);
+    return true;
+  }
+
+  /** Applies a delete seen in the shape; returns whether it changed anything. */
+  removed(id) {
+    const notification = this.byId.get(id);
+    if (!notification) return false;
+    this.byId.delete(id);
+    if (!notification.read) this.unread = Math.max(0, this.unread - 1);
+    return true;
+  }
+
   /** Applies a `read` event (`{ids, unread}` or `{all: true, unread}`). */
   read({ ids = [], all = false, unread }) {
     if (all) {
@@ -112,8 +135,9 @@ export class Bell {
   /**
    * @param {{socket: any, userId: string, connection: import("./session.js").ConnectionIndicator}} session
    */
-  constructor({ socket, userId, connection }) {
+  constructor({ socket, userId, token, connection }) {
     this.inbox = new Inbox();
+    this.token = token;
     this.socket = socket;
     this.userId = userId;
     this.status = connection.channel("notifications");
@@ -186,6 +210,72 @@ export class Bell {
       })
       .receive("error", (response) => this.status.refused(reasonOf(response)))
       .receive("timeout", () => this.status.joining());
+  }
+
+  /**
+   * Follows the user's notifications as an Electric shape and applies its live changes (not its
+   * snapshot: the channel's join reply holds that) to the inbox. Without the client script the
+   * bell works from the channel alone.
+   */
+  async followShape() {
+    let electric;
+    try {
+      electric = await import("/vendor/electric-client.mjs");
+    } catch {
+      return;
+    }
+    const stream = new electric.ShapeStream({
+      url: `${location.origin}/v1/shape`,
+      params: { table: "notifications", replica: "full" },
+      headers: { Authorization: `Bearer ${this.token}` },
+    });
+    let live = false;
+    stream.subscribe((messages) => {
+      let changed = false;
+      for (const message of messages) {
+        const control = message.headers?.control;
+        if (control === "up-to-date") {
+          live = true;
+          this.root.dataset.shape = "live";
+        }
+        if (control === "must-refetch") {
+          live = false;
+          this.root.dataset.shape = "syncing";
+        }
+        if (!live || !("key" in message)) continue;
+        const row = message.value;
+        const id = Number(row.id);
+        switch (message.headers.operation) {
+          case "insert": {
+            const notification = {
+              id,
+              title: row.title,
+              body: row.body,
+              inserted_at: Number(row.inserted_at),
+              read: row.read_at !== null,
+            };
+            if (this.inbox.added(notification)) {
+              changed = true;
+              if (!notification.read) this.toast(notification);
+            }
+            break;
+          }
+          case "update":
+            if (row.read_at !== null && this.inbox.markedRead(id)) {
+              changed = true;
+              dismissToasts([id]);
+            }
+            break;
+          case "delete":
+            if (this.inbox.removed(id)) {
+              changed = true;
+              dismissToasts([id]);
+            }
+            break;
+        }
+      }
+      if (changed) this.render();
+    });
   }
 
   push(event, payload) {

@@ -22,7 +22,9 @@ const client = await loadClient(document.getElementById("client"));
 if (client) {
   const session = await startSession(client);
   document.title = `#${room} · Alight`;
-  new Bell(session).start();
+  const bell = new Bell(session);
+  bell.start();
+  bell.followShape();
   setUpRoomForm();
   joinRoom(session);
   document.getElementById("app").hidden = false;

@@ -6,7 +6,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{Better, Env, Failures, Metric, Outcome, TOPIC, collect, gather, stamped_payload};
+use super::{
+    Better, Env, Failures, Metric, Outcome, ServerCpu, TOPIC, collect, cpu_note, cpu_per, gather,
+    stamped_payload,
+};
 use crate::conn::{Client, ClientError};
 use crate::stats::{Clock, Latency, per_second};
 
@@ -40,8 +43,13 @@ pub async fn run(env: &Env, params: EchoParams) -> Outcome {
         })
         .await
     };
+    let cpu = ServerCpu::start(env);
     let start = Instant::now();
-    let _ = go_tx.send(Some(start + params.duration));
+    let deadline = start + params.duration;
+    let _ = go_tx.send(Some(deadline));
+    // The server's CPU is read when the clients stop counting replies.
+    tokio::time::sleep_until(deadline).await;
+    let cpu_spent = cpu.stop(env);
     let tallies = collect(
         crowd.handles,
         params.duration + crate::conn::STEP_TIMEOUT + Duration::from_secs(1),
@@ -55,7 +63,7 @@ pub async fn run(env: &Env, params: EchoParams) -> Outcome {
         failures.merge(t.failures);
     }
     let summary = latency.summary();
-    let metrics = vec![
+    let mut metrics = vec![
         Metric::new(
             "replies/s",
             per_second(replies, elapsed),
@@ -66,9 +74,11 @@ pub async fn run(env: &Env, params: EchoParams) -> Outcome {
         Metric::latency("latency p99", summary.p99_us),
         Metric::latency("latency max", summary.max_us),
     ];
+    metrics.extend(cpu_per("server CPU per reply", cpu_spent, replies));
     let mut notes: Vec<String> = crowd.failures.note("connects").into_iter().collect();
     notes.extend(failures.note("pings"));
     notes.push(format!("{replies} replies to {} clients", crowd.joined));
+    notes.extend(cpu_note(cpu_spent, replies, "replies"));
     Outcome {
         case: format!("C={}", params.clients),
         metrics,

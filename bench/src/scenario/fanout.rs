@@ -20,7 +20,10 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
-use super::{Better, Env, Metric, Outcome, TOPIC, collect, error_chain, gather, stamp_of};
+use super::{
+    Better, Env, Metric, Outcome, ServerCpu, TOPIC, collect, cpu_note, cpu_per, error_chain,
+    gather, stamp_of,
+};
 use crate::conn::{Client, ClientError};
 use crate::stats::{Latency, per_second};
 use crate::wire::Incoming;
@@ -123,6 +126,8 @@ pub async fn run(env: &Env, params: FanoutParams) -> Outcome {
         }
     };
 
+    // The measured phase: the first shout to the end of the drain.
+    let cpu = ServerCpu::start(env);
     let (done_tx, done_rx) = oneshot::channel();
     let publisher_task = {
         let (stop, clock) = (stop.clone(), env.clock);
@@ -154,6 +159,8 @@ pub async fn run(env: &Env, params: FanoutParams) -> Outcome {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let cpu_spent = cpu.stop(env);
+    let delivered = shared.received.load(Ordering::Relaxed);
     stop.cancel();
     let tally = match tokio::time::timeout(Duration::from_secs(5), publisher_task).await {
         Ok(Ok(t)) => t,
@@ -175,7 +182,7 @@ pub async fn run(env: &Env, params: FanoutParams) -> Outcome {
     let latency = shared.latency.summary();
     let missing = expected.saturating_sub(received);
 
-    let metrics = vec![
+    let mut metrics = vec![
         Metric::new(
             "published/s",
             per_second(tally.sent.saturating_sub(1), Duration::from_nanos(send_ns)),
@@ -194,6 +201,8 @@ pub async fn run(env: &Env, params: FanoutParams) -> Outcome {
         Metric::new("missing deliveries", missing as f64, "", Better::Lower),
         Metric::new("subscribers dropped", dropped as f64, "", Better::Lower),
     ];
+    metrics.extend(cpu_per("server CPU per delivery", cpu_spent, delivered));
+    notes.extend(cpu_note(cpu_spent, delivered, "deliveries"));
     notes.push(format!(
         "{} shouts sent ({} acked, {} refused) to {} subscribers: {received} of {expected} deliveries",
         tally.sent, tally.acked, tally.refused, crowd.joined

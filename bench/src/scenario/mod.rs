@@ -72,6 +72,54 @@ impl Env {
     pub fn server_rss_kib(&self) -> Option<u64> {
         self.server_pid.and_then(|pid| net::rss_kib(pid).ok())
     }
+
+    /// The server's CPU time so far (user and system, all threads), when it can be read. A server
+    /// in this process (the tiny runs) is read with the generator's time included.
+    pub fn server_cpu_seconds(&self) -> Option<f64> {
+        self.server_pid.and_then(|pid| net::cpu_seconds(pid).ok())
+    }
+}
+
+/// The server's CPU time over a measured phase, per unit of work done in it.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerCpu {
+    before: Option<f64>,
+}
+
+impl ServerCpu {
+    /// Reads the server's CPU time at the start of the phase.
+    pub fn start(env: &Env) -> Self {
+        ServerCpu {
+            before: env.server_cpu_seconds(),
+        }
+    }
+
+    /// Reads it at the end: the CPU seconds the phase took, if both readings could be made.
+    pub fn stop(self, env: &Env) -> Option<f64> {
+        cpu_spent(self.before, env.server_cpu_seconds())
+    }
+}
+
+/// Seconds between two CPU time readings; `None` if either is missing or time went backwards.
+pub fn cpu_spent(before: Option<f64>, after: Option<f64>) -> Option<f64> {
+    let spent = after? - before?;
+    (spent >= 0.0).then_some(spent)
+}
+
+/// The figure `name` (e.g. `server CPU per reply`): `spent` CPU seconds over `count` units of
+/// work, in microseconds; `None` if the time is unknown or no work was done.
+pub fn cpu_per(name: &str, spent: Option<f64>, count: u64) -> Option<Metric> {
+    let spent = spent?;
+    (count > 0).then(|| Metric::new(name, spent * 1e6 / count as f64, "µs", Better::Lower))
+}
+
+/// The note that gives a CPU figure's reading: what the phase cost in all.
+pub fn cpu_note(spent: Option<f64>, count: u64, what: &str) -> Option<String> {
+    spent.map(|s| {
+        format!(
+            "server CPU {s:.2} s (user+system, in 10 ms ticks) for {count} {what} in the measured phase"
+        )
+    })
 }
 
 /// Whether a larger or a smaller value of a figure is the better one.
@@ -328,6 +376,27 @@ pub fn stamp_of(payload: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_per_unit_of_work_is_the_time_spent_over_the_count() {
+        let spent = cpu_spent(Some(10.25), Some(12.75));
+        assert_eq!(spent, Some(2.5));
+        let m = cpu_per("server CPU per reply", spent, 250_000).expect("a figure");
+        assert_eq!(m.name, "server CPU per reply");
+        assert!((m.value - 10.0).abs() < 1e-9, "{}", m.value);
+        assert_eq!((m.unit.as_str(), m.better), ("µs", Better::Lower));
+        // Nothing measured, nothing done, or readings out of order: no figure.
+        assert_eq!(cpu_spent(None, Some(1.0)), None);
+        assert_eq!(cpu_spent(Some(2.0), Some(1.0)), None);
+        assert!(cpu_per("x", Some(1.0), 0).is_none());
+        assert!(cpu_per("x", None, 10).is_none());
+        assert_eq!(
+            cpu_note(Some(2.5), 250_000, "replies").as_deref(),
+            Some(
+                "server CPU 2.50 s (user+system, in 10 ms ticks) for 250000 replies in the measured phase"
+            )
+        );
+    }
 
     #[test]
     fn payload_is_exact_and_stamped() -> Result<(), serde_json::Error> {

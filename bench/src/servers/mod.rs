@@ -1,6 +1,7 @@
 //! The baselines the suite measures Alight against, each speaking the room contract.
 //!
-//! - [`bare`]: axum WebSocket and one member list, Phoenix V2 frames, no channel logic.
+//! - [`bare`]: the least work per message a server of the contract does on axum's WebSocket, Phoenix
+//!   V2 frames read in place, no channel logic.
 //! - [`socketio`]: socketioxide, the same contract with socket.io semantics.
 //!
 //! (The third baseline, Node's socket.io, is `bench/node/server.js`.)

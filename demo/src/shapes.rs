@@ -1,0 +1,40 @@
+//! The demo's notifications as an Electric shape: `GET /v1/shape?table=notifications` answers the
+//! logged-in user's rows, then their changes, to the stock `@electric-sql/client` (see
+//! `alight_sync::http`).
+//!
+//! The identity is the login token from `POST /api/login`, sent as `Authorization: Bearer
+//! <token>`; without a valid one the shape is a 401. The authorization rule adds
+//! `user_id = <the token's user>` to every shape, so no `where` a client sends can reach another
+//! user's rows. Writes from anywhere show up: the API, the channel's mark-read, or the `sqlite3`
+//! shell on `<data>/alight.db` (the capture reads the file's change log, see `alight_sync::capture`).
+
+use std::path::Path;
+
+use alight_sync::{Config, Denied, Filter, Identity, OpenError, SqlValue, SyncDb, SyncTable};
+use axum::Router;
+
+use crate::token::TokenKey;
+
+/// The syncable `notifications` table: every column readable, rows by owner.
+fn notifications() -> SyncTable {
+    SyncTable::new("notifications").authorize(|who: Option<&Identity>| {
+        let who = who.ok_or(Denied::Unauthenticated)?;
+        Ok(Filter::eq(
+            "user_id",
+            SqlValue::Text(who.subject().to_owned()),
+        ))
+    })
+}
+
+/// Opens the shape engine on the (already migrated) database at `path`.
+pub fn open(path: &Path) -> Result<SyncDb, OpenError> {
+    SyncDb::open(path, vec![notifications()], Config::default())
+}
+
+/// `GET /v1/shape` over `db`, identifying requests by their login token.
+pub fn router<S: Clone + Send + Sync + 'static>(db: SyncDb, tokens: TokenKey) -> Router<S> {
+    alight_sync::http::router(db, move |headers| {
+        let token = alight_sync::http::bearer(headers)?;
+        tokens.verify(token).ok().map(Identity::new)
+    })
+}
