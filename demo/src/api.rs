@@ -6,11 +6,19 @@
 //! | `POST /api/notifications` `{user_id, title, body}` | `Authorization: Bearer <api key>`, or `Bearer <login token>` (the demo page's form) | 201 `{user_id, notification}`, after the row is committed and broadcast on `notifications:<user_id>` |
 //!
 //! Every refusal is JSON `{"error": "..."}` ([`ApiError`](alight_demo_schema::ApiError)): 401 with
-//! `WWW-Authenticate: Bearer` without a valid key or token; 400, 413 or 415 for a body that is not
-//! JSON or too large; 422 for JSON of the wrong shape or with invalid fields; 500 when the database
-//! fails (the cause goes to the log).
+//! `WWW-Authenticate: Bearer` without a valid key or token (or an expired token); 400, 413 or 415
+//! for a body that is not JSON or too large; 422 for JSON of the wrong shape or with invalid
+//! fields; 429 with `Retry-After` when a logged-in user creates more than [`CREATE_BURST`]
+//! notifications at once or [`CREATE_PER_SECOND`] a second over time (the API key is not
+//! limited: it belongs to trusted services); 500 when the database fails (the cause goes to the
+//! log).
+//!
+//! The login is password-less: anyone may log in as any user id. The rate limit bounds what one
+//! token can do, not who gets one.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use alight_demo_schema::{
     ApiError, LoginRequest, LoginResponse, MAX_BODY_CHARS, MAX_TITLE_CHARS, NewNotification,
@@ -29,6 +37,44 @@ use tracing::error;
 use crate::notifications::Notifications;
 use crate::token::TokenKey;
 
+/// Notifications a logged-in user may create at once.
+pub const CREATE_BURST: f64 = 20.0;
+/// Notifications a logged-in user may create per second, over time.
+pub const CREATE_PER_SECOND: f64 = 5.0;
+/// Users whose budgets are remembered before the full ones are forgotten.
+const CREATE_USERS_KEPT: usize = 10_000;
+
+/// Per-user token buckets for notification creation. Locked briefly by each create request.
+#[derive(Debug, Default)]
+pub struct CreationLimit {
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl CreationLimit {
+    /// Takes one creation from `user_id`'s budget at `now`; whether there was one.
+    fn take(&self, user_id: &str, now: Instant) -> bool {
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if buckets.len() >= CREATE_USERS_KEPT && !buckets.contains_key(user_id) {
+            // Forget the users whose budget is full again: they lose nothing.
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * CREATE_PER_SECOND < CREATE_BURST
+            });
+        }
+        let (tokens, at) = buckets
+            .entry(user_id.to_owned())
+            .or_insert((CREATE_BURST, now));
+        *tokens =
+            (*tokens + now.duration_since(*at).as_secs_f64() * CREATE_PER_SECOND).min(CREATE_BURST);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// The largest request body accepted, in bytes (a full title and body fit several times over).
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -43,6 +89,8 @@ pub struct ApiState {
     pub tokens: TokenKey,
     /// The API key other services present.
     pub api_key: Arc<str>,
+    /// Per-user budgets of notification creation.
+    pub creation: Arc<CreationLimit>,
 }
 
 /// `POST /api/login` and `POST /api/notifications`, for any app state.
@@ -85,6 +133,8 @@ impl IntoResponse for Refusal {
         let body = Json(ApiError { error: self.error });
         if self.status == StatusCode::UNAUTHORIZED {
             (self.status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response()
+        } else if self.status == StatusCode::TOO_MANY_REQUESTS {
+            (self.status, [(header::RETRY_AFTER, "1")], body).into_response()
         } else {
             (self.status, body).into_response()
         }
@@ -111,15 +161,21 @@ async fn login(
     Ok(Json(LoginResponse { user_id, token }))
 }
 
-/// Whether the request carries the API key or a valid login token as its bearer token.
-fn authorized(state: &ApiState, headers: &HeaderMap) -> bool {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .is_some_and(|token| {
-            is_api_key(token, &state.api_key) || state.tokens.verify(token).is_ok()
-        })
+/// Who a request's bearer token speaks for.
+enum Caller<'t> {
+    /// The API key: a trusted service.
+    Service,
+    /// A login token of this user.
+    User(&'t str),
+}
+
+/// The caller a request's bearer token names (the scheme is case-insensitive), if valid.
+fn caller<'h>(state: &ApiState, headers: &'h HeaderMap) -> Option<Caller<'h>> {
+    let token = alight_server::bearer_token(headers)?;
+    if is_api_key(token, &state.api_key) {
+        return Some(Caller::Service);
+    }
+    state.tokens.verify(token).ok().map(Caller::User)
 }
 
 /// Whether `given` is the API key. Their digests are compared, so the time the comparison takes
@@ -152,11 +208,20 @@ async fn create_notification(
     headers: HeaderMap,
     body: Result<Json<NewNotification>, JsonRejection>,
 ) -> Result<(StatusCode, Json<NotificationCreated>), Refusal> {
-    if !authorized(&state, &headers) {
-        return Err(Refusal::new(
-            StatusCode::UNAUTHORIZED,
-            "missing or invalid API key or login token",
-        ));
+    match caller(&state, &headers) {
+        None => {
+            return Err(Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                "missing or invalid API key or login token",
+            ));
+        }
+        Some(Caller::User(user)) if !state.creation.take(user, Instant::now()) => {
+            return Err(Refusal::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many notifications: try again in a second",
+            ));
+        }
+        Some(_) => {}
     }
     let Json(new) = body?;
     validate(&new)?;
@@ -198,6 +263,20 @@ mod tests {
             title: title.into(),
             body: body.into(),
         }
+    }
+
+    #[test]
+    fn creation_is_limited_per_user() {
+        let limit = CreationLimit::default();
+        let start = Instant::now();
+        for _ in 0..CREATE_BURST as usize {
+            assert!(limit.take("ann", start));
+        }
+        assert!(!limit.take("ann", start));
+        // Others have their own budget, and it refills.
+        assert!(limit.take("bob", start));
+        let later = start + std::time::Duration::from_secs(1);
+        assert!(limit.take("ann", later));
     }
 
     #[test]

@@ -82,6 +82,7 @@ Options:
 
 Environment:
   ALIGHT_API_KEY       the API key (else <data>/api_key, generated on first start)
+  ALIGHT_METRICS_KEY   when set, GET /metrics needs `Authorization: Bearer <key>`
   ALIGHT_TOKEN_SECRET  the login token signing key (else <data>/token_secret, likewise)
   ALIGHT_ROOM_HISTORY  `off`: rooms keep no history (to measure what keeping it costs)";
 
@@ -243,7 +244,14 @@ fn app(
     };
     Router::new()
         .merge(alight.router())
-        .merge(alight.api_router(Some(api.api_key.to_string())))
+        .merge(
+            alight.api_router_with_metrics_key(
+                Some(api.api_key.to_string()),
+                std::env::var("ALIGHT_METRICS_KEY")
+                    .ok()
+                    .filter(|key| !key.is_empty()),
+            ),
+        )
         .merge(api::router(api))
         .merge(shapes)
         .route_service("/", ServeFile::new(static_dir.join("index.html")))
@@ -329,9 +337,11 @@ async fn run(args: Args) -> Result<(), DemoError> {
         "alight-demo: serving http://{addr}/ (data in {})",
         args.data.display()
     );
+    // The key itself never goes to stdout, where logs are collected.
     println!(
-        "alight-demo: API key {api_key} (POST /api/broadcast and /api/notifications with \
-         `Authorization: Bearer <key>`)"
+        "alight-demo: API key from ALIGHT_API_KEY or {} (POST /api/broadcast and \
+         /api/notifications with `Authorization: Bearer <key>`)",
+        args.data.join(secret::API_KEY_FILE).display()
     );
     if !pkg_dir.is_dir() {
         println!("alight-demo: the browser client is not built; run scripts/build-client");
@@ -365,6 +375,7 @@ async fn run(args: Args) -> Result<(), DemoError> {
         pubsub: alight.pubsub().clone(),
         tokens,
         api_key: Arc::from(api_key),
+        creation: Arc::default(),
     };
     let shapes = shapes::router(sync, tokens_for_shapes);
     let app = app(&alight, api, shapes, Path::new(STATIC_DIR), pkg_dir);

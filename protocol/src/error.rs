@@ -58,7 +58,7 @@ pub enum DecodeError {
     /// V1 JSON messages are objects `{topic, event, payload, ref, join_ref}`.
     #[error("V1 message must be a JSON object with topic, event, payload and ref")]
     NotAnObject,
-    /// The array has fewer than five elements.
+    /// The array has fewer than five elements (or, from a client, more).
     #[error("V2 message has {found} elements; it needs 5: [join_ref, ref, topic, event, payload]")]
     WrongArity {
         /// How many elements the array had.

@@ -195,29 +195,52 @@ fn v2_text_lone_surrogate_in_a_string_field_is_a_type_error() {
 }
 
 #[test]
-fn v2_text_extra_trailing_elements_are_ignored() {
-    let input = r#"["3","4","room:1","new_msg",{"body":"hi"},"extra",{"x":[1,2]},null,[[]]]"#;
-    for direction in BOTH {
-        let frame = v2_text(direction, input).expect("extra elements are ignored");
-        assert_eq!(
-            frame,
-            Frame::message(
-                some("3"),
-                some("4"),
-                "room:1",
-                "new_msg",
-                json(r#"{"body":"hi"}"#)
-            )
+fn v2_text_extra_trailing_elements_are_refused_from_clients() {
+    for input in [
+        r#"["3","4","room:1","new_msg",{},"extra"]"#,
+        r#"["3","4","room:1","new_msg",{},null,null]"#,
+    ] {
+        let result = v2_text(Direction::ToServer, input);
+        assert!(
+            matches!(result, Err(DecodeError::WrongArity { found }) if found > 5),
+            "{input}: {result:?}"
         );
     }
 }
 
 #[test]
+fn v1_text_without_a_ref_is_refused_from_clients() {
+    let input = r#"{"topic":"t","event":"e","payload":{}}"#;
+    let result = v1_text(Direction::ToServer, input);
+    assert!(
+        matches!(result, Err(DecodeError::MissingField(Field::Ref))),
+        "{result:?}"
+    );
+    let with_null = r#"{"topic":"t","event":"e","payload":{},"ref":null}"#;
+    assert!(v1_text(Direction::ToServer, with_null).is_ok());
+    assert!(v1_text(Direction::ToClient, input).is_ok());
+}
+
+#[test]
+fn v2_text_extra_trailing_elements_from_servers_are_ignored() {
+    let input = r#"["3","4","room:1","new_msg",{"body":"hi"},"extra",{"x":[1,2]},null,[[]]]"#;
+    let frame = v2_text(Direction::ToClient, input).expect("extra elements are ignored");
+    assert_eq!(
+        frame,
+        Frame::message(
+            some("3"),
+            some("4"),
+            "room:1",
+            "new_msg",
+            json(r#"{"body":"hi"}"#)
+        )
+    );
+}
+
+#[test]
 fn v2_text_extra_trailing_elements_must_still_be_json() {
     let input = r#"["3","4","room:1","new_msg",{},nope]"#;
-    for direction in BOTH {
-        assert_invalid_json(v2_text(direction, input), input);
-    }
+    assert_invalid_json(v2_text(Direction::ToClient, input), input);
 }
 
 #[test]
@@ -712,9 +735,9 @@ fn v1_text_missing_fields() {
 
 #[test]
 fn v1_text_optional_fields_may_be_missing() {
+    let frame = v1_text(Direction::ToClient, r#"{"topic":"t","event":"e"}"#).expect("minimal");
+    assert_eq!(frame, Frame::broadcast("t", "e", json("null")));
     for direction in BOTH {
-        let frame = v1_text(direction, r#"{"topic":"t","event":"e"}"#).expect("minimal");
-        assert_eq!(frame, Frame::broadcast("t", "e", json("null")));
         let frame = v1_text(
             direction,
             r#"{"event":"e","payload":null,"topic":"t","ref":null}"#,
@@ -783,7 +806,8 @@ fn v1_text_integer_and_null_refs() {
 #[test]
 fn v1_text_unicode_and_escapes_in_member_names_and_topics() {
     // `\u0074opic` is `topic`: member names are compared after unescaping.
-    let input = r#"{"\u0074opic":"room:\u00e9\ud83d\ude00\"","event":"e\n","payload":{}}"#;
+    let input =
+        r#"{"\u0074opic":"room:\u00e9\ud83d\ude00\"","event":"e\n","payload":{},"ref":null}"#;
     for direction in BOTH {
         let frame = v1_text(direction, input).expect("escapes are decoded");
         assert_eq!(frame.topic, "room:é😀\"");

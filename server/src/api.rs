@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `POST /api/broadcast` `{topic, event, payload}` | `Authorization: Bearer <api key>` | 202 `{"status":"accepted"}` once every subscriber on this node has taken the message (see [`Alight::broadcast_and_wait`]); 401 without a valid key; 400/415/422 for a bad body |
 //! | `GET /healthz` | none | 200 `ok`; 200 `degraded: <reason>` while the PubSub cannot reach the other nodes (this node still serves its own sockets); 503 `shutting down` during shutdown |
-//! | `GET /metrics` | none | 200, Prometheus/OpenMetrics text |
+//! | `GET /metrics` | none, or `Authorization: Bearer <metrics key>` with [`Alight::api_router_with_metrics_key`] | 200, Prometheus/OpenMetrics text; 401 without the metrics key when one is set |
 
 use std::sync::Arc;
 
@@ -26,6 +26,8 @@ use crate::broadcast::Broadcast;
 struct ApiState {
     alight: Alight,
     api_key: Option<Arc<str>>,
+    /// When set, `GET /metrics` needs it as its bearer token.
+    metrics_key: Option<Arc<str>>,
 }
 
 #[derive(Deserialize)]
@@ -95,9 +97,29 @@ impl Alight {
         &self,
         api_key: Option<String>,
     ) -> Router<S> {
+        self.api_router_with_metrics_key(api_key, None)
+    }
+
+    /// [`Alight::api_router`], with `GET /metrics` guarded by `metrics_key` (as a bearer token,
+    /// which Prometheus sends with `authorization: {credentials: ...}`) when it is `Some`.
+    ///
+    /// ```
+    /// # let alight = alight_server::Alight::builder().build();
+    /// let api = alight.api_router_with_metrics_key::<()>(
+    ///     Some("api-key".into()),
+    ///     Some("metrics-key".into()),
+    /// );
+    /// # let _ = api;
+    /// ```
+    pub fn api_router_with_metrics_key<S: Clone + Send + Sync + 'static>(
+        &self,
+        api_key: Option<String>,
+        metrics_key: Option<String>,
+    ) -> Router<S> {
         let state = ApiState {
             alight: self.clone(),
             api_key: api_key.map(Arc::from),
+            metrics_key: metrics_key.map(Arc::from),
         };
         Router::new()
             .route("/api/broadcast", post(broadcast))
@@ -107,13 +129,27 @@ impl Alight {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header. The scheme is case-insensitive
+/// (RFC 9110 section 11.1), so `bearer` and `BEARER` are read too.
+///
+/// ```
+/// use alight_server::bearer_token;
+/// use axum::http::{HeaderMap, HeaderValue, header};
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer abc"));
+/// assert_eq!(bearer_token(&headers), Some("abc"));
+/// ```
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Whether the request carries `Authorization: Bearer <key>`, compared in constant time.
 pub(crate) fn bearer_matches(headers: &HeaderMap, key: &str) -> bool {
-    let Some(given) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
+    let Some(given) = bearer_token(headers) else {
         return false;
     };
     given.len() == key.len()
@@ -177,7 +213,17 @@ async fn healthz(State(state): State<ApiState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<ApiState>) -> Response {
+async fn metrics(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Some(key) = &state.metrics_key
+        && !bearer_matches(&headers, key)
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "missing or invalid metrics key",
+        )
+            .into_response();
+    }
     (
         [(
             header::CONTENT_TYPE,

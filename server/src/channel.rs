@@ -176,6 +176,8 @@ pub struct Context<'a> {
     /// [`broadcast_from`](Context::broadcast_from) in this callback, which the connection watches
     /// to pace itself (see the `backpressure` module).
     pub(crate) published: Option<Weak<Broadcast>>,
+    /// The server's limits (presence key and meta sizes).
+    pub(crate) limits: &'a crate::config::Limits,
 }
 
 /// Something a callback sends to its own client, kept in call order.
@@ -292,7 +294,7 @@ impl Context<'_> {
         key: &str,
         meta: &M,
     ) -> Result<String, TrackError> {
-        let meta = crate::presence::meta_text(meta)?;
+        let meta = self.checked_meta(key, meta)?;
         let owner = self.presence_owner()?;
         self.presence.track(owner, topic, key, meta)
     }
@@ -316,9 +318,27 @@ impl Context<'_> {
         key: &str,
         meta: &M,
     ) -> Result<String, TrackError> {
-        let meta = crate::presence::meta_text(meta)?;
+        let meta = self.checked_meta(key, meta)?;
         let owner = self.presence_owner()?;
         self.presence.update(owner, topic, key, meta)
+    }
+
+    /// The meta's JSON, once `key` and it are found within the presence limits.
+    fn checked_meta<M: serde::Serialize + ?Sized>(
+        &self,
+        key: &str,
+        meta: &M,
+    ) -> Result<std::sync::Arc<str>, TrackError> {
+        let max = self.limits.max_presence_key_len;
+        if key.len() > max {
+            return Err(TrackError::KeyTooLong { max });
+        }
+        let meta = crate::presence::meta_text(meta)?;
+        let max = self.limits.max_presence_meta_size;
+        if meta.len() > max {
+            return Err(TrackError::MetaTooLarge { max });
+        }
+        Ok(meta)
     }
 
     /// Stops tracking `key` on this channel's topic; returns whether this channel tracked it.

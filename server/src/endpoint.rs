@@ -26,19 +26,19 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use alight_protocol::Serializer;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use base64::Engine;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -79,6 +79,11 @@ struct Endpoint {
     tracker: TaskTracker,
     /// One permit per open connection.
     permits: Arc<Semaphore>,
+    /// Open sockets per peer IP address, when [`Limits::max_connections_per_ip`] is set. Taken by
+    /// the upgrade handler, released by the connection task's [`PeerSlot`] when it ends.
+    ///
+    /// [`Limits::max_connections_per_ip`]: crate::Limits::max_connections_per_ip
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
     next_conn: AtomicU64,
 }
 
@@ -262,6 +267,7 @@ impl AlightBuilder {
                 connect: self.connect,
                 tracker: TaskTracker::new(),
                 permits,
+                per_ip: Arc::default(),
                 next_conn: AtomicU64::new(1),
             }),
         }
@@ -332,8 +338,13 @@ impl Alight {
     }
 
     /// Serves `app` on `listener` until `shutdown` completes, then closes every socket with 1012
-    /// (phoenix.js reconnects) and waits for them, at most
-    /// [`shutdown_timeout`](crate::Limits::shutdown_timeout).
+    /// (phoenix.js reconnects) and lets HTTP requests in progress finish, waiting for both at
+    /// most [`shutdown_timeout`](crate::Limits::shutdown_timeout).
+    ///
+    /// HTTP/1 is served with the header and body timeouts and the connection limit of
+    /// [`Limits`](crate::Limits), and each request carries the peer address as axum's
+    /// `ConnectInfo<SocketAddr>`. Serving `app` some other way (e.g. `axum::serve`) works too,
+    /// without those.
     pub async fn serve(
         &self,
         listener: TcpListener,
@@ -347,16 +358,19 @@ impl Alight {
                 () = token.cancelled() => {}
             }
         };
-        // Replies and pushes are small and latency-bound: never hold them back for Nagle.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                debug!(error = %err, "TCP_NODELAY not set");
-            }
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .await?;
-        self.drain().await;
+        let http = crate::serve::serve_http(
+            listener,
+            app,
+            self.state().shutdown.clone(),
+            *self.state().config.limits(),
+            self.state().metrics.clone(),
+        );
+        // Sockets and HTTP requests drain side by side, each within the shutdown timeout.
+        let sockets = async {
+            self.state().shutdown.cancelled().await;
+            self.drain().await;
+        };
+        tokio::join!(signal, http, sockets);
         Ok(())
     }
 
@@ -384,6 +398,40 @@ fn refuse(alight: &Alight, status: StatusCode, reason: impl Into<String>) -> Res
     let reason = reason.into();
     debug!(%status, %reason, "upgrade refused");
     (status, [(header::CACHE_CONTROL, "no-store")], reason).into_response()
+}
+
+/// A socket's place under the per-address limit; given back when dropped.
+struct PeerSlot {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl PeerSlot {
+    /// A place for `ip` if it has fewer than `max` sockets open.
+    fn take(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<Self> {
+        let mut map = counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = map.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(PeerSlot {
+            counts: counts.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = map.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Reads phoenix.js's `authToken` from `Sec-WebSocket-Protocol`.
@@ -420,6 +468,7 @@ fn auth_token(headers: &HeaderMap) -> Result<Option<String>, &'static str> {
 async fn upgrade(
     State(alight): State<Alight>,
     params: Result<Query<HashMap<String, String>>, QueryRejection>,
+    peer: Option<Extension<axum::extract::ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -427,6 +476,22 @@ async fn upgrade(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
+    let origin = headers.get(header::ORIGIN).map(|value| value.to_str());
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok());
+    let origin_ok = match origin {
+        None => alight.state().config.origin_check().accepts(None, host),
+        Some(Ok(origin)) => alight
+            .state()
+            .config
+            .origin_check()
+            .accepts(Some(origin), host),
+        Some(Err(_)) => false,
+    };
+    if !origin_ok {
+        return refuse(&alight, StatusCode::FORBIDDEN, "origin not allowed");
+    }
     let params = match params {
         Ok(Query(params)) => params,
         Err(rejection) => return refuse(&alight, StatusCode::BAD_REQUEST, rejection.body_text()),
@@ -448,6 +513,33 @@ async fn upgrade(
         Ok(token) => token,
         Err(reason) => return refuse(&alight, StatusCode::BAD_REQUEST, reason),
     };
+    let claims = match state.config.jwt_auth() {
+        None => None,
+        Some(auth) => {
+            let presented = token.as_deref().or(params.get("token").map(String::as_str));
+            let verified = presented
+                .ok_or(crate::jwt::JwtError::Missing)
+                .and_then(|token| auth.verify(token));
+            match verified {
+                Ok(claims) => Some(claims),
+                Err(err) => return refuse(&alight, StatusCode::FORBIDDEN, err.to_string()),
+            }
+        }
+    };
+    let peer_addr = peer.map(|Extension(axum::extract::ConnectInfo(addr))| addr);
+    let peer_slot = match (state.config.limits().max_connections_per_ip, peer_addr) {
+        (Some(max), Some(addr)) => match PeerSlot::take(&endpoint.per_ip, addr.ip(), max) {
+            Some(slot) => Some(slot),
+            None => {
+                return refuse(
+                    &alight,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many connections from this address",
+                );
+            }
+        },
+        _ => None,
+    };
     let Ok(permit) = endpoint.permits.clone().try_acquire_owned() else {
         return refuse(
             &alight,
@@ -459,6 +551,9 @@ async fn upgrade(
         params,
         token,
         serializer,
+        claims: claims.clone(),
+        peer_addr,
+        headers,
     };
     let connected = match &endpoint.connect {
         Some(connect) => match connect(info).await {
@@ -467,7 +562,10 @@ async fn upgrade(
         },
         None => Connected::new(),
     };
-    let (id, assigns) = connected.into_parts();
+    let (id, mut assigns) = connected.into_parts();
+    if let Some(claims) = claims {
+        assigns.insert(claims);
+    }
     let socket = Socket {
         conn_id: endpoint.next_conn.fetch_add(1, Ordering::Relaxed),
         id,
@@ -484,5 +582,11 @@ async fn upgrade(
         // flushed once, so writes still coalesce up to the write buffer's size.
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
-        .on_upgrade(move |ws| tracker.track_future(connection::run(state, ws, socket, permit)))
+        .on_upgrade(move |ws| {
+            let run = connection::run(state, ws, socket, permit);
+            tracker.track_future(async move {
+                run.await;
+                drop(peer_slot);
+            })
+        })
 }

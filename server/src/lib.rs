@@ -12,6 +12,8 @@
 //! - `api`: publishing from outside a channel ([`Alight::broadcast`],
 //!   [`Alight::broadcast_and_wait`], [`Alight::disconnect`]) and its HTTP routes,
 //!   `POST /api/broadcast`, `GET /healthz`, `GET /metrics` ([`Alight::api_router`]).
+//! - `serve`: HTTP/1 on a listener with header and body timeouts, a limit on connections not
+//!   upgraded, the peer address per request, and a drain bounded by the shutdown timeout.
 //! - `state`: what the endpoint hands every connection (config, registry, PubSub, presence,
 //!   metrics, routes, shutdown).
 //! - `connection`: one task per socket: its `driver` (select loop, reads, encoding, writes,
@@ -29,6 +31,8 @@
 //! - `presence`: [`Presence`]: tracking per channel, `presence_state`/`presence_diff` batched per
 //!   topic, on a mergeable per-node replica that multi-node adapters replicate.
 //! - `socket`: what the connect callback sees ([`ConnectInfo`]) and returns ([`Connected`]).
+//! - `jwt`: [`JwtAuth`]: JWT connect auth, expiry for the life of the socket, in-band refresh.
+//! - `origin`: [`CheckOrigin`], which browser pages may open a socket.
 //! - `config`: [`Config`] and its [`Limits`]; [`close_code`]: the close codes the server sends.
 //! - `memory`: returning freed memory to the system after a wave of closes (opt-in).
 //! - `metrics`: the Prometheus counters.
@@ -73,17 +77,21 @@ mod config;
 mod connection;
 mod endpoint;
 mod history;
+mod jwt;
 mod memory;
 mod metrics;
+mod origin;
 mod presence;
 mod pubsub;
 mod registry;
 mod router;
+mod serve;
 mod socket;
 mod state;
 mod typed;
 
 pub use alight_protocol::Payload;
+pub use api::bearer_token;
 pub use broadcast::Broadcast;
 pub use channel::{Channel, Context, HandleIn, JoinError, Outgoing, Terminate};
 pub use config::{Config, Limits};
@@ -92,6 +100,8 @@ pub use history::{
     Delivery, Epoch, History, HistoryError, HistoryStore, InMemoryHistory, Lost, MAX_POSITION_LEN,
     Outcome, Position, PositionError, Recovery, StoreFuture,
 };
+pub use jwt::{Claims, JwtAuth, JwtError};
+pub use origin::CheckOrigin;
 pub use presence::{
     CausalContext, DIFF_EVENT, Dot, Entry, NodeId, PRESENCE_SHARDS, Presence, ReplicaState,
     STATE_EVENT, ShardState, TrackError,

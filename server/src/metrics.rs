@@ -25,6 +25,8 @@ pub(crate) struct Metrics {
     pub(crate) resumes_not_recovered: Counter,
     /// Broadcasts replayed to resuming joins.
     pub(crate) replayed: Counter,
+    pub(crate) write_timeouts: Counter,
+    pub(crate) not_encodable: Counter,
 }
 
 impl Metrics {
@@ -42,6 +44,8 @@ impl Metrics {
         let resumes_recovered = Counter::default();
         let resumes_not_recovered = Counter::default();
         let replayed = Counter::default();
+        let write_timeouts = Counter::default();
+        let not_encodable = Counter::default();
         registry.register(
             "connections",
             "Open WebSocket connections",
@@ -90,6 +94,16 @@ impl Metrics {
             "Broadcasts replayed from history to resuming joins",
             replayed.clone(),
         );
+        registry.register(
+            "write_timeouts",
+            "Sockets closed because a write did not complete within the write timeout",
+            write_timeouts.clone(),
+        );
+        registry.register(
+            "frames_not_encodable",
+            "Frames not sent because the socket's serializer cannot encode them (binary for V1)",
+            not_encodable.clone(),
+        );
         Metrics {
             registry,
             connections,
@@ -104,6 +118,8 @@ impl Metrics {
             resumes_recovered,
             resumes_not_recovered,
             replayed,
+            write_timeouts,
+            not_encodable,
         }
     }
 

@@ -7,9 +7,10 @@
 //! [`Alight::disconnect`](crate::Alight::disconnect) uses to close all of one user's sockets.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use alight_protocol::Serializer;
-use axum::http::Extensions;
+use axum::http::{Extensions, HeaderMap};
 
 use crate::registry::ConnId;
 
@@ -23,6 +24,15 @@ pub struct ConnectInfo {
     pub token: Option<String>,
     /// The serializer the client asked for with `vsn`.
     pub serializer: Serializer,
+    /// The client's address (or its proxy's), when served by
+    /// [`Alight::serve`](crate::Alight::serve) or by an app that provides axum's
+    /// `ConnectInfo<SocketAddr>`.
+    pub peer_addr: Option<SocketAddr>,
+    /// The verified claims, when [`Config::jwt`](crate::Config::jwt) is set (also assigned to
+    /// the socket).
+    pub claims: Option<crate::jwt::Claims>,
+    /// The upgrade request's headers (`Origin`, `Cookie`, `User-Agent`, `X-Forwarded-For`...).
+    pub headers: HeaderMap,
 }
 
 /// Accepts a connection: an optional socket id and typed assigns.

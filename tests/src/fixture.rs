@@ -26,7 +26,8 @@
 //! topic; `crash` panics.
 //!
 //! Connect: token `valid-token` → socket id `user_socket:alice`, user `alice`; token `bad-token` →
-//! refused (403); no token → anonymous.
+//! refused (403); no token → anonymous. With [`Config::jwt`] set, the endpoint verifies the token
+//! (`authToken` or the `token` param) and the JWT's `sub` is the user.
 //! HTTP: `POST /api/broadcast` with key [`API_KEY`]; `POST /test/disconnect/{socket_id}`;
 //! `POST /test/restart` restarts the server: every socket is closed with 1012 as on shutdown,
 //! the address is bound again and a new endpoint (no state kept) serves on it, as when a process
@@ -221,6 +222,13 @@ pub fn alight(config: Config) -> Alight {
     Alight::builder()
         .config(config)
         .on_connect(|info| async move {
+            // With JWT auth on, the endpoint verified the token: its subject is the user.
+            if let Some(claims) = &info.claims {
+                let user = claims.sub.clone().unwrap_or_default();
+                return Ok(Connected::new()
+                    .id(format!("user_socket:{user}"))
+                    .assign(User(user)));
+            }
             match info.token.as_deref() {
                 None => Ok(Connected::new()),
                 Some("valid-token") => Ok(Connected::new()

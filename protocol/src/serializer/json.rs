@@ -6,7 +6,7 @@ use crate::json::{RawJson, Scanner};
 use crate::{Direction, event};
 
 /// The values of the first five elements of the JSON array `text`, as text, and how many
-/// elements it has (at most five are counted).
+/// elements it has.
 ///
 /// Every element is checked, and the array must be the whole text. Valid JSON that is not an
 /// array is `not_an_array`.
@@ -22,8 +22,8 @@ pub(super) fn array_elements(text: &str) -> Result<([&str; 5], usize), DecodeErr
             let value = scanner.value().map_err(DecodeError::InvalidJson)?;
             if let Some(slot) = items.get_mut(found) {
                 *slot = value;
-                found += 1;
             }
+            found += 1;
             if !scanner.next_item(b']').map_err(DecodeError::InvalidJson)? {
                 break;
             }

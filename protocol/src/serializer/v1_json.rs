@@ -20,12 +20,18 @@ pub(super) fn decode(direction: Direction, text: &str) -> Result<Frame, DecodeEr
     // `"payload": null` and a missing payload both mean JSON null.
     let payload = payload.unwrap_or("null");
     let event = json::string(event, Field::Event)?;
-    Ok(Frame {
+    let frame = Frame {
         join_ref: json::optional_ref(join_ref, Field::JoinRef)?,
         msg_ref: json::optional_ref(msg_ref, Field::Ref)?,
         topic: json::string(topic, Field::Topic)?,
         body: json::body(direction, event, payload)?,
-    })
+    };
+    // Phoenix requires the `ref` member from clients (`null` when no reply is wanted); servers
+    // leave it out of some pushes.
+    if direction == Direction::ToServer && msg_ref.is_none() {
+        return Err(DecodeError::MissingField(Field::Ref));
+    }
+    Ok(frame)
 }
 
 pub(super) fn encode(direction: Direction, frame: &Frame) -> String {

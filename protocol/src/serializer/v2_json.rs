@@ -1,7 +1,9 @@
 //! V2 JSON: `[join_ref, ref, topic, event, payload]` in a text frame.
 //!
-//! Elements after the fifth are ignored, as phoenix.js and Phoenix ignore them, so later versions
-//! can append metadata without breaking stock clients.
+//! From a server, elements after the fifth are ignored, as phoenix.js ignores them, so later
+//! server versions can append metadata without breaking stock clients. From a client, exactly
+//! five are required: every known client sends five, and a server that keeps what it does not
+//! understand gives an attacker room (Phoenix itself ignores extra elements there too).
 
 use super::json;
 use crate::error::{DecodeError, Field};
@@ -9,7 +11,7 @@ use crate::{Direction, Frame};
 
 pub(super) fn decode(direction: Direction, text: &str) -> Result<Frame, DecodeError> {
     let ([join_ref, msg_ref, topic, event, payload], found) = json::array_elements(text)?;
-    if found < 5 {
+    if found < 5 || (found > 5 && direction == Direction::ToServer) {
         return Err(DecodeError::WrongArity { found });
     }
     let event = json::string(event, Field::Event)?;

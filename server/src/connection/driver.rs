@@ -17,6 +17,7 @@ use super::runtime::ChannelRuntime;
 use crate::backpressure::Backpressure;
 use crate::channel::{Queued, Terminate};
 use crate::close_code;
+use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::registry::{ConnHandle, Inbox, Outbound};
 use crate::socket::Socket;
@@ -171,6 +172,12 @@ impl Connection {
         let overflowed = handle.overflow.notified();
         tokio::pin!(overflowed);
         let queue = state.config.limits().outbound_queue;
+        let write_timeout = state.config.limits().write_timeout;
+        // The socket's JWT expiry, if JWT auth is on; moved by a refresh.
+        let token_expiry = self.runtime.token_expiry();
+        let expiry = tokio::time::sleep(token_expiry.unwrap_or(Duration::ZERO));
+        tokio::pin!(expiry);
+        let mut expires = token_expiry.is_some();
         loop {
             let mut from_client = false;
             let paused = self.backpressure.reading_paused(queue);
@@ -192,12 +199,20 @@ impl Connection {
                 first = rx.recv() => self.on_outbound_batch(first, &mut rx).await,
                 () = self.backpressure.progress(paused), if self.backpressure.waits(paused) => Step::Continue,
                 () = &mut idle => Step::Close(close_code::GOING_AWAY, "idle timeout".into()),
+                () = &mut expiry, if expires => Step::Close(close_code::TOKEN_EXPIRED, "token expired".into()),
             };
+            if std::mem::take(&mut self.runtime.token_refreshed)
+                && let Some(remaining) = self.runtime.token_expiry()
+            {
+                expiry.as_mut().reset(Instant::now() + remaining);
+                expires = true;
+            }
             let runtime = &mut self.runtime;
             encode(
                 &mut runtime.queued,
                 runtime.socket.serializer,
                 &state.presence,
+                &state.metrics,
                 &mut self.encoded,
             );
             // Read once the step's own copies are encoded: only subscriber queues hold it now.
@@ -212,13 +227,20 @@ impl Connection {
                     biased;
                     () = &mut shutting_down => return Step::shutting_down(),
                     () = &mut overflowed => return Step::slow_consumer(),
-                    written = write_all(sink, &mut self.encoded) => written,
+                    written = tokio::time::timeout(write_timeout, write_all(sink, &mut self.encoded)) => written,
                 };
                 match written {
-                    Ok(count) => {
+                    Ok(Ok(count)) => {
                         state.metrics.frames_out.inc_by(count as u64);
                     }
-                    Err(_) => return Step::Gone,
+                    Ok(Err(_)) => return Step::Gone,
+                    Err(_) => {
+                        state.metrics.write_timeouts.inc();
+                        return Step::Close(
+                            close_code::SLOW_CONSUMER,
+                            "slow consumer: write timed out".into(),
+                        );
+                    }
                 }
             }
             // The buffers are empty now. A socket that receives broadcasts keeps their room (and
@@ -259,7 +281,15 @@ impl Connection {
         metrics.frames_in.inc();
         match decoded {
             Ok(frame) => {
+                if let Some(reason) = self.runtime.state.config.limits().oversized_field(&frame) {
+                    metrics.decode_errors.inc();
+                    warn!(%reason, "frame field over its limit");
+                    return Step::Close(close_code::MESSAGE_TOO_BIG, reason);
+                }
                 self.runtime.dispatch(frame).await;
+                if self.runtime.rate_abused() {
+                    return Step::Close(close_code::POLICY_VIOLATION, "rate limit exceeded".into());
+                }
                 Step::Continue
             }
             Err(err) => {
@@ -292,6 +322,7 @@ fn encode(
     queued: &mut Vec<Queued>,
     serializer: Serializer,
     presence: &Presence,
+    metrics: &Metrics,
     out: &mut Vec<Message>,
 ) {
     for queued in queued.drain(..) {
@@ -308,8 +339,51 @@ fn encode(
         };
         match encoded {
             Ok(message) => out.push(message),
-            Err(err) => warn!(error = %err, "frame not sent"),
+            Err(err) => {
+                // Counted always, logged once per window: a binary broadcast reaches every V1
+                // subscriber, and one line each would let one publisher flood the log.
+                metrics.not_encodable.inc();
+                if NOT_ENCODABLE_LOG.ready() {
+                    warn!(error = %err, "frame not sent (counted in alight_frames_not_encodable_total; logged once per 10 s)");
+                }
+            }
         }
+    }
+}
+
+/// When the last "frame not sent" line was logged.
+static NOT_ENCODABLE_LOG: LogWindow = LogWindow::new(Duration::from_secs(10));
+
+/// Lets one log line through per window, across every connection task.
+struct LogWindow {
+    window: Duration,
+    /// Milliseconds since `START` at the last line let through, plus one (0: never).
+    last: std::sync::atomic::AtomicU64,
+}
+
+static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+impl LogWindow {
+    const fn new(window: Duration) -> Self {
+        LogWindow {
+            window,
+            last: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Whether a line may be logged now; at most once per window returns true.
+    fn ready(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let start = START.get_or_init(std::time::Instant::now);
+        let now = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1;
+        let last = self.last.load(Ordering::Relaxed);
+        let window = u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX);
+        if last != 0 && now.saturating_sub(last) < window {
+            return false;
+        }
+        self.last
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
     }
 }
 
@@ -361,6 +435,14 @@ fn read_error(err: axum::Error) -> Step {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_window_lets_one_line_through() {
+        let window = LogWindow::new(Duration::from_secs(3600));
+        assert!(window.ready());
+        assert!(!window.ready());
+        assert!(!window.ready());
+    }
 
     /// Under a fan-out a socket's registry queue grows by slots of `Outbound` (two words, the rare
     /// variants boxed), and its step buffers keep a batch's room of `Queued` (three words, the

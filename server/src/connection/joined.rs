@@ -67,7 +67,7 @@ impl Channels {
     }
 }
 
-/// Token bucket for joins per second.
+/// Token bucket for joins (or pushes) per second.
 pub(super) struct JoinBudget {
     tokens: f64,
     rate: f64,

@@ -8,6 +8,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
 
 use alight_protocol::{Body, Frame, Payload, event};
 use futures_util::FutureExt;
@@ -17,10 +18,34 @@ use super::joined::{ChannelSlot, Channels, JoinBudget};
 use crate::broadcast::Broadcast;
 use crate::channel::{BoxFuture, Context, HandleIn, Outgoing, Queued, Terminate, reason_payload};
 use crate::history::{Resume, skips};
+use crate::jwt::Claims;
 use crate::presence::Owner;
 use crate::registry::{Close, ConnHandle, Outbound, Push};
 use crate::socket::Socket;
 use crate::state::ServerState;
+
+/// The rate budgets of a socket.
+#[derive(Clone, Copy)]
+enum Budget {
+    Joins,
+    Pushes,
+}
+
+/// The event that refreshes a socket's JWT in band, as Supabase realtime-js sends it.
+const ACCESS_TOKEN: &str = "access_token";
+
+/// The reason of the join error sent instead of a reply over
+/// [`Limits::max_join_reply_size`](crate::Limits::max_join_reply_size).
+const JOIN_REPLY_TOO_LARGE: &str = "join reply too large";
+
+/// The size of a payload as sent: its JSON text or its bytes.
+fn payload_len(payload: &Payload) -> usize {
+    payload
+        .as_json()
+        .map(str::len)
+        .or_else(|| payload.as_binary().map(bytes::Bytes::len))
+        .unwrap_or(0)
+}
 
 /// A panic caught in a channel callback.
 type Panic = Box<dyn std::any::Any + Send>;
@@ -51,23 +76,33 @@ pub(super) struct ChannelRuntime {
     handle: Arc<ConnHandle>,
     channels: Channels,
     joins: JoinBudget,
+    pushes: JoinBudget,
+    /// Joins and pushes refused for their rate since the last one allowed.
+    rate_strikes: u32,
     /// What the current step sends the client, in order: the output's first stage.
     pub(super) queued: Vec<Queued>,
     /// The latest broadcast the current step published, which backpressure paces this socket on.
     pub(super) published: Option<Weak<Broadcast>>,
+    /// Set when an `access_token` event replaced the socket's claims; the driver moves its
+    /// expiry deadline and clears it.
+    pub(super) token_refreshed: bool,
 }
 
 impl ChannelRuntime {
     pub(super) fn new(state: Arc<ServerState>, socket: Socket, handle: Arc<ConnHandle>) -> Self {
         let joins = JoinBudget::new(state.config.limits().joins_per_second);
+        let pushes = JoinBudget::new(state.config.limits().pushes_per_second);
         ChannelRuntime {
             state,
             socket,
             handle,
             channels: Channels::default(),
             joins,
+            pushes,
+            rate_strikes: 0,
             queued: Vec::new(),
             published: None,
+            token_refreshed: false,
         }
     }
 
@@ -93,6 +128,9 @@ impl ChannelRuntime {
                 self.reply(&msg, "ok", Payload::empty());
             }
             event::JOIN => self.join(msg, payload).await,
+            ACCESS_TOKEN if self.state.config.jwt_auth().is_some() => {
+                self.refresh_token(msg, payload).await;
+            }
             event::LEAVE => self.leave(msg).await,
             _ => self.handle_in(msg, event, payload).await,
         }
@@ -155,8 +193,10 @@ impl ChannelRuntime {
             None
         } else if self.channels.len() >= limits.max_channels_per_socket {
             Some("too many channels joined")
-        } else if !self.joins.take() {
+        } else if !self.rate_allows(Budget::Joins) {
             Some("too many joins")
+        } else if !self.token_allows(&msg.topic) {
+            Some("unauthorized")
         } else {
             None
         };
@@ -188,6 +228,21 @@ impl ChannelRuntime {
                     )
                     .await;
                 match joined {
+                    Ok(Ok((joined, response)))
+                        if payload_len(&response) > limits.max_join_reply_size =>
+                    {
+                        // Joined, but the reply cannot go out: end the channel as refused.
+                        warn!(topic = %msg.topic, bytes = payload_len(&response), "join reply over its limit");
+                        self.state.metrics.channels.inc();
+                        self.unsubscribe(&msg.topic);
+                        let slot = ChannelSlot {
+                            join_ref: msg.join_ref.clone(),
+                            joined,
+                            through: None,
+                        };
+                        self.run_terminate(&msg.topic, slot, Terminate::Stop).await;
+                        self.reply(&msg, "error", reason_payload(JOIN_REPLY_TOO_LARGE));
+                    }
                     Ok(Ok((joined, response))) => {
                         self.state.metrics.channels.inc();
                         self.channels.insert(
@@ -242,6 +297,86 @@ impl ChannelRuntime {
         }
     }
 
+    /// Takes one from a rate budget, counting a refusal as a strike.
+    fn rate_allows(&mut self, budget: Budget) -> bool {
+        let allowed = match budget {
+            Budget::Joins => self.joins.take(),
+            Budget::Pushes => self.pushes.take(),
+        };
+        if allowed {
+            self.rate_strikes = 0;
+        } else {
+            self.rate_strikes = self.rate_strikes.saturating_add(1);
+        }
+        allowed
+    }
+
+    /// Whether the client kept sending past its rate limits long enough to be cut off.
+    pub(super) fn rate_abused(&self) -> bool {
+        self.rate_strikes >= self.state.config.limits().max_rate_strikes.max(1)
+    }
+
+    /// Whether the socket's token (if JWT auth is on) allows `topic`.
+    fn token_allows(&self, topic: &str) -> bool {
+        match (self.state.config.jwt_auth(), self.socket.assign::<Claims>()) {
+            (Some(auth), Some(claims)) => auth.allows(claims, topic),
+            _ => true,
+        }
+    }
+
+    /// When the socket's token expires, if JWT auth is on.
+    pub(super) fn token_expiry(&self) -> Option<Duration> {
+        self.state.config.jwt_auth()?;
+        let claims = self.socket.assign::<Claims>()?;
+        Some(claims.remaining(SystemTime::now()))
+    }
+
+    /// `access_token {"access_token": t}`: verifies `t`; if valid, its claims replace the socket's
+    /// and the channels they no longer allow are closed (see the `jwt` module).
+    async fn refresh_token(&mut self, msg: Addressed, payload: Payload) {
+        #[derive(serde::Deserialize)]
+        struct Refresh {
+            access_token: String,
+        }
+        let Some(auth) = self.state.config.jwt_auth().cloned() else {
+            return;
+        };
+        let verified = payload
+            .deserialize::<Refresh>()
+            .map_err(|_| "access_token payload must be {\"access_token\": string}".to_owned())
+            .and_then(|refresh| {
+                auth.verify(&refresh.access_token)
+                    .map_err(|err| err.to_string())
+            });
+        let claims = match verified {
+            Ok(claims) => claims,
+            Err(reason) => {
+                debug!(%reason, "token refresh refused");
+                self.reply(&msg, "error", reason_payload(&reason));
+                return;
+            }
+        };
+        self.socket.assigns.insert(claims);
+        self.token_refreshed = true;
+        let revoked: Vec<String> = self
+            .channels
+            .topics()
+            .into_iter()
+            .filter(|topic| !self.token_allows(topic))
+            .collect();
+        // The reply first: its channel may be one of those closed.
+        self.reply(&msg, "ok", Payload::empty());
+        for topic in revoked {
+            if let Some(slot) = self.channels.remove(&topic) {
+                debug!(%topic, "no longer allowed by the refreshed token");
+                self.unsubscribe(&topic);
+                let join_ref = slot.join_ref.clone();
+                self.run_terminate(&topic, slot, Terminate::Leave).await;
+                self.channel_event(&topic, join_ref, event::CLOSE, Payload::empty());
+            }
+        }
+    }
+
     async fn leave(&mut self, msg: Addressed) {
         let Some(slot) = self.channels.get(&msg.topic) else {
             // Nothing to leave: say ok, as Phoenix does.
@@ -271,8 +406,12 @@ impl ChannelRuntime {
             debug!(topic = %msg.topic, %event, "ignoring a message with a stale join_ref");
             return;
         }
-        let topic = msg.topic.clone();
         let join_ref = slot.join_ref.clone();
+        if !self.rate_allows(Budget::Pushes) {
+            self.reply(&msg, "error", reason_payload("too many pushes"));
+            return;
+        }
+        let topic = msg.topic.clone();
         let (result, pushes) = self
             .with_context(
                 &msg.topic,
@@ -458,6 +597,7 @@ impl ChannelRuntime {
             presence: &self.state.presence,
             tracking: !matches!(phase, Phase::Ending),
             published: None,
+            limits: self.state.config.limits(),
         };
         let span = debug_span!("channel", %topic);
         let result = AssertUnwindSafe(call(&mut self.channels, &mut ctx))

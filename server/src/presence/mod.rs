@@ -120,6 +120,19 @@ pub enum TrackError {
     /// The channel is ending (tracking from `terminate`): there is nothing left to own the entry.
     #[error("the channel is ending and cannot track presence")]
     ChannelEnding,
+    /// The key is longer than [`Limits::max_presence_key_len`](crate::Limits::max_presence_key_len).
+    #[error("presence key over {max} bytes")]
+    KeyTooLong {
+        /// The limit in force.
+        max: usize,
+    },
+    /// The meta's JSON is larger than
+    /// [`Limits::max_presence_meta_size`](crate::Limits::max_presence_meta_size).
+    #[error("presence meta over {max} bytes")]
+    MetaTooLarge {
+        /// The limit in force.
+        max: usize,
+    },
 }
 
 /// One shard's replication payload: its index and a state or delta.

@@ -1,6 +1,6 @@
 //! The fixture server as a process, for the phoenix.js conformance suite.
 //!
-//! Run with: `cargo run -p alight-tests --bin conformance-server -- [--port N] [--idle-ms N] [--max-message N] [--queue N]`
+//! Run with: `cargo run -p alight-tests --bin conformance-server -- [--port N] [--idle-ms N] [--max-message N] [--queue N] [--jwt-secret S]`
 //!
 //! Prints `LISTENING <port>` on stdout once it accepts connections, and shuts down gracefully
 //! (closing sockets with 1012) when stdin closes or on Ctrl-C/SIGTERM.
@@ -41,6 +41,11 @@ async fn main() -> ExitCode {
         }
         if let Some(n) = arg::<usize>(&args, "--queue")? {
             config = config.outbound_queue(n);
+        }
+        if let Some(secret) = arg::<String>(&args, "--jwt-secret")? {
+            let auth = alight_server::JwtAuth::hs256(secret.as_bytes())
+                .map_err(|err| format!("--jwt-secret: {err}"))?;
+            config = config.jwt(auth);
         }
         Ok((port, config))
     })();
