@@ -204,3 +204,49 @@ async fn v2_with_bad_vsn(server: &alight_tests::fixture::Server) -> bool {
         .await
         .is_err()
 }
+
+#[tokio::test]
+async fn metrics_with_a_key_need_it_as_a_bearer_token() -> TestResult {
+    let alight = alight_server::Alight::builder().build();
+    let app = axum::Router::new()
+        .merge(alight.api_router_with_metrics_key(Some(API_KEY.into()), Some("scrape-key".into())));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn({
+        let alight = alight.clone();
+        async move {
+            alight
+                .serve(listener, app, async {
+                    let _ = stopped.await;
+                })
+                .await
+        }
+    });
+
+    let missing = http(addr, "GET", "/metrics", &[], "").await?;
+    assert_eq!(missing.status, 401);
+    let api_key = format!("Bearer {API_KEY}");
+    for wrong in ["Bearer nope", api_key.as_str(), "scrape-key"] {
+        let response = http(addr, "GET", "/metrics", &[("authorization", wrong)], "").await?;
+        assert_eq!(response.status, 401, "authorization: {wrong}");
+        assert!(!response.body.contains("alight_connections"), "{wrong}");
+    }
+    // The scheme is case-insensitive, as for the API key.
+    let scraped = http(
+        addr,
+        "GET",
+        "/metrics",
+        &[("authorization", "bearer scrape-key")],
+        "",
+    )
+    .await?;
+    assert_eq!(scraped.status, 200);
+    assert!(metric(&scraped.body, "alight_connections").is_some());
+    // The health check stays open: load balancers send no key.
+    assert_eq!(http(addr, "GET", "/healthz", &[], "").await?.status, 200);
+
+    let _ = stop.send(());
+    serving.await??;
+    Ok(())
+}
