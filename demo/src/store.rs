@@ -21,7 +21,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use alight_demo_schema::{LATEST_LIMIT, MISSED_LIMIT, Notification, NotificationsJoined};
+use alight_demo_schema::{
+    LATEST_LIMIT, MISSED_BYTES_LIMIT, MISSED_LIMIT, Notification, NotificationsJoined,
+};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// The schema, one step per entry; `PRAGMA user_version` is how many have been applied.
@@ -195,7 +197,7 @@ impl Db {
 
     /// What a join of `notifications:<user_id>` answers, read in one transaction: the unread
     /// count, the latest [`LATEST_LIMIT`] and, given `last_seen_id`, every newer notification
-    /// (or [`gap`](NotificationsJoined::gap) past [`MISSED_LIMIT`]).
+    /// (or [`gap`](NotificationsJoined::gap) past [`MISSED_LIMIT`] or [`MISSED_BYTES_LIMIT`]).
     pub fn snapshot(
         &mut self,
         user_id: &str,
@@ -221,7 +223,7 @@ impl Db {
                     ),
                     params![user_id, last, MISSED_LIMIT as i64 + 1],
                 )?;
-                if missed.len() > MISSED_LIMIT {
+                if missed.len() > MISSED_LIMIT || json_bytes(&missed) > MISSED_BYTES_LIMIT {
                     (Vec::new(), true)
                 } else {
                     (missed, false)
@@ -363,9 +365,18 @@ pub fn now_ms() -> i64 {
         })
 }
 
+/// How many bytes `notifications` take as JSON; one that cannot be written counts as too many.
+fn json_bytes(notifications: &[Notification]) -> usize {
+    notifications
+        .iter()
+        .map(|n| serde_json::to_vec(n).map_or(usize::MAX, |json| json.len()))
+        .fold(0, usize::saturating_add)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alight_demo_schema::MAX_BODY_CHARS;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -465,6 +476,28 @@ mod tests {
         )?;
         assert!(!all.gap);
         assert_eq!(all.missed.len(), MISSED_LIMIT);
+        Ok(())
+    }
+
+    #[test]
+    fn missed_rows_past_the_byte_budget_are_a_gap() -> TestResult {
+        // Control characters escape to six bytes each: 100 bodies of 4,000 would make a reply of
+        // 2.4 MB, far past the server's join reply limit, though under MISSED_LIMIT rows.
+        let mut db = Db::open_in_memory()?;
+        let body = "\u{1}".repeat(MAX_BODY_CHARS);
+        for n in 0..100 {
+            db.insert("alice", "n", &body, n)?;
+        }
+        let snapshot = db.snapshot("alice", Some(0))?;
+        assert!(snapshot.gap);
+        assert!(snapshot.missed.is_empty());
+        // A few such rows still fit, and are caught up on.
+        let last = snapshot.latest.first().map_or(0, |n| n.id);
+        let few = db.snapshot("alice", Some(last - 5))?;
+        assert!(!few.gap);
+        assert_eq!(few.missed.len(), 5);
+        let reply = serde_json::to_vec(&few)?;
+        assert!(reply.len() < 1024 * 1024, "{} bytes", reply.len());
         Ok(())
     }
 

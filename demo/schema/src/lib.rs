@@ -54,6 +54,10 @@ pub const LATEST_LIMIT: usize = 20;
 /// The most notifications a rejoin catches up on in [`NotificationsJoined::missed`]; past that the
 /// reply says [`gap`](NotificationsJoined::gap) instead.
 pub const MISSED_LIMIT: usize = 500;
+/// The most bytes of JSON a rejoin catches up on in [`NotificationsJoined::missed`]; past that
+/// the reply says [`gap`](NotificationsJoined::gap) too, so that a reply stays far under the
+/// server's join reply limit however the texts escape.
+pub const MISSED_BYTES_LIMIT: usize = 256 * 1024;
 /// The longest user id, in bytes (user ids are ASCII).
 pub const MAX_USER_ID_LEN: usize = 64;
 /// The longest title, in characters.
@@ -124,8 +128,8 @@ pub struct NotificationsJoined {
     pub latest: Vec<Notification>,
     /// With `last_seen_id`: every notification with a greater id, oldest first (empty otherwise).
     pub missed: Vec<Notification>,
-    /// More than [`MISSED_LIMIT`] were missed: `missed` is empty, and the client replaces what it
-    /// holds with `latest`.
+    /// More than [`MISSED_LIMIT`] were missed, or more than [`MISSED_BYTES_LIMIT`] of them:
+    /// `missed` is empty, and the client replaces what it holds with `latest`.
     pub gap: bool,
 }
 
