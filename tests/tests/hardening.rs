@@ -11,8 +11,7 @@ use alight_protocol::Payload;
 use alight_server::{Alight, Channel, Config, Context, HandleIn, JoinError, Terminate};
 use alight_tests::client::TestClient;
 use common::{TestResult, exchange, heartbeat, join, server, v2};
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// Sends `text` on a fresh socket and returns the close code it gets.
 async fn close_code_of(
@@ -150,20 +149,8 @@ async fn a_client_that_stops_reading_is_closed_after_the_write_timeout() -> Test
         )
         .channel("echo:*", Echo { ended })
         .build();
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let app = axum::Router::new().merge(alight.router());
-    let serving = tokio::spawn({
-        let alight = alight.clone();
-        async move {
-            alight
-                .serve(listener, app, async {
-                    let _ = stopped.await;
-                })
-                .await
-        }
-    });
+    let served = common::serve(&alight, axum::Router::new().merge(alight.router())).await?;
+    let addr = served.addr;
     let url = format!("ws://{addr}/socket/websocket?vsn=2.0.0");
 
     let mut reader = TestClient::connect(&url, None).await?;
@@ -208,8 +195,7 @@ async fn a_client_that_stops_reading_is_closed_after_the_write_timeout() -> Test
 
     // The reader is unaffected.
     heartbeat(&mut reader, "2").await?;
-    let _ = stop.send(());
-    serving.await??;
+    served.stop().await?;
     Ok(())
 }
 
@@ -313,20 +299,8 @@ async fn the_connect_callback_sees_the_peer_address_and_the_headers() -> TestRes
             }
         })
         .build();
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let app = axum::Router::new().merge(alight.router());
-    let serving = tokio::spawn({
-        let alight = alight.clone();
-        async move {
-            alight
-                .serve(listener, app, async {
-                    let _ = stopped.await;
-                })
-                .await
-        }
-    });
+    let served = common::serve(&alight, axum::Router::new().merge(alight.router())).await?;
+    let addr = served.addr;
     let mut request =
         tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
             "ws://{addr}/socket/websocket?vsn=2.0.0"
@@ -344,7 +318,6 @@ async fn the_connect_callback_sees_the_peer_address_and_the_headers() -> TestRes
     assert_eq!(peer, Some(local));
     assert_eq!(agent.as_deref(), Some("hardening-test"));
     drop(ws);
-    let _ = stop.send(());
-    serving.await??;
+    served.stop().await?;
     Ok(())
 }

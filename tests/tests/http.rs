@@ -210,19 +210,8 @@ async fn metrics_with_a_key_need_it_as_a_bearer_token() -> TestResult {
     let alight = alight_server::Alight::builder().build();
     let app = axum::Router::new()
         .merge(alight.api_router_with_metrics_key(Some(API_KEY.into()), Some("scrape-key".into())));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn({
-        let alight = alight.clone();
-        async move {
-            alight
-                .serve(listener, app, async {
-                    let _ = stopped.await;
-                })
-                .await
-        }
-    });
+    let served = common::serve(&alight, app).await?;
+    let addr = served.addr;
 
     let missing = http(addr, "GET", "/metrics", &[], "").await?;
     assert_eq!(missing.status, 401);
@@ -246,7 +235,6 @@ async fn metrics_with_a_key_need_it_as_a_bearer_token() -> TestResult {
     // The health check stays open: load balancers send no key.
     assert_eq!(http(addr, "GET", "/healthz", &[], "").await?.status, 200);
 
-    let _ = stop.send(());
-    serving.await??;
+    served.stop().await?;
     Ok(())
 }

@@ -183,3 +183,37 @@ fn dechunk(mut rest: &str) -> Result<String, Box<dyn std::error::Error + Send + 
             .ok_or("chunk without its CRLF")?;
     }
 }
+
+/// An app of a hand-built [`Alight`](alight_server::Alight), served on a free loopback port
+/// until [`Served::stop`].
+pub struct Served {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Serves `app` with `alight` (its graceful shutdown) on `127.0.0.1:0`.
+pub async fn serve(alight: &alight_server::Alight, app: axum::Router) -> std::io::Result<Served> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let alight = alight.clone();
+    let task = tokio::spawn(async move {
+        alight
+            .serve(listener, app, async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(Served { addr, stop, task })
+}
+
+impl Served {
+    /// Shuts the server down and waits until it has stopped.
+    pub async fn stop(self) -> TestResult {
+        let _ = self.stop.send(());
+        self.task.await??;
+        Ok(())
+    }
+}
