@@ -106,6 +106,11 @@ export class Socket {
   log(kind: string, msg: string, data?: unknown): void;
 }
 
+/** What `onRecover` callbacks get: whether a rejoin got every broadcast missed since `position()`. */
+export interface Recovery {
+  recovered: boolean;
+}
+
 /** A channel of a socket: one topic, joined with its params. */
 export class Channel {
   private constructor();
@@ -120,8 +125,22 @@ export class Channel {
    * Throws if the channel is joined or joining already.
    */
   join(timeout?: number): Push;
-  /** Calls `callback` for every `event` the channel receives. Returns a ref for `off`. */
+  /**
+   * Calls `callback` for every `event` the channel receives. `ref` is the broadcast's position
+   * on a history topic, else null. Returns a ref for `off`.
+   */
   on<P = unknown>(event: string, callback: (payload: P, ref: string | null, joinRef: string | null) => void): number;
+  /**
+   * The channel's last position on a history topic (the server's `"<epoch>-<offset>"`): from its
+   * join reply, then from every broadcast. Undefined until a join reply carries one.
+   */
+  position(): string | undefined;
+  /**
+   * Calls `callback` after every (re)join reply of a history topic that says whether it resumed:
+   * the channel rejoins with `since: position()` by itself and drops broadcasts it had; with
+   * `recovered: false` the server could not replay what was missed, so reload the state.
+   */
+  onRecover(callback: (info: Recovery) => void): void;
   /** Removes the callbacks for `event`, or only the one with `ref`. */
   off(event: string, ref?: number): void;
   /** Calls `callback` when the channel closes: left (`"leave"`), or closed by the server. */

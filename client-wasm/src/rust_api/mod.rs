@@ -79,7 +79,7 @@ mod typed;
 #[cfg(test)]
 mod tests;
 
-pub use channel::{Channel, Message, StateChange};
+pub use channel::{Channel, Message, Recovery, StateChange};
 pub use driver::{Driver, Work};
 pub use error::{Cause, EventError, JoinError, LeaveError, PushError, SocketError};
 pub use reply::ReplyFuture;

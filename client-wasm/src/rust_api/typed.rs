@@ -162,7 +162,7 @@ impl<S: Schema> Stream for TypedEvents<S> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         Pin::new(&mut self.messages).poll_next(cx).map(|item| {
             item.map(|received| match received {
-                Ok(Message { event, payload }) => {
+                Ok(Message { event, payload, .. }) => {
                     S::Out::from_parts(&event, &payload).map_err(EventError::Schema)
                 }
                 Err(lagged) => Err(EventError::Lagged(lagged)),
