@@ -180,6 +180,7 @@ async fn event_streams_receive_broadcasts_and_pushes() -> TestResult {
     let expected = Message {
         event: "shout".to_owned(),
         payload: json(serde_json::json!({"body": "hi"})),
+        position: None,
     };
     for events in [&mut alice_events, &mut bob_events] {
         let got = next_matching("the broadcast", events, |m| Some(m.clone())).await;

@@ -212,7 +212,7 @@ impl Channel {
     /// [`events`](Self::events).
     ///
     /// ```
-    /// # async fn resume(room: alight_client::Channel) {
+    /// # async fn resume(room: alight_client::rust_api::Channel) {
     /// use futures_util::StreamExt;
     ///
     /// let mut recoveries = room.recoveries();
