@@ -306,14 +306,14 @@ pub extern "C" fn disconnect(handle: u32, now: f64, code: i32) {
     });
 }
 
+/// The page was hidden (`signal` 0) or shown (1), or the network went down (2) or came back (3):
+/// one export for the page's signals.
 #[unsafe(export_name = "visibility")]
-pub extern "C" fn visibility(handle: u32, visible: u32, now: f64) {
-    with(handle, |core| core.handle_visibility(visible != 0, at(now)));
-}
-
-#[unsafe(export_name = "online")]
-pub extern "C" fn online(handle: u32, online: u32, now: f64) {
-    with(handle, |core| core.handle_online(online != 0, at(now)));
+pub extern "C" fn visibility(handle: u32, signal: u32, now: f64) {
+    with(handle, |core| match signal {
+        0 | 1 => core.handle_visibility(signal == 1, at(now)),
+        _ => core.handle_online(signal == 3, at(now)),
+    });
 }
 
 #[unsafe(export_name = "opened")]

@@ -123,7 +123,7 @@ class Driver {
     watchVisibility((visible) => this.call((h, now) => wasm.visibility(h, visible, now)));
     // The browser's network events: offline closes at once, online reconnects at once.
     for (const on of [0, 1]) {
-      globalThis.addEventListener?.(on ? "online" : "offline", () => this.call((h, now) => wasm.online(h, on, now)));
+      globalThis.addEventListener?.(on ? "online" : "offline", () => this.call((h, now) => wasm.visibility(h, on + 2, now)));
     }
   }
 
@@ -194,7 +194,15 @@ class Driver {
     if (kind !== 3) {
       const channel = this.#channels.get(channelId);
       topic = channel.topic;
-      if (kind === 0) [event, payload] = ["phx_join", channel.__joinParams()];
+      if (kind === 0) {
+        // With `since` once the channel has a position (resume; params that are an object).
+        const [params, since] = [channel._params, channel._pos];
+        event = "phx_join";
+        payload =
+          since && typeof params === "string" && params[0] === "{"
+            ? JSON.stringify({ ...JSON.parse(params), since })
+            : params;
+      }
       else if (kind === 1) event = "phx_leave";
       else [event, payload] = this.#pushes.get(pushId) ?? this.#making;
     }
@@ -234,9 +242,16 @@ class Driver {
         this.#pushes.delete(pushId);
         const { status, response } = this.#frame.payload;
         answer(status, response);
-        // A join's reply moves the position now, before the frames that follow it are handled.
+        // An ok join reply with a `position` makes a history channel; unless it recovered, that
+        // position is where it starts (a recovered join's missed broadcasts follow the reply).
+        // Taken now, before the frames that follow are handled.
         const ch = channel();
-        if (ch?._join === pushId && status === "ok") ch.__joined(response, (f) => this.#later(f));
+        const recovered = response?.recovered;
+        if (ch?._join !== pushId || status !== "ok" || typeof response?.position !== "string") return;
+        if (recovered !== true) ch._pos = response.position;
+        if (recovered !== undefined) {
+          this.#later(() => ch._callbacks.trigger(RECOVER, { recovered: recovered === true }));
+        }
         return;
       }
       case 4:
@@ -246,8 +261,14 @@ class Driver {
         return answer("timeout", {});
       case 6: {
         const { event, payload, ref } = this.#frame;
-        // A broadcast of a history channel at or before its position was had already.
-        if (channel()?.__fresh(ref) === false) return;
+        const ch = channel();
+        // A broadcast of a history channel at or before its position (same stream) was had
+        // already; a newer one's position becomes the channel's.
+        const [at, last] = [positionOf(ref), positionOf(ch?._pos)];
+        if (at && last) {
+          if (at[0] === last[0] && at[1] <= last[1]) return;
+          ch._pos = ref;
+        }
         return this.#later(() => channel()?.__trigger(event, payload, ref));
       }
       default: {
@@ -763,34 +784,6 @@ export class Channel {
 
   onRecover(callback) {
     this._callbacks.on(RECOVER, callback);
-  }
-
-  /** The params of a join: with `since` once the channel has a position (a JSON object's). */
-  __joinParams() {
-    const params = this._params;
-    return this._pos && typeof params === "string" && params[0] === "{"
-      ? JSON.stringify({ ...JSON.parse(params), since: this._pos })
-      : params;
-  }
-
-  /** An ok join reply: one with a `position` makes this a history channel; unless it recovered,
-   * that position is where it starts (a recovered join's missed broadcasts follow it). */
-  __joined(response, later) {
-    if (typeof response?.position !== "string") return;
-    const recovered = response.recovered;
-    if (recovered !== true) this._pos = response.position;
-    if (recovered !== undefined) later(() => this._callbacks.trigger(RECOVER, { recovered: recovered === true }));
-  }
-
-  /** Whether a broadcast with `ref` is new: false for a position at or before the channel's,
-   * in the same stream; a newer one becomes the channel's position. */
-  __fresh(ref) {
-    const at = positionOf(ref);
-    const last = positionOf(this._pos);
-    if (!at || !last) return true;
-    if (at[0] === last[0] && at[1] <= last[1]) return false;
-    this._pos = ref;
-    return true;
   }
 }
 
