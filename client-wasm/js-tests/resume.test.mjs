@@ -72,6 +72,27 @@ test("a history channel rejoins with since, drops what it had, and reports recov
   assert.equal(channel.position(), at(10, "fedcba987654"));
 });
 
+test("join params with a since of their own keep it", async (t) => {
+  const harness = new Harness(t);
+  const server = await harness.wsServer();
+  const socket = harness.socket(server.socketUrl);
+  socket.connect();
+  let own;
+  const channel = socket.channel("history:own", () => (own ? { since: own } : {}));
+  const joined = new Promise((resolve) => channel.join().receive("ok", resolve));
+  const first = await server.connections.nth(1);
+  const [joinRef] = JSON.parse(await first.frames.nth(1));
+  const reply = { status: "ok", response: { position: at(3) } };
+  first.ws.send(JSON.stringify([joinRef, joinRef, "history:own", "phx_reply", reply]));
+  await joined;
+  own = at(7);
+  first.ws.terminate();
+  const second = await server.connections.nth(2);
+  const [, , , , params] = JSON.parse(await second.frames.nth(1));
+  assert.deepEqual(params, { since: at(7) });
+  assert.equal(channel.position(), at(3));
+});
+
 test("a channel without history sends no since and never reports a recovery", async (t) => {
   const harness = new Harness(t);
   const server = await harness.wsServer();

@@ -195,12 +195,13 @@ class Driver {
       const channel = this.#channels.get(channelId);
       topic = channel.topic;
       if (kind === 0) {
-        // With `since` once the channel has a position (resume; params that are an object).
+        // With `since` once the channel has a position (resume; params that are an object and
+        // carry no `since` of their own: a live collection knows its position better).
         const [params, since] = [channel._params, channel._pos];
         event = "phx_join";
         payload =
           since && typeof params === "string" && params[0] === "{"
-            ? JSON.stringify({ ...JSON.parse(params), since })
+            ? JSON.stringify({ since, ...JSON.parse(params) })
             : params;
       }
       else if (kind === 1) event = "phx_leave";

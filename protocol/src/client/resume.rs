@@ -11,7 +11,7 @@
 //! | ok join reply with `recovered: true` | keeps its position: the missed broadcasts follow the reply |
 //! | broadcast whose ref is a position of the same epoch, at or before the channel's | dropped: it was had already |
 //! | any other broadcast with a position | delivered; its position becomes the channel's |
-//! | its next join (a rejoin, or a join after a leave) | sends `since: <position>` merged into its params (a JSON object's) |
+//! | its next join (a rejoin, or a join after a leave) | sends `since: <position>` merged into its params (a JSON object's), unless they carry a `since` of their own (a live collection's, which knows its position better) |
 
 use serde::Deserialize;
 
@@ -75,11 +75,13 @@ impl Resume {
     }
 
     /// The params of the channel's next join: `params` with `since` once there is a position
-    /// and they are a JSON object.
+    /// and they are a JSON object without a `since` of their own.
     pub(super) fn join_params(&self, params: &Payload) -> Option<Payload> {
         let position = self.position.as_ref()?;
         let mut object: serde_json::Map<String, serde_json::Value> = params.deserialize().ok()?;
-        object.insert("since".to_owned(), position.clone().into());
+        object
+            .entry("since")
+            .or_insert_with(|| position.clone().into());
         Payload::json(&object).ok()
     }
 }
@@ -153,12 +155,15 @@ mod tests {
         let mut resume = Resume::default();
         assert_eq!(resume.join_params(&json(r#"{"a":1}"#)), None);
         resume.joined(&json(r#"{"position":"aaaaaaaaaaaa-5"}"#));
-        let params = resume
-            .join_params(&json(r#"{"a":1,"since":"old"}"#))
-            .expect("an object");
+        let params = resume.join_params(&json(r#"{"a":1}"#)).expect("an object");
         assert_eq!(
             params.as_json(),
             Some(r#"{"a":1,"since":"aaaaaaaaaaaa-5"}"#)
+        );
+        assert_eq!(
+            resume.join_params(&json(r#"{"since":"own"}"#)),
+            Some(json(r#"{"since":"own"}"#)),
+            "params' own since is kept"
         );
         assert_eq!(
             resume.join_params(&json("[1]")),
