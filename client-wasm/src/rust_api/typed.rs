@@ -12,7 +12,7 @@ use alight_protocol::schema::{Events, Schema};
 use futures_util::{FutureExt, Stream};
 use thiserror::Error;
 
-use super::channel::{ClientChannel, Message, StateChange};
+use super::channel::{ClientChannel, Message, Recovery, StateChange};
 use super::error::{ClientJoinError, EventError, LeaveError, PushError};
 use super::reply::ReplyFuture;
 use super::stream::Subscription;
@@ -133,6 +133,16 @@ impl<S: Schema> TypedClientChannel<S> {
     /// The channel's state changes. See [`ClientChannel::states`].
     pub fn states(&self) -> Subscription<StateChange> {
         self.channel.states()
+    }
+
+    /// The channel's last position on a topic with history. See [`ClientChannel::position`].
+    pub fn position(&self) -> Option<String> {
+        self.channel.position()
+    }
+
+    /// Whether each rejoin of a history channel resumed. See [`ClientChannel::recoveries`].
+    pub fn recoveries(&self) -> Subscription<Recovery> {
+        self.channel.recoveries()
     }
 }
 
