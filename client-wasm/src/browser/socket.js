@@ -30,6 +30,7 @@ const RETRY_MS = 10;
 const MAX_QUEUED = 16 << 20;
 
 const CHANNEL_STATES = ["closed", "joining", "joined", "errored"];
+const CONNECTION_STATES = ["closed", "connecting", "open"];
 
 /** The channel callbacks' key of `onRecover` (no event name can be it). */
 const RECOVER = Symbol();
@@ -40,7 +41,6 @@ const positionOf = (text) => {
   const m = /^([0-9a-f]{12})-(0|[1-9]\d*)$/.exec(text);
   return m ? [m[1], Number(m[2])] : undefined;
 };
-const CONNECTION_STATES = ["closed", "connecting", "open"];
 
 const REMOVED =
   "the channel was removed from its socket; make a new one with socket.channel(topic, params)";
@@ -203,8 +203,7 @@ class Driver {
           since && typeof params === "string" && params[0] === "{"
             ? JSON.stringify({ since, ...JSON.parse(params) })
             : params;
-      }
-      else if (kind === 1) event = "phx_leave";
+      } else if (kind === 1) event = "phx_leave";
       else [event, payload] = this.#pushes.get(pushId) ?? this.#making;
     }
     const [joinText, refText_] = [refText(joinRef), refText(ref)];
