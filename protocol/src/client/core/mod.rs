@@ -268,20 +268,20 @@ impl<H: Host> Core<H> {
         self.heartbeat = Heartbeat::Off;
         self.error_channels();
         self.conn = Conn::Closed;
-        let refused = match code {
-            Some(FORBIDDEN) => true,
-            Some(UNAUTHORIZED) => std::mem::replace(&mut self.unauthorized, true),
-            _ => false,
-        };
-        if let (true, Some(code)) = (refused, code) {
-            self.wants_connection = false;
-            self.reconnect_tries = 0;
-            self.host.emit(CoreEvent::Refused { code });
-        } else if code == Some(UNAUTHORIZED) && self.wants_connection {
+        match code {
+            Some(refusal @ (UNAUTHORIZED | FORBIDDEN))
+                if refusal == FORBIDDEN || std::mem::replace(&mut self.unauthorized, true) =>
+            {
+                self.wants_connection = false;
+                self.reconnect_tries = 0;
+                self.host.emit(CoreEvent::Refused { code: refusal });
+            }
             // At once, with the token the host evaluates afresh.
-            self.conn = Conn::Reconnecting { at: now };
-        } else if self.wants_connection {
-            self.schedule_reconnect(now);
+            Some(UNAUTHORIZED) if self.wants_connection => {
+                self.conn = Conn::Reconnecting { at: now };
+            }
+            _ if self.wants_connection => self.schedule_reconnect(now),
+            _ => {}
         }
         self.host.emit(CoreEvent::Close { code });
     }
