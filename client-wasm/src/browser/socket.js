@@ -410,31 +410,26 @@ class Driver {
   // --- token refresh (server/src/jwt.rs) ------------------------------------------------------
 
   /** With an `authToken` function and a JWT `token` with `exp`, gets a new token before it
-   * expires: halfway there, or a minute before for tokens living over two minutes. */
+   * expires (halfway there, or a minute before for tokens living over two minutes) and hands it
+   * to the server on every joined channel (`access_token`, as Supabase realtime-js does),
+   * without reconnecting. A token the server refuses leaves the old one in force: at its expiry
+   * the server closes with 4001 and the socket reconnects with a fresh token. */
   #scheduleRefresh(attempt, token) {
-    const exp = typeof this.#token === "function" ? tokenExpiry(token) : undefined;
-    if (exp === undefined) return;
+    const exp = typeof this.#token === "function" && tokenExpiry(token);
+    if (!exp) return;
     const left = exp * 1000 - Date.now();
-    const delay = Math.min(left - Math.min(60000, left / 2), 2147483647);
-    this.#tokenTimer = setTimeout(() => this.#refresh(attempt), delay);
-  }
-
-  /** Calls the `authToken` function and hands the token to the server on every joined channel
-   * (`access_token`, as Supabase realtime-js does), without reconnecting. A token the server
-   * refuses leaves the old one in force: at its expiry the server closes with 4001 and the
-   * socket reconnects with a fresh token. */
-  async #refresh(attempt) {
-    let token;
-    try {
-      token = await this.#token();
-    } catch (error) {
-      return Callbacks.report(error);
-    }
-    if (!this.#current(attempt)) return;
-    for (const channel of this.#channels.values()) {
-      if (wasm.channelState(this.#h, channel._id) === 2) channel.push("access_token", { access_token: token });
-    }
-    this.#scheduleRefresh(attempt, token);
+    this.#tokenTimer = setTimeout(async () => {
+      try {
+        token = await this.#token();
+      } catch (error) {
+        return Callbacks.report(error);
+      }
+      if (!this.#current(attempt)) return;
+      for (const channel of this.#channels.values()) {
+        if (wasm.channelState(this.#h, channel._id) === 2) channel.push("access_token", { access_token: token });
+      }
+      this.#scheduleRefresh(attempt, token);
+    }, Math.min(left - Math.min(60000, left / 2), 2147483647));
   }
 
   // --- the WebSocket's send queue --------------------------------------------------------------
