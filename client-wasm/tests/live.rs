@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use alight_client::native::Builder;
 use alight_client::rust_api::{
-    LiveCollection, LiveError, LiveEvent, Operation, ShapeRequest, Socket, SocketEvent,
+    ClientSocket, LiveCollection, LiveError, LiveEvent, Operation, ShapeRequest, SocketEvent,
 };
 use alight_tests::shapes::ShapeServer;
 use futures_util::StreamExt;
@@ -51,7 +51,7 @@ async fn server() -> ShapeServer {
     }
 }
 
-fn connected(url: &str, user: Option<&str>) -> Socket {
+fn connected(url: &str, user: Option<&str>) -> ClientSocket {
     let params: Vec<(&str, &str)> = user.map(|user| ("token", user)).into_iter().collect();
     let socket = Builder::new(url).params(params).build();
     socket.connect();

@@ -38,10 +38,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use super::channel::{Channel, Message, StateChange};
-use super::error::{JoinError, PushError};
+use super::channel::{ClientChannel, Message, StateChange};
+use super::error::{ClientJoinError, PushError};
 use super::reply::ReplyFuture;
-use super::socket::Socket;
+use super::socket::ClientSocket;
 use super::stream::{Lagged, Subscription};
 
 /// What a [`LiveCollection`] asks for, as Electric's shape request: rows matching a `where`
@@ -171,7 +171,7 @@ pub enum LiveError {
     /// The join failed for another reason: the socket shut down, or another channel of the
     /// same topic was joined.
     #[error("the shape's channel could not be joined")]
-    Join(#[source] JoinError),
+    Join(#[source] ClientJoinError),
     /// A row does not decode as the collection's row type; it is left out (or left as it was).
     #[error("the row {key} does not match the collection's row type")]
     Row {
@@ -221,7 +221,7 @@ fn offset_number(offset: &str) -> Option<u64> {
 /// The answer the collection waits for.
 #[derive(Debug)]
 enum Pending {
-    Join(ReplyFuture<Payload, JoinError>),
+    Join(ReplyFuture<Payload, ClientJoinError>),
     /// The next chunk, of the snapshot of `handle` gathered in `rows` (`None`: of the changes
     /// a recovered rejoin catches up on, applied as they come).
     More {
@@ -273,7 +273,7 @@ enum Pending {
 /// ```
 #[derive(Debug)]
 pub struct LiveCollection<Row> {
-    channel: Channel,
+    channel: ClientChannel,
     request: Map<String, Value>,
     states: Subscription<StateChange>,
     messages: Subscription<Message>,
@@ -296,7 +296,7 @@ impl<Row> Unpin for LiveCollection<Row> {}
 impl<Row: Clone + Serialize + DeserializeOwned> LiveCollection<Row> {
     /// Joins `shape:<table>` on `socket` with `request`. The join is sent at once, or when the
     /// socket connects; the events come by polling the collection.
-    pub fn new(socket: &Socket, table: &str, request: ShapeRequest) -> Self {
+    pub fn new(socket: &ClientSocket, table: &str, request: ShapeRequest) -> Self {
         let request = request.to_json();
         let channel = socket.channel(format!("shape:{table}"), Payload::empty());
         let mut collection = LiveCollection {
@@ -327,7 +327,7 @@ impl<Row: Clone + Serialize + DeserializeOwned> LiveCollection<Row> {
     }
 
     /// The channel underneath (its state, its `events()`).
-    pub fn channel(&self) -> &Channel {
+    pub fn channel(&self) -> &ClientChannel {
         &self.channel
     }
 
@@ -369,11 +369,11 @@ impl<Row: Clone + Serialize + DeserializeOwned> LiveCollection<Row> {
         }
     }
 
-    fn on_join(&mut self, result: Result<Payload, JoinError>) {
+    fn on_join(&mut self, result: Result<Payload, ClientJoinError>) {
         let reply = match result {
             Ok(reply) => reply.deserialize::<Value>().unwrap_or(Value::Null),
-            Err(JoinError::Timeout) => return self.join(),
-            Err(JoinError::Refused { response, .. }) => {
+            Err(ClientJoinError::Timeout) => return self.join(),
+            Err(ClientJoinError::Refused { response, .. }) => {
                 let response = response.deserialize::<Value>().unwrap_or(Value::Null);
                 let text = |field: &str| {
                     response
