@@ -139,9 +139,10 @@ export class LiveCollection {
     const open = () => {
       this.channel?.leave();
       generation++;
+      // `since: null` asks for a fresh snapshot, whatever position the channel holds.
       const channel = socket.channel(`shape:${table}`, () => {
         asked = at;
-        return { ...request, ...at };
+        return { ...request, since: null, ...at };
       });
       /** The channel underneath (a new one after each restart). */
       this.channel = channel;

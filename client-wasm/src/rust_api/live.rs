@@ -334,6 +334,8 @@ impl<Row: Clone + Serialize + DeserializeOwned> LiveCollection<Row> {
     /// (Re)joins, resuming from the rows held if a snapshot is complete.
     fn join(&mut self) {
         let mut params = self.request.clone();
+        // `since: null` asks for a fresh snapshot, whatever position the channel holds.
+        params.insert("since".into(), Value::Null);
         if let Some(at) = &self.at {
             params.insert("handle".into(), at.handle.clone().into());
             params.insert("offset".into(), at.offset.clone().into());
