@@ -348,3 +348,27 @@ async fn a_refused_shape_is_an_error_and_ends_the_stream() -> TestResult {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_shape_rotated_while_connected_is_fetched_again() -> TestResult {
+    let server = server().await;
+    server
+        .exec("INSERT INTO items (owner, title) VALUES ('alice', 'x');")
+        .await?;
+    let socket = connected(&server.ws_url(), Some("alice"));
+    let mut items = LiveCollection::<Item>::new(&socket, "items", ShapeRequest::new());
+    assert_eq!(next(&mut items, "the snapshot").await?, LiveEvent::Snapshot);
+
+    server.rotate();
+    assert_eq!(
+        next(&mut items, "the refetched snapshot").await?,
+        LiveEvent::Snapshot
+    );
+    server
+        .exec("INSERT INTO items (owner, title) VALUES ('alice', 'y');")
+        .await?;
+    let (seen, _) = changes(&mut items, "a change after the refetch").await?;
+    assert_eq!(seen, [(Operation::Insert, "y".to_owned())]);
+    assert_eq!(titles(&items), ["x", "y"]);
+    Ok(())
+}
