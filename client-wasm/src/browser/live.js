@@ -4,15 +4,18 @@
 //
 // | from the server | here |
 // |---|---|
-// | join reply `{handle, offset, messages, more}` | a snapshot's first chunk: rows are gathered aside and `more` is pushed until `more: false`; then they replace `rows` (event `snapshot`) |
-// | a rejoin's reply to `{handle, offset}`: that handle, no `refetch` | recovered: its messages are the changes missed (event `changes`, `recovered: true`) |
-// | a rejoin's reply with `refetch: true` or another handle | not recovered: a fresh snapshot, as above, which replaces the rows |
-// | `changes` `{offset, messages}` | applied (event `changes`); one at or before the offset held is a duplicate, dropped |
-// | `changes` `{refetch: true}`, a `must-refetch` message, a failed `more` | the channel is left and a new one joined for a fresh snapshot; `rows` stay until it replaces them |
+// | join reply `{handle, offset, position, messages, more}` | a snapshot's first chunk: rows are gathered aside and `more` is pushed until `more: false`; then they replace `rows` (event `snapshot`) |
+// | a rejoin's reply with `recovered: true` | its messages (and its `more` chunks') are the changes missed (event `changes`, `recovered: true`) |
+// | a rejoin's reply with `recovered: false` | a fresh snapshot, as above, which replaces the rows |
+// | `changes` `{offset, position, messages}` | applied (event `changes`); one at or before the offset held is a duplicate, dropped |
+// | `refetch`, a `must-refetch` message, a failed `more` | the channel is left and a new one joined for a fresh snapshot; `rows` stay until it replaces them |
 // | join refused | event `error` with the server's response; `ready` rejects with it |
 //
-// Every rejoin (after a reconnect or a crash on the server) sends the `handle` and `offset` of
-// the rows held, through the channel's params function; a snapshot cut short sends neither.
+// Every rejoin (after a reconnect or a crash on the server) sends where the rows stand, through
+// the channel's params function: `since` (the last position) and the shape's `handle` and
+// `offset`; a snapshot cut short sends `since: null`. A server that resumes by handle and offset
+// alone answers a rejoin it cannot resume with `refetch: true` (or another handle) instead of
+// `recovered: false`, and asks for a refetch with `changes` `{refetch: true}`; both are understood.
 // Messages are Electric's (`{key, value, headers: {operation}}`); an `update` carries the key and
 // the changed columns (`replica: "default"`) or every column (`"full"`), merged into the row held,
 // and a `delete` the key, so a change's `value` is always the whole row.

@@ -4,15 +4,20 @@
 //!
 //! | from the server | here |
 //! |---|---|
-//! | join reply `{handle, offset, messages, more}` | a snapshot's first chunk: rows are gathered aside and `more` is pushed until `more: false`; then they replace the rows ([`LiveEvent::Snapshot`]) |
-//! | a rejoin's reply to `{handle, offset}`: that handle, no `refetch` | recovered: its messages are the changes missed ([`LiveEvent::Changes`] with `recovered: true`) |
-//! | a rejoin's reply with `refetch: true` or another handle | not recovered: a fresh snapshot, as above, which replaces the rows |
-//! | `changes` `{offset, messages}` | applied ([`LiveEvent::Changes`]); one at or before the offset held is a duplicate, dropped |
-//! | `changes` `{refetch: true}`, a `must-refetch` message, a failed `more`, lost events | a new join for a fresh snapshot; the rows stay until it replaces them |
+//! | join reply `{handle, offset, position, schema?, messages, more}` | a snapshot's first chunk: rows are gathered aside and `more` is pushed until `more: false`; then they replace the rows ([`LiveEvent::Snapshot`]) |
+//! | a rejoin's reply with `recovered: true` | its messages (and its `more` chunks') are the changes missed ([`LiveEvent::Changes`] with `recovered: true`) |
+//! | a rejoin's reply with `recovered: false` | a fresh snapshot, as above, which replaces the rows |
+//! | `changes` `{offset, position, messages}` | applied ([`LiveEvent::Changes`]); one at or before the offset held is a duplicate, dropped |
+//! | `refetch`, a `must-refetch` message, a failed `more`, lost events | a new join for a fresh snapshot; the rows stay until it replaces them |
 //! | join refused | [`LiveError::Refused`], then the stream ends |
 //!
+//! A server that resumes by `handle` and `offset` alone answers a rejoin it cannot resume with
+//! `refetch: true` (or another handle) instead of `recovered: false`, and asks for a refetch with
+//! `changes` `{refetch: true}`; both are understood.
+//!
 //! The collection rejoins by itself rather than through the channel's own rejoin, because each
-//! rejoin carries the `handle` and `offset` of the rows held: when the channel errors (the
+//! rejoin carries where the rows held stand (`since`, the last position, and the shape's `handle`
+//! and `offset`; `since: null` for a fresh snapshot): when the channel errors (the
 //! connection was lost, the channel crashed on the server), the collection leaves it and joins
 //! it again with them (sent when the connection is back). While that join is out, `changes`
 //! still arriving belong to the join before and are dropped: the reply carries everything after
@@ -21,6 +26,9 @@
 //! Messages are Electric's (`{key, value, headers: {operation}}`). An `update` carries the key and
 //! the changed columns (`replica` default) or every column (full); it is merged into the row held
 //! (serialized back to JSON), so a change's `value` is always the whole row, decoded as `Row`.
+//! Values are Electric's text on the wire; with the column types of a reply's `schema` (as
+//! Electric's `electric-schema` header) they become numbers, booleans and JSON before decoding.
+//! From a server that sends no `schema`, `Row` reads text (`String` fields).
 //!
 //! Nothing happens unless the collection is polled: it is a [`Stream`] of its events, and
 //! [`rows`](LiveCollection::rows) is what the events so far made of the shape.
