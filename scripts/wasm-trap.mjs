@@ -1,10 +1,13 @@
 // Run by scripts/build-client, before wasm-opt:
-//   node scripts/wasm-trap.mjs <in.wasm> <out.wasm> <pattern>...
+//   node scripts/wasm-trap.mjs <in.wasm> <out.wasm> --trap <pattern>... --blank <pattern>...
 //   node scripts/wasm-trap.mjs --list <in.wasm>     (each function's code size and name)
 //
 // Replaces the body of each function whose (mangled) name in the module's `name` section, which
-// rustc writes, matches one of the patterns (regular expressions) by `unreachable`: a trap, as when it ran to its end. wasm-opt
-// then inlines the trap into every caller and drops what only that function reached.
+// rustc writes, matches one of the `--trap` patterns (regular expressions) by `unreachable`: a
+// trap, as when it ran to its end. wasm-opt then inlines the trap into every caller and drops
+// what only that function reached. Then fills with zeros the bytes of the data section that match
+// a `--blank` pattern (read as Latin-1): the panics' messages and file names, which only the
+// trapped functions read, but which wasm-opt cannot prove unused; it leaves out runs of zeros.
 //
 // Why: on wasm32-unknown-unknown std's panic and allocation-error handlers format a message for
 // stderr, which goes nowhere on this target, and then trap (`panic = "abort"`). Stable Rust
@@ -18,8 +21,19 @@ import { readFileSync, writeFileSync } from "node:fs";
 const args = process.argv.slice(2);
 const list = args[0] === "--list";
 if (list) args.shift();
-const [input, output, ...patterns] = args;
-const traps = patterns.map((p) => ({ required: p.startsWith("!"), regex: new RegExp(p.replace(/^!/, "")), used: false }));
+const [input, output, ...rest] = args;
+const patterns = { "--trap": [], "--blank": [] };
+let into;
+for (const arg of rest) {
+  if (arg in patterns) into = patterns[arg];
+  else if (into) into.push(arg);
+  else throw new Error(`wasm-trap: ${arg}: give --trap or --blank first`);
+}
+const traps = patterns["--trap"].map((p) => ({
+  required: p.startsWith("!"),
+  regex: new RegExp(p.replace(/^!/, "")),
+  used: false,
+}));
 const bytes = readFileSync(input);
 
 /** Reads an unsigned LEB128 at `at`: [value, next offset]. */
@@ -135,14 +149,25 @@ for (const body of bodies) {
 const missing = traps.filter((t) => t.required && !t.used).map((t) => t.regex.source);
 if (missing.length) throw new Error(`wasm-trap: no function matches ${missing.join(", ")}`);
 
+// The data section comes after the code section; its length does not change.
+const data = sections.find((s) => s.id === 11);
+const tail = Buffer.from(bytes.subarray(code.end));
+let blanked = 0;
+if (data) {
+  if (data.start < code.end) throw new Error("wasm-trap: the data section is before the code section");
+  const start = data.start - code.end;
+  const text = tail.toString("latin1", start, data.end - code.end);
+  for (const pattern of patterns["--blank"]) {
+    for (const match of text.matchAll(new RegExp(pattern, "g"))) {
+      tail.fill(0, start + match.index, start + match.index + match[0].length);
+      blanked += match[0].length;
+    }
+  }
+}
+
 const content = Buffer.concat([Buffer.from(encodeLeb(count)), ...parts]);
 writeFileSync(
   output,
-  Buffer.concat([
-    bytes.subarray(0, code.header),
-    Buffer.from([10, ...encodeLeb(content.length)]),
-    content,
-    bytes.subarray(code.end),
-  ]),
+  Buffer.concat([bytes.subarray(0, code.header), Buffer.from([10, ...encodeLeb(content.length)]), content, tail]),
 );
-console.log(`wasm-trap: ${trapped} functions trap in ${output}`);
+console.log(`wasm-trap: ${trapped} functions trap, ${blanked} bytes of data blanked, in ${output}`);
