@@ -81,7 +81,7 @@ mod typed;
 #[cfg(test)]
 mod tests;
 
-pub use channel::{ClientChannel, Message, StateChange};
+pub use channel::{ClientChannel, Message, Recovery, StateChange};
 pub use driver::{Driver, Work};
 pub use error::{Cause, ClientJoinError, EventError, LeaveError, PushError, SocketError};
 pub use live::{LiveChange, LiveCollection, LiveError, LiveEvent, Operation, ShapeRequest};
