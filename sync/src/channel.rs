@@ -1,25 +1,63 @@
-//! Shapes over channels: join `shape:<table>` with the HTTP API's request fields and get the
-//! snapshot in the join reply, then the changes as broadcasts, resumable from an offset.
+//! Shapes over channels: join `shape:<table>` with the HTTP API's request fields; the join reply
+//! carries the first chunk of the snapshot, the client pulls the rest with `more`, then the
+//! shape's changes arrive as `changes` broadcasts with positions, and a rejoin resumes from the
+//! last position as history topics do (`since` in, `position` and `recovered` out; see
+//! `alight_server::History`).
+//!
+//! # Wire contract
+//! Every `messages` array holds Electric's messages, exactly as `GET /v1/shape` sends them (see
+//! [`crate::message`]): `{key, value, old_value?, headers: {operation, relation, lsn, ...}}`,
+//! `operation` one of `insert`, `update`, `delete`; apply them in array order. Snapshot rows
+//! are `insert`s. An `update` carries the key and the changed columns (`replica: "default"`) or
+//! the whole row and `old_value` (`"full"`); a `delete` carries the key (and the row with `full`).
 //!
 //! | client → server | server → client |
 //! |---|---|
-//! | `phx_join` `shape:<table>` `{where?, params?, columns?, replica?, handle?, offset?}` | ok `{handle, offset, messages, more, refetch}`: the first chunk of the snapshot (or, resuming with a live `handle` and `offset`, the changes since), Electric's messages; error `{reason: "unauthorized" \| "forbidden" \| "bad_request" \| "unavailable", message}` |
-//! | `more` `{}` | ok `{messages, more, offset}`: the next snapshot chunk; the last one also carries the changes committed during the snapshot; error `{reason: "snapshot_failed"}` if the snapshot failed or the client stalled past `Config::snapshot_stall_timeout` (join again) |
-//! | | `changes` `{handle, offset, messages}`: committed changes for this shape, in commit order; `offset` is where to resume |
-//! | | `changes` `{handle, refetch: true}`: the shape was rotated or its log is gone; join again without `offset` |
+//! | `phx_join` `shape:<table>` `{where?, params?, columns?, replica?, since?}` | ok `{handle, offset, position, recovered?, messages, more}`, or error `{reason, message}` (below) |
+//! | `more` `{}` (only while the last reply said `more: true`) | ok `{handle, offset, position, messages, more}`: the next chunk; error `{reason: "snapshot_failed", message}`: the snapshot broke (or the client took longer than `Config::snapshot_stall_timeout` to ask): join again without `since` |
+//! | | broadcast `changes` `{handle, offset, position, messages}` with `position` also in the frame's `ref` slot: committed changes of this shape, whole transactions, in commit order |
+//! | | broadcast `refetch` `{handle}`: the shape's log is gone (the server rotated it, or its log passed its bound): leave, drop the rows, join again (with `since`: the reply says `recovered: false` and brings a fresh snapshot) |
 //!
-//! `params` is an array (`$1` first) or an object by number; `columns` an array or `"a,b"`;
-//! offsets are Electric's `<n>_0`. `refetch: true` in a join reply means the `handle`/`offset`
-//! sent could not be resumed: drop the rows held.
+//! Join params: `where` (the filter subset of `GET /v1/shape`, e.g. `"done = $1"`), `params` (an
+//! array, `$1` first, or an object by number `{"1": "x"}`; strings, numbers or booleans),
+//! `columns` (an array or `"id,title"`; must include the primary key), `replica`
+//! (`"default"` or `"full"`), `since` (a position from an earlier reply or broadcast of this
+//! shape; absent or `null` for a fresh join). The server adds the table's authorization filter
+//! for the socket's identity: no params reach another user's rows.
+//!
+//! Join reply:
+//! - `recovered` is absent without `since`. `recovered: true`: `since` was resumed; `messages` are
+//!   the changes after it (keep your rows and apply them). `recovered: false`: `since` could not
+//!   be resumed (another shape, a rotated handle, older than the log holds, garbled): `messages`
+//!   start a fresh snapshot; drop your rows first.
+//! - `more: true`: the snapshot (or catch-up) continues: push `more` until a reply says
+//!   `more: false`. No `changes` broadcast reaches the client in between; the last chunk
+//!   carries what was committed meanwhile. Each chunk holds at most
+//!   `Config::snapshot_chunk_rows` rows (and about `Config::snapshot_chunk_bytes`) or
+//!   `Config::max_chunk_changes` changes (more only to keep a transaction whole).
+//! - `position` is `"<epoch>-<n>"`, the form of `alight_server::Position`: the epoch is the
+//!   shape's handle, `n` the change-log id the client is complete up to. Send the last one you
+//!   got (reply, `more` reply, or broadcast `ref`) as `since` when you rejoin. While a snapshot is
+//!   being paged (`more: true` after a fresh snapshot's chunk), `position` is one that cannot be
+//!   resumed (its epoch is not the shape's): a rejoin then starts over with `recovered: false`.
+//!   Positions of one epoch grow; a broadcast at or before the position you hold is one you have.
+//! - `handle` and `offset` are the shape's Electric handle and offset (`<n>_0`), with which the
+//!   same shape can be continued over `GET /v1/shape`.
+//!
+//! Join errors (`reason`): `unauthorized` (the table needs an identity and the socket has none),
+//! `forbidden` (the authorization hook refused), `bad_request` (unknown table or column,
+//! unsupported `where`, bad `params`/`columns`/`replica`; `message` says which), `unavailable`
+//! (`Config::max_shapes` live shapes that all have subscribers, or
+//! `Config::max_subscribers_per_shape` subscribers on this shape: retry later), `snapshot_failed`
+//! (the database failed).
 //!
 //! # How changes reach each subscriber, bounded and per shape
 //! The topic's subscribers may hold different shapes (one per user, say), so changes are not
 //! simply broadcast to the topic: one task per live shape waits on the shape's wakeups (see
-//! [`crate::index`]) and broadcasts `changes` tagged with its handle and offsets; the channel
-//! intercepts `changes` and each subscriber receives only its own shape's, from its own offset
-//! (a subscriber behind the broadcast, e.g. joined a moment before, gets its catch-up from the
-//! feed instead). A snapshot is streamed from its read transaction one chunk per `more`, so no
-//! frame and no server buffer holds more than a chunk; broadcasts wait until it is complete.
+//! [`crate::index`]) and broadcasts `changes` tagged with its handle and the offsets it spans;
+//! the channel intercepts `changes` and each subscriber receives only its own shape's, without
+//! the messages it already has. A snapshot is streamed from its read transaction one chunk per
+//! `more`, so no frame and no server buffer holds more than a chunk or two.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
