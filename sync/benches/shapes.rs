@@ -192,31 +192,14 @@ async fn latency(rate: u64, seconds: u64, shared: bool) -> Result<(f64, f64, usi
             samples.lock().expect("not poisoned").extend(mine);
         }));
     }
-    let writer_db = db.clone();
-    let total = rate * seconds;
-    let written = tokio::task::spawn_blocking(move || -> Result<u64, rusqlite::Error> {
-        let conn = rusqlite::Connection::open(&path)?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        let start = Instant::now();
-        for n in 0..total {
-            let due = start + Duration::from_secs_f64(n as f64 / rate as f64);
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
-            let owner = if shared {
-                "all".to_owned()
-            } else {
-                format!("u{}", n % users)
-            };
-            conn.execute(
-                "INSERT INTO items (owner, title, t_us) VALUES (?1, 'a title', ?2)",
-                rusqlite::params![owner, now_us()],
-            )?;
-            writer_db.notify();
+    let written = write(&path, &db, rate, seconds, move |n| {
+        if shared {
+            "all".to_owned()
+        } else {
+            format!("u{}", n % users)
         }
-        Ok(total)
     })
-    .await??;
+    .await?;
     // Every subscriber stops once it has read up to the last row written.
     let last = db.database_head().await?;
     stop_tx.send_replace(last);
@@ -234,6 +217,121 @@ async fn latency(rate: u64, seconds: u64, shared: bool) -> Result<(f64, f64, usi
         samples.len(),
         expected,
         "every subscriber got every row of its shape"
+    );
+    Ok((
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.99),
+        samples.len(),
+    ))
+}
+
+/// Writes `rate` rows/s for `seconds` on a connection of its own, one per transaction, owned by
+/// `owner(n)`, each with its commit time; returns how many.
+async fn write(
+    path: &Path,
+    db: &SyncDb,
+    rate: u64,
+    seconds: u64,
+    owner: impl Fn(u64) -> String + Send + 'static,
+) -> Result<u64, Error> {
+    let path = path.to_path_buf();
+    let db = db.clone();
+    let total = rate * seconds;
+    Ok(
+        tokio::task::spawn_blocking(move || -> Result<u64, rusqlite::Error> {
+            let conn = rusqlite::Connection::open(&path)?;
+            conn.busy_timeout(Duration::from_secs(5))?;
+            let start = Instant::now();
+            for n in 0..total {
+                let due = start + Duration::from_secs_f64(n as f64 / rate as f64);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                conn.execute(
+                    "INSERT INTO items (owner, title, t_us) VALUES (?1, 'a title', ?2)",
+                    rusqlite::params![owner(n), now_us()],
+                )?;
+                // In-process writers say so; another process's commits wait for the next poll.
+                db.notify();
+            }
+            Ok(total)
+        })
+        .await??,
+    )
+}
+
+/// Like [`latency`] into 1,000 subscribers of one shape, the way the channel serves them: one
+/// task reads the shape's messages once per batch and hands the same messages to every
+/// subscriber (the channel's per-shape sender and its broadcast).
+async fn latency_fanout(rate: u64, seconds: u64) -> Result<(f64, f64, usize), Error> {
+    let path = scratch(&format!("fanout-{rate}"))?;
+    create(&path)?;
+    let db = SyncDb::open(&path, vec![items()], Config::default())?;
+    let shape = db.shape(&request("owner = 'all'"), None)?;
+    let subscription = db.live_shapes().subscribe(&shape)?;
+    let (tx, _) = tokio::sync::broadcast::channel::<Arc<Vec<serde_json::Value>>>(65_536);
+    let samples = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let mut tasks = Vec::new();
+    for _ in 0..1_000 {
+        let mut rx = tx.subscribe();
+        let samples = samples.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Ok(messages) = rx.recv().await {
+                let now = now_us();
+                for m in messages.iter() {
+                    if let Some(sent) = m["value"]["t_us"]
+                        .as_str()
+                        .and_then(|t| t.parse::<i64>().ok())
+                    {
+                        mine.push((now - sent) as f64 / 1000.0);
+                    }
+                }
+            }
+            samples.lock().expect("not poisoned").extend(mine);
+        }));
+    }
+    let (stop_tx, mut stop) = tokio::sync::watch::channel(i64::MAX);
+    let sender = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let _subscription = subscription;
+            let mut wakeups = shape.wakeups();
+            let mut at = db.feed().head();
+            loop {
+                wakeups.borrow_and_update();
+                stop.borrow_and_update();
+                if let Some((messages, next)) = db.changes_since(&shape, at) {
+                    if !messages.is_empty() {
+                        let _ = tx.send(Arc::new(messages));
+                    }
+                    at = next;
+                }
+                if at >= *stop.borrow() {
+                    break;
+                }
+                if at < db.feed().head() {
+                    continue;
+                }
+                tokio::select! {
+                    _ = wakeups.changed() => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        })
+    };
+    let written = write(&path, &db, rate, seconds, |_| "all".to_owned()).await?;
+    stop_tx.send_replace(db.database_head().await?);
+    sender.await?;
+    for task in tasks {
+        task.await?;
+    }
+    let mut samples = std::mem::take(&mut *samples.lock().expect("not poisoned"));
+    samples.sort_by(f64::total_cmp);
+    assert_eq!(
+        samples.len(),
+        written as usize * 1_000,
+        "every subscriber got every row"
     );
     Ok((
         percentile(&samples, 0.5),
@@ -330,12 +428,15 @@ async fn main() -> Result<(), Error> {
         );
         for round in 0..2 {
             for rate in [100, 1_000] {
-                for shared in [true, false] {
-                    let (p50, p99, n) = latency(rate, seconds, shared).await?;
-                    let who = if shared {
-                        "1,000 subscribers of one shape"
-                    } else {
-                        "1,000 users, own rows"
+                for mode in ["fan-out", "shared", "own"] {
+                    let (p50, p99, n) = match mode {
+                        "fan-out" => latency_fanout(rate, seconds).await?,
+                        shared => latency(rate, seconds, shared == "shared").await?,
+                    };
+                    let who = match mode {
+                        "fan-out" => "1 shape, 1,000 subs, read once",
+                        "shared" => "1 shape, 1,000 subs, read each",
+                        _ => "1,000 users, own rows",
                     };
                     println!(
                         "  round {round}: {rate:>5} rows/s into {who:<32} p50 {p50:>7.2}  p99 {p99:>7.2}  ({n} deliveries)"
