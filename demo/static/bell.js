@@ -201,6 +201,7 @@ export class Bell {
     channel
       .join()
       .receive("ok", (reply) => {
+        this.refusedReason = undefined;
         const fresh = this.inbox.joined(reply);
         const catchUp = this.joinedOnce;
         this.joinedOnce = true;
@@ -208,7 +209,12 @@ export class Bell {
         this.render();
         if (catchUp) this.toastCatchUp(fresh.filter((notification) => !notification.read));
       })
-      .receive("error", (response) => this.status.refused(reasonOf(response)))
+      .receive("error", (response) => {
+        // Shown in the dropdown instead of "No notifications yet", which would not be true.
+        this.refusedReason = reasonOf(response);
+        this.status.refused(this.refusedReason);
+        this.render();
+      })
       .receive("timeout", () => this.status.joining());
   }
 
@@ -228,6 +234,12 @@ export class Bell {
       url: `${location.origin}/v1/shape`,
       params: { table: "notifications", replica: "full" },
       headers: { Authorization: `Bearer ${this.token}` },
+      // A refused token (401/403) stops the shape: the page says "log in again" already; the
+      // bell goes on from the channel. Without a handler the client throws it, uncaught.
+      onError: (error) => {
+        this.root.dataset.shape = "stopped";
+        console.warn("alight: the notifications shape stopped", error);
+      },
     });
     let live = false;
     stream.subscribe((messages) => {
@@ -343,6 +355,12 @@ export class Bell {
     const now = Date.now();
     const items = this.inbox.list().map((notification) => this.item(notification, now));
     this.list.replaceChildren(...items);
+    this.empty.textContent =
+      this.refusedReason !== undefined
+        ? `Cannot show your notifications: ${this.refusedReason}.`
+        : this.joinedOnce
+          ? "No notifications yet."
+          : "Loading…";
     this.empty.hidden = items.length > 0;
     if (focusedId !== undefined) {
       const item = this.list.querySelector(`li[data-id="${focusedId}"]`);
