@@ -11,7 +11,7 @@
 //!   auth token subprotocol), for the native client; the browser package makes the same in
 //!   JavaScript (`browser/connect.js`).
 //! - [`rust_api`]: the Rust API (native apps, Leptos/Dioxus/Yew), runtime-agnostic:
-//!   [`rust_api::Socket`], [`rust_api::Channel`] and [`rust_api::TypedChannel`], with futures for
+//!   [`rust_api::ClientSocket`], [`rust_api::ClientChannel`] and [`rust_api::TypedClientChannel`], with futures for
 //!   replies and bounded streams for events, over a session that a driver feeds through
 //!   [`rust_api::Driver`].
 //! - `native` (feature `native`): the tokio + tokio-tungstenite driver of the Rust API,

@@ -15,11 +15,12 @@ use std::time::Duration;
 
 use alight_client::native::{Builder, ConnectParams, TransportError};
 use alight_client::rust_api::{
-    EventError, JoinError, Message, PushError, Socket, SocketError, SocketEvent, StateChange,
-    Subscription,
+    ClientJoinError, ClientSocket, EventError, Message, PushError, SocketError, SocketEvent,
+    StateChange, Subscription,
 };
+use alight_protocol::Payload;
 use alight_protocol::client::{Backoff, ChannelState, ClientConfig, StateCause};
-use alight_protocol::{Payload, Schema, SchemaError, SerdeEvents};
+use alight_protocol::schema::{Schema, SchemaError, SerdeEvents};
 use alight_server::Config;
 use alight_tests::fixture::{self, Server};
 use futures_util::StreamExt;
@@ -81,7 +82,7 @@ fn config() -> ClientConfig {
         ))
 }
 
-fn connected(addr: SocketAddr) -> Socket {
+fn connected(addr: SocketAddr) -> ClientSocket {
     let socket = Builder::new(endpoint(addr)).config(config()).build();
     socket.connect();
     socket
@@ -103,7 +104,7 @@ async fn joins_succeed_or_fail_with_the_servers_reason() -> TestResult {
 
     let refused = socket.channel("room:refused", json(serde_json::json!({"refuse": "nope"})));
     match within("the refused join", refused.join()).await {
-        Err(JoinError::Refused { status, response }) => {
+        Err(ClientJoinError::Refused { status, response }) => {
             assert_eq!(status, "error");
             assert_eq!(response.as_json(), Some(r#"{"reason":"nope"}"#));
         }
@@ -114,7 +115,7 @@ async fn joins_succeed_or_fail_with_the_servers_reason() -> TestResult {
 
     let private = socket.channel("private:1", Payload::empty());
     match within("the unauthorized join", private.join()).await {
-        Err(JoinError::Refused { response, .. }) => {
+        Err(ClientJoinError::Refused { response, .. }) => {
             assert_eq!(response.as_json(), Some(r#"{"reason":"unauthorized"}"#));
         }
         other => panic!("expected a refusal, got {other:?}"),
@@ -447,7 +448,7 @@ async fn a_typed_channel_speaks_its_schema() -> TestResult {
     });
     assert!(matches!(
         within("the refused join", refused).await,
-        Err(JoinError::Refused { .. })
+        Err(ClientJoinError::Refused { .. })
     ));
     let joined = within("the join", room.join(&JoinRoom::default())).await?;
     assert_eq!(joined, Joined { user: None });

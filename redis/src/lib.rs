@@ -17,7 +17,7 @@
 //! let redis = RedisPubSub::new(RedisConfig::new("redis://127.0.0.1:6379/").node_name("web-1"))?;
 //! // Built inside a tokio runtime: the adapter starts its tasks then.
 //! let alight = Alight::builder().pubsub(redis.install()).build();
-//! alight.broadcast("room:lobby", "shout", alight_server::Payload::empty()); // every node
+//! alight.broadcast("room:lobby", "shout", alight_protocol::Payload::empty()); // every node
 //! # Ok(())
 //! # }
 //! ```
@@ -58,7 +58,8 @@ mod stats;
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use alight_server::{Broadcast, ConnId, NodeId, Payload, Presence, PubSub, Registry};
+use alight_protocol::Payload;
+use alight_server::{Broadcast, ConnId, NodeId, Presence, PubSub, Registry};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tracing::{error, info};

@@ -112,7 +112,7 @@ impl Link {
         outbox: &mpsc::Sender<Outgoing>,
         topic: &str,
         event: &str,
-        payload: &alight_server::Payload,
+        payload: &alight_protocol::Payload,
     ) {
         let bytes = crate::envelope::encode_broadcast(self.node, topic, event, payload);
         send_bytes(&self.stats, outbox, Outgoing { to: None, bytes });

@@ -142,7 +142,8 @@ impl AlightBuilder {
     /// use std::time::Duration;
     /// use alight_server::Alight;
     /// use alight_server::History;
-    /// # use alight_server::{Channel, Context, HandleIn, JoinError, Payload};
+    /// # use alight_protocol::Payload;
+    /// # use alight_server::{Channel, Context, HandleIn, JoinError};
     /// # struct Room;
     /// # impl Channel for Room {
     /// #     type State = ();
@@ -180,7 +181,7 @@ impl AlightBuilder {
         C: crate::typed::TypedChannel,
         crate::typed::Typed<C>: Channel,
     {
-        let pattern = <C::Schema as alight_protocol::Schema>::TOPIC;
+        let pattern = <C::Schema as alight_protocol::schema::Schema>::TOPIC;
         self.channel(pattern, crate::typed::Typed(channel))
     }
 

@@ -90,7 +90,6 @@ mod socket;
 mod state;
 mod typed;
 
-pub use alight_protocol::Payload;
 pub use api::bearer_token;
 pub use broadcast::Broadcast;
 pub use channel::{Channel, Context, HandleIn, JoinError, Outgoing, Terminate};

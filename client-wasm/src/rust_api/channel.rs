@@ -1,4 +1,4 @@
-//! [`Channel`]: one topic on a socket, with futures for its replies and streams for its events.
+//! [`ClientChannel`]: one topic on a socket, with futures for its replies and streams for its events.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,7 +6,7 @@ use std::time::Duration;
 use alight_protocol::Payload;
 use alight_protocol::client::{ChannelState, StateCause};
 
-use super::error::{JoinError, LeaveError, PushError};
+use super::error::{ClientJoinError, LeaveError, PushError};
 use super::reply::ReplyFuture;
 use super::shared::{EntryKey, Shared};
 use super::socket::SocketHandle;
@@ -30,16 +30,16 @@ pub struct StateChange {
     pub cause: StateCause,
 }
 
-/// A channel of a [`Socket`](super::Socket): join it, push to it, read its events.
+/// A channel of a [`ClientSocket`](super::ClientSocket): join it, push to it, read its events.
 ///
 /// Cheap to clone; clones are the same channel. When the last clone is dropped the channel is
 /// left (if joined) and forgotten, and its event streams end. A channel keeps its socket alive.
 ///
 /// Once joined, it rejoins by itself after a reconnect or a server-side crash (phoenix.js
 /// semantics), and pushes made meanwhile wait for the rejoin. A *first* join that fails, though,
-/// leaves it closed; see [`JoinError`].
+/// leaves it closed; see [`ClientJoinError`].
 #[derive(Debug, Clone)]
-pub struct Channel {
+pub struct ClientChannel {
     inner: Arc<ChannelHandle>,
 }
 
@@ -60,12 +60,12 @@ impl Drop for ChannelHandle {
     }
 }
 
-impl Channel {
+impl ClientChannel {
     pub(crate) fn new(socket: Arc<SocketHandle>, topic: String, params: Payload) -> Self {
         let key = socket
             .shared
             .call(|state, _| state.add_entry(topic.clone(), params));
-        Channel {
+        ClientChannel {
             inner: Arc::new(ChannelHandle { socket, key, topic }),
         }
     }
@@ -89,13 +89,13 @@ impl Channel {
     ///
     /// The join is sent when the connection is open (at once, or when it opens). Awaiting is
     /// optional: the join goes ahead either way.
-    pub fn join(&self) -> ReplyFuture<Payload, JoinError> {
+    pub fn join(&self) -> ReplyFuture<Payload, ClientJoinError> {
         self.join_with(None, None)
     }
 
     /// As [`join`](Self::join), with `timeout` for this join, its rejoins, and as the default
     /// timeout of the channel's pushes.
-    pub fn join_with_timeout(&self, timeout: Duration) -> ReplyFuture<Payload, JoinError> {
+    pub fn join_with_timeout(&self, timeout: Duration) -> ReplyFuture<Payload, ClientJoinError> {
         self.join_with(None, Some(timeout))
     }
 
@@ -104,7 +104,7 @@ impl Channel {
         &self,
         params: Option<Payload>,
         timeout: Option<Duration>,
-    ) -> ReplyFuture<Payload, JoinError> {
+    ) -> ReplyFuture<Payload, ClientJoinError> {
         let key = self.inner.key;
         let result = self
             .shared()
@@ -155,7 +155,7 @@ impl Channel {
     }
 
     /// Leaves: sends `phx_leave` (if connected) and closes the channel at once, as phoenix.js
-    /// does; it can be joined again. A join still waiting fails with [`JoinError::Closed`];
+    /// does; it can be joined again. A join still waiting fails with [`ClientJoinError::Closed`];
     /// pushes already sent still get their replies.
     pub fn leave(&self) -> ReplyFuture<(), LeaveError> {
         let key = self.inner.key;

@@ -1,6 +1,6 @@
-//! [`Driver`]: the handle a transport driver (tokio, the browser) runs a [`Socket`] with.
+//! [`Driver`]: the handle a transport driver (tokio, the browser) runs a [`ClientSocket`] with.
 //!
-//! [`Socket`]: super::Socket
+//! [`ClientSocket`]: super::ClientSocket
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use bytes::Bytes;
 use super::error::{Cause, SocketError};
 use super::shared::Shared;
 
-/// The driver's side of a [`Socket`](super::Socket): feed it what the transport reports, take
+/// The driver's side of a [`ClientSocket`](super::ClientSocket): feed it what the transport reports, take
 /// what it must send and do.
 ///
 /// # Contract
@@ -49,7 +49,7 @@ pub struct Work {
     pub actions: Vec<Action>,
     /// When to call [`Driver::handle_timeout`], if anything is scheduled.
     pub timeout: Option<Timestamp>,
-    /// Every `Socket` and `Channel` handle was dropped: perform the actions (a close), then stop.
+    /// Every `ClientSocket` and `ClientChannel` handle was dropped: perform the actions (a close), then stop.
     pub shutdown: bool,
 }
 

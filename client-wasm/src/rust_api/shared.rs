@@ -26,7 +26,7 @@ use alight_protocol::client::{
 use futures_channel::oneshot;
 
 use super::channel::{Message, StateChange};
-use super::error::{Cause, JoinError, LeaveError, PushError, SocketError};
+use super::error::{Cause, ClientJoinError, LeaveError, PushError, SocketError};
 use super::socket::{SocketEvent, SocketOptions};
 use super::stream::{Hub, Subscription};
 
@@ -106,7 +106,7 @@ struct Entry {
 enum Pending {
     Join {
         channel: ChannelId,
-        reply: oneshot::Sender<Result<Payload, JoinError>>,
+        reply: oneshot::Sender<Result<Payload, ClientJoinError>>,
     },
     Push {
         channel: ChannelId,
@@ -296,17 +296,17 @@ impl State {
         params: Option<Payload>,
         timeout: Option<Duration>,
         now: Timestamp,
-    ) -> Result<oneshot::Receiver<Result<Payload, JoinError>>, JoinError> {
+    ) -> Result<oneshot::Receiver<Result<Payload, ClientJoinError>>, ClientJoinError> {
         if self.driver_gone || self.shutdown {
-            return Err(JoinError::Closed);
+            return Err(ClientJoinError::Closed);
         }
         let Some(entry) = self.entries.get_mut(&key) else {
-            return Err(JoinError::Closed);
+            return Err(ClientJoinError::Closed);
         };
         if let Some(channel) = entry.channel {
             let state = self.session.channel_state(channel);
             if state != Some(ChannelState::Closed) {
-                return Err(JoinError::Rejected(client::JoinError::AlreadyJoined));
+                return Err(ClientJoinError::Rejected(client::JoinError::AlreadyJoined));
             }
         }
         let stale = params.as_ref().is_some_and(|p| *p != entry.params);
@@ -321,7 +321,7 @@ impl State {
                     self.forget_session_channel(old);
                 }
                 let Some(entry) = self.entries.get_mut(&key) else {
-                    return Err(JoinError::Closed);
+                    return Err(ClientJoinError::Closed);
                 };
                 let channel = self
                     .session
@@ -334,7 +334,7 @@ impl State {
         let push = self
             .session
             .join(channel, timeout, now)
-            .map_err(JoinError::Rejected)?;
+            .map_err(ClientJoinError::Rejected)?;
         let (reply, receiver) = oneshot::channel();
         self.pending.insert(push, Pending::Join { channel, reply });
         Ok(receiver)
@@ -434,7 +434,7 @@ impl State {
                 let _ = reply.send(Ok(response));
             }
             Some(Pending::Join { reply, .. }) => {
-                let _ = reply.send(Err(JoinError::Refused { status, response }));
+                let _ = reply.send(Err(ClientJoinError::Refused { status, response }));
                 self.close_failed_join(channel, StateCause::JoinRefused);
             }
             Some(Pending::Push { reply, .. }) if ok => {
@@ -451,7 +451,7 @@ impl State {
     fn on_timeout(&mut self, push: PushId, channel: ChannelId) {
         match self.pending.remove(&push) {
             Some(Pending::Join { reply, .. }) => {
-                let _ = reply.send(Err(JoinError::Timeout));
+                let _ = reply.send(Err(ClientJoinError::Timeout));
                 self.close_failed_join(channel, StateCause::JoinTimeout);
             }
             Some(Pending::Push { reply, .. }) => {
@@ -471,7 +471,7 @@ impl State {
             });
             if let Some(Pending::Join { reply, .. }) = join.and_then(|id| self.pending.remove(&id))
             {
-                let _ = reply.send(Err(JoinError::Closed));
+                let _ = reply.send(Err(ClientJoinError::Closed));
             }
         }
         if let Some(entry) = self.entry_of(channel) {

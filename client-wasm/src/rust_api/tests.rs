@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use alight_protocol::Payload;
 use alight_protocol::client::{Action, Backoff, ChannelState, ClientConfig, StateCause, Timestamp};
-use alight_protocol::{Payload, Schema, SerdeEvents};
+use alight_protocol::schema::{Schema, SerdeEvents};
 use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 #[cfg(target_arch = "wasm32")]
@@ -16,7 +17,7 @@ use super::*;
 
 /// A socket on a virtual clock, with heartbeats off and no jitter.
 struct Harness {
-    socket: Socket,
+    socket: ClientSocket,
     driver: Driver,
     millis: Arc<AtomicU64>,
 }
@@ -38,7 +39,7 @@ impl Harness {
         let clock_millis = Arc::clone(&millis);
         let clock: Clock =
             Arc::new(move || Timestamp::from_millis(clock_millis.load(Ordering::SeqCst)));
-        let (socket, driver) = Socket::new(config, options, clock);
+        let (socket, driver) = ClientSocket::new(config, options, clock);
         Harness {
             socket,
             driver,
@@ -124,7 +125,7 @@ fn a_refused_join_closes_the_channel_and_can_be_retried() {
     h.receive(r#"["3","3","private:1","phx_reply",{"status":"error","response":{"reason":"unauthorized"}}]"#);
     assert!(matches!(
         join.now_or_never(),
-        Some(Err(JoinError::Refused { status, .. })) if status == "error"
+        Some(Err(ClientJoinError::Refused { status, .. })) if status == "error"
     ));
     assert_eq!(room.state(), ChannelState::Closed);
     // No rejoin is scheduled: nothing is due, ever.
@@ -177,7 +178,10 @@ fn timeouts_run_on_the_socket_clock() {
     let other = h.socket.channel("room:2", Payload::empty());
     let join = other.join_with_timeout(Duration::from_millis(100));
     h.advance_to(600);
-    assert!(matches!(join.now_or_never(), Some(Err(JoinError::Timeout))));
+    assert!(matches!(
+        join.now_or_never(),
+        Some(Err(ClientJoinError::Timeout))
+    ));
     assert_eq!(other.state(), ChannelState::Closed);
 }
 
@@ -282,7 +286,10 @@ fn dropping_every_handle_shuts_the_driver_down_and_fails_what_waits() {
         }]
     ));
     drop(driver);
-    assert!(matches!(join.now_or_never(), Some(Err(JoinError::Closed))));
+    assert!(matches!(
+        join.now_or_never(),
+        Some(Err(ClientJoinError::Closed))
+    ));
     assert!(matches!(
         socket_events.next().now_or_never(),
         Some(Some(Ok(SocketEvent::Close { code: Some(1000) })))
@@ -407,7 +414,7 @@ fn typed_channels_speak_their_schema() {
     assert!(matches!(
         events.next().now_or_never().flatten(),
         Some(Err(EventError::Schema(
-            alight_protocol::SchemaError::UnknownEvent { .. }
+            alight_protocol::schema::SchemaError::UnknownEvent { .. }
         )))
     ));
 

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use alight_protocol::{Payload, topic_matches};
+use alight_protocol::Payload;
+use alight_protocol::schema::topic_matches;
 use futures_util::FutureExt;
 use tracing::{debug, warn};
 
