@@ -117,7 +117,8 @@ return {e, s, entries}
 /// ```no_run
 /// use alight_redis::{RedisConfig, RedisPubSub};
 /// use alight_server::{Alight, History};
-/// # use alight_server::{Channel, Context, HandleIn, JoinError, Payload};
+/// # use alight_protocol::Payload;
+/// # use alight_server::{Channel, Context, HandleIn, JoinError};
 /// # struct Room;
 /// # impl Channel for Room {
 /// #     type State = ();

@@ -266,7 +266,8 @@ impl Context<'_> {
     /// Other broadcasts are accepted at once.
     ///
     /// ```
-    /// # use alight_server::{Context, HandleIn, Payload};
+    /// # use alight_protocol::Payload;
+    /// # use alight_server::{Context, HandleIn};
     /// async fn shout(ctx: &mut Context<'_>, payload: Payload) -> HandleIn {
     ///     match ctx.try_broadcast("shout", payload).await {
     ///         Ok(()) => HandleIn::ok(Payload::empty()),
