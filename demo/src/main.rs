@@ -330,7 +330,10 @@ async fn run(args: Args) -> Result<(), DemoError> {
             config = config.node_name(node.as_str());
         }
         let adapter = RedisPubSub::new(config).map_err(DemoError::Redis)?;
-        builder = builder.pubsub(adapter.install());
+        // Room history in Redis Streams: a client resumes on whichever node it reaches.
+        builder = builder
+            .history_store(adapter.history())
+            .pubsub(adapter.install());
         println!("alight-demo: clustering over Redis at {url}");
     }
     let builder = builder
