@@ -52,7 +52,7 @@ pub mod serializer;
 pub mod wire;
 
 pub use error::{DecodeError, EncodeError, VsnError};
-pub use frame::{Body, Frame, Payload};
+pub use frame::{Body, BodyRef, Frame, FrameRef, Payload, PayloadRef};
 pub use json::{JsonError, RawJson};
 pub use schema::{Events, Schema, SchemaError, SerdeEvents, topic_matches};
 pub use serializer::{Direction, Serializer};
