@@ -308,7 +308,12 @@ async fn a_crashed_channel_errors_and_rejoins_by_itself() -> TestResult {
 
 #[tokio::test]
 async fn the_token_provider_is_evaluated_on_every_connect() -> TestResult {
-    let server = server().await;
+    // The refusal as an HTTP 403 (a transport error to the client); the default, a socket closed
+    // with 4001, is the client's refusal handling.
+    let server = match fixture::start(Config::default().close_on_refusal(false)).await {
+        Ok(server) => server,
+        Err(error) => panic!("the fixture server did not start: {error}"),
+    };
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&calls);
     let socket = Builder::new(endpoint(server.addr))

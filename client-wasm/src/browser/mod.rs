@@ -28,6 +28,8 @@
     reason = "the module's imports and exports (`unsafe extern` of safe functions, `export_name`); no unsafe code"
 )]
 
+pub(crate) mod alloc;
+
 use std::time::Duration;
 
 use alight_protocol::client::{
