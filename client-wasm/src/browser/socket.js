@@ -39,7 +39,7 @@ const RECOVER = Symbol();
  * undefined for anything else. */
 const positionOf = (text) => {
   const m = /^([0-9a-f]{12})-(0|[1-9]\d*)$/.exec(text);
-  return m ? [m[1], Number(m[2])] : undefined;
+  return m ? [m[1], +m[2]] : undefined;
 };
 
 const REMOVED =
@@ -197,7 +197,8 @@ class Driver {
       if (kind === 0) {
         // With `since` once the channel has a position (resume; params that are an object and
         // carry no `since` of their own: a live collection knows its position better).
-        const [params, since] = [channel._params, channel._pos];
+        const params = channel._params;
+        const since = channel._pos;
         event = "phx_join";
         payload =
           since && typeof params === "string" && params[0] === "{"
@@ -249,9 +250,7 @@ class Driver {
         const recovered = response?.recovered;
         if (ch?._join !== pushId || status !== "ok" || typeof response?.position !== "string") return;
         if (recovered !== true) ch._pos = response.position;
-        if (recovered !== undefined) {
-          this.#later(() => ch._callbacks.trigger(RECOVER, { recovered: recovered === true }));
-        }
+        if (recovered != null) this.#later(() => ch._callbacks.trigger(RECOVER, { recovered: !!recovered }));
         return;
       }
       case 4:
@@ -264,7 +263,8 @@ class Driver {
         const ch = channel();
         // A broadcast of a history channel at or before its position (same stream) was had
         // already; a newer one's position becomes the channel's.
-        const [at, last] = [positionOf(ref), positionOf(ch?._pos)];
+        const at = positionOf(ref);
+        const last = positionOf(ch?._pos);
         if (at && last) {
           if (at[0] === last[0] && at[1] <= last[1]) return;
           ch._pos = ref;
