@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { Harness, Recorder } from "./helpers.mjs";
+import { Harness, Recorder, join } from "./helpers.mjs";
 import { SECRET, sign } from "./jwt.mjs";
 
 /** A scripted server closing every connection at once with `codes[i]` (the last for later ones). */
@@ -133,4 +133,39 @@ test("heartbeatTimeoutMs: a server that stops answering is left after that long"
   // First heartbeat at 100 ms (answered), the second at 200, given up at 500.
   const took = Date.now() - started;
   assert.ok(took >= 450, `closed after ${took} ms, before the timeout`);
+});
+
+test("against the real server: a forbidden identity (4003) and bad credentials (4001 twice) stop the socket", async (t) => {
+  const h = new Harness(t);
+  const server = await h.server();
+
+  const banned = h.socket(server.socketUrl, { reconnectAfterMs: () => 1, authToken: "banned-token" });
+  const bannedErrors = errors(banned);
+  banned.connect();
+  assert.deepEqual(await bannedErrors.nth(1), { code: 4003, reason: "forbidden" });
+  assert.equal(banned.connectionState(), "closed");
+
+  let calls = 0;
+  const forged = h.socket(server.socketUrl, {
+    reconnectAfterMs: () => 1,
+    authToken: () => {
+      calls += 1;
+      return "bad-token";
+    },
+  });
+  const forgedErrors = errors(forged);
+  forged.connect();
+  assert.deepEqual(await forgedErrors.nth(1), { code: 4001, reason: "unauthorized" });
+  assert.deepEqual(forged.closes.items, [
+    { code: 4001, reason: "unauthorized" },
+    { code: 4001, reason: "unauthorized" },
+  ]);
+  assert.equal(calls, 2, "the token function was asked again once");
+  assert.equal(forged.connectionState(), "closed");
+
+  // Neither tries again: a third socket's whole connect and join happen meanwhile.
+  const other = await h.connect(server.socketUrl);
+  await join(other.channel("room:refusal-barrier", {}));
+  assert.equal(calls, 2);
+  assert.equal(banned.closes.length, 1);
 });
