@@ -4,10 +4,11 @@
 //! Why not talc or dlmalloc: a socket's core allocates a handful of `Vec`s that grow by
 //! doubling (channels, pushes, timers, the send buffer) and small entries of a few fixed sizes,
 //! so a free list per power of two reuses every freed block exactly, in constant time, with a
-//! few hundred bytes of code. talc (1.3 KB of code) and dlmalloc (3-4 KB) split and merge
-//! blocks to serve any mix of sizes with little waste, which this module does not need. The
-//! cost: a block takes up to twice what was asked, and memory once used for one size stays with
-//! that size (the peak of each size, not of the whole, is what the module keeps).
+//! few hundred bytes of code. talc (1.3 KB of code) and dlmalloc (2-3 KB gzipped more than
+//! talc) split and merge blocks to serve any mix of sizes with little waste, which the core
+//! does not need. The cost: a block takes up to twice what was asked, and memory once used for
+//! one size stays with that size (the peak of each size, not of the whole, is what the module
+//! keeps).
 //!
 //! Blocks are at least 16 bytes and all sizes are powers of two, so every block is 16-byte
 //! aligned; a larger alignment, which nothing in the package asks for, fails as out of memory.
