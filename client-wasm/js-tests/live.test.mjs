@@ -1,9 +1,9 @@
 // `LiveCollection` against the real shape server (target/debug/sync-server: a table `items` whose
 // users see only the rows they own, served as `shape:items` over channels): the snapshot, then
 // inserts, updates and deletes as they commit (written by another SQLite connection), a snapshot
-// larger than one chunk, a reconnect that resumes with only the missed changes, a rotated shape
-// and a resume that cannot be served (a fresh snapshot replaces the rows), a refused join, and
-// the declarations type-checked.
+// larger than one chunk, a reconnect that resumes with only the missed changes (paged when they
+// are many), a rotated shape and a resume that cannot be served (a fresh snapshot replaces the
+// rows), a refused join, and the declarations type-checked.
 //
 // Connections are cut by a TCP proxy between the client and the server, as a network drop would.
 
@@ -165,6 +165,30 @@ describe("LiveCollection over shape:items", () => {
     await server.exec("INSERT INTO items (owner, title) VALUES ('alice', 'after');");
     await events.until((items) => items.some((e) => e.changes?.some((c) => c.title === "after")), "the later insert");
     assert.deepEqual(titlesOf(items.rows), ["after", "before", "while away"]);
+  });
+
+  test("a resume with more changes than one reply holds pulls them all, as recovered changes", async (t) => {
+    await server.exec("DELETE FROM items; INSERT INTO items (owner, title) VALUES ('alice', 'before');");
+    const h = new Harness(t);
+    const link = await proxy(t, server.port);
+    const socket = await h.connect(link.socketUrl, { params: { token: "alice" } });
+    const items = new LiveCollection(socket, "items");
+    t.after(() => items.close());
+    await items.ready;
+    const events = watch(items);
+
+    link.cut();
+    await socket.closes.nth(1);
+    // Three transactions of 700 rows: more than a reply carries, so the catch-up is paged.
+    const batch = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 700) " +
+      "INSERT INTO items (owner, title) SELECT 'alice', 'away ' || i FROM n;";
+    await server.exec(batch + batch + batch);
+    link.restore();
+    const inserted = (all) => all.flatMap((e) => e.changes ?? []).filter((c) => c.operation === "insert").length;
+    await events.until((all) => inserted(all) === 2100, "the 2100 missed inserts", 20_000);
+    assert.equal(items.rows.size, 2101);
+    assert.equal(events.items.filter((e) => e.type === "snapshot").length, 1, "no second snapshot");
+    assert.equal(events.items[1].recovered, true, "the first event after the rejoin is its recovery");
   });
 
   test("a shape rotated while away cannot resume: the rejoin's fresh snapshot replaces the rows", async (t) => {
