@@ -245,6 +245,51 @@ describe("LiveCollection over shape:items", () => {
   });
 });
 
+test("values are typed by the reply's column types; a rejoin sends the last position as since", async (t) => {
+  // A scripted server, for what the shape server does not send yet: `schema` in the join reply.
+  const h = new Harness(t);
+  const server = await h.wsServer();
+  const socket = h.socket(server.socketUrl);
+  socket.connect();
+  const items = new LiveCollection(socket, "items", { where: "done = $1", params: ["false"] });
+  t.after(() => items.close());
+  const events = watch(items);
+  const send = (conn, frame) => conn.ws.send(JSON.stringify(frame));
+  const topic = "shape:items";
+  const position = (n) => `0123456789ab-${n}`;
+
+  const first = await server.connections.nth(1);
+  const [joinRef, , joinTopic, , params] = JSON.parse(await first.frames.nth(1));
+  assert.equal(joinTopic, topic);
+  assert.deepEqual(params, { where: "done = $1", params: ["false"], since: null });
+  const insert = (id, title) => ({
+    key: `"main"."items"/"${id}"`,
+    value: { id: String(id), title, done: "false", meta: '{"tags":["a"]}', note: null },
+    headers: { operation: "insert", relation: ["main", "items"] },
+  });
+  const schema = {
+    id: { type: "int4", pk_index: 0, not_null: true },
+    title: { type: "text" },
+    done: { type: "bool" },
+    meta: { type: "json" },
+    note: { type: "text" },
+  };
+  const reply = { handle: "h", offset: "3_0", position: position(3), schema, messages: [insert(1, "one")], more: false };
+  send(first, [joinRef, joinRef, topic, "phx_reply", { status: "ok", response: reply }]);
+  const rows = await items.ready;
+  assert.deepEqual(rows.get('"main"."items"/"1"'), { id: 1, title: "one", done: false, meta: { tags: ["a"] }, note: null });
+
+  const update = { key: '"main"."items"/"1"', value: { id: "1", done: "true" }, headers: { operation: "update" } };
+  send(first, [null, position(4), topic, "changes", { handle: "h", offset: "4_0", position: position(4), messages: [update] }]);
+  await events.find((e) => e.type === "changes", "the update");
+  assert.deepEqual(items.rows.get('"main"."items"/"1"'), { id: 1, title: "one", done: true, meta: { tags: ["a"] }, note: null });
+
+  first.ws.terminate();
+  const second = await server.connections.nth(2);
+  const [, , , , rejoinParams] = JSON.parse(await second.frames.nth(1));
+  assert.deepEqual(rejoinParams, { where: "done = $1", params: ["false"], since: position(4) });
+});
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 const tsc = process.env.ALIGHT_TSC ?? [path.join(REPO_ROOT, "node_modules", "typescript", "bin", "tsc")].find(existsSync);
 
