@@ -83,6 +83,8 @@ export class LiveCollection {
     let at = null;
     /** Counts joins and restarts; an answer to an older one's `more` is dropped. */
     let generation = 0;
+    /** Whether `rows` hold a snapshot (they keep it while the next one loads). */
+    let held = false;
     /** The column types of the shape, from the latest reply that had them. */
     let schema;
     let settle;
@@ -117,6 +119,7 @@ export class LiveCollection {
         at = { offset: part.offset, since: part.position };
         if (recovered) return;
         this.rows = rows;
+        held = true;
         settle[0](rows);
         emit({ type: "snapshot", rows });
       };
@@ -174,7 +177,7 @@ export class LiveCollection {
      */
     this.subscribe = (callback) => {
       callbacks.add(callback);
-      if (at) callback({ type: "snapshot", rows: this.rows });
+      if (held) callback({ type: "snapshot", rows: this.rows });
       return () => callbacks.delete(callback);
     };
 
