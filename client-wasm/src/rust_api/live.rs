@@ -185,9 +185,9 @@ pub enum LiveError {
         #[source]
         source: serde_json::Error,
     },
-    /// A reply or event of the channel is not the shape protocol (a message without a key);
-    /// it is skipped.
-    #[error("the server sent a shape message without a key: {0}")]
+    /// A reply or event of the channel is not the shape protocol (a message without a key, a
+    /// reply that is not an object); it is skipped, or, for a join reply, the stream ends.
+    #[error("the server does not speak the shape protocol: {0}")]
     Protocol(&'static str),
     /// The collection fell behind the channel's events and lost some; it refetches the shape.
     #[error("events were lost; the shape is fetched again")]
@@ -363,8 +363,14 @@ impl<Row: Clone + Serialize + DeserializeOwned> LiveCollection<Row> {
     }
 
     fn on_join(&mut self, result: Result<Payload, ClientJoinError>) {
-        let reply = match result {
-            Ok(reply) => reply.deserialize::<Value>().unwrap_or(Value::Null),
+        let reply = match result.map(|reply| reply.deserialize::<Value>()) {
+            Ok(Ok(reply @ Value::Object(_))) => reply,
+            Ok(_) => {
+                self.ended = true;
+                let what = "a join reply that is not a JSON object";
+                self.ready.push_back(Err(LiveError::Protocol(what)));
+                return;
+            }
             Err(ClientJoinError::Timeout) => return self.join(),
             Err(ClientJoinError::Refused { response, .. }) => {
                 let response = response.deserialize::<Value>().unwrap_or(Value::Null);
@@ -458,10 +464,14 @@ impl<Row: Clone + Serialize + DeserializeOwned> LiveCollection<Row> {
         if message.event != "changes" {
             return;
         }
-        let payload = message
-            .payload
-            .deserialize::<Value>()
-            .unwrap_or(Value::Null);
+        let payload = match message.payload.deserialize::<Value>() {
+            Ok(payload @ Value::Object(_)) => payload,
+            _ => {
+                let what = "a `changes` event that is not a JSON object";
+                self.ready.push_back(Err(LiveError::Protocol(what)));
+                return;
+            }
+        };
         // During a join, the changes of the join before: its reply brings what follows `at`.
         if matches!(self.pending, Some(Pending::Join(_))) {
             return;
