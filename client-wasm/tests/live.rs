@@ -372,3 +372,39 @@ async fn a_shape_rotated_while_connected_is_fetched_again() -> TestResult {
     assert_eq!(titles(&items), ["x", "y"]);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_resume_with_more_changes_than_a_reply_holds_pulls_them_all() -> TestResult {
+    let server = server().await;
+    server
+        .exec("INSERT INTO items (owner, title) VALUES ('alice', 'before');")
+        .await?;
+    let proxy = Proxy::start(server.addr).await?;
+    let socket = connected(&proxy.url, Some("alice"));
+    let mut events = socket.events();
+    let mut items = LiveCollection::<Item>::new(&socket, "items", ShapeRequest::new());
+    assert_eq!(next(&mut items, "the snapshot").await?, LiveEvent::Snapshot);
+
+    proxy.cut();
+    closed(&mut events).await;
+    // Three transactions of 700 rows: more than a reply carries, so the catch-up is paged.
+    let batch = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 700) \
+                 INSERT INTO items (owner, title) SELECT 'alice', 'away ' || i FROM n;";
+    server.exec(&batch.repeat(3)).await?;
+    proxy.restore();
+    let mut inserted = 0;
+    let mut first_recovered = None;
+    while inserted < 2100 {
+        match next(&mut items, "the missed inserts").await? {
+            LiveEvent::Snapshot => panic!("a resumed rejoin brings changes, not a snapshot"),
+            LiveEvent::Changes { changes, recovered } => {
+                first_recovered.get_or_insert(recovered);
+                inserted += changes.len();
+            }
+        }
+    }
+    assert_eq!(first_recovered, Some(true), "the rejoin resumed");
+    assert_eq!(inserted, 2100);
+    assert_eq!(items.rows().len(), 2101);
+    Ok(())
+}

@@ -4,7 +4,7 @@
 //
 // | from the server | here |
 // |---|---|
-// | join reply `{handle, offset, position, messages, more}` | a snapshot's first chunk: rows are gathered aside and `more` is pushed until `more: false`; then they replace `rows` (event `snapshot`) |
+// | join reply `{handle, offset, position, schema?, messages, more}` | a snapshot's first chunk: rows are gathered aside and `more` is pushed until `more: false`; then they replace `rows` (event `snapshot`) |
 // | a rejoin's reply with `recovered: true` | its messages (and its `more` chunks') are the changes missed (event `changes`, `recovered: true`) |
 // | a rejoin's reply with `recovered: false` | a fresh snapshot, as above, which replaces the rows |
 // | `changes` `{offset, position, messages}` | applied (event `changes`); one at or before the offset held is a duplicate, dropped |
@@ -12,10 +12,8 @@
 // | join refused | event `error` with the server's response; `ready` rejects with it |
 //
 // Every rejoin (after a reconnect or a crash on the server) sends where the rows stand, through
-// the channel's params function: `since` (the last position) and the shape's `handle` and
-// `offset`; a snapshot cut short sends `since: null`. A server that resumes by handle and offset
-// alone answers a rejoin it cannot resume with `refetch: true` (or another handle) instead of
-// `recovered: false`, and asks for a refetch with `changes` `{refetch: true}`; both are understood.
+// the channel's params function: `since`, the last position of a reply, a `more` reply or a
+// broadcast; `since: null` after a snapshot cut short, which asks for a fresh one.
 // Messages are Electric's (`{key, value, headers: {operation}}`); an `update` carries the key and
 // the changed columns (`replica: "default"`) or every column (`"full"`), merged into the row held,
 // and a `delete` the key, so a change's `value` is always the whole row.
@@ -79,14 +77,14 @@ export class LiveCollection {
   constructor(socket, table, request = {}) {
     const callbacks = new Set();
     /**
-     * Where the rows held stand, once a snapshot is complete: `{handle, offset, since}` (`since`:
-     * the last position), which every rejoin sends to resume.
+     * Where the rows held stand, once a snapshot is complete: `{offset, since}`, `since` the last
+     * position, which every rejoin sends to resume.
      */
     let at = null;
-    /** What the latest join asked to resume from (null: a snapshot). */
-    let asked = null;
     /** Counts joins and restarts; an answer to an older one's `more` is dropped. */
     let generation = 0;
+    /** Whether `rows` hold a snapshot (they keep it while the next one loads). */
+    let held = false;
     /** The column types of the shape, from the latest reply that had them. */
     let schema;
     let settle;
@@ -104,7 +102,7 @@ export class LiveCollection {
 
     const joined = (reply) => {
       const mine = ++generation;
-      const recovered = reply.recovered ?? (!!asked && !reply.refetch && reply.handle === asked.handle);
+      const recovered = reply.recovered;
       schema = reply.schema || schema;
       const rows = recovered ? this.rows : new Map();
       at = null;
@@ -118,9 +116,10 @@ export class LiveCollection {
           this.channel.push("more", {}).receive("ok", chunk).receive("error", failed).receive("timeout", failed);
           return;
         }
-        at = { handle: reply.handle, offset: part.offset, since: part.position };
+        at = { offset: part.offset, since: part.position };
         if (recovered) return;
         this.rows = rows;
+        held = true;
         settle[0](rows);
         emit({ type: "snapshot", rows });
       };
@@ -128,7 +127,6 @@ export class LiveCollection {
     };
 
     const changed = (payload) => {
-      if (payload.refetch) return restart();
       // The server sends a subscriber only its own shape's changes.
       if (!at || number(payload.offset) <= number(at.offset)) return;
       at.offset = payload.offset;
@@ -143,10 +141,7 @@ export class LiveCollection {
       this.channel?.leave();
       generation++;
       // `since: null` asks for a fresh snapshot, whatever position the channel holds.
-      const channel = socket.channel(`shape:${table}`, () => {
-        asked = at;
-        return { ...request, since: null, ...at };
-      });
+      const channel = socket.channel(`shape:${table}`, () => ({ ...request, since: at ? at.since : null }));
       /** The channel underneath (a new one after each restart). */
       this.channel = channel;
       const current = (f) => (payload) => channel === this.channel && f(payload);
@@ -182,7 +177,7 @@ export class LiveCollection {
      */
     this.subscribe = (callback) => {
       callbacks.add(callback);
-      if (at) callback({ type: "snapshot", rows: this.rows });
+      if (held) callback({ type: "snapshot", rows: this.rows });
       return () => callbacks.delete(callback);
     };
 

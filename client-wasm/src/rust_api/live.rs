@@ -11,13 +11,9 @@
 //! | `refetch`, a `must-refetch` message, a failed `more`, lost events | a new join for a fresh snapshot; the rows stay until it replaces them |
 //! | join refused | [`LiveError::Refused`], then the stream ends |
 //!
-//! A server that resumes by `handle` and `offset` alone answers a rejoin it cannot resume with
-//! `refetch: true` (or another handle) instead of `recovered: false`, and asks for a refetch with
-//! `changes` `{refetch: true}`; both are understood.
-//!
 //! The collection rejoins by itself rather than through the channel's own rejoin, because each
-//! rejoin carries where the rows held stand (`since`, the last position, and the shape's `handle`
-//! and `offset`; `since: null` for a fresh snapshot): when the channel errors (the
+//! rejoin carries where the rows held stand (`since`, the last position of a reply, a `more`
+//! reply or a broadcast; `since: null` for a fresh snapshot): when the channel errors (the
 //! connection was lost, the channel crashed on the server), the collection leaves it and joins
 //! it again with them (sent when the connection is back). While that join is out, `changes`
 //! still arriving belong to the join before and are dropped: the reply carries everything after
@@ -189,29 +185,27 @@ pub enum LiveError {
         #[source]
         source: serde_json::Error,
     },
-    /// A reply or event of the channel is not the shape protocol (a message without a key);
-    /// it is skipped.
-    #[error("the server sent a shape message without a key: {0}")]
+    /// A reply or event of the channel is not the shape protocol (a message without a key, a
+    /// reply that is not an object); it is skipped, or, for a join reply, the stream ends.
+    #[error("the server does not speak the shape protocol: {0}")]
     Protocol(&'static str),
     /// The collection fell behind the channel's events and lost some; it refetches the shape.
     #[error("events were lost; the shape is fetched again")]
     Lagged(#[source] Lagged),
 }
 
-/// Where the rows held stand, and where a rejoin resumes: the shape's `handle` and `offset`,
-/// and `since`, the last position the server gave.
+/// Where the rows held stand: the shape's `offset`, to drop what is had already, and `since`,
+/// the last position the server gave, where a rejoin resumes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Position {
-    handle: String,
     offset: String,
     since: Option<String>,
 }
 
 impl Position {
-    /// Where `part` (a reply or a broadcast of the shape `handle`) leaves the rows.
-    fn of(handle: String, part: &Value) -> Position {
+    /// Where `part` (a reply or a broadcast) leaves the rows.
+    fn of(part: &Value) -> Position {
         Position {
-            handle,
             offset: text_field(part, "offset"),
             since: part
                 .get("position")
@@ -230,11 +224,10 @@ fn offset_number(offset: &str) -> Option<u64> {
 #[derive(Debug)]
 enum Pending {
     Join(ReplyFuture<Payload, ClientJoinError>),
-    /// The next chunk, of the snapshot of `handle` gathered in `rows` (`None`: of the changes
-    /// a recovered rejoin catches up on, applied as they come).
+    /// The next chunk, of the snapshot gathered in `rows` (`None`: of the changes a recovered
+    /// rejoin catches up on, applied as they come).
     More {
         reply: ReplyFuture<Payload, PushError>,
-        handle: String,
         rows: Option<BTreeMap<String, Value>>,
     },
 }
@@ -289,8 +282,6 @@ pub struct LiveCollection<Row> {
     rows: BTreeMap<String, Row>,
     /// Where the rows held stand, once a snapshot is complete.
     at: Option<Position>,
-    /// What the join out asked to resume from (`None`: a snapshot).
-    asked: Option<Position>,
     /// The shape's column types (`{column: {type}}`), from the latest reply that had them.
     schema: Option<Map<String, Value>>,
     ready: VecDeque<Result<LiveEvent<Row>, LiveError>>,
@@ -315,7 +306,6 @@ impl<Row: Clone + Serialize + DeserializeOwned> LiveCollection<Row> {
             pending: None,
             rows: BTreeMap::new(),
             at: None,
-            asked: None,
             schema: None,
             ready: VecDeque::new(),
             ended: false,
@@ -343,15 +333,8 @@ impl<Row: Clone + Serialize + DeserializeOwned> LiveCollection<Row> {
     fn join(&mut self) {
         let mut params = self.request.clone();
         // `since: null` asks for a fresh snapshot, whatever position the channel holds.
-        params.insert("since".into(), Value::Null);
-        if let Some(at) = &self.at {
-            params.insert("handle".into(), at.handle.clone().into());
-            params.insert("offset".into(), at.offset.clone().into());
-            if let Some(since) = &at.since {
-                params.insert("since".into(), since.clone().into());
-            }
-        }
-        self.asked = self.at.clone();
+        let since = self.at.as_ref().and_then(|at| at.since.clone());
+        params.insert("since".into(), since.map_or(Value::Null, Value::String));
         let payload = Payload::json(&Value::Object(params))
             .expect("a JSON object of strings always serializes");
         // Closes the channel (errored, or joined on a shape to drop) so that it joins afresh;
@@ -380,8 +363,14 @@ impl<Row: Clone + Serialize + DeserializeOwned> LiveCollection<Row> {
     }
 
     fn on_join(&mut self, result: Result<Payload, ClientJoinError>) {
-        let reply = match result {
-            Ok(reply) => reply.deserialize::<Value>().unwrap_or(Value::Null),
+        let reply = match result.map(|reply| reply.deserialize::<Value>()) {
+            Ok(Ok(reply @ Value::Object(_))) => reply,
+            Ok(_) => {
+                self.ended = true;
+                let what = "a join reply that is not a JSON object";
+                self.ready.push_back(Err(LiveError::Protocol(what)));
+                return;
+            }
             Err(ClientJoinError::Timeout) => return self.join(),
             Err(ClientJoinError::Refused { response, .. }) => {
                 let response = response.deserialize::<Value>().unwrap_or(Value::Null);
@@ -405,19 +394,8 @@ impl<Row: Clone + Serialize + DeserializeOwned> LiveCollection<Row> {
                 return;
             }
         };
-        let handle = text_field(&reply, "handle");
-        // `recovered` says whether `since` was resumed; a server without it said so by answering
-        // the handle asked for without `refetch`.
-        let recovered = match reply.get("recovered").and_then(Value::as_bool) {
-            Some(recovered) => recovered,
-            None => {
-                let refetch = reply.get("refetch").and_then(Value::as_bool) == Some(true);
-                self.asked
-                    .as_ref()
-                    .is_some_and(|asked| asked.handle == handle)
-                    && !refetch
-            }
-        };
+        // Present when the join asked to resume: whether it did.
+        let recovered = reply.get("recovered").and_then(Value::as_bool) == Some(true);
         if let Some(Value::Object(schema)) = reply.get("schema") {
             self.schema = Some(schema.clone());
         }
@@ -427,27 +405,22 @@ impl<Row: Clone + Serialize + DeserializeOwned> LiveCollection<Row> {
         } else {
             Some(BTreeMap::new())
         };
-        self.chunk(handle, rows, &reply);
+        self.chunk(rows, &reply);
     }
 
     /// Takes a chunk: into the snapshot gathered in `rows`, or, for a recovered rejoin
     /// (`None`), applied as changes. Asks for the next; after the last, the snapshot replaces
     /// the rows.
-    fn chunk(&mut self, handle: String, rows: Option<BTreeMap<String, Value>>, part: &Value) {
+    fn chunk(&mut self, rows: Option<BTreeMap<String, Value>>, part: &Value) {
         let Some(mut rows) = rows else {
             if !self.update(part, true) {
                 return;
             }
             if part.get("more").and_then(Value::as_bool) == Some(true) {
                 let reply = self.channel.push("more", Payload::empty());
-                let rows = None;
-                self.pending = Some(Pending::More {
-                    reply,
-                    handle,
-                    rows,
-                });
+                self.pending = Some(Pending::More { reply, rows: None });
             } else {
-                self.at = Some(Position::of(handle, part));
+                self.at = Some(Position::of(part));
             }
             return;
         };
@@ -468,11 +441,7 @@ impl<Row: Clone + Serialize + DeserializeOwned> LiveCollection<Row> {
         if part.get("more").and_then(Value::as_bool).unwrap_or(false) {
             let reply = self.channel.push("more", Payload::empty());
             let rows = Some(rows);
-            self.pending = Some(Pending::More {
-                reply,
-                handle,
-                rows,
-            });
+            self.pending = Some(Pending::More { reply, rows });
             return;
         }
         self.rows.clear();
@@ -484,7 +453,7 @@ impl<Row: Clone + Serialize + DeserializeOwned> LiveCollection<Row> {
                 Err(source) => self.ready.push_back(Err(LiveError::Row { key, source })),
             }
         }
-        self.at = Some(Position::of(handle, part));
+        self.at = Some(Position::of(part));
         self.ready.push_back(Ok(LiveEvent::Snapshot));
     }
 
@@ -495,13 +464,14 @@ impl<Row: Clone + Serialize + DeserializeOwned> LiveCollection<Row> {
         if message.event != "changes" {
             return;
         }
-        let payload = message
-            .payload
-            .deserialize::<Value>()
-            .unwrap_or(Value::Null);
-        if payload.get("refetch").and_then(Value::as_bool) == Some(true) {
-            return self.refetch();
-        }
+        let payload = match message.payload.deserialize::<Value>() {
+            Ok(payload @ Value::Object(_)) => payload,
+            _ => {
+                let what = "a `changes` event that is not a JSON object";
+                self.ready.push_back(Err(LiveError::Protocol(what)));
+                return;
+            }
+        };
         // During a join, the changes of the join before: its reply brings what follows `at`.
         if matches!(self.pending, Some(Pending::Join(_))) {
             return;
@@ -510,7 +480,7 @@ impl<Row: Clone + Serialize + DeserializeOwned> LiveCollection<Row> {
         if offset_number(&text_field(&payload, "offset")) <= offset_number(&at.offset) {
             return;
         }
-        self.at = Some(Position::of(at.handle.clone(), &payload));
+        self.at = Some(Position::of(&payload));
         self.update(&payload, false);
     }
 
@@ -595,9 +565,9 @@ impl<Row: Clone + Serialize + DeserializeOwned> LiveCollection<Row> {
             }
             Some(Pending::More { reply, .. }) => {
                 if let Poll::Ready(result) = Pin::new(reply).poll(cx) {
-                    if let Some(Pending::More { handle, rows, .. }) = self.pending.take() {
+                    if let Some(Pending::More { rows, .. }) = self.pending.take() {
                         match result.map(|part| part.deserialize::<Value>()) {
-                            Ok(Ok(part)) => self.chunk(handle, rows, &part),
+                            Ok(Ok(part)) => self.chunk(rows, &part),
                             // The snapshot failed or stalled on the server: start again.
                             _ => self.refetch(),
                         }
