@@ -90,7 +90,7 @@ mod socket;
 mod state;
 mod typed;
 
-pub use api::bearer_token;
+pub use api::{PublishError, bearer_token};
 pub use broadcast::Broadcast;
 pub use channel::{Channel, Context, HandleIn, JoinError, Outgoing, Terminate};
 pub use config::{Config, Limits};
@@ -110,7 +110,8 @@ pub use registry::{ConnId, LocalPubSub, Registry};
 pub use socket::{ConnectError, ConnectInfo, Connected, Socket};
 pub use typed::{Typed, TypedChannel, TypedContext, TypedReply};
 
-/// The README's examples, compiled as doc tests so they cannot rot.
-#[doc = include_str!("../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;
+/// The axum this crate is built on, **0.8**, re-exported: an app that builds its `Router` through
+/// `alight_server::axum` (or depends on `axum = "0.8"`) merges [`Alight::router`] without a
+/// version clash. (With another axum major, the error names `Router<S>` trait bounds, not the
+/// versions.)
+pub use axum;

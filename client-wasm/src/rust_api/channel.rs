@@ -7,6 +7,7 @@ use alight_protocol::Payload;
 use alight_protocol::client::{ChannelState, StateCause};
 
 use super::error::{ClientJoinError, LeaveError, PushError};
+use super::presence::PresenceView;
 use super::reply::ReplyFuture;
 use super::shared::{EntryKey, Shared};
 use super::socket::SocketHandle;
@@ -184,6 +185,18 @@ impl ClientChannel {
             .call(|state, _| state.subscribe_messages(key, capacity));
         // The entry lives as long as this handle does.
         subscription.unwrap_or_else(Subscription::ended)
+    }
+
+    /// Who is on the topic: a [`PresenceView`] fed by this channel's `presence_state` and
+    /// `presence_diff` (phoenix.js's `new Presence(channel)`). Make it before joining.
+    pub fn presence(&self) -> PresenceView {
+        PresenceView::new(self.clone())
+    }
+
+    /// The `join_ref` of the current join, if one is out or accepted.
+    pub(crate) fn join_ref(&self) -> Option<String> {
+        let key = self.inner.key;
+        self.shared().read(|state| state.join_ref(key))
     }
 
     /// The channel's state changes from now on (joined, errored after a crash or a lost

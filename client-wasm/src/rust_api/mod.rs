@@ -10,8 +10,8 @@
 //! | handle | what it does |
 //! |---|---|
 //! | [`ClientSocket`] | `connect`, `disconnect`, `channel(topic, params)`, `typed_channel::<S>(topic)`, `events()` |
-//! | [`ClientChannel`] | `join()`, `push(event, payload)` → [`ReplyFuture`]; `events()`, `states()` → [`Subscription`]; `leave()` |
-//! | [`TypedClientChannel<S>`] | the same with the types of a [`Schema`](alight_protocol::schema::Schema): `join(&S::JoinParams)`, `push(&S::In)`, `events()` of `S::Out` |
+//! | [`ClientChannel`] | `join()`, `push(event, payload)` → [`ReplyFuture`]; `events()`, `states()` → [`Subscription`]; `presence()` → [`PresenceView`]; `leave()` |
+//! | [`TypedClientChannel<S>`] | the same with the types of a [`Schema`](alight_protocol::schema::Schema): `join(&S::JoinParams)`, `push(&S::In)`, `events()` of `S::Out` (presence left out), `presence()` |
 //! | [`Driver`] | the driver's side: `handle_*` inputs, [`take_work`](Driver::take_work), [`woken`](Driver::woken) |
 //!
 //! # Semantics
@@ -70,6 +70,7 @@
 mod channel;
 mod driver;
 mod error;
+mod presence;
 mod reply;
 mod shared;
 mod socket;
@@ -82,6 +83,7 @@ mod tests;
 pub use channel::{ClientChannel, Message, StateChange};
 pub use driver::{Driver, Work};
 pub use error::{Cause, ClientJoinError, EventError, LeaveError, PushError, SocketError};
+pub use presence::{PresenceError, PresenceView};
 pub use reply::ReplyFuture;
 pub use shared::Clock;
 pub use socket::{ClientSocket, SocketEvent, SocketOptions};

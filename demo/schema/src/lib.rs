@@ -47,7 +47,7 @@
 //! ```
 #![warn(missing_docs)]
 
-use alight_protocol::schema::{Schema, SerdeEvents, subtopic};
+use alight_protocol::schema::{Schema, subtopic};
 use serde::{Deserialize, Serialize};
 
 /// How many notifications a join reply carries in [`NotificationsJoined::latest`].
@@ -134,20 +134,21 @@ pub struct NotificationsJoined {
     pub gap: bool,
 }
 
-/// Client → server pushes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-#[serde(tag = "event", content = "payload", rename_all = "snake_case")]
-pub enum NotificationsIn {
-    /// Marks one notification read.
-    MarkRead {
-        /// The notification's id.
-        id: i64,
-    },
-    /// Marks every notification of the user read.
-    MarkAllRead,
+alight_protocol::events! {
+    /// Client → server pushes.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
+    #[serde(rename_all = "snake_case")]
+    pub enum NotificationsIn {
+        /// Marks one notification read.
+        MarkRead {
+            /// The notification's id.
+            id: i64,
+        },
+        /// Marks every notification of the user read.
+        MarkAllRead,
+    }
 }
-impl SerdeEvents for NotificationsIn {}
 
 /// The response to a successful [`NotificationsIn`] push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,17 +158,18 @@ pub struct Unread {
     pub unread: u32,
 }
 
-/// Server → client events, broadcast to every socket of the user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-#[serde(tag = "event", content = "payload", rename_all = "snake_case")]
-pub enum NotificationsOut {
-    /// A new notification was stored.
-    Notification(Notification),
-    /// Notifications were marked read (in this tab or another).
-    Read(Read),
+alight_protocol::events! {
+    /// Server → client events, broadcast to every socket of the user.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
+    #[serde(rename_all = "snake_case")]
+    pub enum NotificationsOut {
+        /// A new notification was stored.
+        Notification(Notification),
+        /// Notifications were marked read (in this tab or another).
+        Read(Read),
+    }
 }
-impl SerdeEvents for NotificationsOut {}
 
 /// What was marked read: some `ids`, or `all`; with the unread count that followed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
