@@ -106,3 +106,8 @@ pub fn app(api_key: &str) -> (Alight, axum::Router) {
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The Rust client's README (`client-wasm/RUST.md`), compiled the same way.
+#[doc = include_str!("../../client-wasm/RUST.md")]
+#[cfg(doctest)]
+pub struct ClientReadmeDoctests;
