@@ -13,7 +13,7 @@ use alight_protocol::schema::{Events, Schema};
 use futures_util::{FutureExt, Stream};
 use thiserror::Error;
 
-use super::channel::{ClientChannel, Message, StateChange};
+use super::channel::{ClientChannel, Message, Recovery, StateChange};
 use super::error::{ClientJoinError, EventError, LeaveError, PushError};
 use super::presence::PresenceView;
 use super::reply::ReplyFuture;
@@ -142,6 +142,16 @@ impl<S: Schema> TypedClientChannel<S> {
     pub fn states(&self) -> Subscription<StateChange> {
         self.channel.states()
     }
+
+    /// The channel's last position on a topic with history. See [`ClientChannel::position`].
+    pub fn position(&self) -> Option<String> {
+        self.channel.position()
+    }
+
+    /// Whether each rejoin of a history channel resumed. See [`ClientChannel::recoveries`].
+    pub fn recoveries(&self) -> Subscription<Recovery> {
+        self.channel.recoveries()
+    }
 }
 
 /// Join params as they travel: a `phx_join` payload is an object, so params that serialize to
@@ -183,7 +193,7 @@ impl<S: Schema> Stream for TypedEvents<S> {
         loop {
             let item = match Pin::new(&mut self.messages).poll_next(cx) {
                 Poll::Ready(Some(Ok(Message { event, .. }))) if is_presence(&event) => continue,
-                Poll::Ready(Some(Ok(Message { event, payload }))) => {
+                Poll::Ready(Some(Ok(Message { event, payload, .. }))) => {
                     S::Out::from_parts(&event, &payload).map_err(EventError::Schema)
                 }
                 Poll::Ready(Some(Err(lagged))) => Err(EventError::Lagged(lagged)),
