@@ -1,5 +1,6 @@
 //! Run with: `cargo run -p alight-examples --example counter_client [name]`, with the
-//! `counter_server` example running.
+//! `counter_server` example running (`ALIGHT_URL` names another server than
+//! ws://127.0.0.1:4000/socket).
 //!
 //! A native Rust client of the counter app: joins `counter:lobby` with the shared schema's types,
 //! shows who is there through a presence view, sends 100 typed pushes and reads the typed
@@ -17,14 +18,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let name = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "rusty".to_owned());
-    let socket = native::Builder::new("ws://127.0.0.1:4000/socket").build();
+    let url =
+        std::env::var("ALIGHT_URL").unwrap_or_else(|_| "ws://127.0.0.1:4000/socket".to_owned());
+    let socket = native::Builder::new(url).build();
     socket.connect();
 
     let counter = socket.typed_channel::<CounterSchema>("counter:lobby")?;
     // Made before joining, so they see what follows the join.
-    let presence = counter.presence();
+    let mut presence = counter.presence();
     let mut events = counter.events();
-    tokio::spawn(show_presence(presence));
 
     let total = counter.join(&JoinCounter { name: name.clone() }).await?;
     println!(
@@ -32,29 +34,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         total.value
     );
 
+    // Our own entry reaches the list with the topic's next presence diff.
+    while !presence.keys().contains(&name.as_str()) {
+        match presence.next().await {
+            Some(Ok(_)) => {}
+            Some(Err(error)) => eprintln!("presence: {error}"),
+            None => return Err("the connection closed before we were online".into()),
+        }
+    }
+    println!("online: {}", presence.keys().join(", "));
+    tokio::spawn(show_presence(presence));
+
     for _ in 0..100 {
         let total = counter.push(&CounterIn::Add { by: 1 }).await?;
-        print!("\r{}", total.value);
+        println!("pushed: the counter is at {}", total.value);
     }
-    println!();
 
     // Our own pushes come back as broadcasts, with everyone else's.
-    let mut seen = 0;
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(CounterOut::Changed { value, by }) => {
-                seen += 1;
-                if by != name {
-                    println!("{by} set the counter to {value}");
-                }
+    let mut ours = 0;
+    while ours < 100 {
+        match events.next().await {
+            Some(Ok(CounterOut::Changed { by, .. })) if by == name => ours += 1,
+            Some(Ok(CounterOut::Changed { value, by })) => {
+                println!("{by} set the counter to {value}")
             }
-            Err(error) => eprintln!("{error}"),
-        }
-        if seen == 100 {
-            break;
+            Some(Err(error)) => eprintln!("{error}"),
+            None => return Err("the connection closed".into()),
         }
     }
     counter.leave().await?;
+    println!("left");
     Ok(())
 }
 

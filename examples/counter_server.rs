@@ -26,11 +26,28 @@ async fn main() -> std::io::Result<()> {
         )
         .init();
     let (alight, app) = alight_examples::app("example-key");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:4000").await?;
-    tracing::info!("counter server on http://127.0.0.1:4000 (Ctrl-C stops it)");
-    alight
-        .serve(listener, app, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
+    // `ALIGHT_ADDR=127.0.0.1:0` picks a free port (the tests do).
+    let addr = std::env::var("ALIGHT_ADDR").unwrap_or_else(|_| "127.0.0.1:4000".to_owned());
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    println!(
+        "counter server on http://{} (Ctrl-C stops it)",
+        listener.local_addr()?
+    );
+    alight.serve(listener, app, stop_signal()).await
+}
+
+/// Ctrl-C, or SIGTERM where there is one.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

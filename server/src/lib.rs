@@ -40,9 +40,19 @@
 //!
 //! docs/ARCHITECTURE.md follows a broadcast and a join through these layers.
 //!
+//! # Dependencies
+//! ```toml
+//! alight-server = "0.1"      # re-exports axum 0.8 as `alight_server::axum`
+//! alight-protocol = "0.1"    # `Payload`, typed schemas
+//! tokio = { version = "1", features = ["rt-multi-thread", "macros", "net", "signal"] }
+//! ```
+//! `net` is for the listener and `signal` for a Ctrl-C shutdown, as below; `rt-multi-thread` and
+//! `macros` for `#[tokio::main]`. Build the app's `Router` through [`axum`] (this crate's own, so
+//! `merge(alight.router())` type-checks); typed channels are in the README's "Typed, end to end".
+//!
 //! # Example
 //! ```no_run
-//! use alight_server::{Alight, Channel, Context, HandleIn, JoinError};
+//! use alight_server::{Alight, Channel, Context, HandleIn, JoinError, axum};
 //! use alight_protocol::Payload;
 //!
 //! struct Room;
