@@ -21,11 +21,11 @@ pub struct Message {
     /// Its payload (JSON, or bytes from a V2 binary frame).
     pub payload: Payload,
     /// Its position in the topic's history, on a topic with history (see
-    /// [`Channel::position`]).
+    /// [`ClientChannel::position`]).
     pub position: Option<String>,
 }
 
-/// Whether a rejoin of a history channel resumed (see [`Channel::recoveries`]).
+/// Whether a rejoin of a history channel resumed (see [`ClientChannel::recoveries`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recovery {
     /// Every broadcast since the channel's position follows the rejoin, in order; when `false`
