@@ -20,7 +20,7 @@ use alight_client::rust_api::{
 };
 use alight_protocol::Payload;
 use alight_protocol::client::{Backoff, ChannelState, ClientConfig, StateCause};
-use alight_protocol::schema::{Schema, SchemaError, SerdeEvents};
+use alight_protocol::schema::{Schema, SchemaError};
 use alight_server::Config;
 use alight_tests::fixture::{self, Server};
 use futures_util::StreamExt;
@@ -411,13 +411,14 @@ struct Joined {
     user: Option<String>,
 }
 
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "event", content = "payload", rename_all = "snake_case")]
-enum RoomIn {
-    Shout { body: String },
-    Count,
+alight_protocol::events! {
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum RoomIn {
+        Shout { body: String },
+        Count,
+    }
 }
-impl SerdeEvents for RoomIn {}
 
 /// The replies of `room:*`: `{}`, or `{"count": n}` for `count`.
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -426,12 +427,13 @@ struct Ack {
     count: Option<u64>,
 }
 
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "event", content = "payload", rename_all = "snake_case")]
-enum RoomOut {
-    Shout { body: String },
+alight_protocol::events! {
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum RoomOut {
+        Shout { body: String },
+    }
 }
-impl SerdeEvents for RoomOut {}
 
 impl Schema for Room {
     const TOPIC: &'static str = "room:*";

@@ -17,6 +17,18 @@ pub const HEARTBEAT: &str = "heartbeat";
 /// The socket-level topic that carries heartbeats.
 pub const PHOENIX_TOPIC: &str = "phoenix";
 
+/// Server → client: the whole presence list of a topic, pushed to one channel after its join
+/// (`{key: {metas: [...]}}`); see [`presence`](crate::presence).
+pub const PRESENCE_STATE: &str = "presence_state";
+/// Server → client: who joined and left a topic's presence (`{joins, leaves}`), broadcast.
+pub const PRESENCE_DIFF: &str = "presence_diff";
+
+/// Whether `event` is one of Phoenix's presence events, which a presence list consumes and
+/// typed event streams leave out.
+pub fn is_presence(event: &str) -> bool {
+    matches!(event, PRESENCE_STATE | PRESENCE_DIFF)
+}
+
 /// Reply status for success.
 pub const STATUS_OK: &str = "ok";
 /// Reply status for failure.

@@ -9,7 +9,7 @@
 //!
 //! What it accepts is what `JSON.parse` accepts, with one exception that Rust imposes: a string
 //! escape naming a lone UTF-16 surrogate (`"\ud800"`) is valid inside a payload, which stays text,
-//! but cannot become a Rust string, so [`Scanner::unescape`] refuses it.
+//! but cannot become a Rust string, so `Scanner::unescape` refuses it.
 
 use std::fmt;
 

@@ -39,24 +39,26 @@
 //!     pub body: String,
 //! }
 //!
-//! /// Client → server.
-//! #[derive(Debug, PartialEq, Serialize, Deserialize)]
-//! #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-//! #[serde(tag = "event", content = "payload", rename_all = "snake_case")]
-//! pub enum RoomIn {
-//!     Shout(Shout),
-//!     Ping,
+//! alight_protocol::events! {
+//!     /// Client → server.
+//!     #[derive(Debug, PartialEq, Serialize, Deserialize)]
+//!     #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
+//!     #[serde(rename_all = "snake_case")]
+//!     pub enum RoomIn {
+//!         Shout(Shout),
+//!         Ping,
+//!     }
 //! }
-//! impl SerdeEvents for RoomIn {}
 //!
-//! /// Server → client.
-//! #[derive(Debug, PartialEq, Serialize, Deserialize)]
-//! #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-//! #[serde(tag = "event", content = "payload", rename_all = "snake_case")]
-//! pub enum RoomOut {
-//!     Shout { from: String, body: String },
+//! alight_protocol::events! {
+//!     /// Server → client.
+//!     #[derive(Debug, PartialEq, Serialize, Deserialize)]
+//!     #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
+//!     #[serde(rename_all = "snake_case")]
+//!     pub enum RoomOut {
+//!         Shout { from: String, body: String },
+//!     }
 //! }
-//! impl SerdeEvents for RoomOut {}
 //!
 //! pub struct Room;
 //!
@@ -107,14 +109,16 @@
 //! # use alight_protocol::schema::{Events, Schema, SchemaError, SerdeEvents};
 //! # use alight_protocol::Frame;
 //! # use serde::{Deserialize, Serialize};
-//! # #[derive(Serialize, Deserialize)]
-//! # #[serde(tag = "event", content = "payload", rename_all = "snake_case")]
-//! # pub enum RoomIn { Ping }
-//! # impl SerdeEvents for RoomIn {}
-//! # #[derive(Serialize, Deserialize)]
-//! # #[serde(tag = "event", content = "payload", rename_all = "snake_case")]
-//! # pub enum RoomOut { Shout { from: String, body: String } }
-//! # impl SerdeEvents for RoomOut {}
+//! # alight_protocol::events! {
+//! #     #[derive(Serialize, Deserialize)]
+//! #     #[serde(rename_all = "snake_case")]
+//! #     pub enum RoomIn { Ping }
+//! # }
+//! # alight_protocol::events! {
+//! #     #[derive(Serialize, Deserialize)]
+//! #     #[serde(rename_all = "snake_case")]
+//! #     pub enum RoomOut { Shout { from: String, body: String } }
+//! # }
 //! # pub struct Room;
 //! # impl Schema for Room {
 //! #     const TOPIC: &'static str = "room:*";
@@ -206,22 +210,23 @@ pub trait Events: Sized {
     fn from_parts(event: &str, payload: &Payload) -> Result<Self, SchemaError>;
 }
 
-/// Marks a serde adjacently tagged enum as [`Events`]: the tag is the event name, the content the
-/// payload.
+/// A serde adjacently tagged enum as [`Events`]: the tag is the event name, the content the
+/// payload. Declared with [`events!`](crate::events), which gives the enum that shape; nothing
+/// else implements it.
 ///
 /// ```
-/// # use alight_protocol::schema::SerdeEvents;
 /// # use serde::{Deserialize, Serialize};
 /// # #[derive(Serialize, Deserialize)] pub struct Shout { body: String }
-/// #[derive(Serialize, Deserialize)]
-/// #[serde(tag = "event", content = "payload", rename_all = "snake_case")]
-/// pub enum RoomIn {
-///     Shout(Shout),
-///     Move { x: i32, y: i32 },
-///     Pair(u8, String),
-///     Ping,
+/// alight_protocol::events! {
+///     #[derive(Serialize, Deserialize)]
+///     #[serde(rename_all = "snake_case")]
+///     pub enum RoomIn {
+///         Shout(Shout),
+///         Move { x: i32, y: i32 },
+///         Pair(u8, String),
+///         Ping,
+///     }
 /// }
-/// impl SerdeEvents for RoomIn {}
 /// ```
 ///
 /// | variant | event | payload sent | payload accepted |
@@ -231,18 +236,61 @@ pub trait Events: Sized {
 /// | `Pair(u8, String)` (tuple) | `pair` | `[7,"seven"]` | the same |
 /// | `Ping` (unit) | `ping` | `{}` | `{}`, `null` |
 ///
-/// Event names are the serde variant names (`rename`, `rename_all` apply). The tag and content keys
-/// can be named anything, because only their position matters here; `event` and `payload` read best
-/// in the TypeScript union. Payloads are JSON: decoding a binary payload is a
-/// [`SchemaError::Payload`], and events that carry bytes implement [`Events`] by hand.
+/// Event names are the serde variant names (`rename`, `rename_all` apply). Payloads are JSON:
+/// decoding a binary payload is a [`SchemaError::Payload`], and events that carry bytes implement
+/// [`Events`] by hand.
 ///
 /// Nothing goes through `serde_json::Value`: encoding serializes the content straight into the
 /// payload's [`RawJson`](crate::RawJson), and decoding reads the payload text once,
 /// straight into the variant.
 ///
-/// A type that does not (de)serialize as an adjacently tagged enum (an externally or internally
-/// tagged enum, a struct) fails every call with [`SchemaError::NotAdjacentlyTagged`].
-pub trait SerdeEvents: Serialize + DeserializeOwned {}
+/// The shape is a compile-time property: a hand-written `impl SerdeEvents` does not compile, so an
+/// externally or internally tagged enum, or a struct, cannot pass for one.
+/// ```compile_fail,E0277
+/// # use serde::{Deserialize, Serialize};
+/// #[derive(Serialize, Deserialize)]
+/// enum ExternallyTagged { Ping }
+/// impl alight_protocol::schema::SerdeEvents for ExternallyTagged {}
+/// ```
+/// And `events!` refuses an enum that asks for another tagging, through serde's own check:
+/// ```compile_fail
+/// # use serde::{Deserialize, Serialize};
+/// alight_protocol::events! {
+///     #[derive(Serialize, Deserialize)]
+///     #[serde(tag = "type")]
+///     enum InternallyTagged { Ping }
+/// }
+/// ```
+pub trait SerdeEvents: Serialize + DeserializeOwned + __private::AdjacentlyTagged {}
+
+/// Declares an enum of [`SerdeEvents`]: re-emits it with
+/// `#[serde(tag = "event", content = "payload")]` and implements [`SerdeEvents`] for it.
+///
+/// The enum derives `Serialize` and `Deserialize` itself (and `tsify::Tsify` under `ts`); any
+/// other serde attribute (`rename_all`, `rename`, `deny_unknown_fields`) applies as usual. A serde
+/// attribute that picks another tagging (`tag`, `content`, `untagged`) is a compile error, and so
+/// is a missing `Serialize`/`Deserialize` derive. Generic enums are not supported.
+///
+/// See [`SerdeEvents`] for the wire table, and the [module docs](crate::schema) for a schema.
+#[macro_export]
+macro_rules! events {
+    ($(#[$attr:meta])* $vis:vis enum $name:ident { $($variants:tt)* }) => {
+        $(#[$attr])*
+        #[serde(tag = "event", content = "payload")]
+        $vis enum $name { $($variants)* }
+
+        impl $crate::schema::__private::AdjacentlyTagged for $name {}
+        impl $crate::schema::SerdeEvents for $name {}
+    };
+}
+
+/// Not public API: what [`events!`](crate::events) expands to.
+#[doc(hidden)]
+pub mod __private {
+    /// Implemented by [`events!`](crate::events) only, for the enums it declares adjacently
+    /// tagged; the bound that keeps [`SerdeEvents`](super::SerdeEvents) from other shapes.
+    pub trait AdjacentlyTagged {}
+}
 
 impl<T: SerdeEvents> Events for T {
     fn to_parts(&self) -> Result<(String, Payload), SchemaError> {
@@ -309,10 +357,11 @@ pub enum SchemaError {
         #[source]
         source: serde_json::Error,
     },
-    /// A [`SerdeEvents`] type does not (de)serialize as an adjacently tagged enum.
+    /// A [`SerdeEvents`] type does not (de)serialize as an adjacently tagged enum (a bug: [`events!`](crate::events)
+    /// gives every such type that shape).
     #[error(
-        "`{type_name}` is not an adjacently tagged enum: declare it with \
-         #[serde(tag = \"event\", content = \"payload\")] or implement Events by hand"
+        "`{type_name}` is not an adjacently tagged enum: declare it with alight_protocol::events! \
+         or implement Events by hand"
     )]
     NotAdjacentlyTagged {
         /// The offending type.
@@ -375,35 +424,37 @@ mod tests {
         body: String,
     }
 
-    #[derive(Debug, PartialEq, Serialize, Deserialize)]
-    #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-    #[serde(tag = "event", content = "payload", rename_all = "snake_case")]
-    enum RoomIn {
-        Shout(Shout),
-        Move {
-            x: i32,
-            y: i32,
-        },
-        Pair(u8, String),
-        #[serde(rename = "new:msg")]
-        NewMsg(Option<String>),
-        Ping,
+    crate::events! {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
+        #[serde(rename_all = "snake_case")]
+        enum RoomIn {
+            Shout(Shout),
+            Move {
+                x: i32,
+                y: i32,
+            },
+            Pair(u8, String),
+            #[serde(rename = "new:msg")]
+            NewMsg(Option<String>),
+            Ping,
+        }
     }
-    impl SerdeEvents for RoomIn {}
 
-    /// Server → client events of a room.
-    #[derive(Debug, PartialEq, Serialize, Deserialize)]
-    #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-    #[serde(tag = "event", content = "payload", rename_all = "snake_case")]
-    enum RoomOut {
-        /// Someone shouted.
-        Shout {
-            from: String,
-            body: String,
-        },
-        UserLeft,
+    crate::events! {
+        /// Server → client events of a room.
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
+        #[serde(rename_all = "snake_case")]
+        enum RoomOut {
+            /// Someone shouted.
+            Shout {
+                from: String,
+                body: String,
+            },
+            UserLeft,
+        }
     }
-    impl SerdeEvents for RoomOut {}
 
     struct Room;
 
@@ -530,6 +581,30 @@ mod tests {
                     "the payload of event `{event}` does not match the type the schema declares for it"
                 )
             );
+        }
+    }
+
+    #[test]
+    fn a_bad_payload_names_the_field_that_failed() {
+        let cases = [
+            (
+                "shout",
+                r#"{"body":5}"#,
+                "field `body`: invalid type: integer `5`",
+            ),
+            (
+                "move",
+                r#"{"x":1,"y":"up"}"#,
+                "field `y`: invalid type: string \"up\"",
+            ),
+            ("pair", r#"[7,8]"#, "field `[1]`: invalid type: integer `8`"),
+            // Missing fields are named by serde itself; no path is added for the root.
+            ("move", r#"{"x":1}"#, "missing field `y`"),
+        ];
+        for (event, payload, expected) in cases {
+            let err = RoomIn::from_parts(event, &json(payload)).expect_err("must not decode");
+            let source = err.source().map(ToString::to_string).unwrap_or_default();
+            assert!(source.starts_with(expected), "{event} {payload}: {source}");
         }
     }
 

@@ -3,13 +3,14 @@
 //!
 //! | route | auth | answer |
 //! |---|---|---|
-//! | `POST /api/broadcast` `{topic, event, payload}` | `Authorization: Bearer <api key>` | 202 `{"status":"accepted"}` once every subscriber on this node has taken the message (see [`Alight::broadcast_and_wait`]); 401 without a valid key; 400/415/422 for a bad body |
+//! | `POST /api/broadcast` `{topic, event, payload}` | `Authorization: Bearer <api key>` | 202 `{"status":"accepted"}` once every subscriber on this node has taken the message (see [`Alight::broadcast_and_wait`]); 401 without a valid key; 400/415/422 for a bad body; 422 `{"error": <reason>}` for an event that the topic's schema (a [`TypedChannel`](crate::TypedChannel)'s) does not declare or whose payload does not fit it |
 //! | `GET /healthz` | none | 200 `ok`; 200 `degraded: <reason>` while the PubSub cannot reach the other nodes (this node still serves its own sockets); 503 `shutting down` during shutdown |
 //! | `GET /metrics` | none, or `Authorization: Bearer <metrics key>` with [`Alight::api_router_with_metrics_key`] | 200, Prometheus/OpenMetrics text; 401 without the metrics key when one is set |
 
 use std::sync::Arc;
 
 use alight_protocol::Payload;
+use alight_protocol::schema::{Events, Schema, SchemaError};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +18,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use thiserror::Error;
 
 use crate::Alight;
 use crate::backpressure;
@@ -29,6 +31,23 @@ struct ApiState {
     api_key: Option<Arc<str>>,
     /// When set, `GET /metrics` needs it as its bearer token.
     metrics_key: Option<Arc<str>>,
+}
+
+/// Why [`Alight::publish`] sent nothing.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The topic is not in the schema's topic family.
+    #[error("topic `{topic}` does not match the schema's topic pattern `{pattern}`")]
+    WrongTopic {
+        /// The topic given.
+        topic: String,
+        /// The schema's `TOPIC`.
+        pattern: &'static str,
+    },
+    /// The event could not be encoded.
+    #[error("the event cannot be encoded")]
+    Encode(#[source] SchemaError),
 }
 
 #[derive(Deserialize)]
@@ -78,6 +97,48 @@ impl Alight {
         let sent = Arc::downgrade(&message);
         self.state().pubsub.broadcast(message, None);
         backpressure::until_taken(&sent).await;
+    }
+
+    /// Broadcasts one of the schema `S`'s `Out` events to every subscriber of `topic`, as
+    /// [`broadcast`](Self::broadcast) does; the typed way to publish from outside a channel.
+    ///
+    /// ```
+    /// # use alight_protocol::schema::Schema;
+    /// # use serde::{Deserialize, Serialize};
+    /// # alight_protocol::events! {
+    /// #     #[derive(Serialize, Deserialize)]
+    /// #     #[serde(rename_all = "snake_case")]
+    /// #     pub enum CounterOut { Total { value: u64 } }
+    /// # }
+    /// # pub struct CounterSchema;
+    /// # impl Schema for CounterSchema {
+    /// #     const TOPIC: &'static str = "counter:*";
+    /// #     type JoinParams = ();
+    /// #     type JoinReply = ();
+    /// #     type In = CounterOut;
+    /// #     type Reply = ();
+    /// #     type Out = CounterOut;
+    /// # }
+    /// # let alight = alight_server::Alight::builder().build();
+    /// alight.publish::<CounterSchema>("counter:lobby", &CounterOut::Total { value: 3 })?;
+    /// assert!(alight.publish::<CounterSchema>("room:1", &CounterOut::Total { value: 3 }).is_err());
+    /// # Ok::<(), alight_server::PublishError>(())
+    /// ```
+    pub fn publish<S: Schema>(
+        &self,
+        topic: impl Into<String>,
+        event: &S::Out,
+    ) -> Result<(), PublishError> {
+        let topic = topic.into();
+        if !S::matches_topic(&topic) {
+            return Err(PublishError::WrongTopic {
+                topic,
+                pattern: S::TOPIC,
+            });
+        }
+        let (event, payload) = event.to_parts().map_err(PublishError::Encode)?;
+        self.broadcast(topic, event, payload);
+        Ok(())
     }
 
     /// [`broadcast_and_wait`](Self::broadcast_and_wait), telling whether the broadcast was
@@ -215,13 +276,20 @@ async fn broadcast(
                 .into_response();
         }
     };
+    let payload = Payload::Json(request.payload.into());
+    if let Some(check) = state.alight.state().channels.out_check(&request.topic)
+        && let Err(error) = check(&request.event, &payload)
+    {
+        let reason = crate::typed::invalid_reason("the topic's schema refuses this event", &error);
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({"error": reason})),
+        )
+            .into_response();
+    }
     let sent = state
         .alight
-        .try_broadcast_and_wait(
-            request.topic,
-            request.event,
-            Payload::Json(request.payload.into()),
-        )
+        .try_broadcast_and_wait(request.topic, request.event, payload)
         .await;
     if let Err(err) = sent {
         return (

@@ -79,6 +79,15 @@ impl JoinError {
     }
 }
 
+/// A join that could not track its presence (`ctx.track(..)?` in `join`) is refused with
+/// `{"reason": "presence not tracked: <why>"}`, and the cause is logged.
+impl From<TrackError> for JoinError {
+    fn from(error: TrackError) -> Self {
+        tracing::warn!(error = %error, "join refused: presence not tracked");
+        JoinError::reason(&format!("presence not tracked: {error}"))
+    }
+}
+
 /// `{"reason": reason}`.
 pub(crate) fn reason_payload(reason: &str) -> Payload {
     Payload::json(&ReasonBody { reason }).expect("a struct of one string serializes to JSON")
@@ -541,6 +550,7 @@ impl<C: Channel> Joined for JoinedChannel<C> {
         ctx: &'a mut Context<'_>,
     ) -> BoxFuture<'a, ()> {
         let JoinedChannel { channel, state } = *self;
+        tracing::debug!(topic = ctx.topic, ?reason, "left");
         Box::pin(async move { channel.terminate(reason, state, ctx).await })
     }
 }
@@ -567,7 +577,14 @@ impl<C: Channel> DynChannel for Erased<C> {
         ctx: &'a mut Context<'_>,
     ) -> BoxFuture<'a, JoinResult> {
         Box::pin(async move {
-            let (state, reply) = self.0.join(params, ctx).await?;
+            let (state, reply) = match self.0.join(params, ctx).await {
+                Ok(joined) => joined,
+                Err(refused) => {
+                    tracing::debug!(topic = ctx.topic, response = ?refused.response.as_json(), "join refused");
+                    return Err(refused);
+                }
+            };
+            tracing::debug!(topic = ctx.topic, "joined");
             let joined: Box<dyn Joined> = Box::new(JoinedChannel {
                 channel: self.0.clone(),
                 state,

@@ -128,11 +128,19 @@ impl std::fmt::Debug for AlightBuilder {
 
 impl AlightBuilder {
     /// Routes topics matching `pattern` (`room:*` or an exact topic) to `channel`.
-    pub fn channel<C: Channel>(mut self, pattern: impl Into<String>, channel: C) -> Self {
-        let pattern = pattern.into();
+    pub fn channel<C: Channel>(self, pattern: impl Into<String>, channel: C) -> Self {
+        self.route(pattern.into(), channel, None)
+    }
+
+    fn route<C: Channel>(
+        mut self,
+        pattern: String,
+        channel: C,
+        check: Option<crate::router::OutCheck>,
+    ) -> Self {
         self.histories.push((pattern.clone(), None));
         self.channels
-            .add(pattern, Arc::new(Erased(Arc::new(channel))));
+            .add(pattern, Arc::new(Erased(Arc::new(channel))), check);
         self
     }
 
@@ -177,13 +185,21 @@ impl AlightBuilder {
     }
 
     /// Routes the topics of `C::Schema::TOPIC` to a [`TypedChannel`](crate::TypedChannel).
+    ///
+    /// `POST /api/broadcast` on those topics then only accepts the schema's `Out` events (422
+    /// with the reason otherwise), so typed clients never receive what they cannot decode.
     pub fn typed_channel<C>(self, channel: C) -> Self
     where
         C: crate::typed::TypedChannel,
         crate::typed::Typed<C>: Channel,
     {
         let pattern = <C::Schema as alight_protocol::schema::Schema>::TOPIC;
-        self.channel(pattern, crate::typed::Typed(channel))
+        let check = crate::router::out_check::<C::Schema>;
+        self.route(
+            pattern.to_owned(),
+            crate::typed::Typed(channel),
+            Some(check),
+        )
     }
 
     /// Decides whether a socket may connect (default: everyone, anonymously).
@@ -353,6 +369,9 @@ impl Alight {
         app: Router,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        if let Ok(addr) = listener.local_addr() {
+            info!(%addr, channels = ?self.state().channels, "serving");
+        }
         let token = self.state().shutdown.clone();
         let signal = async move {
             tokio::select! {
@@ -379,6 +398,12 @@ impl Alight {
     /// Waits for the connection tasks to finish after shutdown started.
     async fn drain(&self) {
         self.state().shutdown.cancel();
+        let metrics = &self.state().metrics;
+        info!(
+            sockets = metrics.connections.get(),
+            channels = metrics.channels.get(),
+            "shutting down: draining sockets"
+        );
         self.endpoint.tracker.close();
         let timeout = self.state().config.limits().shutdown_timeout;
         if tokio::time::timeout(timeout, self.endpoint.tracker.wait())

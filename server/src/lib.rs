@@ -40,9 +40,19 @@
 //!
 //! docs/ARCHITECTURE.md follows a broadcast and a join through these layers.
 //!
+//! # Dependencies
+//! ```toml
+//! alight-server = "0.1"      # re-exports axum 0.8 as `alight_server::axum`
+//! alight-protocol = "0.1"    # `Payload`, typed schemas
+//! tokio = { version = "1", features = ["rt-multi-thread", "macros", "net", "signal"] }
+//! ```
+//! `net` is for the listener and `signal` for a Ctrl-C shutdown, as below; `rt-multi-thread` and
+//! `macros` for `#[tokio::main]`. Build the app's `Router` through [`axum`] (this crate's own, so
+//! `merge(alight.router())` type-checks); typed channels are in the README's "Typed, end to end".
+//!
 //! # Example
 //! ```no_run
-//! use alight_server::{Alight, Channel, Context, HandleIn, JoinError};
+//! use alight_server::{Alight, Channel, Context, HandleIn, JoinError, axum};
 //! use alight_protocol::Payload;
 //!
 //! struct Room;
@@ -92,7 +102,7 @@ mod socket;
 mod state;
 mod typed;
 
-pub use api::bearer_token;
+pub use api::{PublishError, bearer_token};
 pub use broadcast::Broadcast;
 pub use channel::{Channel, Context, HandleIn, JoinError, Outgoing, Terminate};
 pub use config::{Config, Limits};
@@ -113,7 +123,8 @@ pub use registry::{ConnId, LocalPubSub, Registry};
 pub use socket::{ConnectError, ConnectInfo, Connected, Socket};
 pub use typed::{Typed, TypedChannel, TypedContext, TypedReply};
 
-/// The README's examples, compiled as doc tests so they cannot rot.
-#[doc = include_str!("../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;
+/// The axum this crate is built on, **0.8**, re-exported: an app that builds its `Router` through
+/// `alight_server::axum` (or depends on `axum = "0.8"`) merges [`Alight::router`] without a
+/// version clash. (With another axum major, the error names `Router<S>` trait bounds, not the
+/// versions.)
+pub use axum;

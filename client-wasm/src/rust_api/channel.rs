@@ -7,6 +7,7 @@ use alight_protocol::Payload;
 use alight_protocol::client::{ChannelState, StateCause};
 
 use super::error::{ClientJoinError, LeaveError, PushError};
+use super::presence::PresenceView;
 use super::reply::ReplyFuture;
 use super::shared::{EntryKey, Shared};
 use super::socket::SocketHandle;
@@ -20,11 +21,11 @@ pub struct Message {
     /// Its payload (JSON, or bytes from a V2 binary frame).
     pub payload: Payload,
     /// Its position in the topic's history, on a topic with history (see
-    /// [`Channel::position`]).
+    /// [`ClientChannel::position`]).
     pub position: Option<String>,
 }
 
-/// Whether a rejoin of a history channel resumed (see [`Channel::recoveries`]).
+/// Whether a rejoin of a history channel resumed (see [`ClientChannel::recoveries`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recovery {
     /// Every broadcast since the channel's position follows the rejoin, in order; when `false`
@@ -195,6 +196,18 @@ impl ClientChannel {
             .call(|state, _| state.subscribe_messages(key, capacity));
         // The entry lives as long as this handle does.
         subscription.unwrap_or_else(Subscription::ended)
+    }
+
+    /// Who is on the topic: a [`PresenceView`] fed by this channel's `presence_state` and
+    /// `presence_diff` (phoenix.js's `new Presence(channel)`). Make it before joining.
+    pub fn presence(&self) -> PresenceView {
+        PresenceView::new(self.clone())
+    }
+
+    /// The `join_ref` of the current join, if one is out or accepted.
+    pub(crate) fn join_ref(&self) -> Option<String> {
+        let key = self.inner.key;
+        self.shared().read(|state| state.join_ref(key))
     }
 
     /// The channel's last position in its topic's history (from its join reply, then from every

@@ -22,7 +22,10 @@ pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
 #[non_exhaustive]
 pub enum ClientJoinError {
     /// The server refused the join (status `error` or any other non-`ok` status).
-    #[error("the server refused the join with status `{status}`; see the response for its reason")]
+    #[error(
+        "the server refused the join with status `{status}`{}",
+        reason_of(response)
+    )]
     Refused {
         /// The reply status.
         status: String,
@@ -51,6 +54,30 @@ pub enum ClientJoinError {
     DecodeReply(#[source] serde_json::Error),
 }
 
+/// The longest reason an error message quotes from a server's response.
+const MAX_REASON_LEN: usize = 256;
+
+/// `: <reason>` when `response` is `{"reason": "<text>", ...}` (Phoenix's shape for refusals),
+/// cut to [`MAX_REASON_LEN`] bytes; else a pointer to the response.
+fn reason_of(response: &Payload) -> String {
+    let value = response.deserialize::<serde_json::Value>().ok();
+    match value.as_ref().and_then(|v| v.get("reason")?.as_str()) {
+        Some(reason) => {
+            let mut reason = reason.to_owned();
+            if reason.len() > MAX_REASON_LEN {
+                let mut end = MAX_REASON_LEN;
+                while !reason.is_char_boundary(end) {
+                    end -= 1;
+                }
+                reason.truncate(end);
+                reason.push('…');
+            }
+            format!(": {reason}")
+        }
+        None => "; its response says why".to_owned(),
+    }
+}
+
 /// Why [`ClientChannel::push`](super::ClientChannel::push) failed.
 ///
 /// Dropping a push's future does not cancel the push: it was already handed to the session.
@@ -58,7 +85,10 @@ pub enum ClientJoinError {
 #[non_exhaustive]
 pub enum PushError {
     /// The server answered with status `error` (or any other non-`ok` status).
-    #[error("the server answered the push with status `{status}`; see the response for its reason")]
+    #[error(
+        "the server answered the push with status `{status}`{}",
+        reason_of(response)
+    )]
     Reply {
         /// The reply status.
         status: String,

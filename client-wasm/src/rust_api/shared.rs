@@ -271,6 +271,12 @@ impl State {
             .unwrap_or(ChannelState::Closed)
     }
 
+    /// The `join_ref` of the entry's current join, (what a presence list keys its state to).
+    pub(crate) fn join_ref(&self, key: EntryKey) -> Option<String> {
+        let channel = self.entries.get(&key)?.channel?;
+        self.session.join_ref(channel)
+    }
+
     pub(crate) fn subscribe_messages(
         &mut self,
         key: EntryKey,

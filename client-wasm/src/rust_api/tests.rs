@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use alight_protocol::Payload;
 use alight_protocol::client::{Action, Backoff, ChannelState, ClientConfig, StateCause, Timestamp};
-use alight_protocol::schema::{Schema, SerdeEvents};
+use alight_protocol::schema::Schema;
 use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 #[cfg(target_arch = "wasm32")]
@@ -342,19 +342,21 @@ struct Joined {
     user: Option<String>,
 }
 
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "event", content = "payload", rename_all = "snake_case")]
-enum RoomIn {
-    Shout { body: String },
+alight_protocol::events! {
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum RoomIn {
+        Shout { body: String },
+    }
 }
-impl SerdeEvents for RoomIn {}
 
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "event", content = "payload", rename_all = "snake_case")]
-enum RoomOut {
-    Shout { body: String },
+alight_protocol::events! {
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum RoomOut {
+        Shout { body: String },
+    }
 }
-impl SerdeEvents for RoomOut {}
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 struct Ack {}

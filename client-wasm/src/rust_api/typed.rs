@@ -8,12 +8,14 @@ use std::task::{Context, Poll};
 
 use alight_protocol::Payload;
 use alight_protocol::client::ChannelState;
+use alight_protocol::event::is_presence;
 use alight_protocol::schema::{Events, Schema};
 use futures_util::{FutureExt, Stream};
 use thiserror::Error;
 
 use super::channel::{ClientChannel, Message, Recovery, StateChange};
 use super::error::{ClientJoinError, EventError, LeaveError, PushError};
+use super::presence::PresenceView;
 use super::reply::ReplyFuture;
 use super::stream::Subscription;
 
@@ -84,7 +86,7 @@ impl<S: Schema> TypedClientChannel<S> {
         &self,
         params: &S::JoinParams,
     ) -> impl Future<Output = Result<S::JoinReply, ClientJoinError>> + Send + 'static {
-        let joined = match Payload::json(params) {
+        let joined = match join_params::<S>(params) {
             Ok(params) => self.channel.join_with(Some(params), None),
             Err(error) => ReplyFuture::ready(Err(ClientJoinError::Params(error))),
         };
@@ -112,8 +114,9 @@ impl<S: Schema> TypedClientChannel<S> {
         self.channel.leave()
     }
 
-    /// The server's events decoded as `S::Out`, from now on, bounded as [`ClientChannel::events`]. An
-    /// event the schema does not accept is an `Err(EventError::Schema)` item, and lost events an
+    /// The server's events decoded as `S::Out`, from now on, bounded as [`ClientChannel::events`].
+    /// Presence (`presence_state`, `presence_diff`) is not among them: read it from
+    /// [`presence`](Self::presence). An event the schema does not accept is an `Err(EventError::Schema)` item, and lost events an
     /// `Err(EventError::Lagged)` item; the stream goes on after either.
     pub fn events(&self) -> TypedEvents<S> {
         TypedEvents {
@@ -130,6 +133,11 @@ impl<S: Schema> TypedClientChannel<S> {
         }
     }
 
+    /// Who is on the topic. See [`ClientChannel::presence`]; make it before joining.
+    pub fn presence(&self) -> PresenceView {
+        self.channel.presence()
+    }
+
     /// The channel's state changes. See [`ClientChannel::states`].
     pub fn states(&self) -> Subscription<StateChange> {
         self.channel.states()
@@ -144,6 +152,17 @@ impl<S: Schema> TypedClientChannel<S> {
     pub fn recoveries(&self) -> Subscription<Recovery> {
         self.channel.recoveries()
     }
+}
+
+/// Join params as they travel: a `phx_join` payload is an object, so params that serialize to
+/// `null` (`()`, a unit struct, `None`) are sent as `{}`, as phoenix.js sends no params.
+fn join_params<S: Schema>(params: &S::JoinParams) -> Result<Payload, serde_json::Error> {
+    let payload = Payload::json(params)?;
+    Ok(if payload.as_json() == Some("null") {
+        Payload::empty()
+    } else {
+        payload
+    })
 }
 
 /// The stream of [`TypedClientChannel::events`].
@@ -171,13 +190,17 @@ impl<S: Schema> Stream for TypedEvents<S> {
     type Item = Result<S::Out, EventError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.messages).poll_next(cx).map(|item| {
-            item.map(|received| match received {
-                Ok(Message { event, payload, .. }) => {
+        loop {
+            let item = match Pin::new(&mut self.messages).poll_next(cx) {
+                Poll::Ready(Some(Ok(Message { event, .. }))) if is_presence(&event) => continue,
+                Poll::Ready(Some(Ok(Message { event, payload, .. }))) => {
                     S::Out::from_parts(&event, &payload).map_err(EventError::Schema)
                 }
-                Err(lagged) => Err(EventError::Lagged(lagged)),
-            })
-        })
+                Poll::Ready(Some(Err(lagged))) => Err(EventError::Lagged(lagged)),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            };
+            return Poll::Ready(Some(item));
+        }
     }
 }

@@ -49,7 +49,7 @@
 //! ```
 #![warn(missing_docs)]
 
-use alight_protocol::schema::{Schema, SerdeEvents, subtopic};
+use alight_protocol::schema::{Schema, subtopic};
 use serde::{Deserialize, Serialize};
 
 /// The longest user id, in bytes (user ids are ASCII).
@@ -119,25 +119,26 @@ pub struct NotificationsJoined {
     pub unread: u32,
 }
 
-/// Client → server pushes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-#[serde(tag = "event", content = "payload", rename_all = "snake_case")]
-pub enum NotificationsIn {
-    /// Marks one notification read.
-    MarkRead {
-        /// The notification's id.
-        id: i64,
-    },
-    /// Marks every notification of the user read.
-    MarkAllRead,
-    /// Deletes one notification.
-    Delete {
-        /// The notification's id.
-        id: i64,
-    },
+alight_protocol::events! {
+    /// Client → server pushes.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
+    #[serde(rename_all = "snake_case")]
+    pub enum NotificationsIn {
+        /// Marks one notification read.
+        MarkRead {
+            /// The notification's id.
+            id: i64,
+        },
+        /// Marks every notification of the user read.
+        MarkAllRead,
+        /// Deletes one notification.
+        Delete {
+            /// The notification's id.
+            id: i64,
+        },
+    }
 }
-impl SerdeEvents for NotificationsIn {}
 
 /// The response to a successful [`NotificationsIn`] push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,17 +148,19 @@ pub struct Unread {
     pub unread: u32,
 }
 
-/// Server → client events, broadcast to every socket of the user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-#[serde(tag = "event", content = "payload", rename_all = "snake_case")]
-pub enum NotificationsOut {
-    /// A new notification was stored.
-    Notification(Notification),
-    /// Notifications were marked read (in this tab or another).
-    Read(Read),
-    /// A notification was deleted (in this tab or another).
-    Deleted(Deleted),
+alight_protocol::events! {
+    /// Server → client events, broadcast to every socket of the user.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
+    #[serde(rename_all = "snake_case")]
+    pub enum NotificationsOut {
+        /// A new notification was stored.
+        Notification(Notification),
+        /// Notifications were marked read (in this tab or another).
+        Read(Read),
+        /// A notification was deleted (in this tab or another).
+        Deleted(Deleted),
+    }
 }
 
 /// A deleted notification, with the unread count that followed.
@@ -169,7 +172,6 @@ pub struct Deleted {
     /// How many of the user's notifications are unread now.
     pub unread: u32,
 }
-impl SerdeEvents for NotificationsOut {}
 
 /// What was marked read: some `ids`, or `all`; with the unread count that followed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

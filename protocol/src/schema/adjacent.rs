@@ -61,9 +61,30 @@ pub(super) fn from_parts<T: DeserializeOwned>(
         },
         Stage::Payload => SchemaError::Payload {
             event: event.to_owned(),
-            source,
+            source: with_path::<T>(event, content, source),
         },
     })
+}
+
+/// `source` naming the field that failed (`field `total.value`: invalid type: ...`), found by
+/// decoding once more with the path tracked: the cost falls on failures only.
+fn with_path<T: DeserializeOwned>(
+    event: &str,
+    content: Content<'_>,
+    source: serde_json::Error,
+) -> serde_json::Error {
+    let path = Cell::new(None);
+    let stage = Cell::new(Stage::Shape);
+    let _ = T::deserialize(Parts {
+        event,
+        content,
+        stage: &stage,
+        path: Some(&path),
+    });
+    match path.take() {
+        Some(path) if path != "." => de::Error::custom(format_args!("field `{path}`: {source}")),
+        _ => source,
+    }
 }
 
 fn not_adjacently_tagged<T>() -> SchemaError {
@@ -283,6 +304,7 @@ fn decode<T: DeserializeOwned>(
         event,
         content,
         stage: &stage,
+        path: None,
     })
     .map_err(|err| (stage.get(), err))
 }
@@ -294,6 +316,9 @@ struct Parts<'a> {
     content: Content<'a>,
     /// Who touches it: `PartsMap` records the stage it is in; `decode` reads it after a failure.
     stage: &'a Cell<Stage>,
+    /// When set, the content is decoded with its path tracked, and the path of a failure is
+    /// written here (by `PartsMap`, read by `with_path`).
+    path: Option<&'a Cell<Option<String>>>,
 }
 
 fn not_adjacent() -> serde_json::Error {
@@ -370,7 +395,18 @@ impl<'de> MapAccess<'de> for PartsMap<'de> {
         match self.parts.content {
             Content::Json(text) => {
                 let mut json = serde_json::Deserializer::from_str(text);
-                let value = seed.deserialize(&mut json)?;
+                let value = match self.parts.path {
+                    None => seed.deserialize(&mut json)?,
+                    Some(path) => {
+                        let mut track = serde_path_to_error::Track::new();
+                        let tracked = serde_path_to_error::Deserializer::new(&mut json, &mut track);
+                        let result = seed.deserialize(tracked);
+                        if result.is_err() {
+                            path.set(Some(track.path().to_string()));
+                        }
+                        result?
+                    }
+                };
                 json.end()?;
                 Ok(value)
             }
@@ -447,6 +483,7 @@ mod tests {
         Closing,
     }
     impl SerdeEvents for Notice {}
+    impl super::super::__private::AdjacentlyTagged for Notice {}
 
     fn json(text: &str) -> Payload {
         Payload::from_json_str(text).expect("test payloads are valid JSON")
@@ -500,6 +537,7 @@ mod tests {
             B,
         }
         impl SerdeEvents for Short {}
+        impl super::super::__private::AdjacentlyTagged for Short {}
 
         assert_eq!(
             parts(&Short::A { n: 1 }),
@@ -526,6 +564,7 @@ mod tests {
             Shout(Shout),
         }
         impl SerdeEvents for External {}
+        impl super::super::__private::AdjacentlyTagged for External {}
 
         #[derive(Debug, Serialize, Deserialize)]
         #[serde(tag = "event")]
@@ -533,6 +572,7 @@ mod tests {
             Shout { body: String },
         }
         impl SerdeEvents for Internal {}
+        impl super::super::__private::AdjacentlyTagged for Internal {}
 
         #[derive(Debug, Serialize, Deserialize)]
         struct Pair {
@@ -540,6 +580,7 @@ mod tests {
             payload: u8,
         }
         impl SerdeEvents for Pair {}
+        impl super::super::__private::AdjacentlyTagged for Pair {}
 
         fn rejected<E: Events + std::fmt::Debug>(value: E, event: &str, payload: &str) {
             let encoded = value.to_parts();
@@ -589,6 +630,7 @@ mod tests {
             Table(BTreeMap<(u8, u8), u8>),
         }
         impl SerdeEvents for Odd {}
+        impl super::super::__private::AdjacentlyTagged for Odd {}
 
         let err = Odd::Table(BTreeMap::from([((1, 2), 3)]))
             .to_parts()

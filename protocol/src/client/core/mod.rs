@@ -260,7 +260,7 @@ impl<H: Host> Core<H> {
     /// The transport closed (`code` as reported, if any): errors the channels and schedules a
     /// reconnect. Every close the core did not ask for is reconnected, whatever its code (as
     /// phoenix.js 1.8 does, since servers and proxies close with 1000 too), but for the refusals
-    /// of the [module](self) table.
+    /// of the module-doc table.
     pub fn handle_close(&mut self, now: Timestamp, code: Option<u16>) {
         if !self.transport_active() {
             return;
