@@ -17,7 +17,8 @@
 //! - [`notifications`]: the `notifications:<user_id>` channel, over [`store`] (SQLite in
 //!   `<data>/alight.db`); its types are the `alight-demo-schema` crate.
 //! - [`api`]: the demo's HTTP API (login, creating notifications).
-//! - [`shapes`]: the user's notifications as an Electric shape (`GET /v1/shape`).
+//! - [`shapes`]: the user's notifications as a shape (`GET /v1/shape`, and the socket's
+//!   `shape:notifications` channel, which the bell reads).
 //! - [`token`]: login tokens and the socket's connect callback that checks them.
 //! - [`secret`]: the API key and the token secret, from the environment or `<data>`.
 //! - [`shutdown_signal`]: Ctrl-C (or SIGTERM) stops accepting and closes sockets with 1012.
@@ -329,7 +330,10 @@ async fn run(args: Args) -> Result<(), DemoError> {
             config = config.node_name(node.as_str());
         }
         let adapter = RedisPubSub::new(config).map_err(DemoError::Redis)?;
-        builder = builder.pubsub(adapter.install());
+        // Room history in Redis Streams: a client resumes on whichever node it reaches.
+        builder = builder
+            .history_store(adapter.history())
+            .pubsub(adapter.install());
         println!("alight-demo: clustering over Redis at {url}");
     }
     let builder = builder
@@ -343,7 +347,10 @@ async fn run(args: Args) -> Result<(), DemoError> {
     } else {
         builder.history(room::history())
     };
-    let alight = builder.typed_channel(notifications.clone()).build();
+    let alight = builder
+        .typed_channel(notifications.clone())
+        .channel("shape:*", shapes::channel(sync.clone()))
+        .build();
     let api = api::ApiState {
         notifications,
         pubsub: alight.pubsub().clone(),

@@ -25,7 +25,6 @@ if (client) {
   document.title = `#${room} · Alight`;
   const bell = new Bell(session);
   bell.start();
-  bell.followShape();
   setUpRoomForm();
   joinRoom(session);
   document.getElementById("app").hidden = false;

@@ -107,7 +107,7 @@ pub use presence::{
     CausalContext, DIFF_EVENT, Dot, Entry, NodeId, PRESENCE_SHARDS, Presence, ReplicaState,
     STATE_EVENT, ShardState, TrackError,
 };
-pub use pubsub::PubSub;
+pub use pubsub::{BroadcastError, PubSub};
 pub use refusal::Refusal;
 pub use registry::{ConnId, LocalPubSub, Registry};
 pub use socket::{ConnectError, ConnectInfo, Connected, Socket};

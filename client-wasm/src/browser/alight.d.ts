@@ -247,3 +247,47 @@ export class Presence<M extends PresenceMeta = PresenceMeta> {
 
 /** The serializer version this client speaks by default: `"2.0.0"`. */
 export function protocolVersion(): string;
+
+// --- LiveCollection: a shape's rows over a channel ---
+// The types of `@alight/client/live` (live.d.ts declares the class there), exported here too so
+// that code which only passes rows and events around needs no import of the entry.
+
+/**
+ * What a live collection asks for, as Electric's shape request: rows `where` a condition (a
+ * comparison of a column with `$1`-style `params` or a literal, `IN`, `IS NULL`, `AND`/`OR`/`NOT`),
+ * only some `columns`, and `replica: "full"` for updates with every column.
+ */
+export interface ShapeRequest {
+  where?: string;
+  params?: (string | number | boolean)[] | { [n: string]: string | number | boolean };
+  columns?: string[] | string;
+  replica?: "default" | "full";
+}
+
+/** A refused shape join: `reason` is `"unauthorized"`, `"forbidden"`, `"bad_request"` or `"unavailable"`. */
+export interface ShapeRefusal {
+  reason: "unauthorized" | "forbidden" | "bad_request" | "unavailable" | (string & {});
+  message?: string;
+}
+
+/** One change to a live collection's rows. */
+export interface LiveChange<Row> {
+  operation: "insert" | "update" | "delete";
+  /** The row's key: Electric's `"main"."<table>"/"<primary key>"`. */
+  key: string;
+  /** The whole row after the change; for a delete, the row as it was. */
+  value: Row;
+  /** The row before the change, when one was held. */
+  old: Row | undefined;
+}
+
+/**
+ * What `subscribe` callbacks get: a `snapshot` (replace every row you show), `changes` in commit
+ * order (`recovered: true` for the ones missed while disconnected, sent on a rejoin that resumed),
+ * or the join's refusal.
+ */
+export type LiveEvent<Row> =
+  | { type: "snapshot"; rows: ReadonlyMap<string, Row> }
+  | { type: "changes"; changes: LiveChange<Row>[]; rows: ReadonlyMap<string, Row>; recovered: boolean }
+  | { type: "error"; response: ShapeRefusal };
+
