@@ -130,7 +130,7 @@ test("another user's token: the refused channel and its reason are on the page",
   await connectionState(page, "error");
   const notice = page.locator("#session-notice");
   await notice.waitFor({ state: "visible" });
-  assert.match(await notice.textContent(), /Cannot open notifications:.*unauthorized/);
+  assert.match(await notice.textContent(), /Cannot open bob's notifications:.*unauthorized/);
   await page.click("#bell-button");
   const empty = await page.textContent("#inbox-empty");
   assert.match(empty, /Cannot show your notifications: unauthorized/);
