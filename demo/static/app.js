@@ -15,7 +15,7 @@ if (client) {
   document.getElementById("app").hidden = false;
 }
 
-function setUpSendForm({ userId, token }) {
+function setUpSendForm({ userId, token, socket }) {
   const form = document.getElementById("send-form");
   const to = document.getElementById("send-to");
   const title = document.getElementById("send-title-input");
@@ -28,6 +28,10 @@ function setUpSendForm({ userId, token }) {
     status.textContent = text;
     status.className = `form-status ${kind}`;
   };
+  // "Not sent: the server cannot be reached" is stale once the connection is back.
+  socket.onOpen(() => {
+    if (status.classList.contains("error")) say("");
+  });
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -132,6 +132,9 @@ export class Bell {
     this.socket = socket;
     this.userId = userId;
     this.status = connection.channel("notifications");
+    // The command channel names the user: the server refuses it to a sign-in of another user,
+    // whose token the shape would follow instead (the indicator and the inbox then say so).
+    this.commandsStatus = connection.channel(`${userId}'s notifications`);
     this.joinedOnce = false;
     /** The last shape position this tab is complete up to: sent as `since` on a rejoin. */
     this.position = undefined;
@@ -175,7 +178,16 @@ export class Bell {
   /** Joins the shape and the command channel; both rejoin by themselves after reconnects. */
   start() {
     this.commands = this.socket.channel(`notifications:${this.userId}`, {});
-    this.commands.join().receive("error", (response) => this.say(`Cannot update: ${reasonOf(response)}`));
+    this.commands.onError(() => this.commandsStatus.joining());
+    this.commands
+      .join()
+      .receive("ok", () => this.commandsStatus.joined())
+      .receive("error", (response) => {
+        this.commandsRefused = reasonOf(response);
+        this.commandsStatus.refused(this.commandsRefused);
+        this.render();
+      })
+      .receive("timeout", () => this.commandsStatus.joining());
     this.joinShape();
   }
 
@@ -311,7 +323,7 @@ export class Bell {
   }
 
   render() {
-    const { unread } = this.inbox;
+    const unread = this.commandsRefused === undefined ? this.inbox.unread : 0;
     this.badge.hidden = unread === 0;
     this.badge.textContent = unread > 99 ? "99+" : String(unread);
     this.button.setAttribute(
@@ -329,14 +341,15 @@ export class Bell {
       ? document.activeElement.closest("li")?.dataset.id
       : undefined;
     const now = Date.now();
-    const items = this.inbox
-      .list()
+    // Refused the user's own channel, the shape would list another user's rows: list none.
+    const refused = this.commandsRefused ?? this.refusedReason;
+    const items = (this.commandsRefused === undefined ? this.inbox.list() : [])
       .slice(0, MAX_SHOWN)
       .map((notification) => this.item(notification, now));
     this.list.replaceChildren(...items);
     this.empty.textContent =
-      this.refusedReason !== undefined
-        ? `Cannot show your notifications: ${this.refusedReason}.`
+      refused !== undefined
+        ? `Cannot show your notifications: ${refused}.`
         : this.joinedOnce
           ? "No notifications yet."
           : "Loading…";

@@ -7,6 +7,9 @@
 // `cargo build -p alight-demo` and `scripts/build-client`. Screenshots: target/e2e/session-*.png.
 
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { after, before, test } from "node:test";
 
 import {
@@ -45,6 +48,19 @@ async function login(userId) {
   });
   assert.equal(response.status, 200);
   return (await response.json()).token;
+}
+
+/**
+ * A token for `userId` signed with the demo's secret but expired an hour ago (demo/src/token.rs:
+ * `<user_id>.<expiry><HMAC-SHA256 over the context, the id and the expiry, base64url>`).
+ */
+function expiredToken(userId) {
+  const secret = readFileSync(path.join(dataDir, "token_secret"), "utf8").trim();
+  const expiry = Math.floor(Date.now() / 1000) - 3600;
+  const signature = createHmac("sha256", secret)
+    .update(`alight-demo login v2\n${userId}\n${expiry}`)
+    .digest("base64url");
+  return `${userId}.${expiry}${signature}`;
 }
 
 /** A context whose pages get `token` from `POST /api/login`, whoever they log in as. */
@@ -96,13 +112,25 @@ test("a forged token: the page says the session is no longer valid and stops ret
   await context.close();
 });
 
+test("an expired token: the same \"log in again\", and logging in again works", async () => {
+  const context = await contextWithToken(expiredToken("henry"));
+  const page = await openPage(context, demo, "/room?name=lobby&user=henry", { waitOnline: false });
+  await connectionState(page, "refused");
+  assert.match(await page.textContent("#session-notice"), /Your session is no longer valid/);
+  await context.unroute("**/api/login");
+  await page.click("#session-notice button");
+  await connectionState(page, "online");
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
 test("another user's token: the refused channel and its reason are on the page", async () => {
   const context = await contextWithToken(await login("alice"));
   const page = await openPage(context, demo, "/?user=bob", { waitOnline: false });
   await connectionState(page, "error");
   const notice = page.locator("#session-notice");
   await notice.waitFor({ state: "visible" });
-  assert.match(await notice.textContent(), /Cannot open notifications:.*unauthorized/);
+  assert.match(await notice.textContent(), /Cannot open bob's notifications:.*unauthorized/);
   await page.click("#bell-button");
   const empty = await page.textContent("#inbox-empty");
   assert.match(empty, /Cannot show your notifications: unauthorized/);

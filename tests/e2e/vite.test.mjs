@@ -1,7 +1,8 @@
 // The client as a new user installs it: `scripts/pack-client`'s tarball into a fresh Vite 8 +
 // TypeScript project in a temporary directory. `vite build` (served by `vite preview`) and the
-// dev server each load the .wasm in Chromium and join `room:lobby` on the demo; the README's
-// TypeScript examples compile under `strict` against the installed package.
+// dev server each load the .wasm in Chromium and join `room:lobby` on the demo; so does the dev
+// server with the package folder linked instead, given the README's `server.fs.allow`; the
+// README's TypeScript examples compile under `strict` against the installed package.
 //
 // Offline: the tarball has no dependencies, and Vite and TypeScript are linked from the
 // repository's node_modules (`npm ci`), so `npm install --offline` needs nothing from the network.
@@ -9,7 +10,16 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -236,6 +246,44 @@ test("vite build: the built app loads the .wasm and joins a channel in Chromium"
     await joins(preview.url);
   } finally {
     await preview.stop();
+  }
+});
+
+test("a linked folder (npm install of client-wasm/pkg) works in the dev server once allowed", async () => {
+  // The README's "Install" setting: the symlinked package lies outside the project, and Vite's
+  // dev server serves nothing from there unless `server.fs.allow` lists it.
+  const linked = path.join(work, "linked");
+  mkdirSync(linked);
+  for (const file of ["index.html", "src"]) {
+    cpSync(path.join(project, file), path.join(linked, file), { recursive: true });
+  }
+  writeFileSync(
+    path.join(linked, "package.json"),
+    JSON.stringify({ name: "alight-vite-linked", private: true, type: "module" }, null, 2),
+  );
+  const pkgDir = path.join(REPO_ROOT, "client-wasm", "pkg");
+  writeFileSync(
+    path.join(linked, "vite.config.js"),
+    `import { defineConfig, searchForWorkspaceRoot } from "vite";
+
+export default defineConfig({
+  server: {
+    fs: { allow: [searchForWorkspaceRoot(process.cwd()), ${JSON.stringify(pkgDir)}] },
+  },
+});
+`,
+  );
+  run(
+    "npm",
+    ["install", "--offline", "--no-audit", "--no-fund", "--loglevel=error", pkgDir, path.join(REPO_ROOT, "node_modules", "vite")],
+    { cwd: linked },
+  );
+  assert.ok(lstatSync(path.join(linked, "node_modules", "@alight", "client")).isSymbolicLink());
+  const dev = await vite([linked]);
+  try {
+    await joins(dev.url);
+  } finally {
+    await dev.stop();
   }
 });
 
