@@ -14,7 +14,7 @@ use alight_demo_schema::{
     Deleted, JoinNotifications, Notification, NotificationsIn, NotificationsJoined,
     NotificationsOut, NotificationsSchema, Read, Unread, topic, user_of_topic,
 };
-use alight_protocol::Events;
+use alight_protocol::schema::Events;
 use alight_server::{Broadcast, JoinError, PubSub};
 use alight_server::{TypedChannel, TypedContext, TypedReply};
 use tracing::{error, warn};

@@ -203,8 +203,16 @@ export class Bell {
     });
     channel
       .join()
-      .receive("ok", (reply) => this.joined(channel, reply))
-      .receive("error", (response) => this.status.refused(reasonOf(response)))
+      .receive("ok", (reply) => {
+        this.refusedReason = undefined;
+        this.joined(channel, reply);
+      })
+      .receive("error", (response) => {
+        // Shown in the dropdown instead of "No notifications yet", which would not be true.
+        this.refusedReason = reasonOf(response);
+        this.status.refused(this.refusedReason);
+        this.render();
+      })
       .receive("timeout", () => this.status.joining());
   }
 
@@ -326,6 +334,12 @@ export class Bell {
       .slice(0, MAX_SHOWN)
       .map((notification) => this.item(notification, now));
     this.list.replaceChildren(...items);
+    this.empty.textContent =
+      this.refusedReason !== undefined
+        ? `Cannot show your notifications: ${this.refusedReason}.`
+        : this.joinedOnce
+          ? "No notifications yet."
+          : "Loading…";
     this.empty.hidden = items.length > 0;
     if (focusedId !== undefined) {
       const item = this.list.querySelector(`li[data-id="${focusedId}"]`);

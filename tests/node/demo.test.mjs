@@ -225,14 +225,14 @@ test("joining another user's notifications, or joining anonymously, is refused a
   alicesTopic.leave();
 });
 
-test("a forged token is refused at connect (HTTP 403): onError fires and the socket never opens", async (t) => {
+test("a forged token is refused at connect: closed at once with 4001 unauthorized, never joined", async (t) => {
   const session = new Session(t);
   const token = await login(demo, "mallory");
   const forged = `alice.${token.split(".")[1]}`;
   const socket = session.socket(demo, { authToken: forged });
   socket.connect();
-  await socket.errors.nth(1);
-  assert.equal(socket.opens.length, 0);
+  assert.deepEqual(await socket.closes.nth(1), { code: 4001, reason: "unauthorized" });
+  assert.equal(socket.messages.length, 0);
 });
 
 test("POST /api/notifications arrives live in both of a user's sockets, and not in another user's", async (t) => {

@@ -8,7 +8,7 @@
 //! the table, an event per insert, read mark and delete.
 //!
 //! # Layout
-//! - [`NotificationsSchema`]: the `notifications:*` topic family as an `alight_protocol::Schema`:
+//! - [`NotificationsSchema`]: the `notifications:*` topic family as an `alight_protocol::schema::Schema`:
 //!   [`JoinNotifications`] → [`NotificationsJoined`], [`NotificationsIn`] → [`Unread`],
 //!   [`NotificationsOut`].
 //! - [`Notification`]: one stored notification, as every message carries it.
@@ -36,7 +36,8 @@
 //!
 //! ```
 //! use alight_demo_schema::{Notification, NotificationsIn, NotificationsOut, Read};
-//! use alight_protocol::{Events, Payload};
+//! use alight_protocol::Payload;
+//! use alight_protocol::schema::Events;
 //!
 //! let (event, payload) = NotificationsOut::Read(Read::ids(vec![42], 3)).to_parts()?;
 //! assert_eq!(event, "read");
@@ -277,7 +278,8 @@ pub struct ApiError {
 
 #[cfg(test)]
 mod tests {
-    use alight_protocol::{Events, Payload, SchemaError};
+    use alight_protocol::Payload;
+    use alight_protocol::schema::{Events, SchemaError};
 
     use super::*;
 
