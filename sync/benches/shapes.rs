@@ -1,6 +1,7 @@
 //! The sync engine's benchmarks (results in bench/README.md, "Sync: shapes on SQLite").
 //!
 //! Run with: `cargo bench -p alight-sync --bench shapes -- [index|latency|snapshot] [--quick]`
+//! (`index --quick --only indexed|every` under `valgrind --tool=callgrind` counts instructions).
 //!
 //! - `index`: the cost of matching one committed change against 10,000 live shapes with an
 //!   equality filter (`owner = 'u<i>'`), through the equality index ([`LiveShapes::dispatch`]) and
@@ -67,8 +68,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
-/// One change against 10,000 shapes: through the index, and by evaluating every filter.
-fn index() -> Result<(), Error> {
+/// One change against 10,000 shapes: through the index, and by evaluating every filter (`only`:
+/// one of the two, `indexed` or `every`, for callgrind).
+fn index(quick: bool, only: Option<&str>) -> Result<(), Error> {
     let path = scratch("index")?;
     create(&path)?;
     let db = SyncDb::open(&path, vec![items()], Config::default())?;
@@ -90,8 +92,7 @@ fn index() -> Result<(), Error> {
             ]),
         })
     };
-    let rounds = 20;
-    let per_round = 2_000;
+    let (rounds, per_round) = if quick { (2, 200) } else { (20, 2_000) };
     let (mut indexed, mut scanned) = (Vec::new(), Vec::new());
     let mut evaluations = (0, 0);
     for round in 0..rounds {
@@ -100,12 +101,12 @@ fn index() -> Result<(), Error> {
             .map(|i| change(&format!("u{}", (i * 7 + round) % 10_000)))
             .collect();
         let start = Instant::now();
-        for c in &batch {
+        for c in batch.iter().filter(|_| only != Some("every")) {
             evaluations.0 += db.live_shapes().dispatch(std::slice::from_ref(c));
         }
         indexed.push(start.elapsed().as_secs_f64() * 1e9 / per_round as f64);
         let start = Instant::now();
-        for c in &batch {
+        for c in batch.iter().filter(|_| only != Some("indexed")) {
             let row = c.new.as_deref().unwrap_or_default();
             let matched = shapes.iter().filter(|s| s.def.cond.matches(row)).count();
             evaluations.1 += shapes.len();
@@ -419,7 +420,12 @@ async fn main() -> Result<(), Error> {
         .any(|a| ["index", "latency", "snapshot"].contains(&a.as_str()));
     let wants = |name: &str| all || args.iter().any(|a| a == name);
     if wants("index") {
-        index()?;
+        let only = args
+            .iter()
+            .position(|a| a == "--only")
+            .and_then(|i| args.get(i + 1))
+            .map(String::as_str);
+        index(quick, only)?;
     }
     if wants("latency") {
         let seconds = if quick { 2 } else { 5 };

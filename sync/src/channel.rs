@@ -15,7 +15,7 @@
 //! |---|---|
 //! | `phx_join` `shape:<table>` `{where?, params?, columns?, replica?, since?}` | ok `{handle, offset, position, recovered?, messages, more}`, or error `{reason, message}` (below) |
 //! | `more` `{}` (only while the last reply said `more: true`) | ok `{handle, offset, position, messages, more}`: the next chunk; error `{reason: "snapshot_failed", message}`: the snapshot broke (or the client took longer than `Config::snapshot_stall_timeout` to ask): join again without `since` |
-//! | | broadcast `changes` `{handle, offset, position, messages}` with `position` also in the frame's `ref` slot: committed changes of this shape, whole transactions, in commit order |
+//! | | broadcast `changes` `{handle, from, to, offset, position, messages}` with `position` also in the frame's `ref` slot: committed changes of this shape, whole transactions, in commit order (`from`/`to`: the change-log ids the broadcast spans; `offset` is `to` as Electric writes it) |
 //! | | broadcast `refetch` `{handle}`: the shape's log is gone (the server rotated it, or its log passed its bound): leave, drop the rows, join again (with `since`: the reply says `recovered: false` and brings a fresh snapshot) |
 //!
 //! Join params: `where` (the filter subset of `GET /v1/shape`, e.g. `"done = $1"`), `params` (an
