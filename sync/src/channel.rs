@@ -13,7 +13,7 @@
 //!
 //! | client → server | server → client |
 //! |---|---|
-//! | `phx_join` `shape:<table>` `{where?, params?, columns?, replica?, since?}` | ok `{handle, offset, position, recovered?, messages, more}`, or error `{reason, message}` (below) |
+//! | `phx_join` `shape:<table>` `{where?, params?, columns?, replica?, since?}` | ok `{handle, offset, position, recovered?, schema?, messages, more}` (`schema`, the column types as the `electric-schema` header has them, in every reply that starts a fresh snapshot), or error `{reason, message}` (below) |
 //! | `more` `{}` (only while the last reply said `more: true`) | ok `{handle, offset, position, messages, more}`: the next chunk; error `{reason: "snapshot_failed", message}`: the snapshot broke (or the client took longer than `Config::snapshot_stall_timeout` to ask): join again without `since` |
 //! | | broadcast `changes` `{handle, from, to, offset, position, messages}` with `position` also in the frame's `ref` slot: committed changes of this shape, whole transactions, in commit order (`from`/`to`: the change-log ids the broadcast spans; `offset` is `to` as Electric writes it) |
 //! | | broadcast `refetch` `{handle}`: the shape's log is gone (the server rotated it, or its log passed its bound): leave, drop the rows, join again (with `since`: the reply says `recovered: false` and brings a fresh snapshot) |
@@ -482,6 +482,16 @@ impl Channel for ShapeChannel {
         let mut reply = Self::chunk_reply(&state, messages, more);
         if since.is_some() {
             reply.insert("recovered".into(), Value::Bool(resume.is_some()));
+        }
+        if resume.is_none() {
+            // The column types, as the `electric-schema` header gives them over HTTP: rows
+            // travel as Electric's text, and a client types them with this.
+            let entry = &self.db.tables()[shape.def.table];
+            let header =
+                crate::http::reply::schema_header(&entry.schema, &shape.def.columns, &entry.key);
+            if let Ok(schema) = serde_json::from_str::<Value>(&header) {
+                reply.insert("schema".into(), schema);
+            }
         }
         Ok((state, payload(&Value::Object(reply))))
     }

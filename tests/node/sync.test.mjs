@@ -525,6 +525,9 @@ describe("shapes over channels (phoenix.js, shape:<table>)", () => {
     assert.match(reply.offset, /^\d+_0$/);
     assert.match(reply.position, POSITION);
     assert.ok(reply.handle);
+    // The column types, as GET /v1/shape's electric-schema header has them, so a client can type rows.
+    assert.equal(reply.schema.owner.type, "text");
+    assert.equal(reply.schema.id.pk_index, 0);
     await server.exec("INSERT INTO items (owner, title) VALUES ('bob', 'his-too'), ('alice', 'mine-too');");
     const first = await changes.nth(1);
     assert.equal(first.payload.handle, reply.handle);
@@ -594,6 +597,7 @@ describe("shapes over channels (phoenix.js, shape:<table>)", () => {
     await server.exec("INSERT INTO items (owner, title) VALUES ('alice', 'while away')");
     const again = await joins.nth(2);
     assert.equal(again.recovered, true);
+    assert.equal(again.schema, undefined, "a resumed join keeps the rows and their types");
     assert.equal(again.handle, first.handle);
     // The insert comes in the reply, or right after it if the capture had not read it yet.
     const after = () => [...inserted(again.messages), ...changes.items.slice(1).flatMap((c) => inserted(c.payload.messages))];
