@@ -40,6 +40,12 @@
 //! clients resume wrongly. `POST /api/broadcast` answers 503 and a channel's `try_broadcast`
 //! returns the error. A broadcast whose script ran but whose answer was lost (a timeout) is
 //! reported as refused although it was kept and is delivered: nothing accepted is lost.
+//!
+//! A node whose own subscription breaks while Redis stays up for the others (a half-open
+//! connection, a client-kill) refuses its own history broadcasts at once, but its live
+//! subscribers miss what the other nodes broadcast until it has resubscribed: they recover it at
+//! their next rejoin (`since`), not before. Replaying it to them when the subscription comes back
+//! is not done yet.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
