@@ -686,6 +686,7 @@ pub(crate) async fn writer(link: Arc<Link>, shared: Arc<Shared>, mut jobs: mpsc:
             pipe.query_async::<Vec<RedisResult<Value>>>(conn),
         )
         .await;
+        let timed_out = answered.is_err();
         let failed = match answered {
             Ok(Ok(results)) if results.len() == batch.len() => {
                 let reload = results.iter().any(|result| {
@@ -708,7 +709,13 @@ pub(crate) async fn writer(link: Arc<Link>, shared: Arc<Shared>, mut jobs: mpsc:
         if let Some(why) = failed {
             for job in batch.drain(..) {
                 link.stats.history_refused();
-                job.fail(&shared, || RedisHistoryError::Timeout);
+                job.fail(&shared, || {
+                    if timed_out {
+                        RedisHistoryError::Timeout
+                    } else {
+                        RedisHistoryError::Unreachable
+                    }
+                });
             }
             broken(&link, &shared, &mut connection, &why);
         }

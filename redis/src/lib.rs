@@ -177,7 +177,8 @@ impl RedisPubSub {
         self.inner.stats.snapshot()
     }
 
-    /// Whether both connections to Redis work.
+    /// Whether every connection to Redis works: the publishing one, the subscription, and the
+    /// history store's once [`history`](Self::history) was installed.
     pub fn is_connected(&self) -> bool {
         self.inner.stats.connected()
     }
