@@ -41,11 +41,10 @@
 //! returns the error. A broadcast whose script ran but whose answer was lost (a timeout) is
 //! reported as refused although it was kept and is delivered: nothing accepted is lost.
 //!
-//! A node whose own subscription breaks while Redis stays up for the others (a half-open
-//! connection, a client-kill) refuses its own history broadcasts at once, but its live
-//! subscribers miss what the other nodes broadcast until it has resubscribed: they recover it at
-//! their next rejoin (`since`), not before. Replaying it to them when the subscription comes back
-//! is not done yet.
+//! A node cut from Redis while the others still reach it refuses its own history broadcasts, and
+//! its subscribers miss, for a while, what the other nodes broadcast. When its subscription is
+//! back, it reads each topic its clients joined from the last position it delivered and replays
+//! the missed broadcasts to them, in order and once, before anything newer (see `catch_up`).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -64,6 +63,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use crate::catch_up::Delivered;
 use crate::envelope::{Tail, encode_positioned_head, encode_tail};
 use crate::link::{Backoff, Link, connect};
 
@@ -164,6 +164,9 @@ pub(crate) struct Shared {
     next_seq: AtomicU64,
     /// The writer's connection works.
     pub(crate) up: AtomicBool,
+    /// What this node delivered of the topics its clients joined, for the catch-up after a
+    /// broken subscription.
+    delivered: Delivered,
     /// Random keys for new epochs.
     seed: RandomState,
     epochs: AtomicU64,
@@ -192,8 +195,9 @@ enum JobKind {
         reply: oneshot::Sender<Result<Position, HistoryError>>,
     },
     Read {
+        topic: String,
+        history: History,
         since: Option<Position>,
-        limit: usize,
         reply: oneshot::Sender<Result<Recovery, HistoryError>>,
     },
 }
@@ -244,6 +248,7 @@ impl Shared {
             pending: Mutex::default(),
             next_seq: AtomicU64::new(1),
             up: AtomicBool::new(false),
+            delivered: Delivered::default(),
             seed: RandomState::new(),
             epochs: AtomicU64::new(0),
         }
@@ -282,14 +287,20 @@ impl Shared {
 
     /// A positioned broadcast came back on the channel: this node's own (found by `seq`) or
     /// another's. Returns the broadcast to deliver and its `except`.
+    /// `None` when this node delivered it already (the catch-up after a broken subscription did).
     pub(crate) fn came_back(
         &self,
         own: bool,
         seq: u64,
         position: &str,
         tail: Tail,
-    ) -> (Arc<Broadcast>, Option<ConnId>) {
+    ) -> Option<(Arc<Broadcast>, Option<ConnId>)> {
         let pending = own.then(|| lock(&self.pending).remove(&seq)).flatten();
+        if let Ok(at) = position.parse::<Position>()
+            && !self.delivered.advance(&tail.topic, at)
+        {
+            return None;
+        }
         let (message, except) = match pending {
             Some(Pending {
                 message, except, ..
@@ -302,7 +313,103 @@ impl Shared {
         if !message.encoded().set_position(position.to_owned()) {
             warn!(topic = %message.frame().topic, "a broadcast was encoded before its position came back: delivered without one");
         }
-        (message, except)
+        Some((message, except))
+    }
+
+    /// Queues a read of `topic`'s history after `since`.
+    fn read(
+        &self,
+        link: &Link,
+        topic: &str,
+        history: &History,
+        since: Option<Position>,
+    ) -> Result<oneshot::Receiver<Result<Recovery, HistoryError>>, RedisHistoryError> {
+        let (since_epoch, since_offset) = match since {
+            Some(position) => {
+                let text = position.to_string();
+                let (epoch, offset) = text.split_once('-').unwrap_or((&text, "0"));
+                (
+                    Bytes::from(epoch.to_owned()),
+                    Bytes::from(offset.to_owned()),
+                )
+            }
+            None => (Bytes::new(), Bytes::from_static(b"0")),
+        };
+        let args = vec![
+            self.new_epoch(),
+            since_epoch,
+            since_offset,
+            Bytes::from(history.replay_limit_count().to_string()),
+            millis(history.age().unwrap_or(IDLE_KEYS)),
+        ];
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            keys: Shared::keys(link, topic),
+            args,
+            kind: JobKind::Read {
+                topic: topic.to_owned(),
+                history: *history,
+                since,
+                reply,
+            },
+        };
+        self.queue(link, job)?;
+        Ok(answer)
+    }
+
+    /// The subscription is back after a break: replays to this node's subscribers what the
+    /// other nodes broadcast meanwhile on the topics they joined, in order, before anything
+    /// that arrives on the new subscription (which skips what was replayed).
+    pub(crate) async fn catch_up(&self, link: &Link) {
+        let topics = self.delivered.to_catch_up(&link.registry);
+        if topics.is_empty() {
+            return;
+        }
+        // Bounded: the subscription's messages (heartbeats too) wait meanwhile.
+        let wait = (link.config.timeout * 2).max(link.config.down_period / 2);
+        let mut changes = link.stats.changes.subscribe();
+        let writer_up = async {
+            while !self.up.load(Ordering::Acquire) {
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        if tokio::time::timeout(wait, writer_up).await.is_err() {
+            warn!("history not caught up after a broken subscription: Redis is not answering");
+            return;
+        }
+        for (topic, history, since) in topics {
+            let answer = match self.read(link, &topic, &history, Some(since)) {
+                Ok(answer) => tokio::time::timeout(wait, answer).await,
+                Err(err) => {
+                    warn!(%topic, error = %err, "history not caught up after a broken subscription");
+                    continue;
+                }
+            };
+            match answer {
+                Ok(Ok(Ok(Recovery {
+                    position,
+                    outcome: Outcome::Recovered(replay),
+                }))) => {
+                    for message in replay {
+                        let at = message.encoded().position().and_then(|p| p.parse().ok());
+                        if at.is_none_or(|at| self.delivered.advance(&topic, at)) {
+                            link.registry.dispatch(&message, None);
+                        }
+                    }
+                    self.delivered.advance(&topic, position);
+                }
+                Ok(Ok(Ok(Recovery {
+                    position,
+                    outcome: Outcome::Lost(lost),
+                }))) => {
+                    warn!(%topic, reason = %lost, "broadcasts missed while the subscription was broken can no longer be replayed; clients get them only by reloading");
+                    self.delivered.reset(&topic, position);
+                }
+                _ => warn!(%topic, "history not caught up after a broken subscription"),
+            }
+        }
     }
 
     /// Forgets this node's broadcasts that were answered but did not come back within `wait`
@@ -384,43 +491,14 @@ impl HistoryStore for RedisHistory {
                 RedisHistoryError::NotRunning,
             ))));
         };
-        let limit = history.replay_limit_count();
-        let (since_epoch, since_offset) = match since {
-            Some(position) => {
-                let text = position.to_string();
-                let (epoch, offset) = text.split_once('-').unwrap_or((&text, "0"));
-                (
-                    Bytes::from(epoch.to_owned()),
-                    Bytes::from(offset.to_owned()),
-                )
-            }
-            None => (Bytes::new(), Bytes::from_static(b"0")),
-        };
-        let args = vec![
-            shared.new_epoch(),
-            since_epoch,
-            since_offset,
-            Bytes::from(limit.to_string()),
-            millis(history.age().unwrap_or(IDLE_KEYS)),
-        ];
-        let (reply, answer) = oneshot::channel();
-        let job = Job {
-            keys: Shared::keys(link, topic),
-            args,
-            kind: JobKind::Read {
-                since,
-                limit,
-                reply,
-            },
-        };
-        if let Err(err) = shared.queue(link, job) {
-            return Box::pin(std::future::ready(Err(unavailable(err))));
+        match shared.read(link, topic, history, since) {
+            Ok(answer) => Box::pin(async move {
+                answer
+                    .await
+                    .unwrap_or_else(|_| Err(unavailable(RedisHistoryError::NotRunning)))
+            }),
+            Err(err) => Box::pin(std::future::ready(Err(unavailable(err)))),
         }
-        Box::pin(async move {
-            answer
-                .await
-                .unwrap_or_else(|_| Err(unavailable(RedisHistoryError::NotRunning)))
-        })
     }
 }
 
@@ -556,12 +634,17 @@ impl Job {
                 }
             },
             JobKind::Read {
+                topic,
+                history,
                 since,
-                limit,
                 reply,
             } => {
-                let recovery = recovered(&value, since, limit)
+                let recovery = recovered(&value, since, history.replay_limit_count())
                     .ok_or_else(|| unavailable(RedisHistoryError::Answer));
+                if let Ok(recovery) = &recovery {
+                    // Answers come in Redis's order: the first join's read is the earliest.
+                    shared.delivered.watch(&topic, &history, recovery.position);
+                }
                 if recovery.is_err() {
                     link.stats.history_refused();
                 }
@@ -607,6 +690,7 @@ pub(crate) async fn writer(link: Arc<Link>, shared: Arc<Shared>, mut jobs: mpsc:
     let mut sweep = tokio::time::interval(link.config.timeout);
     let mut busy = false;
     let mut changes = link.stats.changes.subscribe();
+    let mut listening = link.stats.subscriber_up.load(Ordering::Acquire);
     loop {
         let Some((conn, scripts)) = connection.as_mut() else {
             let connected = async {
@@ -659,7 +743,8 @@ pub(crate) async fn writer(link: Arc<Link>, shared: Arc<Shared>, mut jobs: mpsc:
                     return;
                 }
                 // The subscription broke: Redis may have restarted, and this connection with it.
-                if !link.stats.subscriber_up.load(Ordering::Acquire) {
+                let now_listening = link.stats.subscriber_up.load(Ordering::Acquire);
+                if std::mem::replace(&mut listening, now_listening) && !now_listening {
                     broken(&link, &shared, &mut connection, &"the subscription to Redis broke");
                 }
                 continue;
