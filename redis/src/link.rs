@@ -155,11 +155,9 @@ impl Link {
                 position,
                 tail,
             } = envelope.message
+                && let Some((message, except)) = self.history.came_back(true, seq, &position, tail)
             {
-                if let Some((message, except)) = self.history.came_back(true, seq, &position, tail)
-                {
-                    self.registry.dispatch(&message, except);
-                }
+                self.registry.dispatch(&message, except);
             }
             return;
         }
