@@ -271,12 +271,11 @@ impl Shared {
         ]
     }
 
-    /// Queues `job` for the writer, unless Redis is known to be out of reach: the writer's
-    /// connection is down, or the subscription is (this node's own broadcasts would not come
-    /// back to be delivered).
+    /// Queues `job` for the writer, unless Redis is known to be out of reach: the subscription
+    /// is broken (this node's own broadcasts would not come back to be delivered). A job queued
+    /// while the writer reconnects waits for it, and is refused if it cannot.
     fn queue(&self, link: &Link, job: Job) -> Result<(), RedisHistoryError> {
-        let listening = link.stats.subscriber_up.load(Ordering::Acquire);
-        if !listening || !self.up.load(Ordering::Acquire) {
+        if !link.stats.subscriber_up.load(Ordering::Acquire) {
             return Err(RedisHistoryError::Unreachable);
         }
         self.jobs.try_send(job).map_err(|err| match err {
@@ -367,18 +366,6 @@ impl Shared {
         }
         // Bounded: the subscription's messages (heartbeats too) wait meanwhile.
         let wait = (link.config.timeout * 2).max(link.config.down_period / 2);
-        let mut changes = link.stats.changes.subscribe();
-        let writer_up = async {
-            while !self.up.load(Ordering::Acquire) {
-                if changes.changed().await.is_err() {
-                    return;
-                }
-            }
-        };
-        if tokio::time::timeout(wait, writer_up).await.is_err() {
-            warn!("history not caught up after a broken subscription: Redis is not answering");
-            return;
-        }
         for (topic, history, since) in topics {
             let answer = match self.read(link, &topic, &history, Some(since)) {
                 Ok(answer) => tokio::time::timeout(wait, answer).await,
@@ -698,28 +685,27 @@ pub(crate) async fn writer(link: Arc<Link>, shared: Arc<Shared>, mut jobs: mpsc:
                 let scripts = load(&mut conn).await?;
                 Ok::<_, redis::RedisError>((conn, scripts))
             };
-            match tokio::time::timeout(link.config.timeout, connected).await {
-                Ok(Ok(conn)) => {
-                    connection = Some(conn);
-                    shared.up.store(true, Ordering::Release);
-                    link.stats.set_history_up(true);
-                    backoff.reset();
-                }
-                Ok(Err(err)) => {
-                    debug!(error = %err, "history connection to Redis failed");
-                    link.stats.outage(&err);
-                    tokio::time::sleep(backoff.next()).await;
-                }
-                Err(_) => {
-                    link.stats.outage(&"connecting to Redis timed out");
-                    tokio::time::sleep(backoff.next()).await;
-                }
-            }
-            // Whatever was queued meanwhile is refused.
+            let failed: Box<dyn std::fmt::Display + Send> =
+                match tokio::time::timeout(link.config.timeout, connected).await {
+                    Ok(Ok(conn)) => {
+                        connection = Some(conn);
+                        shared.up.store(true, Ordering::Release);
+                        link.stats.set_history_up(true);
+                        backoff.reset();
+                        continue;
+                    }
+                    Ok(Err(err)) => Box::new(err),
+                    Err(_) => Box::new("connecting to Redis timed out"),
+                };
+            debug!(error = %failed, "history connection to Redis failed");
+            link.stats.outage(&failed);
+            // What waited for this attempt is refused; what comes during the wait waits for the
+            // next one.
             while let Ok(job) = jobs.try_recv() {
                 link.stats.history_refused();
                 job.fail(&shared, || RedisHistoryError::Unreachable);
             }
+            tokio::time::sleep(backoff.next()).await;
             continue;
         };
         let n = tokio::select! {
@@ -742,10 +728,20 @@ pub(crate) async fn writer(link: Arc<Link>, shared: Arc<Shared>, mut jobs: mpsc:
                 if changed.is_err() {
                     return;
                 }
-                // The subscription broke: Redis may have restarted, and this connection with it.
+                // The subscription broke or was made again: Redis may have restarted, and this
+                // connection with it.
                 let now_listening = link.stats.subscriber_up.load(Ordering::Acquire);
-                if std::mem::replace(&mut listening, now_listening) && !now_listening {
+                if std::mem::replace(&mut listening, now_listening) == now_listening {
+                    continue;
+                }
+                if !now_listening {
                     broken(&link, &shared, &mut connection, &"the subscription to Redis broke");
+                    continue;
+                }
+                let ping = redis::cmd("PING");
+                let ping = ping.query_async::<()>(conn);
+                if !matches!(tokio::time::timeout(link.config.timeout, ping).await, Ok(Ok(()))) {
+                    broken(&link, &shared, &mut connection, &"the history connection to Redis broke");
                 }
                 continue;
             }
