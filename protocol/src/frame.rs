@@ -11,6 +11,14 @@
 //! | push from the server to one channel | channel's | `None` | `Event` |
 //! | broadcast | `None` | `None` | `Event` |
 //! | heartbeat | `None` | fresh | `Event` on topic `phoenix` |
+//!
+//! A [`FrameRef`] is the same message borrowed: what
+//! [`Serializer::decode_text_in_place`](crate::Serializer::decode_text_in_place) reads out of a
+//! text without copying it, and what [`Serializer::encode_text`](crate::Serializer::encode_text)
+//! writes from parts the caller already holds. A server answering a push needs nothing of the
+//! frame after its reply is written, so neither side has to own its strings.
+
+use std::borrow::Cow;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -67,6 +75,14 @@ impl Payload {
         match self {
             Payload::Json(_) => None,
             Payload::Binary(bytes) => Some(bytes),
+        }
+    }
+
+    /// The payload borrowed.
+    pub fn to_ref(&self) -> PayloadRef<'_> {
+        match self {
+            Payload::Json(json) => PayloadRef::Json(json.get()),
+            Payload::Binary(bytes) => PayloadRef::Binary(bytes),
         }
     }
 
@@ -166,6 +182,137 @@ impl Frame {
         match &self.body {
             Body::Event { payload, .. } => payload,
             Body::Reply { response, .. } => response,
+        }
+    }
+
+    /// The frame borrowed.
+    pub fn to_ref(&self) -> FrameRef<'_> {
+        FrameRef {
+            join_ref: self.join_ref.as_deref().map(Cow::Borrowed),
+            msg_ref: self.msg_ref.as_deref().map(Cow::Borrowed),
+            topic: Cow::Borrowed(&self.topic),
+            body: match &self.body {
+                Body::Event { event, payload } => BodyRef::Event {
+                    event: Cow::Borrowed(event),
+                    payload: payload.to_ref(),
+                },
+                Body::Reply { status, response } => BodyRef::Reply {
+                    status: Cow::Borrowed(status),
+                    response: response.to_ref(),
+                },
+            },
+        }
+    }
+}
+
+/// A payload borrowed: validated JSON text, or bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadRef<'a> {
+    /// One JSON value as its text (without surrounding whitespace), known to be valid.
+    Json(&'a str),
+    /// Bytes carried by a V2 binary frame.
+    Binary(&'a Bytes),
+}
+
+impl<'a> PayloadRef<'a> {
+    /// The empty JSON object `{}`, the payload of joins, leaves and heartbeats.
+    pub const EMPTY: PayloadRef<'static> = PayloadRef::Json("{}");
+
+    /// The JSON text, if this is a JSON payload.
+    pub fn as_json(&self) -> Option<&'a str> {
+        match *self {
+            PayloadRef::Json(json) => Some(json),
+            PayloadRef::Binary(_) => None,
+        }
+    }
+
+    /// An owned copy.
+    pub fn to_payload(&self) -> Payload {
+        match *self {
+            PayloadRef::Json(json) => Payload::Json(RawJson::trusted(json)),
+            PayloadRef::Binary(bytes) => Payload::Binary(bytes.clone()),
+        }
+    }
+}
+
+/// What a [`FrameRef`] carries: an event with its payload, or a reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyRef<'a> {
+    /// Any event, as [`Body::Event`].
+    Event {
+        /// The event name.
+        event: Cow<'a, str>,
+        /// Its payload.
+        payload: PayloadRef<'a>,
+    },
+    /// `phx_reply`, as [`Body::Reply`].
+    Reply {
+        /// `ok`, `error`, or another status.
+        status: Cow<'a, str>,
+        /// The response.
+        response: PayloadRef<'a>,
+    },
+}
+
+/// One Phoenix message, borrowed: a string is owned only where the text it was read from had
+/// escapes in it.
+///
+/// ```
+/// use alight_protocol::{Direction, Serializer};
+/// use std::borrow::Cow;
+///
+/// let text = r#"["3","4","room:lobby","ping",{"n":1}]"#;
+/// let frame = Serializer::V2.decode_text_in_place(Direction::ToServer, text)?;
+/// assert!(matches!(frame.topic, Cow::Borrowed("room:lobby")));
+/// assert_eq!(frame.event(), "ping");
+/// assert_eq!(frame.payload().as_json(), Some(r#"{"n":1}"#));
+/// # Ok::<(), alight_protocol::DecodeError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameRef<'a> {
+    /// The `ref` of the join that opened the channel this message belongs to.
+    pub join_ref: Option<Cow<'a, str>>,
+    /// The message's own `ref`, echoed by its reply.
+    pub msg_ref: Option<Cow<'a, str>>,
+    /// The channel's topic.
+    pub topic: Cow<'a, str>,
+    /// Event or reply.
+    pub body: BodyRef<'a>,
+}
+
+impl<'a> FrameRef<'a> {
+    /// The event name: the event of an event frame, `phx_reply` for a reply.
+    pub fn event(&self) -> &str {
+        match &self.body {
+            BodyRef::Event { event, .. } => event,
+            BodyRef::Reply { .. } => event::REPLY,
+        }
+    }
+
+    /// The payload of an event frame, or the response of a reply.
+    pub fn payload(&self) -> PayloadRef<'a> {
+        match &self.body {
+            BodyRef::Event { payload, .. } => *payload,
+            BodyRef::Reply { response, .. } => *response,
+        }
+    }
+
+    /// An owned copy.
+    pub fn into_owned(self) -> Frame {
+        Frame {
+            join_ref: self.join_ref.map(Cow::into_owned),
+            msg_ref: self.msg_ref.map(Cow::into_owned),
+            topic: self.topic.into_owned(),
+            body: match self.body {
+                BodyRef::Event { event, payload } => Body::Event {
+                    event: event.into_owned(),
+                    payload: payload.to_payload(),
+                },
+                BodyRef::Reply { status, response } => Body::Reply {
+                    status: status.into_owned(),
+                    response: response.to_payload(),
+                },
+            },
         }
     }
 }

@@ -325,6 +325,7 @@ impl<'a> Scanner<'a> {
         let bytes = self.text.as_bytes();
         self.pos += 1;
         loop {
+            self.pos = skip_plain(bytes, self.pos);
             match bytes.get(self.pos) {
                 Some(b'"') => {
                     self.pos += 1;
@@ -454,6 +455,39 @@ impl<'a> Scanner<'a> {
         out.push_str(inner.get(start..)?);
         Some(out)
     }
+}
+
+/// The first position at or after `from` whose byte a JSON string cannot hold as it is: `"`,
+/// `\\` or a control character (or `bytes.len()` if there is none).
+///
+/// Strings are most of a frame's bytes, so this looks at eight bytes per step (SWAR: each test
+/// below sets the high bit of every byte lane that matches, and the lowest set bit is exact,
+/// since a borrow only carries into higher lanes); other bytes, UTF-8 included, pass as they are.
+pub(crate) fn skip_plain(bytes: &[u8], from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut pos = from;
+    while let Some(chunk) = bytes.get(pos..pos + 8) {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let zero = |v: u64| v.wrapping_sub(ONES) & !v;
+        let quote = zero(x ^ (ONES * u64::from(b'"')));
+        let backslash = zero(x ^ (ONES * u64::from(b'\\')));
+        let control = x.wrapping_sub(ONES * 0x20) & !x;
+        let found = (quote | backslash | control) & HIGH;
+        if found != 0 {
+            return pos + (found.trailing_zeros() / 8) as usize;
+        }
+        pos += 8;
+    }
+    while let Some(&b) = bytes.get(pos) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            break;
+        }
+        pos += 1;
+    }
+    pos
 }
 
 /// The value of the four hex digits at `at`, if there are four.
@@ -612,6 +646,33 @@ mod tests {
         assert_eq!(error.kind, JsonErrorKind::UnexpectedEnd);
         let error = RawJson::from_string("1 2".to_owned()).expect_err("invalid");
         assert_eq!(error.kind, JsonErrorKind::TrailingCharacters);
+    }
+
+    #[test]
+    fn skips_exactly_the_bytes_a_string_holds_as_they_are() {
+        // Each special byte at every offset of a run of 20 characters, ASCII or UTF-8.
+        for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+            for filler in ["a", "\u{7f}", "é", "\u{ff}"] {
+                let plain: Vec<u8> = filler.repeat(20).into_bytes();
+                for at in 0..plain.len() {
+                    let mut bytes = plain.clone();
+                    bytes[at] = special;
+                    for from in 0..=at {
+                        let expected = bytes[from..]
+                            .iter()
+                            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                            .map_or(bytes.len(), |i| from + i);
+                        assert_eq!(skip_plain(&bytes, from), expected, "{bytes:?} from {from}");
+                    }
+                }
+                assert_eq!(skip_plain(&plain, 0), plain.len());
+            }
+        }
+        // Bytes just above and below the special ones are plain.
+        let near = [
+            0x20u8, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0x9f, 0x20,
+        ];
+        assert_eq!(skip_plain(&near, 0), near.len());
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub mod serializer;
 pub mod wire;
 
 pub use error::{DecodeError, EncodeError, VsnError};
-pub use frame::{Body, Frame, Payload};
+pub use frame::{Body, BodyRef, Frame, FrameRef, Payload, PayloadRef};
 pub use json::{JsonError, RawJson};
 pub use serializer::{Direction, Serializer};
 pub use wire::{SharedBroadcast, SharedText, Wire};

@@ -118,7 +118,7 @@ return {e, s, entries}
 /// Topic histories in Redis Streams, shared by every node on the same Redis and prefix: made with
 /// [`RedisPubSub::history`](crate::RedisPubSub::history) and installed with
 /// [`AlightBuilder::history_store`](alight_server::AlightBuilder::history_store), next to the
-/// adapter itself. See the [module docs](self) for the keys, bounds and failures.
+/// adapter itself. The keys, bounds and failures are described in the `history` module.
 ///
 /// ```no_run
 /// use alight_redis::{RedisConfig, RedisPubSub};

@@ -135,7 +135,8 @@ impl HandleIn {
 /// What [`Channel::handle_out`] decided for an intercepted broadcast.
 #[derive(Debug, Clone)]
 pub enum Outgoing {
-    /// Send it to this client with this payload (changed or not).
+    /// Send it to this client with this payload (changed or not); a position the broadcast has
+    /// stays in the frame's `ref` slot.
     Push(Payload),
     /// Do not send it to this client.
     Skip,

@@ -30,7 +30,8 @@
 //!   slot, `since` on join, the [`HistoryStore`] trait and [`InMemoryHistory`].
 //! - `presence`: [`Presence`]: tracking per channel, `presence_state`/`presence_diff` batched per
 //!   topic, on a mergeable per-node replica that multi-node adapters replicate.
-//! - `socket`: what the connect callback sees ([`ConnectInfo`]) and returns ([`Connected`]).
+//! - `socket`: what the connect callback sees ([`ConnectInfo`]) and returns ([`Connected`]);
+//!   `refusal`: how a refused connection is told ([`Refusal`], a close code a browser can read).
 //! - `jwt`: [`JwtAuth`]: JWT connect auth, expiry for the life of the socket, in-band refresh.
 //! - `origin`: [`CheckOrigin`], which browser pages may open a socket.
 //! - `config`: [`Config`] and its [`Limits`]; [`close_code`]: the close codes the server sends.
@@ -83,6 +84,7 @@ mod metrics;
 mod origin;
 mod presence;
 mod pubsub;
+mod refusal;
 mod registry;
 mod router;
 mod serve;
@@ -106,6 +108,7 @@ pub use presence::{
     STATE_EVENT, ShardState, TrackError,
 };
 pub use pubsub::{BroadcastError, PubSub};
+pub use refusal::Refusal;
 pub use registry::{ConnId, LocalPubSub, Registry};
 pub use socket::{ConnectError, ConnectInfo, Connected, Socket};
 pub use typed::{Typed, TypedChannel, TypedContext, TypedReply};

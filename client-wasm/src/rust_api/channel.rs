@@ -19,6 +19,17 @@ pub struct Message {
     pub event: String,
     /// Its payload (JSON, or bytes from a V2 binary frame).
     pub payload: Payload,
+    /// Its position in the topic's history, on a topic with history (see
+    /// [`Channel::position`]).
+    pub position: Option<String>,
+}
+
+/// Whether a rejoin of a history channel resumed (see [`Channel::recoveries`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recovery {
+    /// Every broadcast since the channel's position follows the rejoin, in order; when `false`
+    /// the server could not replay them, and the application reloads its state.
+    pub recovered: bool,
 }
 
 /// A channel changed state (joining, joined, errored, closed) and why.
@@ -183,6 +194,40 @@ impl ClientChannel {
             .shared()
             .call(|state, _| state.subscribe_messages(key, capacity));
         // The entry lives as long as this handle does.
+        subscription.unwrap_or_else(Subscription::ended)
+    }
+
+    /// The channel's last position in its topic's history (from its join reply, then from every
+    /// broadcast); `None` on a topic without history.
+    ///
+    /// The channel resumes by itself: every rejoin carries `since: <position>` merged into its
+    /// params (a JSON object), broadcasts it already had are dropped, and each rejoin reply that
+    /// says whether it resumed is reported on [`recoveries`](Self::recoveries).
+    pub fn position(&self) -> Option<String> {
+        let key = self.inner.key;
+        self.shared().read(|state| state.position(key))
+    }
+
+    /// Whether each rejoin of a history channel resumed, from now on, bounded as
+    /// [`events`](Self::events).
+    ///
+    /// ```
+    /// # async fn resume(room: alight_client::rust_api::ClientChannel) {
+    /// use futures_util::StreamExt;
+    ///
+    /// let mut recoveries = room.recoveries();
+    /// while let Some(Ok(recovery)) = recoveries.next().await {
+    ///     if !recovery.recovered {
+    ///         // Too much was missed: reload the state.
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn recoveries(&self) -> Subscription<Recovery> {
+        let key = self.inner.key;
+        let subscription = self
+            .shared()
+            .call(|state, _| state.subscribe_recoveries(key, None));
         subscription.unwrap_or_else(Subscription::ended)
     }
 

@@ -139,6 +139,13 @@ impl Driver {
             .call(|state, now| state.session.handle_visibility(visible, now));
     }
 
+    /// The network went down or came back (browsers' `offline`/`online`): see
+    /// [`Session::handle_online`](alight_protocol::client::Session::handle_online).
+    pub fn handle_online(&self, online: bool) {
+        self.shared
+            .call(|state, now| state.session.handle_online(online, now));
+    }
+
     /// Ready when a user intent happened since the last time this was ready: call
     /// [`take_work`](Self::take_work) then. Registers `cx`'s waker otherwise.
     pub fn poll_woken(&self, cx: &mut Context<'_>) -> Poll<()> {

@@ -123,6 +123,14 @@ pub enum SocketError {
     /// A frame from the server did not decode and was dropped; the connection stays up.
     #[error("a frame from the server could not be decoded and was dropped")]
     BadFrame(#[source] Arc<DecodeError>),
+    /// The server refused the connection (close code 4001 unauthorized, twice in a row, or
+    /// 4003 forbidden): the socket stopped reconnecting. Get new credentials and call
+    /// `connect` again.
+    #[error("the server refused the connection (close code {code})")]
+    Refused {
+        /// The close code.
+        code: u16,
+    },
 }
 
 /// Builds the error a future resolves with when its answer can never come (the session let go of

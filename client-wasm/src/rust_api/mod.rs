@@ -12,6 +12,7 @@
 //! | [`ClientSocket`] | `connect`, `disconnect`, `channel(topic, params)`, `typed_channel::<S>(topic)`, `events()` |
 //! | [`ClientChannel`] | `join()`, `push(event, payload)` → [`ReplyFuture`]; `events()`, `states()` → [`Subscription`]; `leave()` |
 //! | [`TypedClientChannel<S>`] | the same with the types of a [`Schema`](alight_protocol::schema::Schema): `join(&S::JoinParams)`, `push(&S::In)`, `events()` of `S::Out` |
+//! | [`LiveCollection<Row>`] | a shape's rows by key over `shape:<table>`, kept live across reconnects; a stream of [`LiveEvent`]s |
 //! | [`Driver`] | the driver's side: `handle_*` inputs, [`take_work`](Driver::take_work), [`woken`](Driver::woken) |
 //!
 //! # Semantics
@@ -70,6 +71,7 @@
 mod channel;
 mod driver;
 mod error;
+mod live;
 mod reply;
 mod shared;
 mod socket;
@@ -79,9 +81,10 @@ mod typed;
 #[cfg(test)]
 mod tests;
 
-pub use channel::{ClientChannel, Message, StateChange};
+pub use channel::{ClientChannel, Message, Recovery, StateChange};
 pub use driver::{Driver, Work};
 pub use error::{Cause, ClientJoinError, EventError, LeaveError, PushError, SocketError};
+pub use live::{LiveChange, LiveCollection, LiveError, LiveEvent, Operation, ShapeRequest};
 pub use reply::ReplyFuture;
 pub use shared::Clock;
 pub use socket::{ClientSocket, SocketEvent, SocketOptions};

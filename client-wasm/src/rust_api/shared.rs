@@ -25,7 +25,7 @@ use alight_protocol::client::{
 };
 use futures_channel::oneshot;
 
-use super::channel::{Message, StateChange};
+use super::channel::{Message, Recovery, StateChange};
 use super::error::{Cause, ClientJoinError, LeaveError, PushError, SocketError};
 use super::socket::{SocketEvent, SocketOptions};
 use super::stream::{Hub, Subscription};
@@ -98,6 +98,7 @@ struct Entry {
     channel: Option<ChannelId>,
     messages: Hub<Message>,
     states: Hub<StateChange>,
+    recoveries: Hub<Recovery>,
 }
 
 /// A join or push waiting for its answer; the sender is dropped (its future resolves `Closed`) if
@@ -218,6 +219,7 @@ impl State {
         for entry in self.entries.values_mut() {
             entry.messages.close();
             entry.states.close();
+            entry.recoveries.close();
         }
     }
 
@@ -240,6 +242,7 @@ impl State {
             channel: None,
             messages: Hub::default(),
             states: Hub::default(),
+            recoveries: Hub::default(),
         };
         self.entries.insert(key, entry);
         key
@@ -276,6 +279,21 @@ impl State {
         let capacity = capacity.unwrap_or(self.options.event_capacity);
         let entry = self.entries.get_mut(&key)?;
         Some(entry.messages.subscribe(capacity))
+    }
+
+    pub(crate) fn subscribe_recoveries(
+        &mut self,
+        key: EntryKey,
+        capacity: Option<usize>,
+    ) -> Option<Subscription<Recovery>> {
+        let capacity = capacity.unwrap_or(self.options.event_capacity);
+        let entry = self.entries.get_mut(&key)?;
+        Some(entry.recoveries.subscribe(capacity))
+    }
+
+    pub(crate) fn position(&self, key: EntryKey) -> Option<String> {
+        let channel = self.entries.get(&key)?.channel?;
+        self.session.position(channel).map(str::to_owned)
     }
 
     pub(crate) fn subscribe_states(
@@ -404,11 +422,24 @@ impl State {
                     channel,
                     event,
                     payload,
+                    position,
                 } => {
                     if let Some(entry) = self.entry_of(channel) {
-                        entry.messages.publish(Message { event, payload });
+                        entry.messages.publish(Message {
+                            event,
+                            payload,
+                            position,
+                        });
                     }
                 }
+                Event::Recovered { channel, recovered } => {
+                    if let Some(entry) = self.entry_of(channel) {
+                        entry.recoveries.publish(Recovery { recovered });
+                    }
+                }
+                Event::Refused { code } => self
+                    .socket_events
+                    .publish(SocketEvent::Error(SocketError::Refused { code })),
                 Event::ChannelState {
                     channel,
                     state,

@@ -427,3 +427,69 @@ fn typed_channels_speak_their_schema() {
         Some(Err(PushError::DecodeReply(_)))
     ));
 }
+
+#[test]
+fn a_history_channel_resumes_and_reports_whether_it_recovered() {
+    let h = Harness::new();
+    h.open();
+    let room = h.socket.channel("history:1", json(r#"{"a":1}"#));
+    let mut events = room.events();
+    let mut recoveries = room.recoveries();
+    let join = room.join();
+    h.sent();
+    h.receive(r#"["3","3","history:1","phx_reply",{"status":"ok","response":{"position":"0123456789ab-0"}}]"#);
+    join.now_or_never().expect("answered").expect("joined");
+    h.receive(r#"[null,"0123456789ab-1","history:1","n",{"n":1}]"#);
+    let first = events.next().now_or_never().flatten().expect("an event");
+    assert_eq!(
+        first.expect("not lagged").position.as_deref(),
+        Some("0123456789ab-1")
+    );
+    assert_eq!(room.position().as_deref(), Some("0123456789ab-1"));
+
+    // The connection drops; the rejoin carries since, and the replay overlaps.
+    h.driver.handle_close(Some(1006));
+    h.advance_to(10);
+    assert_eq!(h.driver.take_work().actions, vec![Action::Connect]);
+    h.driver.handle_open();
+    assert_eq!(
+        h.sent(),
+        [r#"["4","4","history:1","phx_join",{"a":1,"since":"0123456789ab-1"}]"#]
+    );
+    h.receive(r#"["4","4","history:1","phx_reply",{"status":"ok","response":{"position":"0123456789ab-2","recovered":true}}]"#);
+    assert_eq!(
+        recoveries.next().now_or_never().flatten(),
+        Some(Ok(Recovery { recovered: true }))
+    );
+    h.receive(r#"[null,"0123456789ab-1","history:1","n",{"n":1}]"#);
+    h.receive(r#"[null,"0123456789ab-2","history:1","n",{"n":2}]"#);
+    let next = events.next().now_or_never().flatten().expect("an event");
+    assert_eq!(
+        next.expect("not lagged").payload,
+        json(r#"{"n":2}"#),
+        "1 was had"
+    );
+    assert!(events.next().now_or_never().is_none());
+}
+
+#[test]
+fn a_forbidden_close_stops_reconnecting_and_is_reported() {
+    let h = Harness::new();
+    let mut events = h.socket.events();
+    h.open();
+    h.driver.handle_close(Some(4003));
+    let mut seen = Vec::new();
+    while let Some(Some(Ok(event))) = events.next().now_or_never() {
+        seen.push(event);
+    }
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, SocketEvent::Error(SocketError::Refused { code: 4003 }))),
+        "{seen:?}"
+    );
+    assert_eq!(
+        h.driver.take_work().timeout,
+        None,
+        "no reconnect is scheduled"
+    );
+}

@@ -12,7 +12,7 @@ use alight_protocol::schema::{Events, Schema};
 use futures_util::{FutureExt, Stream};
 use thiserror::Error;
 
-use super::channel::{ClientChannel, Message, StateChange};
+use super::channel::{ClientChannel, Message, Recovery, StateChange};
 use super::error::{ClientJoinError, EventError, LeaveError, PushError};
 use super::reply::ReplyFuture;
 use super::stream::Subscription;
@@ -134,6 +134,16 @@ impl<S: Schema> TypedClientChannel<S> {
     pub fn states(&self) -> Subscription<StateChange> {
         self.channel.states()
     }
+
+    /// The channel's last position on a topic with history. See [`ClientChannel::position`].
+    pub fn position(&self) -> Option<String> {
+        self.channel.position()
+    }
+
+    /// Whether each rejoin of a history channel resumed. See [`ClientChannel::recoveries`].
+    pub fn recoveries(&self) -> Subscription<Recovery> {
+        self.channel.recoveries()
+    }
 }
 
 /// The stream of [`TypedClientChannel::events`].
@@ -163,7 +173,7 @@ impl<S: Schema> Stream for TypedEvents<S> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         Pin::new(&mut self.messages).poll_next(cx).map(|item| {
             item.map(|received| match received {
-                Ok(Message { event, payload }) => {
+                Ok(Message { event, payload, .. }) => {
                     S::Out::from_parts(&event, &payload).map_err(EventError::Schema)
                 }
                 Err(lagged) => Err(EventError::Lagged(lagged)),

@@ -1,8 +1,10 @@
 //! JSON pieces shared by the V1 and V2 text serializers.
 
+use std::borrow::Cow;
+
 use crate::error::{DecodeError, Field};
-use crate::frame::{Body, Frame, Payload};
-use crate::json::{RawJson, Scanner};
+use crate::frame::{BodyRef, PayloadRef};
+use crate::json::{Scanner, skip_plain};
 use crate::{Direction, event};
 
 /// The values of the first five elements of the JSON array `text`, as text, and how many
@@ -90,13 +92,13 @@ fn not_a(text: &str, shape: DecodeError) -> DecodeError {
 pub(super) fn optional_ref(
     value: Option<&str>,
     field: Field,
-) -> Result<Option<String>, DecodeError> {
+) -> Result<Option<Cow<'_, str>>, DecodeError> {
     let Some(value) = value else { return Ok(None) };
     match value.as_bytes().first() {
         Some(b'n') => Ok(None),
         Some(b'"') => string(value, field).map(Some),
         Some(b'-' | b'0'..=b'9') if value.bytes().all(|b| b == b'-' || b.is_ascii_digit()) => {
-            Ok(Some(value.to_owned()))
+            Ok(Some(Cow::Borrowed(value)))
         }
         _ => Err(DecodeError::WrongType {
             field,
@@ -105,26 +107,29 @@ pub(super) fn optional_ref(
     }
 }
 
-/// A required string field, from its (validated) JSON text.
-pub(super) fn string(value: &str, field: Field) -> Result<String, DecodeError> {
+/// A required string field, from its (validated) JSON text: borrowed unless it has escapes.
+pub(super) fn string(value: &str, field: Field) -> Result<Cow<'_, str>, DecodeError> {
     let expected = match field {
         Field::JoinRef | Field::Ref => "a string or null",
         _ => "a string",
     };
-    value
-        .starts_with('"')
-        .then(|| Scanner::unescape(value))
-        .flatten()
-        .ok_or(DecodeError::WrongType { field, expected })
+    let wrong_type = DecodeError::WrongType { field, expected };
+    if !value.starts_with('"') {
+        return Err(wrong_type);
+    }
+    match value.get(1..value.len().saturating_sub(1)) {
+        Some(inner) if !inner.contains('\\') => Ok(Cow::Borrowed(inner)),
+        _ => Scanner::unescape(value).map(Cow::Owned).ok_or(wrong_type),
+    }
 }
 
 /// Builds the frame body from the event and the payload's (validated) JSON text: a `phx_reply`
-/// travelling to a client becomes [`Body::Reply`].
-pub(super) fn body(
+/// travelling to a client becomes [`BodyRef::Reply`].
+pub(super) fn body<'a>(
     direction: Direction,
-    event: String,
-    payload: &str,
-) -> Result<Body, DecodeError> {
+    event: Cow<'a, str>,
+    payload: &'a str,
+) -> Result<BodyRef<'a>, DecodeError> {
     if direction == Direction::ToClient && event == event::REPLY {
         let not_an_object = DecodeError::WrongType {
             field: Field::Payload,
@@ -133,16 +138,30 @@ pub(super) fn body(
         let [status, response] = object_members(payload, ["status", "response"], not_an_object)?;
         let status = status.ok_or(DecodeError::MissingField(Field::Status))?;
         let status = string(status, Field::Status)?;
-        let response = response.map_or_else(RawJson::null, RawJson::trusted);
-        return Ok(Body::Reply {
+        return Ok(BodyRef::Reply {
             status,
-            response: Payload::Json(response),
+            response: PayloadRef::Json(response.unwrap_or("null")),
         });
     }
-    Ok(Body::Event {
+    Ok(BodyRef::Event {
         event,
-        payload: Payload::Json(RawJson::trusted(payload)),
+        payload: PayloadRef::Json(payload),
     })
+}
+
+/// The short escape of a byte a JSON string cannot hold as it is, as `JSON.stringify` writes
+/// it; `None` for the other control characters, written `\u00xx`.
+fn short_escape(b: u8) -> Option<&'static str> {
+    match b {
+        b'"' => Some("\\\""),
+        b'\\' => Some("\\\\"),
+        b'\n' => Some("\\n"),
+        b'\r' => Some("\\r"),
+        b'\t' => Some("\\t"),
+        0x08 => Some("\\b"),
+        0x0c => Some("\\f"),
+        _ => None,
+    }
 }
 
 /// Appends `s` as a JSON string literal, escaped exactly as `JSON.stringify` and serde_json do
@@ -150,22 +169,14 @@ pub(super) fn body(
 /// characters; nothing else), so a frame re-encoded here is byte-for-byte what phoenix.js sends.
 pub(super) fn push_str(out: &mut String, s: &str) {
     out.push('"');
+    let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let escape: Option<&str> = match b {
-            b'"' => Some("\\\""),
-            b'\\' => Some("\\\\"),
-            b'\n' => Some("\\n"),
-            b'\r' => Some("\\r"),
-            b'\t' => Some("\\t"),
-            0x08 => Some("\\b"),
-            0x0c => Some("\\f"),
-            0x00..=0x1f => None,
-            _ => continue,
-        };
+    loop {
+        let at = skip_plain(bytes, start);
         // Escaped bytes are ASCII, so these are character boundaries.
-        out.push_str(s.get(start..i).unwrap_or_default());
-        match escape {
+        out.push_str(s.get(start..at).unwrap_or_default());
+        let Some(&b) = bytes.get(at) else { break };
+        match short_escape(b) {
             Some(e) => out.push_str(e),
             None => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -174,10 +185,21 @@ pub(super) fn push_str(out: &mut String, s: &str) {
                 out.push(HEX[(b & 0xf) as usize] as char);
             }
         }
-        start = i + 1;
+        start = at + 1;
     }
-    out.push_str(s.get(start..).unwrap_or_default());
     out.push('"');
+}
+
+/// The length of `s` as [`push_str`] writes it.
+pub(super) fn str_len(s: &str) -> usize {
+    let bytes = s.as_bytes();
+    let mut len = 2 + bytes.len();
+    let mut at = skip_plain(bytes, 0);
+    while let Some(&b) = bytes.get(at) {
+        len += if short_escape(b).is_some() { 1 } else { 5 };
+        at = skip_plain(bytes, at + 1);
+    }
+    len
 }
 
 /// Appends an optional string (`null` when absent).
@@ -188,37 +210,46 @@ pub(super) fn push_opt_str(out: &mut String, s: Option<&str>) {
     }
 }
 
+/// The length of an optional string as [`push_opt_str`] writes it.
+pub(super) fn opt_str_len(s: Option<&str>) -> usize {
+    s.map_or(4, str_len)
+}
+
 /// Appends the JSON of an event payload, or `{"status":..,"response":..}` for a reply.
 ///
 /// Binary payloads never reach here: the serializer sends them as binary frames.
-pub(super) fn push_payload(out: &mut String, frame: &Frame) {
-    match &frame.body {
-        Body::Event { payload, .. } => push_json(out, payload),
-        Body::Reply { status, response } => {
-            out.push_str("{\"status\":");
+pub(super) fn push_payload(out: &mut String, body: &BodyRef<'_>) {
+    match body {
+        BodyRef::Event { payload, .. } => out.push_str(json_text(*payload)),
+        BodyRef::Reply { status, response } => {
+            out.push_str(REPLY_STATUS);
             push_str(out, status);
-            out.push_str(",\"response\":");
-            push_json(out, response);
+            out.push_str(REPLY_RESPONSE);
+            out.push_str(json_text(*response));
             out.push('}');
         }
     }
 }
 
-fn push_json(out: &mut String, payload: &Payload) {
-    match payload {
-        Payload::Json(json) => out.push_str(json.get()),
-        Payload::Binary(_) => out.push_str("null"),
+/// The length of what [`push_payload`] writes.
+pub(super) fn payload_len(body: &BodyRef<'_>) -> usize {
+    match body {
+        BodyRef::Event { payload, .. } => json_text(*payload).len(),
+        BodyRef::Reply { status, response } => {
+            REPLY_STATUS.len()
+                + str_len(status)
+                + REPLY_RESPONSE.len()
+                + json_text(*response).len()
+                + 1
+        }
     }
 }
 
-/// A rough size for the output buffer.
-pub(super) fn size_hint(frame: &Frame) -> usize {
-    let payload = match &frame.body {
-        Body::Event { payload, .. } => payload,
-        Body::Reply { response, .. } => response,
-    };
-    let payload_len = payload.as_json().map_or(4, str::len);
-    48 + frame.topic.len() + frame.event().len() + payload_len
+const REPLY_STATUS: &str = "{\"status\":";
+const REPLY_RESPONSE: &str = ",\"response\":";
+
+fn json_text(payload: PayloadRef<'_>) -> &str {
+    payload.as_json().unwrap_or("null")
 }
 
 #[cfg(test)]
@@ -233,6 +264,7 @@ mod tests {
             "back\\slash",
             "nl\n\r\t",
             "\u{1}\u{1f}\u{8}\u{c}\u{7f}",
+            "a long plain run, then \"quotes\" and a \\ and\ttabs\u{0} past eight bytes",
             "ünï€😀",
             "",
         ] {
@@ -242,6 +274,7 @@ mod tests {
             assert_eq!(back, s);
             let theirs = serde_json::to_string(s).expect("a string serializes");
             assert_eq!(out, theirs, "same bytes as serde_json for {s:?}");
+            assert_eq!(str_len(s), out.len(), "the length of {s:?} as written");
         }
     }
 }

@@ -22,7 +22,8 @@ mod v2_json;
 
 use bytes::Bytes;
 
-use crate::{DecodeError, EncodeError, Frame, Payload, VsnError, Wire, frame::Body};
+use crate::frame::{FrameRef, PayloadRef};
+use crate::{DecodeError, EncodeError, Frame, VsnError, Wire};
 
 /// Which way a message travels; the binary layouts and V1 fields differ between the two.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -95,6 +96,19 @@ impl Serializer {
 
     /// Decodes a text (JSON) message.
     pub fn decode_text(self, direction: Direction, text: &str) -> Result<Frame, DecodeError> {
+        self.decode_text_in_place(direction, text)
+            .map(FrameRef::into_owned)
+    }
+
+    /// Decodes a text (JSON) message without copying it: the frame's strings and its payload
+    /// are slices of `text` (a string with escapes in it is unescaped into its own).
+    ///
+    /// Accepts and refuses exactly what [`decode_text`](Self::decode_text) does.
+    pub fn decode_text_in_place(
+        self,
+        direction: Direction,
+        text: &str,
+    ) -> Result<FrameRef<'_>, DecodeError> {
         match self {
             #[cfg(feature = "v1")]
             Serializer::V1Json => v1_json::decode(direction, text),
@@ -125,18 +139,49 @@ impl Serializer {
 
     /// Encodes a frame: V2 uses a binary frame when the payload (or reply response) is binary.
     pub fn encode(self, direction: Direction, frame: &Frame) -> Result<Wire, EncodeError> {
-        let binary = match &frame.body {
-            Body::Event { payload, .. } => matches!(payload, Payload::Binary(_)),
-            Body::Reply { response, .. } => matches!(response, Payload::Binary(_)),
-        };
+        match self.encode_text(direction, &frame.to_ref())? {
+            Some(text) => Ok(Wire::Text(text.into())),
+            None => v2_binary::encode(direction, frame).map(Wire::Binary),
+        }
+    }
+
+    /// Encodes a frame that goes in a text message into a `String` of exactly its length, which
+    /// a transport can take as its text without checking it again; `None` for a frame that
+    /// goes in a binary message (a binary payload on V2: [`encode`](Self::encode) it).
+    ///
+    /// ```
+    /// use alight_protocol::{BodyRef, Direction, FrameRef, PayloadRef, Serializer};
+    ///
+    /// let reply = FrameRef {
+    ///     join_ref: Some("3".into()),
+    ///     msg_ref: Some("4".into()),
+    ///     topic: "room:lobby".into(),
+    ///     body: BodyRef::Reply { status: "ok".into(), response: PayloadRef::EMPTY },
+    /// };
+    /// let text = Serializer::V2.encode_text(Direction::ToClient, &reply)?;
+    /// assert_eq!(
+    ///     text.as_deref(),
+    ///     Some(r#"["3","4","room:lobby","phx_reply",{"status":"ok","response":{}}]"#)
+    /// );
+    /// # Ok::<(), alight_protocol::EncodeError>(())
+    /// ```
+    pub fn encode_text(
+        self,
+        direction: Direction,
+        frame: &FrameRef<'_>,
+    ) -> Result<Option<String>, EncodeError> {
+        let binary = matches!(frame.payload(), PayloadRef::Binary(_));
         match (self, binary) {
             (Serializer::V1Json, true) => Err(EncodeError::BinaryUnsupported),
             #[cfg(feature = "v1")]
-            (Serializer::V1Json, false) => Ok(Wire::Text(v1_json::encode(direction, frame).into())),
+            (Serializer::V1Json, false) => Ok(Some(v1_json::encode(direction, frame))),
             #[cfg(not(feature = "v1"))]
-            (Serializer::V1Json, false) => Err(EncodeError::V1NotCompiled),
-            (Serializer::V2, false) => Ok(Wire::Text(v2_json::encode(frame).into())),
-            (Serializer::V2, true) => v2_binary::encode(direction, frame).map(Wire::Binary),
+            (Serializer::V1Json, false) => {
+                let _ = direction;
+                Err(EncodeError::V1NotCompiled)
+            }
+            (Serializer::V2, false) => Ok(Some(v2_json::encode(frame))),
+            (Serializer::V2, true) => Ok(None),
         }
     }
 }
@@ -144,6 +189,8 @@ impl Serializer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(not(feature = "v1"))]
+    use crate::Payload;
 
     #[cfg(not(feature = "v1"))]
     #[test]

@@ -6,10 +6,11 @@
 //! (heartbeats); the encoder does the same, so its output is byte-for-byte what phoenix.js sends.
 
 use super::json;
+use crate::Direction;
 use crate::error::{DecodeError, Field};
-use crate::{Direction, Frame};
+use crate::frame::FrameRef;
 
-pub(super) fn decode(direction: Direction, text: &str) -> Result<Frame, DecodeError> {
+pub(super) fn decode(direction: Direction, text: &str) -> Result<FrameRef<'_>, DecodeError> {
     let [topic, event, payload, msg_ref, join_ref] = json::object_members(
         text,
         ["topic", "event", "payload", "ref", "join_ref"],
@@ -20,7 +21,7 @@ pub(super) fn decode(direction: Direction, text: &str) -> Result<Frame, DecodeEr
     // `"payload": null` and a missing payload both mean JSON null.
     let payload = payload.unwrap_or("null");
     let event = json::string(event, Field::Event)?;
-    let frame = Frame {
+    let frame = FrameRef {
         join_ref: json::optional_ref(join_ref, Field::JoinRef)?,
         msg_ref: json::optional_ref(msg_ref, Field::Ref)?,
         topic: json::string(topic, Field::Topic)?,
@@ -34,21 +35,43 @@ pub(super) fn decode(direction: Direction, text: &str) -> Result<Frame, DecodeEr
     Ok(frame)
 }
 
-pub(super) fn encode(direction: Direction, frame: &Frame) -> String {
-    let mut out = String::with_capacity(json::size_hint(frame) + 40);
-    out.push_str("{\"topic\":");
-    json::push_str(&mut out, &frame.topic);
-    out.push_str(",\"event\":");
-    json::push_str(&mut out, frame.event());
-    out.push_str(",\"payload\":");
-    json::push_payload(&mut out, frame);
-    out.push_str(",\"ref\":");
-    json::push_opt_str(&mut out, frame.msg_ref.as_deref());
+/// The frame's text, in a `String` of exactly its length.
+pub(super) fn encode(direction: Direction, frame: &FrameRef<'_>) -> String {
+    const TOPIC: &str = "{\"topic\":";
+    const EVENT: &str = ",\"event\":";
+    const PAYLOAD: &str = ",\"payload\":";
+    const REF: &str = ",\"ref\":";
+    const JOIN_REF: &str = ",\"join_ref\":";
     // phoenix.js leaves `join_ref` out of heartbeats rather than sending `null`; do the same.
-    if let (Direction::ToServer, Some(join_ref)) = (direction, frame.join_ref.as_deref()) {
-        out.push_str(",\"join_ref\":");
+    let join_ref = match direction {
+        Direction::ToServer => frame.join_ref.as_deref(),
+        Direction::ToClient => None,
+    };
+    let msg_ref = frame.msg_ref.as_deref();
+    let len = TOPIC.len()
+        + json::str_len(&frame.topic)
+        + EVENT.len()
+        + json::str_len(frame.event())
+        + PAYLOAD.len()
+        + json::payload_len(&frame.body)
+        + REF.len()
+        + json::opt_str_len(msg_ref)
+        + join_ref.map_or(0, |join_ref| JOIN_REF.len() + json::str_len(join_ref))
+        + 1;
+    let mut out = String::with_capacity(len);
+    out.push_str(TOPIC);
+    json::push_str(&mut out, &frame.topic);
+    out.push_str(EVENT);
+    json::push_str(&mut out, frame.event());
+    out.push_str(PAYLOAD);
+    json::push_payload(&mut out, &frame.body);
+    out.push_str(REF);
+    json::push_opt_str(&mut out, msg_ref);
+    if let Some(join_ref) = join_ref {
+        out.push_str(JOIN_REF);
         json::push_str(&mut out, join_ref);
     }
     out.push('}');
+    debug_assert_eq!(out.len(), len, "the length worked out beforehand");
     out
 }
