@@ -40,6 +40,11 @@
 //! clients resume wrongly. `POST /api/broadcast` answers 503 and a channel's `try_broadcast`
 //! returns the error. A broadcast whose script ran but whose answer was lost (a timeout) is
 //! reported as refused although it was kept and is delivered: nothing accepted is lost.
+//!
+//! A node cut from Redis while the others still reach it refuses its own history broadcasts, and
+//! its subscribers miss, for a while, what the other nodes broadcast. When its subscription is
+//! back, it reads each topic its clients joined from the last position it delivered and replays
+//! the missed broadcasts to them, in order and once, before anything newer (see `catch_up`).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -58,6 +63,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use crate::catch_up::Delivered;
 use crate::envelope::{Tail, encode_positioned_head, encode_tail};
 use crate::link::{Backoff, Link, connect};
 
@@ -112,7 +118,7 @@ return {e, s, entries}
 /// Topic histories in Redis Streams, shared by every node on the same Redis and prefix: made with
 /// [`RedisPubSub::history`](crate::RedisPubSub::history) and installed with
 /// [`AlightBuilder::history_store`](alight_server::AlightBuilder::history_store), next to the
-/// adapter itself. See the [module docs](self) for the keys, bounds and failures.
+/// adapter itself. The keys, bounds and failures are described in the `history` module.
 ///
 /// ```no_run
 /// use alight_redis::{RedisConfig, RedisPubSub};
@@ -158,6 +164,9 @@ pub(crate) struct Shared {
     next_seq: AtomicU64,
     /// The writer's connection works.
     pub(crate) up: AtomicBool,
+    /// What this node delivered of the topics its clients joined, for the catch-up after a
+    /// broken subscription.
+    delivered: Delivered,
     /// Random keys for new epochs.
     seed: RandomState,
     epochs: AtomicU64,
@@ -186,8 +195,9 @@ enum JobKind {
         reply: oneshot::Sender<Result<Position, HistoryError>>,
     },
     Read {
+        topic: String,
+        history: History,
         since: Option<Position>,
-        limit: usize,
         reply: oneshot::Sender<Result<Recovery, HistoryError>>,
     },
 }
@@ -238,6 +248,7 @@ impl Shared {
             pending: Mutex::default(),
             next_seq: AtomicU64::new(1),
             up: AtomicBool::new(false),
+            delivered: Delivered::default(),
             seed: RandomState::new(),
             epochs: AtomicU64::new(0),
         }
@@ -260,12 +271,11 @@ impl Shared {
         ]
     }
 
-    /// Queues `job` for the writer, unless Redis is known to be out of reach: the writer's
-    /// connection is down, or the subscription is (this node's own broadcasts would not come
-    /// back to be delivered).
+    /// Queues `job` for the writer, unless Redis is known to be out of reach: the subscription
+    /// is broken (this node's own broadcasts would not come back to be delivered). A job queued
+    /// while the writer reconnects waits for it, and is refused if it cannot.
     fn queue(&self, link: &Link, job: Job) -> Result<(), RedisHistoryError> {
-        let listening = link.stats.subscriber_up.load(Ordering::Acquire);
-        if !listening || !self.up.load(Ordering::Acquire) {
+        if !link.stats.subscriber_up.load(Ordering::Acquire) {
             return Err(RedisHistoryError::Unreachable);
         }
         self.jobs.try_send(job).map_err(|err| match err {
@@ -276,14 +286,20 @@ impl Shared {
 
     /// A positioned broadcast came back on the channel: this node's own (found by `seq`) or
     /// another's. Returns the broadcast to deliver and its `except`.
+    /// `None` when this node delivered it already (the catch-up after a broken subscription did).
     pub(crate) fn came_back(
         &self,
         own: bool,
         seq: u64,
         position: &str,
         tail: Tail,
-    ) -> (Arc<Broadcast>, Option<ConnId>) {
+    ) -> Option<(Arc<Broadcast>, Option<ConnId>)> {
         let pending = own.then(|| lock(&self.pending).remove(&seq)).flatten();
+        if let Ok(at) = position.parse::<Position>()
+            && !self.delivered.advance(&tail.topic, at)
+        {
+            return None;
+        }
         let (message, except) = match pending {
             Some(Pending {
                 message, except, ..
@@ -296,7 +312,91 @@ impl Shared {
         if !message.encoded().set_position(position.to_owned()) {
             warn!(topic = %message.frame().topic, "a broadcast was encoded before its position came back: delivered without one");
         }
-        (message, except)
+        Some((message, except))
+    }
+
+    /// Queues a read of `topic`'s history after `since`.
+    fn read(
+        &self,
+        link: &Link,
+        topic: &str,
+        history: &History,
+        since: Option<Position>,
+    ) -> Result<oneshot::Receiver<Result<Recovery, HistoryError>>, RedisHistoryError> {
+        let (since_epoch, since_offset) = match since {
+            Some(position) => {
+                let text = position.to_string();
+                let (epoch, offset) = text.split_once('-').unwrap_or((&text, "0"));
+                (
+                    Bytes::from(epoch.to_owned()),
+                    Bytes::from(offset.to_owned()),
+                )
+            }
+            None => (Bytes::new(), Bytes::from_static(b"0")),
+        };
+        let args = vec![
+            self.new_epoch(),
+            since_epoch,
+            since_offset,
+            Bytes::from(history.replay_limit_count().to_string()),
+            millis(history.age().unwrap_or(IDLE_KEYS)),
+        ];
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            keys: Shared::keys(link, topic),
+            args,
+            kind: JobKind::Read {
+                topic: topic.to_owned(),
+                history: *history,
+                since,
+                reply,
+            },
+        };
+        self.queue(link, job)?;
+        Ok(answer)
+    }
+
+    /// The subscription is back after a break: replays to this node's subscribers what the
+    /// other nodes broadcast meanwhile on the topics they joined, in order, before anything
+    /// that arrives on the new subscription (which skips what was replayed).
+    pub(crate) async fn catch_up(&self, link: &Link) {
+        let topics = self.delivered.to_catch_up(&link.registry);
+        if topics.is_empty() {
+            return;
+        }
+        // Bounded: the subscription's messages (heartbeats too) wait meanwhile.
+        let wait = (link.config.timeout * 2).max(link.config.down_period / 2);
+        for (topic, history, since) in topics {
+            let answer = match self.read(link, &topic, &history, Some(since)) {
+                Ok(answer) => tokio::time::timeout(wait, answer).await,
+                Err(err) => {
+                    warn!(%topic, error = %err, "history not caught up after a broken subscription");
+                    continue;
+                }
+            };
+            match answer {
+                Ok(Ok(Ok(Recovery {
+                    position,
+                    outcome: Outcome::Recovered(replay),
+                }))) => {
+                    for message in replay {
+                        let at = message.encoded().position().and_then(|p| p.parse().ok());
+                        if at.is_none_or(|at| self.delivered.advance(&topic, at)) {
+                            link.registry.dispatch(&message, None);
+                        }
+                    }
+                    self.delivered.advance(&topic, position);
+                }
+                Ok(Ok(Ok(Recovery {
+                    position,
+                    outcome: Outcome::Lost(lost),
+                }))) => {
+                    warn!(%topic, reason = %lost, "broadcasts missed while the subscription was broken can no longer be replayed; clients get them only by reloading");
+                    self.delivered.reset(&topic, position);
+                }
+                _ => warn!(%topic, "history not caught up after a broken subscription"),
+            }
+        }
     }
 
     /// Forgets this node's broadcasts that were answered but did not come back within `wait`
@@ -378,43 +478,14 @@ impl HistoryStore for RedisHistory {
                 RedisHistoryError::NotRunning,
             ))));
         };
-        let limit = history.replay_limit_count();
-        let (since_epoch, since_offset) = match since {
-            Some(position) => {
-                let text = position.to_string();
-                let (epoch, offset) = text.split_once('-').unwrap_or((&text, "0"));
-                (
-                    Bytes::from(epoch.to_owned()),
-                    Bytes::from(offset.to_owned()),
-                )
-            }
-            None => (Bytes::new(), Bytes::from_static(b"0")),
-        };
-        let args = vec![
-            shared.new_epoch(),
-            since_epoch,
-            since_offset,
-            Bytes::from(limit.to_string()),
-            millis(history.age().unwrap_or(IDLE_KEYS)),
-        ];
-        let (reply, answer) = oneshot::channel();
-        let job = Job {
-            keys: Shared::keys(link, topic),
-            args,
-            kind: JobKind::Read {
-                since,
-                limit,
-                reply,
-            },
-        };
-        if let Err(err) = shared.queue(link, job) {
-            return Box::pin(std::future::ready(Err(unavailable(err))));
+        match shared.read(link, topic, history, since) {
+            Ok(answer) => Box::pin(async move {
+                answer
+                    .await
+                    .unwrap_or_else(|_| Err(unavailable(RedisHistoryError::NotRunning)))
+            }),
+            Err(err) => Box::pin(std::future::ready(Err(unavailable(err)))),
         }
-        Box::pin(async move {
-            answer
-                .await
-                .unwrap_or_else(|_| Err(unavailable(RedisHistoryError::NotRunning)))
-        })
     }
 }
 
@@ -550,12 +621,17 @@ impl Job {
                 }
             },
             JobKind::Read {
+                topic,
+                history,
                 since,
-                limit,
                 reply,
             } => {
-                let recovery = recovered(&value, since, limit)
+                let recovery = recovered(&value, since, history.replay_limit_count())
                     .ok_or_else(|| unavailable(RedisHistoryError::Answer));
+                if let Ok(recovery) = &recovery {
+                    // Answers come in Redis's order: the first join's read is the earliest.
+                    shared.delivered.watch(&topic, &history, recovery.position);
+                }
                 if recovery.is_err() {
                     link.stats.history_refused();
                 }
@@ -601,6 +677,7 @@ pub(crate) async fn writer(link: Arc<Link>, shared: Arc<Shared>, mut jobs: mpsc:
     let mut sweep = tokio::time::interval(link.config.timeout);
     let mut busy = false;
     let mut changes = link.stats.changes.subscribe();
+    let mut listening = link.stats.subscriber_up.load(Ordering::Acquire);
     loop {
         let Some((conn, scripts)) = connection.as_mut() else {
             let connected = async {
@@ -608,28 +685,27 @@ pub(crate) async fn writer(link: Arc<Link>, shared: Arc<Shared>, mut jobs: mpsc:
                 let scripts = load(&mut conn).await?;
                 Ok::<_, redis::RedisError>((conn, scripts))
             };
-            match tokio::time::timeout(link.config.timeout, connected).await {
-                Ok(Ok(conn)) => {
-                    connection = Some(conn);
-                    shared.up.store(true, Ordering::Release);
-                    link.stats.set_history_up(true);
-                    backoff.reset();
-                }
-                Ok(Err(err)) => {
-                    debug!(error = %err, "history connection to Redis failed");
-                    link.stats.outage(&err);
-                    tokio::time::sleep(backoff.next()).await;
-                }
-                Err(_) => {
-                    link.stats.outage(&"connecting to Redis timed out");
-                    tokio::time::sleep(backoff.next()).await;
-                }
-            }
-            // Whatever was queued meanwhile is refused.
+            let failed: Box<dyn std::fmt::Display + Send> =
+                match tokio::time::timeout(link.config.timeout, connected).await {
+                    Ok(Ok(conn)) => {
+                        connection = Some(conn);
+                        shared.up.store(true, Ordering::Release);
+                        link.stats.set_history_up(true);
+                        backoff.reset();
+                        continue;
+                    }
+                    Ok(Err(err)) => Box::new(err),
+                    Err(_) => Box::new("connecting to Redis timed out"),
+                };
+            debug!(error = %failed, "history connection to Redis failed");
+            link.stats.outage(&failed);
+            // What waited for this attempt is refused; what comes during the wait waits for the
+            // next one.
             while let Ok(job) = jobs.try_recv() {
                 link.stats.history_refused();
                 job.fail(&shared, || RedisHistoryError::Unreachable);
             }
+            tokio::time::sleep(backoff.next()).await;
             continue;
         };
         let n = tokio::select! {
@@ -652,9 +728,20 @@ pub(crate) async fn writer(link: Arc<Link>, shared: Arc<Shared>, mut jobs: mpsc:
                 if changed.is_err() {
                     return;
                 }
-                // The subscription broke: Redis may have restarted, and this connection with it.
-                if !link.stats.subscriber_up.load(Ordering::Acquire) {
+                // The subscription broke or was made again: Redis may have restarted, and this
+                // connection with it.
+                let now_listening = link.stats.subscriber_up.load(Ordering::Acquire);
+                if std::mem::replace(&mut listening, now_listening) == now_listening {
+                    continue;
+                }
+                if !now_listening {
                     broken(&link, &shared, &mut connection, &"the subscription to Redis broke");
+                    continue;
+                }
+                let ping = redis::cmd("PING");
+                let ping = ping.query_async::<()>(conn);
+                if !matches!(tokio::time::timeout(link.config.timeout, ping).await, Ok(Ok(()))) {
+                    broken(&link, &shared, &mut connection, &"the history connection to Redis broke");
                 }
                 continue;
             }
@@ -680,6 +767,7 @@ pub(crate) async fn writer(link: Arc<Link>, shared: Arc<Shared>, mut jobs: mpsc:
             pipe.query_async::<Vec<RedisResult<Value>>>(conn),
         )
         .await;
+        let timed_out = answered.is_err();
         let failed = match answered {
             Ok(Ok(results)) if results.len() == batch.len() => {
                 let reload = results.iter().any(|result| {
@@ -702,7 +790,13 @@ pub(crate) async fn writer(link: Arc<Link>, shared: Arc<Shared>, mut jobs: mpsc:
         if let Some(why) = failed {
             for job in batch.drain(..) {
                 link.stats.history_refused();
-                job.fail(&shared, || RedisHistoryError::Timeout);
+                job.fail(&shared, || {
+                    if timed_out {
+                        RedisHistoryError::Timeout
+                    } else {
+                        RedisHistoryError::Unreachable
+                    }
+                });
             }
             broken(&link, &shared, &mut connection, &why);
         }

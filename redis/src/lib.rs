@@ -45,10 +45,13 @@
 //! - `link`: the publisher, subscriber and heartbeat tasks, and what a received message does.
 //! - `cluster`: the other nodes as this one sees them, and presence merging and down detection.
 //! - `history`: [`RedisHistory`], topic histories in Redis Streams, and its writer task.
+//! - `catch_up`: what this node delivered of each history topic, and the replay of what it
+//!   missed while its subscription was broken.
 //! - `stats`: counters ([`RedisStats`]) and their `/metrics` text.
 
 #![warn(missing_docs)]
 
+mod catch_up;
 mod cluster;
 mod config;
 mod envelope;
@@ -177,7 +180,8 @@ impl RedisPubSub {
         self.inner.stats.snapshot()
     }
 
-    /// Whether both connections to Redis work.
+    /// Whether every connection to Redis works: the publishing one, the subscription, and the
+    /// history store's once [`history`](Self::history) was installed.
     pub fn is_connected(&self) -> bool {
         self.inner.stats.connected()
     }

@@ -43,8 +43,9 @@ pub(crate) struct Link {
     pub(crate) registry: Arc<Registry>,
     pub(crate) cluster: Cluster,
     pub(crate) stats: Arc<Stats>,
-    /// The history store's side: this node's own positioned broadcasts, until they come back.
-    history: Arc<history::Shared>,
+    /// The history store's side: this node's own positioned broadcasts, until they come back,
+    /// and what was delivered of each topic.
+    pub(crate) history: Arc<history::Shared>,
     /// Asks the heartbeat task to send a hello (our whole presence) after a reconnection.
     pub(crate) resync: Notify,
     /// Versions already logged as refused, so that each is logged once.
@@ -154,8 +155,8 @@ impl Link {
                 position,
                 tail,
             } = envelope.message
+                && let Some((message, except)) = self.history.came_back(true, seq, &position, tail)
             {
-                let (message, except) = self.history.came_back(true, seq, &position, tail);
                 self.registry.dispatch(&message, except);
             }
             return;
@@ -189,8 +190,10 @@ impl Link {
                 tail,
             } => {
                 self.cluster.heard(origin, None, now);
-                let (message, except) = self.history.came_back(false, seq, &position, tail);
-                self.registry.dispatch(&message, except);
+                if let Some((message, except)) = self.history.came_back(false, seq, &position, tail)
+                {
+                    self.registry.dispatch(&message, except);
+                }
             }
             Message::Disconnect { socket_id } => {
                 self.cluster.heard(origin, None, now);
@@ -380,6 +383,8 @@ pub(crate) async fn subscriber(link: Arc<Link>, outbox: mpsc::Sender<Outgoing>) 
         *lock(&link.last_echo) = Instant::now();
         link.resync.notify_one();
         let mut messages = pubsub.into_on_message();
+        // What arrives on the new subscription waits until the missed history is replayed.
+        link.history.catch_up(&link).await;
         let mut probe = tokio::time::interval(link.config.heartbeat);
         probe.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let why = loop {

@@ -8,7 +8,9 @@ mod support;
 use alight_protocol::Frame;
 use alight_tests::client::TestClient;
 use serde_json::{Value, json};
-use support::{Node, RedisServer, api_broadcast, http, n_of, next_event, until_clustered, within};
+use support::{
+    Node, Proxy, RedisServer, api_broadcast, http, n_of, next_event, until_clustered, within,
+};
 
 /// Joins `topic` with `params`; returns the join_ref and the reply's response.
 async fn join(client: &mut TestClient, topic: &str, params: Value) -> (String, Value) {
@@ -257,6 +259,54 @@ async fn history_topics_refuse_broadcasts_while_redis_is_down_and_lose_none_they
     assert_eq!(joined["recovered"], true, "{joined}");
     let replay = positioned(&mut back, topic, "n", 1).await;
     assert_eq!(replay[0].0, 3);
+
+    for node in [a, b] {
+        node.shutdown().await;
+    }
+}
+
+/// One node cut from Redis while another keeps broadcasting: when it is back, its clients get
+/// what they missed, in order and once, before anything newer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_cut_from_redis_replays_what_its_clients_missed_when_it_is_back() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let proxy = Proxy::start(redis.port()).await;
+    let a = Node::start_at(&proxy.url(), "cutoff", "a").await;
+    let b = Node::start(&redis, "cutoff", "b").await;
+    until_clustered(&[&a, &b]).await;
+    let topic = "history:cutoff";
+    let mut a1 = a.client(None).await;
+    join(&mut a1, topic, json!({})).await;
+    let mut b1 = b.client(None).await;
+    join(&mut b1, topic, json!({})).await;
+    assert_eq!(api_broadcast(b.addr, topic, "n", 1).await, 202);
+    assert_eq!(positioned(&mut a1, topic, "n", 1).await[0].0, 1);
+
+    proxy.cut();
+    within(
+        "node a to notice",
+        a.redis.wait_until(|redis| !redis.is_connected()),
+    )
+    .await;
+    assert_eq!(api_broadcast(a.addr, topic, "n", 0).await, 503);
+    for n in [2, 3] {
+        assert_eq!(api_broadcast(b.addr, topic, "n", n).await, 202);
+    }
+    let sent = positioned(&mut b1, topic, "n", 3).await;
+
+    proxy.restore();
+    until_clustered(&[&a, &b]).await;
+    assert_eq!(api_broadcast(b.addr, topic, "n", 4).await, 202);
+    let got = positioned(&mut a1, topic, "n", 3).await;
+    assert_eq!(
+        got[..2],
+        sent[1..],
+        "the missed ones, replayed with their positions"
+    );
+    assert_eq!(got[2].0, 4);
+    assert_eq!(offset(&got[2].1), 4);
 
     for node in [a, b] {
         node.shutdown().await;

@@ -135,6 +135,11 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Kills the server (SIGKILL) and waits until it is gone.
     pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -155,6 +160,63 @@ impl Drop for RedisServer {
             let _ = child.start_kill();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A TCP proxy to a Redis that can be cut: one node's way to Redis, so that it alone loses it.
+#[derive(Debug)]
+pub struct Proxy {
+    addr: SocketAddr,
+    open: Arc<tokio::sync::watch::Sender<bool>>,
+    task: JoinHandle<()>,
+}
+
+impl Proxy {
+    /// A proxy to the Redis on `port`, open.
+    pub async fn start(port: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local address");
+        let open = Arc::new(tokio::sync::watch::Sender::new(true));
+        let state = open.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !*state.borrow() {
+                    continue;
+                }
+                let mut closed = state.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(("127.0.0.1", port)).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = closed.wait_for(|open| !open) => {}
+                    }
+                });
+            }
+        });
+        Proxy { addr, open, task }
+    }
+
+    /// `redis://<the proxy>/`
+    pub fn url(&self) -> String {
+        format!("redis://{}/", self.addr)
+    }
+
+    /// Drops every connection through it and refuses new ones.
+    pub fn cut(&self) {
+        self.open.send_replace(false);
+    }
+
+    /// Lets connections through again.
+    pub fn restore(&self) {
+        self.open.send_replace(true);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -184,7 +246,12 @@ pub fn quick(config: RedisConfig) -> RedisConfig {
 impl Node {
     /// Starts a node named `name` on `redis` with channel prefix `prefix`.
     pub async fn start(redis: &RedisServer, prefix: &str, name: &str) -> Node {
-        let config = quick(RedisConfig::new(redis.url()).prefix(prefix).node_name(name));
+        Self::start_at(&redis.url(), prefix, name).await
+    }
+
+    /// Starts a node named `name` on the Redis at `url` (a [`Proxy`]'s, say).
+    pub async fn start_at(url: &str, prefix: &str, name: &str) -> Node {
+        let config = quick(RedisConfig::new(url).prefix(prefix).node_name(name));
         let adapter = RedisPubSub::new(config).expect("a valid URL");
         let alight = Alight::builder()
             .config(Config::default().shutdown_timeout(Duration::from_secs(2)))
