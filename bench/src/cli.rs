@@ -59,7 +59,8 @@ idle, fanout, echo, churn, presence (against a server you started):
   --payload-bytes B    JSON payload size of shouts and pings (default: 200)
   idle:    --connections N     (default: the open-file limit less a reserve)
   fanout:  --subscribers S (1000)  --rate R|max (100)  --duration SECS (3)  --drain SECS (3)
-           --window W (16, flat out only)
+           --window W (16, flat out only)  --publish-to ADDR (the publisher on another
+           node of a cluster: every delivery crosses between nodes)
   echo:    --clients C (100)  --duration SECS (3)
   churn:   --workers W (32)  --duration SECS (4)  --settle SECS (3)
   presence: --members M (10000)  --join-rate R|max (max: as fast as answered, with 100 joins
@@ -118,6 +119,8 @@ pub enum Command {
     Single {
         /// The server.
         target: Target,
+        /// Where the fan-out's publisher connects, when not to `target` (`--publish-to`).
+        publish_to: Option<Target>,
         /// Its pid, for RSS readings.
         server_pid: Option<u32>,
         /// Client source addresses.
@@ -289,6 +292,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
             let server_pid = o.take("--server-pid")?;
             let sources = o.take_or("--sources", 16u8)?;
             let payload_bytes = o.take_or("--payload-bytes", 200usize)?;
+            let publish_to: Option<SocketAddr> = o.take("--publish-to")?;
             let case = match command.as_str() {
                 "idle" => Case::Idle(IdleParams {
                     connections: o.take_or("--connections", default_connections())?,
@@ -319,6 +323,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
             };
             Command::Single {
                 target: Target { addr, protocol },
+                publish_to: publish_to.map(|addr| Target { addr, protocol }),
                 server_pid,
                 sources,
                 case,
@@ -413,11 +418,13 @@ pub async fn run(command: Command) -> u8 {
         },
         Command::Single {
             target,
+            publish_to,
             server_pid,
             sources,
             case,
         } => {
-            let env = Env::new(target, Arc::new(Sources::loopback(sources)), server_pid);
+            let mut env = Env::new(target, Arc::new(Sources::loopback(sources)), server_pid);
+            env.publish_to = publish_to;
             let outcome: Outcome = case.run(&env).await;
             println!("{} {}", case.scenario(), outcome.case);
             for m in &outcome.metrics {

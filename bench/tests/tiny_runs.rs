@@ -156,22 +156,22 @@ impl alight_server::Channel for Room {
 
     async fn join(
         &self,
-        params: alight_server::Payload,
+        params: alight_protocol::Payload,
         ctx: &mut alight_server::Context<'_>,
-    ) -> Result<((), alight_server::Payload), alight_server::JoinError> {
+    ) -> Result<((), alight_protocol::Payload), alight_server::JoinError> {
         let params: serde_json::Value = params.deserialize().unwrap_or_default();
         if let Some(name) = params.get("name").and_then(|n| n.as_str()) {
             ctx.track(name, &serde_json::json!({"online_at": 1}))
                 .map_err(|err| alight_server::JoinError::reason(&err.to_string()))?;
             ctx.push_presence_state();
         }
-        Ok(((), alight_server::Payload::empty()))
+        Ok(((), alight_protocol::Payload::empty()))
     }
 
     async fn handle_in(
         &self,
         _event: &str,
-        _payload: alight_server::Payload,
+        _payload: alight_protocol::Payload,
         _state: &mut (),
         _ctx: &mut alight_server::Context<'_>,
     ) -> alight_server::HandleIn {

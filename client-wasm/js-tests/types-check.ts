@@ -6,6 +6,8 @@ import type {
   Message,
   PresenceEntry,
   PresenceState,
+  Recovery,
+  Refused,
   SocketOptions,
   WebSocketClass,
 } from "@alight/client";
@@ -17,6 +19,7 @@ const opts: SocketOptions = {
   params: async () => ({ token: "abc" }),
   authToken: () => "token",
   heartbeatIntervalMs: 30000,
+  heartbeatTimeoutMs: 10000,
   reconnectAfterMs: (tries) => [10, 50][tries - 1] ?? 5000,
   rejoinAfterMs: (tries) => 1000 * tries,
   timeout: 10000,
@@ -71,3 +74,20 @@ presState = Presence.syncState(presState, { u1: { metas: [{ phx_ref: "1" }] } })
 presState = Presence.syncDiff(presState, { joins: {}, leaves: {} }, null, (key) => void key);
 const keys: string[] = Presence.list(presState, (key) => key);
 void [entries, names, pending, keys];
+
+// Resume and refusals.
+const history: Channel = socket.channel("history:1", {});
+const last: string | undefined = history.position();
+history.onRecover((info: Recovery) => {
+  const recovered: boolean = info.recovered;
+  void [recovered, last];
+});
+history.on("n", (payload, position) => void [payload, position?.length]);
+socket.onError((error) => {
+  if (typeof error === "object" && error !== null && "code" in error) {
+    const refused = error as Refused;
+    const code: number = refused.code;
+    const reason: string = refused.reason;
+    void [code, reason];
+  }
+});

@@ -11,7 +11,7 @@
 //!   auth token subprotocol), for the native client; the browser package makes the same in
 //!   JavaScript (`browser/connect.js`).
 //! - [`rust_api`]: the Rust API (native apps, Leptos/Dioxus/Yew), runtime-agnostic:
-//!   [`rust_api::Socket`], [`rust_api::Channel`] and [`rust_api::TypedChannel`], with futures for
+//!   [`rust_api::ClientSocket`], [`rust_api::ClientChannel`] and [`rust_api::TypedClientChannel`], with futures for
 //!   replies and bounded streams for events, over a session that a driver feeds through
 //!   [`rust_api::Driver`].
 //! - `native` (feature `native`): the tokio + tokio-tungstenite driver of the Rust API,
@@ -35,17 +35,17 @@ pub mod rust_api;
 #[cfg(all(target_arch = "wasm32", feature = "browser"))]
 mod browser;
 
-/// The browser package's allocator: talc, for its size: with in-place reallocation disabled it is
-/// a fraction of the default dlmalloc's code, and still faster. A page's client allocates
-/// little, so copying on realloc costs nothing felt.
-/// Only in the package: a library does not choose the allocator of the apps that use it.
+/// The browser package's allocator: free lists of power-of-two blocks, a few hundred bytes of code
+/// for the few sizes a socket's core allocates (`browser/alloc.rs` says why not talc or
+/// dlmalloc). Only in the package: a library does not choose the allocator of the apps that use
+/// it.
 #[cfg(all(
     target_arch = "wasm32",
     feature = "browser",
     not(target_feature = "atomics")
 ))]
 #[global_allocator]
-static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+static ALLOCATOR: browser::alloc::SizeClasses = browser::alloc::SizeClasses::new();
 
 /// The Phoenix Channels serializer version this client speaks by default, as sent in the `vsn`
 /// query parameter (`protocolVersion()` in JS).

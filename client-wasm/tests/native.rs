@@ -15,11 +15,12 @@ use std::time::Duration;
 
 use alight_client::native::{Builder, ConnectParams, TransportError};
 use alight_client::rust_api::{
-    EventError, JoinError, Message, PushError, Socket, SocketError, SocketEvent, StateChange,
-    Subscription,
+    ClientJoinError, ClientSocket, EventError, Message, PushError, SocketError, SocketEvent,
+    StateChange, Subscription,
 };
+use alight_protocol::Payload;
 use alight_protocol::client::{Backoff, ChannelState, ClientConfig, StateCause};
-use alight_protocol::{Payload, Schema, SchemaError, SerdeEvents};
+use alight_protocol::schema::{Schema, SchemaError, SerdeEvents};
 use alight_server::Config;
 use alight_tests::fixture::{self, Server};
 use futures_util::StreamExt;
@@ -81,7 +82,7 @@ fn config() -> ClientConfig {
         ))
 }
 
-fn connected(addr: SocketAddr) -> Socket {
+fn connected(addr: SocketAddr) -> ClientSocket {
     let socket = Builder::new(endpoint(addr)).config(config()).build();
     socket.connect();
     socket
@@ -103,7 +104,7 @@ async fn joins_succeed_or_fail_with_the_servers_reason() -> TestResult {
 
     let refused = socket.channel("room:refused", json(serde_json::json!({"refuse": "nope"})));
     match within("the refused join", refused.join()).await {
-        Err(JoinError::Refused { status, response }) => {
+        Err(ClientJoinError::Refused { status, response }) => {
             assert_eq!(status, "error");
             assert_eq!(response.as_json(), Some(r#"{"reason":"nope"}"#));
         }
@@ -114,7 +115,7 @@ async fn joins_succeed_or_fail_with_the_servers_reason() -> TestResult {
 
     let private = socket.channel("private:1", Payload::empty());
     match within("the unauthorized join", private.join()).await {
-        Err(JoinError::Refused { response, .. }) => {
+        Err(ClientJoinError::Refused { response, .. }) => {
             assert_eq!(response.as_json(), Some(r#"{"reason":"unauthorized"}"#));
         }
         other => panic!("expected a refusal, got {other:?}"),
@@ -180,6 +181,7 @@ async fn event_streams_receive_broadcasts_and_pushes() -> TestResult {
     let expected = Message {
         event: "shout".to_owned(),
         payload: json(serde_json::json!({"body": "hi"})),
+        position: None,
     };
     for events in [&mut alice_events, &mut bob_events] {
         let got = next_matching("the broadcast", events, |m| Some(m.clone())).await;
@@ -306,7 +308,12 @@ async fn a_crashed_channel_errors_and_rejoins_by_itself() -> TestResult {
 
 #[tokio::test]
 async fn the_token_provider_is_evaluated_on_every_connect() -> TestResult {
-    let server = server().await;
+    // The refusal as an HTTP 403 (a transport error to the client); the default, a socket closed
+    // with 4001, is the client's refusal handling.
+    let server = match fixture::start(Config::default().close_on_refusal(false)).await {
+        Ok(server) => server,
+        Err(error) => panic!("the fixture server did not start: {error}"),
+    };
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&calls);
     let socket = Builder::new(endpoint(server.addr))
@@ -447,7 +454,7 @@ async fn a_typed_channel_speaks_its_schema() -> TestResult {
     });
     assert!(matches!(
         within("the refused join", refused).await,
-        Err(JoinError::Refused { .. })
+        Err(ClientJoinError::Refused { .. })
     ));
     let joined = within("the join", room.join(&JoinRoom::default())).await?;
     assert_eq!(joined, Joined { user: None });
@@ -477,5 +484,64 @@ async fn a_typed_channel_speaks_its_schema() -> TestResult {
         ),
         "{unknown:?}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_history_channel_resumes_after_the_server_drops_the_socket() -> TestResult {
+    let server = server().await;
+    let socket = Builder::new(endpoint(server.addr))
+        .config(config())
+        .auth_token("valid-token")
+        .build();
+    socket.connect();
+    let room = socket.channel("history:native", Payload::empty());
+    let mut events = room.events();
+    let mut recoveries = room.recoveries();
+    let joined = within("the join", room.join()).await?;
+    let epoch = joined
+        .deserialize::<serde_json::Value>()?
+        .get("position")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|p| p.split_once('-'))
+        .map(|(epoch, _)| epoch.to_owned())
+        .ok_or("the join reply carries a position")?;
+    let publish = |n: u64| {
+        server
+            .alight
+            .broadcast("history:native", "n", json(serde_json::json!({"n": n})))
+    };
+    let mut got = Vec::new();
+    let mut next = async |got: &mut Vec<(Payload, Option<String>)>| {
+        let message =
+            next_matching("a broadcast", &mut events, |m: &Message| Some(m.clone())).await;
+        got.push((message.payload, message.position));
+    };
+    publish(1);
+    publish(2);
+    next(&mut got).await;
+    next(&mut got).await;
+
+    // The server drops the socket; what is published meanwhile is replayed on the rejoin.
+    server.alight.disconnect("user_socket:alice");
+    publish(3);
+    publish(4);
+    let recovery = next_matching("the recovery", &mut recoveries, |r| Some(*r)).await;
+    assert!(recovery.recovered);
+    next(&mut got).await;
+    next(&mut got).await;
+    let expected: Vec<(Payload, Option<String>)> = (1..=4)
+        .map(|n| {
+            (
+                json(serde_json::json!({"n": n})),
+                Some(format!("{epoch}-{n}")),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got, expected,
+        "each broadcast once, in order, with its position"
+    );
+    assert_eq!(room.position(), Some(format!("{epoch}-4")));
     Ok(())
 }

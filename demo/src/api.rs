@@ -3,7 +3,7 @@
 //! | route | auth | answer |
 //! |---|---|---|
 //! | `POST /api/login` `{user_id}` | none (the demo has no passwords) | 200 `{user_id, token}` |
-//! | `POST /api/notifications` `{user_id, title, body}` | `Authorization: Bearer <api key>`, or `Bearer <login token>` (the demo page's form) | 201 `{user_id, notification}`, after the row is committed and broadcast on `notifications:<user_id>` |
+//! | `POST /api/notifications` `{user_id, title, body, sender?}` | `Authorization: Bearer <api key>`, or `Bearer <login token>` (the demo page's form) | 201 `{user_id, notification}`, after the row is committed and broadcast on `notifications:<user_id>`; the sender is the token's user, or the API key's `sender` (default `"system"`) |
 //!
 //! Every refusal is JSON `{"error": "..."}` ([`ApiError`](alight_demo_schema::ApiError)): 401 with
 //! `WWW-Authenticate: Bearer` without a valid key or token (or an expired token); 400, 413 or 415
@@ -187,6 +187,13 @@ fn is_api_key(given: &str, key: &str) -> bool {
 /// Checks a new notification's fields against the schema's limits.
 fn validate(new: &NewNotification) -> Result<(), Refusal> {
     check_user_id(&new.user_id)?;
+    if let Some(sender) = &new.sender
+        && !is_valid_user_id(sender)
+    {
+        return Err(Refusal::invalid(
+            "sender must be 1 to 64 ASCII letters, digits, `_` or `-`",
+        ));
+    }
     if new.title.trim().is_empty() {
         return Err(Refusal::invalid("title must not be empty"));
     }
@@ -208,7 +215,8 @@ async fn create_notification(
     headers: HeaderMap,
     body: Result<Json<NewNotification>, JsonRejection>,
 ) -> Result<(StatusCode, Json<NotificationCreated>), Refusal> {
-    match caller(&state, &headers) {
+    let caller = caller(&state, &headers);
+    match caller {
         None => {
             return Err(Refusal::new(
                 StatusCode::UNAUTHORIZED,
@@ -229,10 +237,15 @@ async fn create_notification(
         user_id,
         title,
         body,
+        sender,
     } = new;
+    let sender = match caller {
+        Some(Caller::User(user)) => user.to_owned(),
+        _ => sender.unwrap_or_else(|| "system".to_owned()),
+    };
     let notification = state
         .notifications
-        .create(state.pubsub.clone(), user_id.clone(), title, body)
+        .create(state.pubsub.clone(), user_id.clone(), sender, title, body)
         .await
         .map_err(|err| {
             error!(
@@ -262,6 +275,7 @@ mod tests {
             user_id: user_id.into(),
             title: title.into(),
             body: body.into(),
+            sender: None,
         }
     }
 

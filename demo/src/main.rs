@@ -12,16 +12,19 @@
 //!   `/static/*` their assets, `/pkg/*` the built client from `client-wasm/pkg`, the Alight socket
 //!   at `/socket/websocket`, `POST /api/broadcast`, `POST /api/login`, `POST /api/notifications`,
 //!   `GET /v1/shape` (Electric's shape API), `/healthz` and `/metrics`.
+//! - [`assets`]: the pages and their files, compressed and with cache headers.
 //! - [`room`]: the `room:*` channel (the contract tests and benchmarks drive).
 //! - [`notifications`]: the `notifications:<user_id>` channel, over [`store`] (SQLite in
 //!   `<data>/alight.db`); its types are the `alight-demo-schema` crate.
 //! - [`api`]: the demo's HTTP API (login, creating notifications).
-//! - [`shapes`]: the user's notifications as an Electric shape (`GET /v1/shape`).
+//! - [`shapes`]: the user's notifications as a shape (`GET /v1/shape`, and the socket's
+//!   `shape:notifications` channel, which the bell reads).
 //! - [`token`]: login tokens and the socket's connect callback that checks them.
 //! - [`secret`]: the API key and the token secret, from the environment or `<data>`.
 //! - [`shutdown_signal`]: Ctrl-C (or SIGTERM) stops accepting and closes sockets with 1012.
 
 mod api;
+mod assets;
 mod notifications;
 mod room;
 mod secret;
@@ -40,11 +43,8 @@ use std::{
 
 use alight_redis::{RedisConfig, RedisPubSub};
 use alight_server::{Alight, Config};
-use axum::{Router, handler::HandlerWithoutStateExt, http::StatusCode};
-use tower_http::{
-    services::{ServeDir, ServeFile},
-    trace::TraceLayer,
-};
+use axum::Router;
+use tower_http::trace::TraceLayer;
 use tracing_subscriber::EnvFilter;
 
 use crate::notifications::Notifications;
@@ -53,11 +53,6 @@ use crate::token::TokenKey;
 
 /// The page and its assets, beside this crate's sources.
 const STATIC_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/static");
-/// The stock Electric client's browser build (from `npm ci`), for the live table page.
-const ELECTRIC_CLIENT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../node_modules/@electric-sql/client/dist/index.browser.mjs"
-);
 /// Where `scripts/build-client` puts the browser client package.
 const PKG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../client-wasm/pkg");
 
@@ -233,15 +228,6 @@ fn app(
     static_dir: &Path,
     pkg_dir: &Path,
 ) -> Router {
-    let pkg_dir_owned = pkg_dir.to_path_buf();
-    let client_missing = move || async move {
-        let body = if pkg_dir_owned.is_dir() {
-            "not found in the client package\n"
-        } else {
-            "the browser client is not built: run scripts/build-client (or start with scripts/demo)\n"
-        };
-        (StatusCode::NOT_FOUND, body)
-    };
     Router::new()
         .merge(alight.router())
         .merge(
@@ -254,18 +240,7 @@ fn app(
         )
         .merge(api::router(api))
         .merge(shapes)
-        .route_service("/", ServeFile::new(static_dir.join("index.html")))
-        .route_service("/room", ServeFile::new(static_dir.join("room.html")))
-        .route_service("/live", ServeFile::new(static_dir.join("live.html")))
-        .route_service(
-            "/vendor/electric-client.mjs",
-            ServeFile::new(ELECTRIC_CLIENT),
-        )
-        .nest_service("/static", ServeDir::new(static_dir))
-        .nest_service(
-            "/pkg",
-            ServeDir::new(pkg_dir).not_found_service(client_missing.into_service()),
-        )
+        .merge(assets::router(static_dir, pkg_dir))
         .layer(TraceLayer::new_for_http())
 }
 
@@ -355,7 +330,10 @@ async fn run(args: Args) -> Result<(), DemoError> {
             config = config.node_name(node.as_str());
         }
         let adapter = RedisPubSub::new(config).map_err(DemoError::Redis)?;
-        builder = builder.pubsub(adapter.install());
+        // Room history in Redis Streams: a client resumes on whichever node it reaches.
+        builder = builder
+            .history_store(adapter.history())
+            .pubsub(adapter.install());
         println!("alight-demo: clustering over Redis at {url}");
     }
     let builder = builder
@@ -369,7 +347,10 @@ async fn run(args: Args) -> Result<(), DemoError> {
     } else {
         builder.history(room::history())
     };
-    let alight = builder.typed_channel(notifications.clone()).build();
+    let alight = builder
+        .typed_channel(notifications.clone())
+        .channel("shape:*", shapes::channel(sync.clone()))
+        .build();
     let api = api::ApiState {
         notifications,
         pubsub: alight.pubsub().clone(),

@@ -1,27 +1,25 @@
-//! `notifications:<user_id>`: a user's notifications, stored first, then broadcast to every socket
-//! of that user. The wire contract is in the docs of `alight_demo_schema`.
+//! `notifications:<user_id>`: a user's commands on their notifications (mark read, mark all read,
+//! delete), and an event per change for socket clients that do not sync the table. The wire
+//! contract is in the docs of `alight_demo_schema`.
 //!
-//! [`Notifications`] is the typed channel, and also what the HTTP API calls to create one. Every
-//! change is published from inside its [`Store::call`], after the commit: the store's lock orders
-//! the broadcasts of a topic as the commits (see [`store`](crate::store)).
-//!
-//! # Joins and live notifications
-//! The server subscribes a joining socket to the topic before `join` reads its snapshot and sends
-//! what is broadcast meanwhile after the join reply. A notification committed while a join runs
-//! thus arrives live, never lost: it may also be in the snapshot, and the page keeps one per id.
+//! [`Notifications`] is the typed channel, and also what the HTTP API calls to create one. The
+//! rows themselves reach the page as a shape (`shape:notifications`, see [`crate::shapes`]): its
+//! snapshot, its changes, and resuming after a disconnect are `alight_sync`'s, so this channel
+//! reads no rows. Every event is published from inside its [`Store::call`], after the commit: the
+//! store's lock orders the events of a topic as the commits (see [`store`](crate::store)).
 
 use std::sync::Arc;
 
 use alight_demo_schema::{
-    JoinNotifications, Notification, NotificationsIn, NotificationsJoined, NotificationsOut,
-    NotificationsSchema, Read, Unread, topic, user_of_topic,
+    Deleted, JoinNotifications, Notification, NotificationsIn, NotificationsJoined,
+    NotificationsOut, NotificationsSchema, Read, Unread, topic, user_of_topic,
 };
-use alight_protocol::Events;
+use alight_protocol::schema::Events;
 use alight_server::{Broadcast, JoinError, PubSub};
 use alight_server::{TypedChannel, TypedContext, TypedReply};
 use tracing::{error, warn};
 
-use crate::store::{MarkRead, Store, StoreError, now_ms};
+use crate::store::{Delete, MarkRead, Store, StoreError, now_ms};
 use crate::token::User;
 
 /// The `notifications:*` channel and the operations the HTTP API shares with it. Cheap to clone.
@@ -46,19 +44,21 @@ impl Notifications {
         Notifications { store }
     }
 
-    /// Stores a notification for `user_id` and broadcasts it on `notifications:<user_id>`.
+    /// Stores a notification for `user_id` from `sender` and broadcasts it on
+    /// `notifications:<user_id>`.
     ///
     /// The caller has validated the fields.
     pub async fn create(
         &self,
         pubsub: Arc<dyn PubSub>,
         user_id: String,
+        sender: String,
         title: String,
         body: String,
     ) -> Result<Notification, StoreError> {
         self.store
             .call(move |db| {
-                let notification = db.insert(&user_id, &title, &body, now_ms())?;
+                let notification = db.insert(&user_id, &sender, &title, &body, now_ms())?;
                 publish(
                     &pubsub,
                     &user_id,
@@ -97,7 +97,7 @@ impl TypedChannel for Notifications {
 
     async fn join(
         &self,
-        params: JoinNotifications,
+        _params: JoinNotifications,
         ctx: &mut TypedContext<'_, '_, NotificationsSchema>,
     ) -> Result<(Joined, NotificationsJoined), JoinError> {
         let user_id = user_of_topic(ctx.topic()).unwrap_or_default().to_owned();
@@ -110,15 +110,15 @@ impl TypedChannel for Notifications {
             return Err(JoinError::reason("unauthorized"));
         }
         let owner = user_id.clone();
-        let snapshot = self
+        let unread = self
             .store
-            .call(move |db| db.snapshot(&owner, params.last_seen_id))
+            .call(move |db| db.unread(&owner))
             .await
             .map_err(|err| {
                 storage_error(&err);
                 JoinError::reason(STORAGE_ERROR)
             })?;
-        Ok((Joined { user_id }, snapshot))
+        Ok((Joined { user_id }, NotificationsJoined { unread }))
     }
 
     async fn handle_in(
@@ -154,6 +154,18 @@ impl TypedChannel for Notifications {
                             publish(&pubsub, &user_id, &NotificationsOut::Read(Read::all(0)));
                         }
                         Ok(Some(0))
+                    })
+                    .await
+            }
+            NotificationsIn::Delete { id } => {
+                self.store
+                    .call(move |db| match db.delete(&user_id, id)? {
+                        Delete::NotFound => Ok(None),
+                        Delete::Deleted { unread } => {
+                            let deleted = NotificationsOut::Deleted(Deleted { id, unread });
+                            publish(&pubsub, &user_id, &deleted);
+                            Ok(Some(unread))
+                        }
                     })
                     .await
             }

@@ -20,7 +20,8 @@
 
 use std::time::Duration;
 
-use alight_server::{Channel, Context, HandleIn, History, JoinError, Payload};
+use alight_protocol::Payload;
+use alight_server::{Channel, Context, HandleIn, History, JoinError};
 use serde_json::{Value, json};
 
 use crate::store::now_ms;

@@ -1,19 +1,22 @@
-//! The demo's notifications as an Electric shape: `GET /v1/shape?table=notifications` answers the
+//! The demo's notifications as a shape: `GET /v1/shape?table=notifications` answers the
 //! logged-in user's rows, then their changes, to the stock `@electric-sql/client` (see
-//! `alight_sync::http`).
+//! `alight_sync::http`), and the socket's `shape:notifications` channel serves the same shape to
+//! the page's bell (see `alight_sync::channel`).
 //!
 //! The identity is the login token from `POST /api/login`, sent as `Authorization: Bearer
-//! <token>`; without a valid one the shape is a 401. The authorization rule adds
+//! <token>`; without a valid one the shape is a 401. Over the socket, the identity is the user
+//! whose token the socket connected with. The authorization rule adds
 //! `user_id = <the token's user>` to every shape, so no `where` a client sends can reach another
 //! user's rows. Writes from anywhere show up: the API, the channel's mark-read, or the `sqlite3`
 //! shell on `<data>/alight.db` (the capture reads the file's change log, see `alight_sync::capture`).
 
 use std::path::Path;
 
+use alight_sync::channel::ShapeChannel;
 use alight_sync::{Config, Denied, Filter, Identity, OpenError, SqlValue, SyncDb, SyncTable};
 use axum::Router;
 
-use crate::token::TokenKey;
+use crate::token::{TokenKey, User};
 
 /// The syncable `notifications` table: every column readable, rows by owner.
 fn notifications() -> SyncTable {
@@ -36,5 +39,12 @@ pub fn router<S: Clone + Send + Sync + 'static>(db: SyncDb, tokens: TokenKey) ->
     alight_sync::http::router(db, move |headers| {
         let token = alight_sync::http::bearer(headers)?;
         tokens.verify(token).ok().map(Identity::new)
+    })
+}
+
+/// The `shape:*` channel over `db`, identifying sockets by the user their token named.
+pub fn channel(db: SyncDb) -> ShapeChannel {
+    ShapeChannel::new(db, |socket| {
+        socket.assign::<User>().map(|user| Identity::new(user.id()))
     })
 }

@@ -12,25 +12,29 @@
 //! is enough: SQLite admits one writer at a time anyway, reads are short indexed queries, and the
 //! lock is held only inside the blocking closure, never across an `.await`.
 //!
-//! The lock also orders broadcasts: callers publish a change *inside* the closure, after its commit
-//! and before the next operation starts, so a user's `notification` events leave in id order and a
-//! `read` event can never overtake a `notification` it does not cover. A panic inside a closure
-//! rolls its transaction back as it unwinds, so a poisoned lock still guards a sound connection and
-//! is taken over rather than propagated.
+//! The lock also orders the channel's events: callers publish a change *inside* the closure, after
+//! its commit and before the next operation starts, so a user's `notification` events leave in id
+//! order and a `read` event can never overtake a `notification` it does not cover. A panic inside
+//! a closure rolls its transaction back as it unwinds, so a poisoned lock still guards a sound
+//! connection and is taken over rather than propagated.
+//!
+//! # What clients read
+//! Nothing here reads rows for clients: they follow the `notifications` table as a shape
+//! (`alight_sync`, see [`crate::shapes`]), which captures every committed change to the file,
+//! this store's and anyone else's, and resumes a client that was away.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use alight_demo_schema::{
-    LATEST_LIMIT, MISSED_BYTES_LIMIT, MISSED_LIMIT, Notification, NotificationsJoined,
-};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use alight_demo_schema::Notification;
+use rusqlite::{Connection, OptionalExtension, params};
 
 /// The schema, one step per entry; `PRAGMA user_version` is how many have been applied.
 ///
-/// `AUTOINCREMENT` keeps ids from ever being reused (even after deletes), which is what makes a
-/// client's `last_seen_id` a safe bookmark.
-const MIGRATIONS: &[&str] = &["
+/// `AUTOINCREMENT` keeps ids from ever being reused (even after deletes): a notification's id
+/// names it for good, in toasts and in the shape's row keys.
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE notifications (
         id          INTEGER PRIMARY KEY AUTOINCREMENT,
         user_id     TEXT    NOT NULL,
@@ -41,13 +45,14 @@ const MIGRATIONS: &[&str] = &["
     );
     CREATE INDEX notifications_by_user ON notifications (user_id, id);
     CREATE INDEX notifications_unread ON notifications (user_id) WHERE read_at IS NULL;
-"];
+",
+    "
+    ALTER TABLE notifications ADD COLUMN sender TEXT NOT NULL DEFAULT 'system';
+",
+];
 
 /// How long a statement waits for a lock held by another process (the `sqlite3` shell, say).
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// The columns [`notification`] reads, in order.
-const COLUMNS: &str = "id, title, body, inserted_at, read_at IS NOT NULL";
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +86,7 @@ pub enum StoreError {
     Task(#[source] tokio::task::JoinError),
 }
 
-/// What [`Db::mark_read`] found.
+/// What [`Db::mark_read`] and [`Db::delete`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MarkRead {
     /// The user has no notification with that id.
@@ -94,6 +99,18 @@ pub enum MarkRead {
     /// It was read already; nothing changed.
     AlreadyRead {
         /// Unread notifications.
+        unread: u32,
+    },
+}
+
+/// What [`Db::delete`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delete {
+    /// The user has no notification with that id.
+    NotFound,
+    /// It is deleted; `unread` is the count after.
+    Deleted {
+        /// Unread notifications left.
         unread: u32,
     },
 }
@@ -171,18 +188,20 @@ impl Db {
             .pragma_query_value(None, "journal_mode", |row| row.get(0))?)
     }
 
-    /// Stores a new, unread notification for `user_id` and returns it.
+    /// Stores a new, unread notification for `user_id` from `sender` and returns it.
     pub fn insert(
         &mut self,
         user_id: &str,
+        sender: &str,
         title: &str,
         body: &str,
         now_ms: i64,
     ) -> Result<Notification, StoreError> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "INSERT INTO notifications (user_id, title, body, inserted_at) VALUES (?1, ?2, ?3, ?4)",
-            params![user_id, title, body, now_ms],
+            "INSERT INTO notifications (user_id, sender, title, body, inserted_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![user_id, sender, title, body, now_ms],
         )?;
         let id = tx.last_insert_rowid();
         tx.commit()?;
@@ -192,50 +211,7 @@ impl Db {
             body: body.to_owned(),
             inserted_at: now_ms,
             read: false,
-        })
-    }
-
-    /// What a join of `notifications:<user_id>` answers, read in one transaction: the unread
-    /// count, the latest [`LATEST_LIMIT`] and, given `last_seen_id`, every newer notification
-    /// (or [`gap`](NotificationsJoined::gap) past [`MISSED_LIMIT`] or [`MISSED_BYTES_LIMIT`]).
-    pub fn snapshot(
-        &mut self,
-        user_id: &str,
-        last_seen_id: Option<i64>,
-    ) -> Result<NotificationsJoined, StoreError> {
-        let tx = self.conn.transaction()?;
-        let unread = unread_count(&tx, user_id)?;
-        let latest = query(
-            &tx,
-            &format!(
-                "SELECT {COLUMNS} FROM notifications WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2"
-            ),
-            params![user_id, LATEST_LIMIT as i64],
-        )?;
-        let (missed, gap) = match last_seen_id {
-            None => (Vec::new(), false),
-            Some(last) => {
-                let missed = query(
-                    &tx,
-                    &format!(
-                        "SELECT {COLUMNS} FROM notifications WHERE user_id = ?1 AND id > ?2 \
-                         ORDER BY id LIMIT ?3"
-                    ),
-                    params![user_id, last, MISSED_LIMIT as i64 + 1],
-                )?;
-                if missed.len() > MISSED_LIMIT || json_bytes(&missed) > MISSED_BYTES_LIMIT {
-                    (Vec::new(), true)
-                } else {
-                    (missed, false)
-                }
-            }
-        };
-        tx.commit()?;
-        Ok(NotificationsJoined {
-            unread,
-            latest,
-            missed,
-            gap,
+            sender: sender.to_owned(),
         })
     }
 
@@ -284,9 +260,26 @@ impl Db {
         Ok(changed)
     }
 
+    /// Deletes notification `id` of `user_id`.
+    pub fn delete(&mut self, user_id: &str, id: i64) -> Result<Delete, StoreError> {
+        let tx = self.conn.transaction()?;
+        let deleted = tx.execute(
+            "DELETE FROM notifications WHERE id = ?1 AND user_id = ?2",
+            params![id, user_id],
+        )?;
+        let outcome = if deleted == 0 {
+            Delete::NotFound
+        } else {
+            Delete::Deleted {
+                unread: unread_count(&tx, user_id)?,
+            }
+        };
+        tx.commit()?;
+        Ok(outcome)
+    }
+
     /// How many notifications of `user_id` are unread.
-    #[cfg(test)]
-    fn unread(&self, user_id: &str) -> Result<u32, StoreError> {
+    pub fn unread(&self, user_id: &str) -> Result<u32, StoreError> {
         unread_count(&self.conn, user_id)
     }
 }
@@ -298,27 +291,6 @@ fn unread_count(conn: &Connection, user_id: &str) -> Result<u32, StoreError> {
         |row| row.get(0),
     )?;
     Ok(u32::try_from(count).unwrap_or(u32::MAX))
-}
-
-fn query(
-    conn: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-) -> Result<Vec<Notification>, StoreError> {
-    let mut statement = conn.prepare_cached(sql)?;
-    let rows = statement.query_map(params, notification)?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// A [`Notification`] from a row of [`COLUMNS`].
-fn notification(row: &Row<'_>) -> rusqlite::Result<Notification> {
-    Ok(Notification {
-        id: row.get(0)?,
-        title: row.get(1)?,
-        body: row.get(2)?,
-        inserted_at: row.get(3)?,
-        read: row.get(4)?,
-    })
 }
 
 /// The async handle to a [`Db`]; cheap to clone. See the [module docs](self) for why a mutex on
@@ -365,18 +337,9 @@ pub fn now_ms() -> i64 {
         })
 }
 
-/// How many bytes `notifications` take as JSON; one that cannot be written counts as too many.
-fn json_bytes(notifications: &[Notification]) -> usize {
-    notifications
-        .iter()
-        .map(|n| serde_json::to_vec(n).map_or(usize::MAX, |json| json.len()))
-        .fold(0, usize::saturating_add)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alight_demo_schema::MAX_BODY_CHARS;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -394,14 +357,13 @@ mod tests {
         let first = {
             let mut db = Db::open(&path)?;
             assert_eq!(db.journal_mode()?, "wal");
-            db.insert("alice", "one", "", 1)?
+            db.insert("alice", "bob", "one", "", 1)?
         };
         let mut db = Db::open(&path)?;
-        let snapshot = db.snapshot("alice", None)?;
-        assert_eq!(snapshot.latest, vec![first]);
-        assert_eq!(snapshot.unread, 1);
-        // Ids are never reused: the next row gets a greater id.
-        assert!(db.insert("alice", "two", "", 2)?.id > snapshot.latest[0].id);
+        assert_eq!(db.unread("alice")?, 1);
+        // Ids are never reused: the next row gets a greater id, even after a delete.
+        assert_eq!(db.delete("alice", first.id)?, Delete::Deleted { unread: 0 });
+        assert!(db.insert("alice", "bob", "two", "", 2)?.id > first.id);
         drop(db);
         std::fs::remove_dir_all(&dir)?;
         Ok(())
@@ -417,7 +379,7 @@ mod tests {
                 err,
                 StoreError::TooNew {
                     found: 99,
-                    known: 1
+                    known: 2
                 }
             ),
             "{err}"
@@ -426,88 +388,30 @@ mod tests {
     }
 
     #[test]
-    fn snapshot_has_unread_latest_and_missed() -> TestResult {
-        let mut db = Db::open_in_memory()?;
-        let mut ids = Vec::new();
-        for n in 0..25 {
-            ids.push(db.insert("alice", &format!("n{n}"), "body", n)?.id);
-            db.insert("bob", "not alice's", "", n)?;
-        }
-        let snapshot = db.snapshot("alice", None)?;
-        assert_eq!(snapshot.unread, 25);
-        assert_eq!(snapshot.latest.len(), LATEST_LIMIT);
-        // Newest first.
-        assert_eq!(snapshot.latest[0].id, ids[24]);
-        assert_eq!(snapshot.latest[0].title, "n24");
-        assert!(snapshot.missed.is_empty());
-        assert!(!snapshot.gap);
-
-        // A rejoin after id #21 gets #22..#24, oldest first.
-        let snapshot = db.snapshot("alice", Some(ids[21]))?;
-        let missed: Vec<i64> = snapshot.missed.iter().map(|n| n.id).collect();
-        assert_eq!(missed, ids[22..].to_vec());
-        assert!(!snapshot.gap);
-
-        // Nothing newer than the last one.
-        assert!(db.snapshot("alice", Some(ids[24]))?.missed.is_empty());
-        // Another user's view is theirs alone.
-        assert_eq!(
-            db.snapshot("carol", Some(0))?,
-            NotificationsJoined::default()
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn too_many_missed_is_a_gap() -> TestResult {
-        let mut db = Db::open_in_memory()?;
-        for n in 0..=MISSED_LIMIT as i64 {
-            db.insert("alice", "n", "", n)?;
-        }
-        let snapshot = db.snapshot("alice", Some(0))?;
-        assert!(snapshot.gap);
-        assert!(snapshot.missed.is_empty());
-        assert_eq!(snapshot.latest.len(), LATEST_LIMIT);
-        // Exactly MISSED_LIMIT is not a gap.
-        let first = snapshot.latest.last().map_or(0, |n| n.id);
-        let all = db.snapshot(
-            "alice",
-            Some(first - (MISSED_LIMIT as i64 - LATEST_LIMIT as i64) - 1),
+    fn a_database_of_the_first_schema_gets_senders() -> TestResult {
+        let conn = Connection::open_in_memory()?;
+        conn.execute_batch(MIGRATIONS[0])?;
+        conn.pragma_update(None, "user_version", 1)?;
+        conn.execute(
+            "INSERT INTO notifications (user_id, title, body, inserted_at) VALUES ('a', 't', '', 1)",
+            [],
         )?;
-        assert!(!all.gap);
-        assert_eq!(all.missed.len(), MISSED_LIMIT);
+        let db = Db::with_connection(conn)?;
+        let sender: String = db
+            .conn
+            .query_row("SELECT sender FROM notifications", [], |row| row.get(0))?;
+        assert_eq!(sender, "system");
         Ok(())
     }
 
     #[test]
-    fn missed_rows_past_the_byte_budget_are_a_gap() -> TestResult {
-        // Control characters escape to six bytes each: 100 bodies of 4,000 would make a reply of
-        // 2.4 MB, far past the server's join reply limit, though under MISSED_LIMIT rows.
+    fn mark_read_mark_all_read_and_delete() -> TestResult {
         let mut db = Db::open_in_memory()?;
-        let body = "\u{1}".repeat(MAX_BODY_CHARS);
-        for n in 0..100 {
-            db.insert("alice", "n", &body, n)?;
-        }
-        let snapshot = db.snapshot("alice", Some(0))?;
-        assert!(snapshot.gap);
-        assert!(snapshot.missed.is_empty());
-        // A few such rows still fit, and are caught up on.
-        let last = snapshot.latest.first().map_or(0, |n| n.id);
-        let few = db.snapshot("alice", Some(last - 5))?;
-        assert!(!few.gap);
-        assert_eq!(few.missed.len(), 5);
-        let reply = serde_json::to_vec(&few)?;
-        assert!(reply.len() < 1024 * 1024, "{} bytes", reply.len());
-        Ok(())
-    }
-
-    #[test]
-    fn mark_read_and_mark_all_read() -> TestResult {
-        let mut db = Db::open_in_memory()?;
-        let a = db.insert("alice", "a", "", 1)?;
-        let b = db.insert("alice", "b", "", 2)?;
-        let bobs = db.insert("bob", "b", "", 3)?;
-        db.insert("alice", "c", "", 4)?;
+        let a = db.insert("alice", "system", "a", "", 1)?;
+        let b = db.insert("alice", "carol", "b", "", 2)?;
+        let bobs = db.insert("bob", "system", "b", "", 3)?;
+        db.insert("alice", "system", "c", "", 4)?;
+        assert_eq!(b.sender, "carol");
 
         assert_eq!(
             db.mark_read("alice", a.id, 10)?,
@@ -517,16 +421,15 @@ mod tests {
             db.mark_read("alice", a.id, 11)?,
             MarkRead::AlreadyRead { unread: 2 }
         );
-        // Bob's notification is not alice's to mark, nor is an id that does not exist.
+        // Bob's notification is not alice's to mark or delete, nor is an id that does not exist.
         assert_eq!(db.mark_read("alice", bobs.id, 12)?, MarkRead::NotFound);
         assert_eq!(db.mark_read("alice", 9999, 12)?, MarkRead::NotFound);
+        assert_eq!(db.delete("alice", bobs.id)?, Delete::NotFound);
         assert_eq!(db.unread("bob")?, 1);
 
-        let snapshot = db.snapshot("alice", None)?;
-        let read: Vec<(i64, bool)> = snapshot.latest.iter().map(|n| (n.id, n.read)).collect();
-        assert!(read.contains(&(a.id, true)) && read.contains(&(b.id, false)));
-
-        assert_eq!(db.mark_all_read("alice", 20)?, 2);
+        assert_eq!(db.delete("alice", b.id)?, Delete::Deleted { unread: 1 });
+        assert_eq!(db.delete("alice", b.id)?, Delete::NotFound);
+        assert_eq!(db.mark_all_read("alice", 20)?, 1);
         assert_eq!(db.unread("alice")?, 0);
         assert_eq!(db.mark_all_read("alice", 21)?, 0);
         assert_eq!(db.unread("bob")?, 1);
@@ -536,8 +439,8 @@ mod tests {
     #[tokio::test]
     async fn store_calls_run_off_the_runtime_and_survive_a_panic() -> TestResult {
         let store = Store::new(Db::open_in_memory()?);
-        let n = store
-            .call(|db| db.insert("alice", "hi", "", now_ms()))
+        store
+            .call(|db| db.insert("alice", "system", "hi", "", now_ms()))
             .await?;
         let err = store
             .call(|_db| -> Result<(), StoreError> { panic!("boom") })
@@ -545,8 +448,7 @@ mod tests {
             .expect_err("the panic is reported");
         assert!(matches!(err, StoreError::Task(_)));
         // The lock was poisoned by the panic, and the store still works.
-        let snapshot = store.call(|db| db.snapshot("alice", None)).await?;
-        assert_eq!(snapshot.latest, vec![n]);
+        assert_eq!(store.call(|db| db.unread("alice")).await?, 1);
         Ok(())
     }
 }

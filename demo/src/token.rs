@@ -14,7 +14,8 @@
 //!
 //! [`connect`] is the socket's connect callback: phoenix.js sends the token as `authToken` (or as
 //! the `token` param); a valid one assigns the [`User`] and names the socket `user_socket:<id>`,
-//! an invalid one is refused (HTTP 403), and a socket without one connects anonymously (it may
+//! an invalid or expired one is refused (the socket is closed at once with 4001 `unauthorized`,
+//! which the page shows as "log in again"), and a socket without one connects anonymously (it may
 //! join `room:*`, not `notifications:*`).
 
 use std::sync::Arc;

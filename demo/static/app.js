@@ -10,7 +10,6 @@ if (client) {
   const session = await startSession(client);
   const bell = new Bell(session);
   bell.start();
-  bell.followShape();
   setUpSendForm(session);
   setUpRoomForm();
   document.getElementById("app").hidden = false;

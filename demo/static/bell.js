@@ -1,115 +1,107 @@
-// The notification bell: the user's `notifications:<user_id>` channel (contract in
-// demo/schema/src/lib.rs), an unread badge, a dropdown newest first with mark read / mark all
-// read, and a toast for each new notification.
+// The notification bell: the user's notifications as a shape over the socket
+// (`shape:notifications`, contract in sync/src/channel.rs), an unread badge, a dropdown newest
+// first with mark read / mark all read / delete, and a toast for each new notification.
 //
-// Every tab of the user joins the same topic. The server broadcasts `notification` and `read` to
-// all of them, the tab that marked something read included, so every tab applies the same events
-// and stays in step; this file never changes read state on its own.
-//
-// The tab also follows the user's notifications as an Electric shape (`GET /v1/shape`, with the
-// stock `@electric-sql/client`), so rows written by anyone else (the `sqlite3` shell, another
-// service) show up too: a live insert, read mark or delete from the shape is applied to the same
-// inbox, which drops what the channel already delivered (by id).
+// The rows come from the database through the shape: whoever writes them (this page, another tab,
+// the API, the `sqlite3` shell), every tab applies the same changes and stays in step. Commands
+// go to the user's `notifications:<user_id>` channel (contract in demo/schema/src/lib.rs); this
+// file never changes a row on its own, it waits for the shape to say so. After a disconnect the
+// shape resumes from the last position seen (`since`): the reply brings what changed meanwhile,
+// or, when the server cannot resume (it restarted), a fresh snapshot that replaces the rows.
 
 import { reasonOf } from "./session.js";
 import { dismissToasts, showToast } from "./toasts.js";
 
-/** How many notifications a tab holds (the dropdown shows them all). */
-const MAX_HELD = 100;
+/** How many notifications the dropdown shows (the newest). */
+const MAX_SHOWN = 100;
 /** On catching up after a disconnect, at most this many get a toast of their own. */
 const MAX_CATCH_UP_TOASTS = 3;
 
+/** A shape row (Electric's values: integers arrive as numbers) as a notification. */
+function notificationOf(row) {
+  return {
+    id: Number(row.id),
+    title: row.title ?? "",
+    body: row.body ?? "",
+    sender: row.sender ?? "",
+    inserted_at: Number(row.inserted_at),
+    read: row.read_at !== null && row.read_at !== undefined,
+  };
+}
+
 /**
- * What this tab knows of the user's notifications: plain state, no DOM.
+ * What this tab knows of the user's notifications: the shape's rows by id, no DOM.
  *
- * `lastSeenId` is the greatest id seen, which every (re)join sends as `last_seen_id`. A join
- * reply's `latest` and `missed` are merged by id (they may repeat what the tab holds, and `latest`
- * carries the current read state); a `gap` reply replaces everything.
+ * `apply` takes Electric's change messages (`insert`, `update` with the changed columns,
+ * `delete`) in order and says what changed, so the bell can toast new ones and drop the toasts
+ * of rows read or deleted.
  */
 export class Inbox {
   constructor() {
-    /** @type {Map<number, {id: number, title: string, body: string, inserted_at: number, read: boolean}>} */
-    this.byId = new Map();
-    this.unread = 0;
-    /** @type {number | undefined} */
-    this.lastSeenId = undefined;
+    /** @type {Map<number, Record<string, unknown>>} the rows, by id */
+    this.rows = new Map();
   }
 
   /** The notifications held, newest first. */
   list() {
-    return [...this.byId.values()].sort((a, b) => b.id - a.id);
+    return [...this.rows.values()].map(notificationOf).sort((a, b) => b.id - a.id);
+  }
+
+  get unread() {
+    let unread = 0;
+    for (const row of this.rows.values()) if (row.read_at === null || row.read_at === undefined) unread += 1;
+    return unread;
+  }
+
+  /** The greatest id held (`undefined` when empty). */
+  get lastId() {
+    let last;
+    for (const id of this.rows.keys()) if (last === undefined || id > last) last = id;
+    return last;
   }
 
   /**
-   * Applies a join reply; returns the notifications it brought that are newer than any this tab
-   * held (on a rejoin: those that arrived while it was away), oldest first.
+   * Applies change messages in order; returns `{added, gone}`: the notifications inserted, and
+   * the ids read or deleted.
    */
-  joined({ unread, latest = [], missed = [], gap = false }) {
-    const before = this.lastSeenId;
-    const held = new Set(this.byId.keys());
-    if (gap) this.byId.clear();
-    const fresh = new Map();
-    for (const notification of [...latest, ...missed]) {
-      if (!held.has(notification.id) && (before === undefined || notification.id > before)) {
-        fresh.set(notification.id, notification);
-      }
-      this.put(notification);
-    }
-    this.unread = unread;
-    this.trim();
-    return [...fresh.values()].sort((a, b) => a.id - b.id);
-  }
-
-  /** Applies a `notification` event; returns whether it was new to this tab. */
-  added(notification) {
-    if (this.byId.has(notification.id)) return false;
-    this.put(notification);
-    if (!notification.read) this.unread += 1;
-    this.trim();
-    return true;
-  }
-
-  /** Applies a read mark seen in the shape; returns whether it changed anything. */
-  markedRead(id) {
-    const notification = this.byId.get(id);
-    if (!notification || notification.read) return false;
-    notification.read = true;
-    this.unread = Math.max(0, this.unread - 1);
-    return true;
-  }
-
-  /** Applies a delete seen in the shape; returns whether it changed anything. */
-  removed(id) {
-    const notification = this.byId.get(id);
-    if (!notification) return false;
-    this.byId.delete(id);
-    if (!notification.read) this.unread = Math.max(0, this.unread - 1);
-    return true;
-  }
-
-  /** Applies a `read` event (`{ids, unread}` or `{all: true, unread}`). */
-  read({ ids = [], all = false, unread }) {
-    if (all) {
-      for (const notification of this.byId.values()) notification.read = true;
-    } else {
-      for (const id of ids) {
-        const notification = this.byId.get(id);
-        if (notification) notification.read = true;
+  apply(messages) {
+    const added = [];
+    const gone = [];
+    for (const message of messages) {
+      if (!message.value || !message.headers?.operation) continue;
+      const id = Number(message.value.id);
+      switch (message.headers.operation) {
+        case "insert":
+          this.rows.set(id, { ...message.value });
+          added.push(notificationOf(message.value));
+          break;
+        case "update": {
+          const row = this.rows.get(id);
+          if (!row) break;
+          const wasUnread = row.read_at === null || row.read_at === undefined;
+          Object.assign(row, message.value);
+          if (wasUnread && row.read_at !== null && row.read_at !== undefined) gone.push(id);
+          break;
+        }
+        case "delete":
+          if (this.rows.delete(id)) gone.push(id);
+          break;
       }
     }
-    this.unread = unread;
+    return { added, gone };
   }
 
-  put(notification) {
-    this.byId.set(notification.id, { ...notification });
-    if (this.lastSeenId === undefined || notification.id > this.lastSeenId) {
-      this.lastSeenId = notification.id;
-    }
-  }
-
-  trim() {
-    if (this.byId.size <= MAX_HELD) return;
-    for (const { id } of this.list().slice(MAX_HELD)) this.byId.delete(id);
+  /** Replaces every row with a fresh snapshot's; returns what is new since the rows held. */
+  replace(messages) {
+    const before = this.lastId;
+    const held = new Set(this.rows.keys());
+    this.rows.clear();
+    const { added } = this.apply(messages);
+    const gone = [...held].filter((id) => !this.rows.has(id) || notificationOf(this.rows.get(id)).read);
+    return {
+      added: added.filter((n) => !held.has(n.id) && (before === undefined || n.id > before)),
+      gone,
+    };
   }
 }
 
@@ -130,18 +122,19 @@ function relativeTime(ms, now = Date.now()) {
   return RELATIVE.format(seconds, "second");
 }
 
-/** The bell in the top bar, over one `notifications:<user_id>` channel. */
+/** The bell in the top bar, over the user's `shape:notifications`. */
 export class Bell {
   /**
    * @param {{socket: any, userId: string, connection: import("./session.js").ConnectionIndicator}} session
    */
-  constructor({ socket, userId, token, connection }) {
+  constructor({ socket, userId, connection }) {
     this.inbox = new Inbox();
-    this.token = token;
     this.socket = socket;
     this.userId = userId;
     this.status = connection.channel("notifications");
     this.joinedOnce = false;
+    /** The last shape position this tab is complete up to: sent as `since` on a rejoin. */
+    this.position = undefined;
     this.baseTitle = document.title;
 
     this.root = document.getElementById("bell");
@@ -157,8 +150,10 @@ export class Bell {
     this.button.addEventListener("click", () => this.toggle());
     this.markAll.addEventListener("click", () => this.push("mark_all_read", {}));
     this.list.addEventListener("click", (event) => {
-      const button = event.target.closest("button.mark-read");
-      if (button) this.push("mark_read", { id: Number(button.closest("li").dataset.id) });
+      const button = event.target.closest("button[data-action]");
+      if (!button) return;
+      const id = Number(button.closest("li").dataset.id);
+      this.push(button.dataset.action, { id });
     });
     document.addEventListener("keydown", (event) => {
       if (event.key === "Escape" && !this.panel.hidden) {
@@ -177,110 +172,103 @@ export class Bell {
     this.render();
   }
 
-  /** Joins the channel; it rejoins by itself after errors and reconnects. */
+  /** Joins the shape and the command channel; both rejoin by themselves after reconnects. */
   start() {
-    // A params function, so that a rejoin sends the last id seen when it is made (phoenix.js
-    // calls it on every join), and the reply's `missed` holds exactly what this tab lacks.
-    // Should a client evaluate it only once, nothing is lost either: `latest` is merged too.
-    const params = () =>
-      this.inbox.lastSeenId === undefined ? {} : { last_seen_id: this.inbox.lastSeenId };
-    const channel = this.socket.channel(`notifications:${this.userId}`, params);
-    this.channel = channel;
-    channel.on("notification", (notification) => {
-      if (!this.inbox.added(notification)) return;
-      this.render();
-      if (!notification.read) this.toast(notification);
+    this.commands = this.socket.channel(`notifications:${this.userId}`, {});
+    this.commands.join().receive("error", (response) => this.say(`Cannot update: ${reasonOf(response)}`));
+    this.joinShape();
+  }
+
+  joinShape() {
+    // A params function: every (re)join sends the position reached, so the server sends only
+    // what changed since (`recovered: true`) or says it cannot (`recovered: false`, a snapshot).
+    const channel = this.socket.channel("shape:notifications", () =>
+      this.position === undefined ? {} : { since: this.position },
+    );
+    this.shape = channel;
+    channel.on("changes", (changes) => {
+      if (channel !== this.shape) return;
+      this.position = changes.position;
+      this.changed(this.inbox.apply(changes.messages), null);
     });
-    channel.on("read", (read) => {
-      this.inbox.read(read);
-      this.render();
-      // A toast of something read (here or in another tab) has nothing left to say.
-      dismissToasts(read.all ? "all" : (read.ids ?? []));
+    channel.on("refetch", () => {
+      // The server dropped this shape's log: join again; the reply brings a fresh snapshot.
+      if (channel !== this.shape) return;
+      channel.leave();
+      this.joinShape();
     });
-    channel.onError(() => this.status.joining());
+    channel.onError(() => {
+      this.root.dataset.shape = "syncing";
+      this.status.joining();
+    });
     channel
       .join()
       .receive("ok", (reply) => {
-        const fresh = this.inbox.joined(reply);
-        const catchUp = this.joinedOnce;
-        this.joinedOnce = true;
-        this.status.joined();
-        this.render();
-        if (catchUp) this.toastCatchUp(fresh.filter((notification) => !notification.read));
+        this.refusedReason = undefined;
+        this.joined(channel, reply);
       })
-      .receive("error", (response) => this.status.refused(reasonOf(response)))
+      .receive("error", (response) => {
+        // Shown in the dropdown instead of "No notifications yet", which would not be true.
+        this.refusedReason = reasonOf(response);
+        this.status.refused(this.refusedReason);
+        this.render();
+      })
       .receive("timeout", () => this.status.joining());
   }
 
-  /**
-   * Follows the user's notifications as an Electric shape and applies its live changes (not its
-   * snapshot: the channel's join reply holds that) to the inbox. Without the client script the
-   * bell works from the channel alone.
-   */
-  async followShape() {
-    let electric;
+  /** A join reply: the first chunk; pulls the rest with `more`, then applies it all at once. */
+  async joined(channel, reply) {
+    const catchUp = this.joinedOnce;
+    const fresh = reply.recovered !== true;
+    const messages = [...reply.messages];
+    let last = reply;
     try {
-      electric = await import("/vendor/electric-client.mjs");
+      while (last.more) {
+        last = await new Promise((resolve, reject) =>
+          channel
+            .push("more", {})
+            .receive("ok", resolve)
+            .receive("error", (response) => reject(new Error(reasonOf(response))))
+            .receive("timeout", () => reject(new Error("no answer"))),
+        );
+        messages.push(...last.messages);
+      }
     } catch {
+      // The snapshot broke off: start over (without a position to resume from).
+      this.position = undefined;
+      channel.leave();
+      this.joinShape();
       return;
     }
-    const stream = new electric.ShapeStream({
-      url: `${location.origin}/v1/shape`,
-      params: { table: "notifications", replica: "full" },
-      headers: { Authorization: `Bearer ${this.token}` },
-    });
-    let live = false;
-    stream.subscribe((messages) => {
-      let changed = false;
-      for (const message of messages) {
-        const control = message.headers?.control;
-        if (control === "up-to-date") {
-          live = true;
-          this.root.dataset.shape = "live";
-        }
-        if (control === "must-refetch") {
-          live = false;
-          this.root.dataset.shape = "syncing";
-        }
-        if (!live || !("key" in message)) continue;
-        const row = message.value;
-        const id = Number(row.id);
-        switch (message.headers.operation) {
-          case "insert": {
-            const notification = {
-              id,
-              title: row.title,
-              body: row.body,
-              inserted_at: Number(row.inserted_at),
-              read: row.read_at !== null,
-            };
-            if (this.inbox.added(notification)) {
-              changed = true;
-              if (!notification.read) this.toast(notification);
-            }
-            break;
-          }
-          case "update":
-            if (row.read_at !== null && this.inbox.markedRead(id)) {
-              changed = true;
-              dismissToasts([id]);
-            }
-            break;
-          case "delete":
-            if (this.inbox.removed(id)) {
-              changed = true;
-              dismissToasts([id]);
-            }
-            break;
-        }
-      }
-      if (changed) this.render();
-    });
+    if (channel !== this.shape) return;
+    this.position = last.position;
+    this.joinedOnce = true;
+    this.status.joined();
+    // Tests (and styles) can tell the rows are in and changes apply.
+    this.root.dataset.shape = "live";
+    const change = fresh ? this.inbox.replace(messages) : this.inbox.apply(messages);
+    this.changed(change, catchUp ? "While you were offline" : undefined);
+  }
+
+  /**
+   * Renders after `added`/`gone`; toasts the unread ones added. `note`: `null` for live changes,
+   * a text for a catch-up (grouped past a few), `undefined` for the first snapshot (no toasts).
+   */
+  changed({ added, gone }, note) {
+    this.render();
+    if (gone.length > 0) dismissToasts(gone);
+    if (note === undefined) return;
+    const unread = added.filter((n) => !n.read);
+    if (note === null) {
+      for (const notification of unread) this.toast(notification);
+    } else {
+      this.toastCatchUp(unread, note);
+    }
   }
 
   push(event, payload) {
     this.say("");
-    this.channel
+    this.commands
       .push(event, payload)
       .receive("error", (response) => this.say(`Could not update: ${reasonOf(response)}`))
       .receive("timeout", () => this.say("Could not update: no answer from the server. Try again."));
@@ -291,21 +279,21 @@ export class Bell {
       id: notification.id,
       title: notification.title,
       body: notification.body,
-      note,
+      note: note ?? (notification.sender ? `From ${notification.sender}` : undefined),
       onOpen: () => this.toggle(true),
     });
   }
 
-  toastCatchUp(fresh) {
+  toastCatchUp(fresh, note) {
     const shown = fresh.slice(-MAX_CATCH_UP_TOASTS);
     if (fresh.length > shown.length) {
       showToast({
         title: `${fresh.length} new notifications`,
-        note: "While you were offline",
+        note,
         onOpen: () => this.toggle(true),
       });
     }
-    for (const notification of shown) this.toast(notification, "While you were offline");
+    for (const notification of shown) this.toast(notification, note);
   }
 
   toggle(open = this.panel.hidden) {
@@ -341,8 +329,17 @@ export class Bell {
       ? document.activeElement.closest("li")?.dataset.id
       : undefined;
     const now = Date.now();
-    const items = this.inbox.list().map((notification) => this.item(notification, now));
+    const items = this.inbox
+      .list()
+      .slice(0, MAX_SHOWN)
+      .map((notification) => this.item(notification, now));
     this.list.replaceChildren(...items);
+    this.empty.textContent =
+      this.refusedReason !== undefined
+        ? `Cannot show your notifications: ${this.refusedReason}.`
+        : this.joinedOnce
+          ? "No notifications yet."
+          : "Loading…";
     this.empty.hidden = items.length > 0;
     if (focusedId !== undefined) {
       const item = this.list.querySelector(`li[data-id="${focusedId}"]`);
@@ -379,6 +376,12 @@ export class Bell {
       body.textContent = notification.body;
       text.append(body);
     }
+    if (notification.sender) {
+      const from = document.createElement("p");
+      from.className = "inbox-item-body inbox-item-sender";
+      from.textContent = `From ${notification.sender}`;
+      text.append(from);
+    }
     const time = document.createElement("time");
     time.dateTime = new Date(notification.inserted_at).toISOString();
     time.title = ABSOLUTE.format(notification.inserted_at);
@@ -386,14 +389,25 @@ export class Bell {
     text.append(time);
 
     li.append(dot, text);
+    const actions = document.createElement("div");
+    actions.className = "inbox-actions";
     if (!notification.read) {
       const button = document.createElement("button");
       button.type = "button";
       button.className = "mark-read";
+      button.dataset.action = "mark_read";
       button.textContent = "Mark read";
       button.setAttribute("aria-label", `Mark “${notification.title}” as read`);
-      li.append(button);
+      actions.append(button);
     }
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "delete-notification";
+    remove.dataset.action = "delete";
+    remove.textContent = "Delete";
+    remove.setAttribute("aria-label", `Delete “${notification.title}”`);
+    actions.append(remove);
+    li.append(actions);
     return li;
   }
 }

@@ -3,12 +3,20 @@
 // The user comes from `?user=<id>` (default "alice"); the demo's login needs no password.
 
 import { Shape, ShapeStream } from "/vendor/electric-client.mjs";
+import { withUser } from "./session.js";
 
 const params = new URLSearchParams(location.search);
 const user = params.get("user") || "alice";
 const rowsEl = document.getElementById("rows");
 const stateEl = document.getElementById("sync-state");
 document.getElementById("who").textContent = user;
+for (const link of document.querySelectorAll("a[data-keep-user]")) {
+  link.href = withUser(link.getAttribute("href"));
+}
+const chip = document.getElementById("user-chip");
+chip.querySelector(".user-name").textContent = user;
+chip.querySelector(".avatar").textContent = user.slice(0, 1).toUpperCase();
+chip.hidden = false;
 
 async function login() {
   const response = await fetch("/api/login", {
@@ -34,7 +42,7 @@ function render(rows, previous) {
     }
     if (previous.get(key)?.text !== text) {
       tr.replaceChildren(
-        ...[row.id, row.title, new Date(Number(row.inserted_at)).toLocaleString(), row.read_at ? "read" : "unread"].map(
+        ...[row.id, row.sender ?? "", row.title, new Date(Number(row.inserted_at)).toLocaleString(), row.read_at ? "read" : "unread"].map(
           (value) => {
             const td = document.createElement("td");
             td.textContent = String(value);

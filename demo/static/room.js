@@ -21,10 +21,10 @@ const room = ROOM_NAME.test(requested) ? requested : "lobby";
 const client = await loadClient(document.getElementById("client"));
 if (client) {
   const session = await startSession(client);
+  if (room !== requested) sayInvalidRoom(requested);
   document.title = `#${room} · Alight`;
   const bell = new Bell(session);
   bell.start();
-  bell.followShape();
   setUpRoomForm();
   joinRoom(session);
   document.getElementById("app").hidden = false;
@@ -34,7 +34,7 @@ function joinRoom({ socket, userId, connection }) {
   document.getElementById("room-title").textContent = room;
   const input = document.getElementById("chat-input");
   input.placeholder = `Message #${room}`;
-  const status = connection.channel("room");
+  const status = connection.channel(`#${room}`);
   const membersStatus = document.getElementById("members-status");
   const members = document.getElementById("members");
 
@@ -46,12 +46,15 @@ function joinRoom({ socket, userId, connection }) {
     members.classList.add("stale");
     membersStatus.textContent = "Reconnecting: this list may be out of date.";
   });
+  const error = document.getElementById("chat-status");
   channel
     .join()
     .receive("ok", () => {
       status.joined();
       members.classList.remove("stale");
       membersStatus.textContent = "";
+      // A "Not sent" from before is stale once the room is back: the user can send again.
+      error.hidden = true;
     })
     .receive("error", (response) => {
       status.refused(reasonOf(response));
@@ -60,7 +63,6 @@ function joinRoom({ socket, userId, connection }) {
     .receive("timeout", () => status.joining());
 
   const form = document.getElementById("chat-form");
-  const error = document.getElementById("chat-status");
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const body = input.value.trim();
@@ -135,6 +137,19 @@ function renderMembers(list, me) {
       return item;
     }),
   );
+}
+
+/** Says that `name` from the address is not a room name, and that the lobby is shown instead. */
+function sayInvalidRoom(name) {
+  const notice = document.getElementById("room-notice");
+  notice.textContent =
+    `“${name}” is not a room name (letters, digits, _ and -, up to 40), so this is #lobby. ` +
+    "Pick another room with the box above.";
+  notice.hidden = false;
+  // The address names the room shown, so a reload or a shared link opens it.
+  const url = new URL(location.href);
+  url.searchParams.set("name", "lobby");
+  history.replaceState(null, "", url.pathname + url.search);
 }
 
 function setUpRoomForm() {

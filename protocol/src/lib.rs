@@ -4,8 +4,8 @@
 //! client (native and wasm) both compile against it, so both ends of the wire agree on one schema.
 //!
 //! # Layout
-//! - [`frame`]: the message model, [`Frame`] (`join_ref`, `ref`, `topic`, event or reply, payload),
-//!   and the reserved events of [`event`].
+//! - `frame`: the message model, [`Frame`] (`join_ref`, `ref`, `topic`, event or reply, payload)
+//!   and its [`Payload`]; the reserved events are in [`event`].
 //! - [`serializer`]: the three wire formats Phoenix defines (V2 JSON arrays, V2 binary frames, V1 JSON
 //!   objects), chosen by the `vsn` connect parameter, encoding and decoding in both directions.
 //! - [`json`]: [`RawJson`], a JSON value kept as validated text (every JSON payload is one), and
@@ -14,7 +14,8 @@
 //!   a broadcast encoded at most once per serializer however many subscribers receive it.
 //! - [`error`]: the typed errors of decoding and encoding.
 //! - [`schema`]: typed schemas, an application's events per topic family declared once as Rust types
-//!   that the server, the Rust/wasm client and (with the `ts` feature) TypeScript all share.
+//!   that the server, the Rust/wasm client and (with the `ts` feature) TypeScript all share; its
+//!   types ([`schema::Schema`], [`schema::Events`], ...) have this one path, not re-exported here.
 //! - [`client`]: the client as a deterministic sans-IO state machine, [`client::Session`], with
 //!   phoenix.js's socket, channel, push and timer semantics; the browser (wasm), native apps and the
 //!   load generator all drive it.
@@ -44,7 +45,7 @@
 pub mod client;
 pub mod error;
 pub mod event;
-pub mod frame;
+mod frame;
 pub mod json;
 pub mod presence;
 pub mod schema;
@@ -54,6 +55,5 @@ pub mod wire;
 pub use error::{DecodeError, EncodeError, VsnError};
 pub use frame::{Body, BodyRef, Frame, FrameRef, Payload, PayloadRef};
 pub use json::{JsonError, RawJson};
-pub use schema::{Events, Schema, SchemaError, SerdeEvents, topic_matches};
 pub use serializer::{Direction, Serializer};
 pub use wire::{SharedBroadcast, SharedText, Wire};

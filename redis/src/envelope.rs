@@ -15,6 +15,11 @@
 //! | 4 | [`Message::Heartbeat`] | node name, presence deltas (JSON) |
 //! | 5 | [`Message::Hello`] | node name, presence states (JSON), down nodes (JSON) |
 //! | 6 | [`Message::States`] | node name, presence states (JSON), down nodes (JSON) |
+//! | 7 | [`Message::Positioned`] | sequence (8 bytes), position (1-byte length, ASCII), topic, event, payload |
+//!
+//! Kind 7 is written by the history script inside Redis: the node sends the bytes before the
+//! position and those after it (the [`Tail`]), and the script puts the position it assigned in
+//! between, so that every node reads the same position. The stream entry keeps the tail.
 //!
 //! A string is a 4-byte big-endian length and UTF-8; a payload is a byte (0 JSON, 1 binary) and
 //! the rest of the message (its JSON is checked again on receipt). Presence travels as JSON: it is
@@ -25,7 +30,7 @@ use alight_server::{NodeId, ShardState};
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// The version of this layout. Bump it on any change the previous decoder would misread.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 const MAGIC: &[u8; 4] = b"ALRD";
 
@@ -77,6 +82,58 @@ pub enum Message {
     Hello(FullState),
     /// The answer to a [`Message::Hello`], sent to the asking node only.
     States(FullState),
+    /// A broadcast on a history topic, positioned by Redis (published by the history script).
+    Positioned {
+        /// The sender's number for it, to find its own broadcast when it comes back.
+        seq: u64,
+        /// Its position in the topic's history (`<epoch>-<offset>`).
+        position: String,
+        /// The topic, event and payload.
+        tail: Tail,
+    },
+}
+
+/// The topic, event and payload of a positioned broadcast: what its stream entry keeps.
+#[derive(Debug, Clone)]
+pub struct Tail {
+    /// The topic.
+    pub topic: String,
+    /// The event.
+    pub event: String,
+    /// The payload.
+    pub payload: Payload,
+}
+
+impl Tail {
+    /// Reads a tail (from a stream entry).
+    pub fn decode(bytes: &[u8]) -> Result<Tail, DecodeError> {
+        Reader(bytes).tail()
+    }
+}
+
+/// The bytes of a positioned broadcast before its position: magic, version, origin, kind and the
+/// sender's sequence number.
+pub(crate) fn encode_positioned_head(origin: NodeId, seq: u64) -> [u8; 22] {
+    let mut out = [0; 22];
+    out[..4].copy_from_slice(MAGIC);
+    out[4] = VERSION;
+    out[5..13].copy_from_slice(&origin.0.to_be_bytes());
+    out[13] = 7;
+    out[14..].copy_from_slice(&seq.to_be_bytes());
+    out
+}
+
+/// The bytes of a positioned broadcast after its position, written straight from its fields.
+pub(crate) fn encode_tail(topic: &str, event: &str, payload: &Payload) -> Bytes {
+    let payload_len = match payload {
+        Payload::Json(json) => json.get().len(),
+        Payload::Binary(bytes) => bytes.len(),
+    };
+    let mut out = BytesMut::with_capacity(9 + topic.len() + event.len() + payload_len);
+    put_str(&mut out, topic);
+    put_str(&mut out, event);
+    put_payload(&mut out, payload);
+    out.freeze()
 }
 
 /// A node's whole presence, and the nodes it holds as down.
@@ -194,6 +251,18 @@ impl Envelope {
                 put_str(&mut out, &serde_json::to_string(&sync.states)?);
                 put_str(&mut out, &serde_json::to_string(&sync.down)?);
             }
+            Message::Positioned {
+                seq,
+                position,
+                tail,
+            } => {
+                out.put_u8(7);
+                out.put_u64(*seq);
+                let len = u8::try_from(position.len()).unwrap_or(u8::MAX);
+                out.put_u8(len);
+                out.put_slice(&position.as_bytes()[..usize::from(len)]);
+                out.put_slice(&encode_tail(&tail.topic, &tail.event, &tail.payload));
+            }
         }
         Ok(out.freeze())
     }
@@ -246,6 +315,23 @@ impl Envelope {
                     Message::Hello(sync)
                 } else {
                     Message::States(sync)
+                }
+            }
+            7 => {
+                let seq = u64::from_be_bytes(
+                    reader
+                        .take(8)?
+                        .try_into()
+                        .map_err(|_| DecodeError::Truncated)?,
+                );
+                let len = reader.u8()?;
+                let position = std::str::from_utf8(reader.take(usize::from(len))?)
+                    .map_err(DecodeError::Utf8)?
+                    .to_owned();
+                Message::Positioned {
+                    seq,
+                    position,
+                    tail: reader.tail()?,
                 }
             }
             tag => return Err(DecodeError::UnknownTag { what: "kind", tag }),
@@ -306,6 +392,14 @@ impl<'a> Reader<'a> {
 
     fn json<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, DecodeError> {
         serde_json::from_str(self.str()?).map_err(DecodeError::Presence)
+    }
+
+    fn tail(&mut self) -> Result<Tail, DecodeError> {
+        Ok(Tail {
+            topic: self.string()?,
+            event: self.string()?,
+            payload: self.payload()?,
+        })
     }
 
     /// The payload: the rest of the message.
@@ -389,6 +483,41 @@ mod tests {
             states: Vec::new(),
             down: Vec::new(),
         }));
+        round_trip(Message::Positioned {
+            seq: 42,
+            position: "3f09c1d2a7b4-7".into(),
+            tail: Tail {
+                topic: "room:1".into(),
+                event: "n".into(),
+                payload: Payload::from_json_str(r#"{"n":7}"#).expect("json"),
+            },
+        });
+    }
+
+    #[test]
+    fn a_positioned_broadcast_is_its_head_position_and_tail_as_the_script_joins_them() {
+        let payload = Payload::from_json_str(r#"{"n":1}"#).expect("json");
+        let position = "00000000000a-3";
+        let mut joined = encode_positioned_head(NodeId(9), 5).to_vec();
+        joined.push(position.len() as u8);
+        joined.extend_from_slice(position.as_bytes());
+        let tail = encode_tail("room:1", "n", &payload);
+        joined.extend_from_slice(&tail);
+        let decoded = Envelope::decode(&joined).expect("decodes");
+        assert_eq!(decoded.origin, NodeId(9));
+        let Message::Positioned {
+            seq,
+            position: p,
+            tail: t,
+        } = decoded.message
+        else {
+            panic!("a positioned broadcast");
+        };
+        assert_eq!((seq, p.as_str()), (5, position));
+        assert_eq!((t.topic.as_str(), t.event.as_str()), ("room:1", "n"));
+        assert_eq!(t.payload, payload);
+        let again = Tail::decode(&tail).expect("the stream entry decodes");
+        assert_eq!(again.payload, payload);
     }
 
     #[test]

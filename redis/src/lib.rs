@@ -17,7 +17,7 @@
 //! let redis = RedisPubSub::new(RedisConfig::new("redis://127.0.0.1:6379/").node_name("web-1"))?;
 //! // Built inside a tokio runtime: the adapter starts its tasks then.
 //! let alight = Alight::builder().pubsub(redis.install()).build();
-//! alight.broadcast("room:lobby", "shout", alight_server::Payload::empty()); // every node
+//! alight.broadcast("room:lobby", "shout", alight_protocol::Payload::empty()); // every node
 //! # Ok(())
 //! # }
 //! ```
@@ -30,6 +30,11 @@
 //! whole presence again (asking for everyone else's), so the replicas converge; `GET /healthz`
 //! answers `degraded: ...` meanwhile.
 //!
+//! # History
+//! [`RedisHistory`] (from [`RedisPubSub::history`]) keeps the broadcasts of history topics in
+//! Redis Streams, positioned by Redis, so that a client resumes with `recovered: true` on any
+//! node; see its module docs for the keys, the script and the bounds.
+//!
 //! # Why the `redis` crate
 //! `redis` 1.x is actively released and carries what this needs (tokio, pipelining, pub/sub with
 //! a stream of messages). `fred` is full-featured but its releases have stalled.
@@ -39,6 +44,7 @@
 //! - `envelope`: the bytes on the channel ([`Envelope`], [`Message`]), with a protocol version.
 //! - `link`: the publisher, subscriber and heartbeat tasks, and what a received message does.
 //! - `cluster`: the other nodes as this one sees them, and presence merging and down detection.
+//! - `history`: [`RedisHistory`], topic histories in Redis Streams, and its writer task.
 //! - `stats`: counters ([`RedisStats`]) and their `/metrics` text.
 
 #![warn(missing_docs)]
@@ -46,18 +52,21 @@
 mod cluster;
 mod config;
 mod envelope;
+mod history;
 mod link;
 mod stats;
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use alight_server::{Broadcast, ConnId, NodeId, Payload, Presence, PubSub, Registry};
+use alight_protocol::Payload;
+use alight_server::{Broadcast, ConnId, NodeId, Presence, PubSub, Registry};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tracing::{error, info};
 
 pub use config::RedisConfig;
-pub use envelope::{DecodeError, Envelope, FullState, Message, VERSION};
+pub use envelope::{DecodeError, Envelope, FullState, Message, Tail, VERSION};
+pub use history::{RedisHistory, RedisHistoryError};
 pub use stats::RedisStats;
 
 use cluster::Cluster;
@@ -92,6 +101,9 @@ struct Inner {
     outbox: mpsc::Sender<Outgoing>,
     /// The publisher's end of `outbox`, until the publisher task takes it.
     inbox: Mutex<Option<mpsc::Receiver<Outgoing>>>,
+    /// The history store's side, used once [`RedisPubSub::history`] was called.
+    history: Arc<history::Shared>,
+    history_used: std::sync::atomic::AtomicBool,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
@@ -117,6 +129,7 @@ impl RedisPubSub {
     pub fn new(config: RedisConfig) -> Result<Self, ConfigError> {
         let client = redis::Client::open(config.url.as_str()).map_err(ConfigError::Url)?;
         let (outbox, inbox) = mpsc::channel(config.publish_queue);
+        let config_queue = config.publish_queue;
         Ok(RedisPubSub {
             inner: Arc::new(Inner {
                 config,
@@ -126,6 +139,8 @@ impl RedisPubSub {
                 link: OnceLock::new(),
                 outbox,
                 inbox: Mutex::new(Some(inbox)),
+                history: Arc::new(history::Shared::new(config_queue)),
+                history_used: std::sync::atomic::AtomicBool::new(false),
                 tasks: Mutex::default(),
             }),
         })
@@ -141,6 +156,19 @@ impl RedisPubSub {
                 );
             }
             Arc::new(adapter)
+        }
+    }
+
+    /// The history store on this adapter's Redis, for
+    /// [`AlightBuilder::history_store`](alight_server::AlightBuilder::history_store): history
+    /// topics keep their broadcasts in Redis Streams, with positions every node shares. Install
+    /// the adapter itself too ([`install`](Self::install)).
+    pub fn history(&self) -> RedisHistory {
+        self.inner
+            .history_used
+            .store(true, std::sync::atomic::Ordering::Release);
+        RedisHistory {
+            shared: self.inner.history.clone(),
         }
     }
 
@@ -292,15 +320,32 @@ impl PubSub for RedisPubSub {
             registry.clone(),
             cluster,
             inner.stats.clone(),
+            inner.history.clone(),
         ));
         if inner.link.set(link.clone()).is_err() {
             return;
         }
-        let tasks = [
+        let mut tasks = vec![
             runtime.spawn(link::publisher(link.clone(), inbox)),
             runtime.spawn(link::subscriber(link.clone(), inner.outbox.clone())),
-            runtime.spawn(link::heartbeat(link, inner.outbox.clone())),
+            runtime.spawn(link::heartbeat(link.clone(), inner.outbox.clone())),
         ];
+        if inner
+            .history_used
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            let jobs = inner
+                .history
+                .inbox
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(jobs) = jobs {
+                inner.stats.set_history_up(false);
+                let _ = inner.history.link.set(link.clone());
+                tasks.push(runtime.spawn(history::writer(link, inner.history.clone(), jobs)));
+            }
+        }
         inner
             .tasks
             .lock()
@@ -315,7 +360,11 @@ impl PubSub for RedisPubSub {
         } else if self.inner.link.get().is_none() {
             Some("the Redis adapter is not running".into())
         } else {
-            Some("Redis unreachable: broadcasts reach this node's subscribers only".into())
+            Some(
+                "Redis unreachable: broadcasts reach this node's subscribers only, and history \
+                 topics refuse broadcasts"
+                    .into(),
+            )
         }
     }
 

@@ -20,6 +20,7 @@ use tracing::{debug, error};
 use crate::cluster::Cluster;
 use crate::config::RedisConfig;
 use crate::envelope::{DecodeError, Envelope, Message};
+use crate::history;
 use crate::stats::{Stats, bump};
 
 /// Most messages sent in one pipeline (one round trip).
@@ -42,6 +43,8 @@ pub(crate) struct Link {
     pub(crate) registry: Arc<Registry>,
     pub(crate) cluster: Cluster,
     pub(crate) stats: Arc<Stats>,
+    /// The history store's side: this node's own positioned broadcasts, until they come back.
+    history: Arc<history::Shared>,
     /// Asks the heartbeat task to send a hello (our whole presence) after a reconnection.
     pub(crate) resync: Notify,
     /// Versions already logged as refused, so that each is logged once.
@@ -59,6 +62,7 @@ impl Link {
         registry: Arc<Registry>,
         cluster: Cluster,
         stats: Arc<Stats>,
+        history: Arc<history::Shared>,
     ) -> Self {
         Link {
             config,
@@ -67,6 +71,7 @@ impl Link {
             registry,
             cluster,
             stats,
+            history,
             resync: Notify::new(),
             refused_versions: std::sync::Mutex::default(),
             last_echo: std::sync::Mutex::new(Instant::now()),
@@ -107,7 +112,7 @@ impl Link {
         outbox: &mpsc::Sender<Outgoing>,
         topic: &str,
         event: &str,
-        payload: &alight_server::Payload,
+        payload: &alight_protocol::Payload,
     ) {
         let bytes = crate::envelope::encode_broadcast(self.node, topic, event, payload);
         send_bytes(&self.stats, outbox, Outgoing { to: None, bytes });
@@ -141,8 +146,18 @@ impl Link {
             }
         };
         if envelope.origin == self.node {
-            // Our own publish: delivered locally already, and proof that the subscription works.
+            // Our own publish, and proof that the subscription works. Only a positioned
+            // broadcast is delivered now (every other was delivered locally as it was sent).
             *lock(&self.last_echo) = Instant::now();
+            if let Message::Positioned {
+                seq,
+                position,
+                tail,
+            } = envelope.message
+            {
+                let (message, except) = self.history.came_back(true, seq, &position, tail);
+                self.registry.dispatch(&message, except);
+            }
             return;
         }
         bump(&self.stats.received);
@@ -167,6 +182,15 @@ impl Link {
                 self.cluster.heard(origin, None, now);
                 self.registry
                     .push_local(&socket_id, &topic, &event, &payload);
+            }
+            Message::Positioned {
+                seq,
+                position,
+                tail,
+            } => {
+                self.cluster.heard(origin, None, now);
+                let (message, except) = self.history.came_back(false, seq, &position, tail);
+                self.registry.dispatch(&message, except);
             }
             Message::Disconnect { socket_id } => {
                 self.cluster.heard(origin, None, now);
@@ -212,14 +236,14 @@ pub(crate) fn send_bytes(stats: &Stats, outbox: &mpsc::Sender<Outgoing>, message
 }
 
 /// Doubling waits between reconnection attempts.
-struct Backoff {
+pub(crate) struct Backoff {
     next: Duration,
     min: Duration,
     max: Duration,
 }
 
 impl Backoff {
-    fn new(config: &RedisConfig) -> Self {
+    pub(crate) fn new(config: &RedisConfig) -> Self {
         Backoff {
             next: config.backoff_min,
             min: config.backoff_min,
@@ -227,18 +251,18 @@ impl Backoff {
         }
     }
 
-    fn next(&mut self) -> Duration {
+    pub(crate) fn next(&mut self) -> Duration {
         let wait = self.next;
         self.next = (self.next * 2).min(self.max);
         wait
     }
 
-    fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.next = self.min;
     }
 }
 
-async fn connect(link: &Link) -> redis::RedisResult<MultiplexedConnection> {
+pub(crate) async fn connect(link: &Link) -> redis::RedisResult<MultiplexedConnection> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(link.config.timeout))
         .set_response_timeout(Some(link.config.timeout));

@@ -30,6 +30,9 @@ pub struct RedisStats {
     pub nodes_down: u64,
     /// Whole presence states received from other nodes (a node (re)joined, or answered ours).
     pub syncs: u64,
+    /// Broadcasts on history topics refused because Redis could not keep them (they were
+    /// delivered nowhere), and history reads that failed.
+    pub history_refused: u64,
 }
 
 #[derive(Debug)]
@@ -42,6 +45,7 @@ pub(crate) struct Stats {
     pub(crate) outages: AtomicU64,
     pub(crate) nodes_down: AtomicU64,
     pub(crate) syncs: AtomicU64,
+    pub(crate) history_refused: AtomicU64,
     /// Bumped on every rare change (connections, nodes, syncs, refused and failed messages), for
     /// [`RedisPubSub::wait_until`](crate::RedisPubSub::wait_until).
     pub(crate) changes: watch::Sender<u64>,
@@ -49,6 +53,8 @@ pub(crate) struct Stats {
     pub(crate) publisher_up: AtomicBool,
     /// The subscription works (set by the subscriber task).
     pub(crate) subscriber_up: AtomicBool,
+    /// The history connection works, or there is none (set by the history writer task).
+    pub(crate) history_up: AtomicBool,
     /// The current outage was logged: a failed publish logs once per outage, not per message.
     outage_logged: AtomicBool,
     /// Failures when the current outage started, for the "back" log line.
@@ -70,9 +76,11 @@ impl Default for Stats {
             outages: AtomicU64::default(),
             nodes_down: AtomicU64::default(),
             syncs: AtomicU64::default(),
+            history_refused: AtomicU64::default(),
             changes: watch::Sender::new(0),
             publisher_up: AtomicBool::default(),
             subscriber_up: AtomicBool::default(),
+            history_up: AtomicBool::new(true),
             outage_logged: AtomicBool::default(),
             failures_at_outage: AtomicU64::default(),
         }
@@ -103,6 +111,21 @@ impl Stats {
         }
     }
 
+    /// Records whether the history connection works.
+    pub(crate) fn set_history_up(&self, up: bool) {
+        if self.history_up.swap(up, Ordering::AcqRel) != up {
+            self.changed();
+        }
+        if up {
+            self.recovered();
+        }
+    }
+
+    /// A history broadcast or read was refused.
+    pub(crate) fn history_refused(&self) {
+        bump(&self.history_refused);
+    }
+
     pub(crate) fn snapshot(&self) -> RedisStats {
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         RedisStats {
@@ -114,11 +137,14 @@ impl Stats {
             outages: get(&self.outages),
             nodes_down: get(&self.nodes_down),
             syncs: get(&self.syncs),
+            history_refused: get(&self.history_refused),
         }
     }
 
     pub(crate) fn connected(&self) -> bool {
-        self.publisher_up.load(Ordering::Acquire) && self.subscriber_up.load(Ordering::Acquire)
+        self.publisher_up.load(Ordering::Acquire)
+            && self.subscriber_up.load(Ordering::Acquire)
+            && self.history_up.load(Ordering::Acquire)
     }
 
     /// `count` messages could not reach Redis; the first failure of an outage is logged.
@@ -191,6 +217,11 @@ impl Stats {
                 "syncs",
                 "Whole presence states received from other nodes",
                 stats.syncs,
+            ),
+            (
+                "history_refused",
+                "History broadcasts refused and history reads failed while Redis could not keep them",
+                stats.history_refused,
             ),
         ];
         // Writing into a String cannot fail.

@@ -21,6 +21,7 @@ use serde_json::value::RawValue;
 use crate::Alight;
 use crate::backpressure;
 use crate::broadcast::Broadcast;
+use crate::pubsub::BroadcastError;
 
 #[derive(Clone)]
 struct ApiState {
@@ -77,6 +78,32 @@ impl Alight {
         let sent = Arc::downgrade(&message);
         self.state().pubsub.broadcast(message, None);
         backpressure::until_taken(&sent).await;
+    }
+
+    /// [`broadcast_and_wait`](Self::broadcast_and_wait), telling whether the broadcast was
+    /// accepted: on a topic that keeps [history](crate::History), its store may refuse it (a Redis
+    /// store while Redis is unreachable), and then it was delivered nowhere.
+    ///
+    /// ```no_run
+    /// # async fn example(alight: alight_server::Alight) {
+    /// use alight_protocol::Payload;
+    ///
+    /// if let Err(err) = alight.try_broadcast_and_wait("room:1", "tick", Payload::empty()).await {
+    ///     eprintln!("not sent, try later: {err}");
+    /// }
+    /// # }
+    /// ```
+    pub async fn try_broadcast_and_wait(
+        &self,
+        topic: impl Into<String>,
+        event: impl Into<String>,
+        payload: Payload,
+    ) -> Result<(), BroadcastError> {
+        let message = Arc::new(Broadcast::new(topic, event, payload));
+        let sent = Arc::downgrade(&message);
+        self.state().pubsub.try_broadcast(message, None).await?;
+        backpressure::until_taken(&sent).await;
+        Ok(())
     }
 
     /// Pushes `event` to the channel on `topic` of every socket connected with `socket_id`.
@@ -188,14 +215,22 @@ async fn broadcast(
                 .into_response();
         }
     };
-    state
+    let sent = state
         .alight
-        .broadcast_and_wait(
+        .try_broadcast_and_wait(
             request.topic,
             request.event,
             Payload::Json(request.payload.into()),
         )
         .await;
+    if let Err(err) = sent {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            Json(serde_json::json!({"error": err.to_string()})),
+        )
+            .into_response();
+    }
     (
         StatusCode::ACCEPTED,
         Json(serde_json::json!({"status": "accepted"})),

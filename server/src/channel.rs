@@ -135,7 +135,8 @@ impl HandleIn {
 /// What [`Channel::handle_out`] decided for an intercepted broadcast.
 #[derive(Debug, Clone)]
 pub enum Outgoing {
-    /// Send it to this client with this payload (changed or not).
+    /// Send it to this client with this payload (changed or not); a position the broadcast has
+    /// stays in the frame's `ref` slot.
     Push(Payload),
     /// Do not send it to this client.
     Skip,
@@ -261,6 +262,35 @@ impl Context<'_> {
         if self.subscribed {
             self.pushes.push(Queued::Broadcast(message));
         }
+    }
+
+    /// [`broadcast`](Self::broadcast), telling whether the broadcast was accepted: on a topic
+    /// that keeps [history](crate::History), its store may refuse it (a Redis store while Redis
+    /// is unreachable), and then it was delivered nowhere; the channel can reply with an error.
+    /// Other broadcasts are accepted at once.
+    ///
+    /// ```
+    /// # use alight_protocol::Payload;
+    /// # use alight_server::{Context, HandleIn};
+    /// async fn shout(ctx: &mut Context<'_>, payload: Payload) -> HandleIn {
+    ///     match ctx.try_broadcast("shout", payload).await {
+    ///         Ok(()) => HandleIn::ok(Payload::empty()),
+    ///         Err(_) => HandleIn::error_reason("unavailable, try again"),
+    ///     }
+    /// }
+    /// ```
+    pub async fn try_broadcast(
+        &mut self,
+        event: impl Into<String>,
+        payload: Payload,
+    ) -> Result<(), crate::BroadcastError> {
+        if !(self.subscribed && self.pubsub.keeps_history(self.topic)) {
+            self.broadcast(event, payload);
+            return Ok(());
+        }
+        let message = Arc::new(Broadcast::new(self.topic, event, payload));
+        self.published = Some(Arc::downgrade(&message));
+        self.pubsub.try_broadcast(message, None).await
     }
 
     /// Broadcasts to every subscriber of this topic except this socket.

@@ -14,6 +14,13 @@
 //! | 1012 | service restart | graceful shutdown; clients reconnect to the next instance |
 //! | 1013 | try again later | slow consumer: the socket's outbound queue was full, or a write did not complete within [`Limits::write_timeout`](crate::Limits::write_timeout) (the close frame is tried for a second; a client that does not read usually sees the connection drop, 1006, instead) |
 //! | 4001 | token expired | [JWT auth](crate::JwtAuth): the token's `exp` passed without a refresh; the client reconnects with a fresh token |
+//! | 4001 | unauthorized | right after the upgrade: the connect callback refused with [`ConnectError::new`](crate::ConnectError::new), or [JWT auth](crate::JwtAuth) found the token missing, invalid or expired ([`Refusal`](crate::Refusal)) |
+//! | 4003 | forbidden | right after the upgrade: the connect callback refused with [`ConnectError::forbidden`](crate::ConnectError::forbidden) |
+//!
+//! The two refusals are sent only while [`Config::close_on_refusal`](crate::Config::close_on_refusal)
+//! is on (the default); off, they are an HTTP 403 to the upgrade, as Phoenix answers. A browser
+//! cannot read the status of a refused upgrade, only a close code. 4001 has one meaning for a
+//! client in both rows: its credentials are no longer good, get fresh ones.
 
 /// Server-side disconnect of a socket id, and idle sockets.
 pub const GOING_AWAY: u16 = 1001;
@@ -31,3 +38,8 @@ pub const SERVICE_RESTART: u16 = 1012;
 pub const SLOW_CONSUMER: u16 = 1013;
 /// The socket's JWT expired without a refresh (application range 4000-4999).
 pub const TOKEN_EXPIRED: u16 = 4001;
+/// The connection was refused for missing, invalid or expired credentials (reason
+/// `unauthorized`); the same code as [`TOKEN_EXPIRED`], as a client answers both alike.
+pub const UNAUTHORIZED: u16 = 4001;
+/// The connection was refused for a valid identity that may not connect (reason `forbidden`).
+pub const FORBIDDEN: u16 = 4003;

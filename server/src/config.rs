@@ -26,6 +26,7 @@ pub struct Config {
     path: String,
     check_origin: CheckOrigin,
     jwt: Option<JwtAuth>,
+    close_on_refusal: bool,
 }
 
 /// The numbers behind [`Config`], readable by the runtime.
@@ -153,6 +154,7 @@ impl Default for Config {
             path: "/socket".to_owned(),
             check_origin: CheckOrigin::default(),
             jwt: None,
+            close_on_refusal: true,
         }
     }
 }
@@ -190,6 +192,30 @@ impl Config {
     /// The JWT auth in force, if any.
     pub fn jwt_auth(&self) -> Option<&JwtAuth> {
         self.jwt.as_ref()
+    }
+
+    /// How a connection refused for its credentials (by the connect callback or the JWT check)
+    /// is told. On (the default): the upgrade is accepted and the socket closed at once with
+    /// 4001 `unauthorized` or 4003 `forbidden` (see [`Refusal`](crate::Refusal)), which a
+    /// browser page can read and act on ("log in again"). Off: HTTP 403 with the reason as the
+    /// body, as Phoenix answers, which a browser reports as a failed connection. phoenix.js
+    /// reconnects with its backoff either way.
+    ///
+    /// ```
+    /// use alight_server::Config;
+    ///
+    /// assert!(Config::default().closes_on_refusal());
+    /// let phoenix_like = Config::default().close_on_refusal(false);
+    /// assert!(!phoenix_like.closes_on_refusal());
+    /// ```
+    pub fn close_on_refusal(mut self, close: bool) -> Self {
+        self.close_on_refusal = close;
+        self
+    }
+
+    /// Whether refused connections are closed with a close code rather than answered 403.
+    pub fn closes_on_refusal(&self) -> bool {
+        self.close_on_refusal
     }
 
     /// Mount path of the socket (default `/socket`, as `new Socket("/socket")` in phoenix.js).

@@ -41,7 +41,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
@@ -54,6 +54,7 @@ use crate::memory::MemoryTrim;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::pubsub::PubSub;
+use crate::refusal::close_at_once;
 use crate::registry::{LocalPubSub, Registry};
 use crate::router::ChannelRouter;
 use crate::socket::{ConnectError, ConnectInfo, Connected, Socket};
@@ -142,7 +143,8 @@ impl AlightBuilder {
     /// use std::time::Duration;
     /// use alight_server::Alight;
     /// use alight_server::History;
-    /// # use alight_server::{Channel, Context, HandleIn, JoinError, Payload};
+    /// # use alight_protocol::Payload;
+    /// # use alight_server::{Channel, Context, HandleIn, JoinError};
     /// # struct Room;
     /// # impl Channel for Room {
     /// #     type State = ();
@@ -180,7 +182,7 @@ impl AlightBuilder {
         C: crate::typed::TypedChannel,
         crate::typed::Typed<C>: Channel,
     {
-        let pattern = <C::Schema as alight_protocol::Schema>::TOPIC;
+        let pattern = <C::Schema as alight_protocol::schema::Schema>::TOPIC;
         self.channel(pattern, crate::typed::Typed(channel))
     }
 
@@ -400,6 +402,41 @@ fn refuse(alight: &Alight, status: StatusCode, reason: impl Into<String>) -> Res
     (status, [(header::CACHE_CONTROL, "no-store")], reason).into_response()
 }
 
+/// Refuses a connection for its credentials: by closing the upgraded socket at once with the
+/// refusal's close code (see [`crate::refusal`]), or with HTTP 403 when
+/// [`Config::close_on_refusal`] is off. The closing socket holds a connection permit (`permit`,
+/// else one taken here; with none left the answer is HTTP 503).
+fn refuse_credentials(
+    alight: &Alight,
+    ws: WebSocketUpgrade,
+    err: ConnectError,
+    permit: Option<OwnedSemaphorePermit>,
+) -> Response {
+    let state = alight.state();
+    if !state.config.closes_on_refusal() {
+        return refuse(alight, StatusCode::FORBIDDEN, err.reason);
+    }
+    let permit = match permit {
+        Some(permit) => permit,
+        None => match alight.endpoint.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                return refuse(
+                    alight,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many connections",
+                );
+            }
+        },
+    };
+    state.metrics.refused_connections.inc();
+    let refusal = err.refusal();
+    debug!(code = refusal.close_code(), reason = %err.reason, "connection refused");
+    let tracker = alight.endpoint.tracker.clone();
+    ws.protocols(["phoenix"])
+        .on_upgrade(move |socket| tracker.track_future(close_at_once(socket, refusal, permit)))
+}
+
 /// A socket's place under the per-address limit; given back when dropped.
 struct PeerSlot {
     counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
@@ -522,7 +559,14 @@ async fn upgrade(
                 .and_then(|token| auth.verify(token));
             match verified {
                 Ok(claims) => Some(claims),
-                Err(err) => return refuse(&alight, StatusCode::FORBIDDEN, err.to_string()),
+                Err(err) => {
+                    return refuse_credentials(
+                        &alight,
+                        ws,
+                        ConnectError::new(err.to_string()),
+                        None,
+                    );
+                }
             }
         }
     };
@@ -558,7 +602,7 @@ async fn upgrade(
     let connected = match &endpoint.connect {
         Some(connect) => match connect(info).await {
             Ok(connected) => connected,
-            Err(err) => return refuse(&alight, StatusCode::FORBIDDEN, err.reason),
+            Err(err) => return refuse_credentials(&alight, ws, err, Some(permit)),
         },
         None => Connected::new(),
     };

@@ -4,7 +4,7 @@
 //!
 //! | when | what the server does |
 //! |---|---|
-//! | upgrade | reads the token from phoenix.js `authToken` (the `Sec-WebSocket-Protocol` header) or the `token` param (phoenix.js `params`, a function re-evaluated on every reconnect); a missing, invalid or expired token is refused with HTTP 403 and the reason |
+//! | upgrade | reads the token from phoenix.js `authToken` (the `Sec-WebSocket-Protocol` header) or the `token` param (phoenix.js `params`, a function re-evaluated on every reconnect); a missing, invalid or expired token is refused: the socket is closed at once with 4001 `unauthorized` ([`Refusal::Unauthorized`](crate::Refusal::Unauthorized)), or answered HTTP 403 with the reason when [`Config::close_on_refusal`](crate::Config::close_on_refusal) is off |
 //! | connected | the [`Claims`] are in the socket's assigns (`socket.assign::<Claims>()`) and in [`ConnectInfo::claims`](crate::ConnectInfo::claims) for the connect callback |
 //! | join | the topic must be allowed by the claims ([`JwtAuth::authorize`]; by default the `channels` claim, when present, lists the topics or `prefix*` patterns allowed); otherwise the join error `{"reason":"unauthorized"}` |
 //! | `exp` passes | the socket is closed with [`close_code::TOKEN_EXPIRED`](crate::close_code::TOKEN_EXPIRED) (4001); phoenix.js reconnects, re-evaluating its `params` function or `authToken` |

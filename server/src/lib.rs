@@ -30,7 +30,8 @@
 //!   slot, `since` on join, the [`HistoryStore`] trait and [`InMemoryHistory`].
 //! - `presence`: [`Presence`]: tracking per channel, `presence_state`/`presence_diff` batched per
 //!   topic, on a mergeable per-node replica that multi-node adapters replicate.
-//! - `socket`: what the connect callback sees ([`ConnectInfo`]) and returns ([`Connected`]).
+//! - `socket`: what the connect callback sees ([`ConnectInfo`]) and returns ([`Connected`]);
+//!   `refusal`: how a refused connection is told ([`Refusal`], a close code a browser can read).
 //! - `jwt`: [`JwtAuth`]: JWT connect auth, expiry for the life of the socket, in-band refresh.
 //! - `origin`: [`CheckOrigin`], which browser pages may open a socket.
 //! - `config`: [`Config`] and its [`Limits`]; [`close_code`]: the close codes the server sends.
@@ -83,6 +84,7 @@ mod metrics;
 mod origin;
 mod presence;
 mod pubsub;
+mod refusal;
 mod registry;
 mod router;
 mod serve;
@@ -90,7 +92,6 @@ mod socket;
 mod state;
 mod typed;
 
-pub use alight_protocol::Payload;
 pub use api::bearer_token;
 pub use broadcast::Broadcast;
 pub use channel::{Channel, Context, HandleIn, JoinError, Outgoing, Terminate};
@@ -106,7 +107,8 @@ pub use presence::{
     CausalContext, DIFF_EVENT, Dot, Entry, NodeId, PRESENCE_SHARDS, Presence, ReplicaState,
     STATE_EVENT, ShardState, TrackError,
 };
-pub use pubsub::PubSub;
+pub use pubsub::{BroadcastError, PubSub};
+pub use refusal::Refusal;
 pub use registry::{ConnId, LocalPubSub, Registry};
 pub use socket::{ConnectError, ConnectInfo, Connected, Socket};
 pub use typed::{Typed, TypedChannel, TypedContext, TypedReply};

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use alight_protocol::Payload;
 
 use crate::broadcast::Broadcast;
+use crate::history::{HistoryError, StoreFuture};
 use crate::presence::Presence;
 use crate::registry::ConnId;
 #[cfg(doc)]
@@ -109,4 +110,27 @@ pub trait PubSub: Send + Sync + std::fmt::Debug + 'static {
         let _ = topic;
         false
     }
+
+    /// [`broadcast`](PubSub::broadcast), resolving once it is known whether the broadcast was
+    /// accepted: on a history topic, once its store kept it or refused it (a store over the
+    /// network answers after a round trip). Other broadcasts are accepted at once.
+    fn try_broadcast(
+        &self,
+        message: Arc<Broadcast>,
+        except: Option<ConnId>,
+    ) -> StoreFuture<'static, Result<(), BroadcastError>> {
+        self.broadcast(message, except);
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// Why a broadcast was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BroadcastError {
+    /// The topic keeps [history](crate::History) and its store could not keep the broadcast (a
+    /// Redis store while Redis is unreachable): it was delivered nowhere, so that no client gets a
+    /// position the other nodes never had. Try again later.
+    #[error("the broadcast could not be kept in the topic's history, and was not delivered")]
+    NotKept(#[source] HistoryError),
 }

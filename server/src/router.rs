@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use alight_protocol::topic_matches;
+use alight_protocol::schema::topic_matches;
 
 use crate::channel::DynChannel;
 

@@ -2,8 +2,10 @@
 //!
 //! phoenix.js sends `params` as the query string and `authToken` inside the
 //! `Sec-WebSocket-Protocol` header (`phoenix, base64url.bearer.phx.<token>`); both arrive here in
-//! [`ConnectInfo`]. The callback refuses with a [`ConnectError`] (HTTP 403, nothing upgraded) or
-//! accepts with [`Connected`]: per-socket assigns and an optional socket id, which
+//! [`ConnectInfo`]. The callback refuses with a [`ConnectError`] (by default the socket is closed
+//! at once with 4001 or 4003, see [`Refusal`]; HTTP 403 with
+//! [`Config::close_on_refusal`](crate::Config::close_on_refusal) off) or accepts with
+//! [`Connected`]: per-socket assigns and an optional socket id, which
 //! [`Alight::disconnect`](crate::Alight::disconnect) uses to close all of one user's sockets.
 
 use std::collections::HashMap;
@@ -12,6 +14,7 @@ use std::net::SocketAddr;
 use alight_protocol::Serializer;
 use axum::http::{Extensions, HeaderMap};
 
+use crate::refusal::Refusal;
 use crate::registry::ConnId;
 
 /// What a client presented when connecting.
@@ -76,20 +79,47 @@ impl Connected {
     }
 }
 
-/// Refuses a connection: answered with HTTP 403 and `reason` as the body.
+/// Refuses a connection. By default the upgrade is accepted and the socket closed at once with
+/// the [`Refusal`]'s close code (4001 `unauthorized` or 4003 `forbidden`), which a browser can
+/// read; with [`Config::close_on_refusal`](crate::Config::close_on_refusal) off, it is answered
+/// with HTTP 403 and `reason` as the body. `reason` is logged either way.
+///
+/// ```
+/// use alight_server::{ConnectError, Refusal};
+///
+/// // A token that does not verify: the client may fetch a fresh one and retry.
+/// assert_eq!(ConnectError::new("invalid token").refusal(), Refusal::Unauthorized);
+/// // A known user who may not connect: the client stops retrying.
+/// assert_eq!(ConnectError::forbidden("banned").refusal(), Refusal::Forbidden);
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("connection refused: {reason}")]
 pub struct ConnectError {
-    /// Why, for the client and the logs.
+    /// Why, for the logs (and the body of an HTTP 403).
     pub reason: String,
+    refusal: Refusal,
 }
 
 impl ConnectError {
-    /// A refusal with this reason.
+    /// Missing, invalid or expired credentials ([`Refusal::Unauthorized`], close code 4001).
     pub fn new(reason: impl Into<String>) -> Self {
         ConnectError {
             reason: reason.into(),
+            refusal: Refusal::Unauthorized,
         }
+    }
+
+    /// A valid identity that may not connect ([`Refusal::Forbidden`], close code 4003).
+    pub fn forbidden(reason: impl Into<String>) -> Self {
+        ConnectError {
+            reason: reason.into(),
+            refusal: Refusal::Forbidden,
+        }
+    }
+
+    /// Which kind of refusal this is.
+    pub fn refusal(&self) -> Refusal {
+        self.refusal
     }
 }
 

@@ -55,8 +55,8 @@
 use std::future::Future;
 use std::marker::PhantomData;
 
-use alight_protocol::schema::{Events, Schema};
-use alight_protocol::{Payload, SchemaError};
+use alight_protocol::Payload;
+use alight_protocol::schema::{Events, Schema, SchemaError};
 use tracing::warn;
 
 use crate::channel::{Channel, Context, HandleIn, JoinError, Terminate, reason_payload};

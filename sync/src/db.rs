@@ -156,7 +156,7 @@ impl SyncDb {
         let schemas: Vec<TableSchema> = entries.iter().map(|e| e.schema.clone()).collect();
         capture::install(&mut conn, &schemas).map_err(sqlite)?;
         let head = capture::high_water(&conn).map_err(sqlite)?;
-        let feed = Arc::new(Feed::new(head, config.feed_capacity));
+        let feed = Arc::new(Feed::new(head, config.feed_capacity, config.feed_max_bytes));
         let epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -347,7 +347,9 @@ impl SyncDb {
                 .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
             chunk.push(b',');
             in_chunk += 1;
-            if in_chunk >= self.inner.config.snapshot_chunk_rows {
+            if in_chunk >= self.inner.config.snapshot_chunk_rows
+                || chunk.len() >= self.inner.config.snapshot_chunk_bytes
+            {
                 if !send(Ok(SnapshotPart::Rows(Bytes::from(std::mem::take(
                     &mut chunk,
                 ))))) {

@@ -47,7 +47,7 @@ function sqlite3(sql) {
   });
 }
 
-const rowTitles = (page) => page.$$eval("#rows tr td:nth-child(2)", (tds) => tds.map((td) => td.textContent));
+const rowTitles = (page) => page.$$eval("#rows tr td:nth-child(3)", (tds) => tds.map((td) => td.textContent));
 
 test("the live table shows the user's rows and follows inserts, updates and deletes", async (t) => {
   await notify(demo, "alice", "first for alice");
@@ -80,6 +80,24 @@ test("the live table shows the user's rows and follows inserts, updates and dele
   }
   assert.ok(!(await rowTitles(page)).includes("for bob only"));
   assert.deepEqual(errors, []);
+});
+
+test("the live table has the same top bar as the other pages, keeping the user in its links", async (t) => {
+  const context = await newContext(browser);
+  t.after(() => context.close());
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT_MS);
+  await page.goto(`${demo.url}/live?user=alice`);
+  await page.waitForSelector('#sync-state[data-state="live"]');
+  const links = await page.$$eval("header.topbar nav a", (as) =>
+    as.map((a) => [a.textContent, new URL(a.href).pathname + new URL(a.href).search, a.getAttribute("aria-current")]),
+  );
+  assert.deepEqual(links, [
+    ["Notifications", "/?user=alice", null],
+    ["Rooms", "/room?name=lobby&user=alice", null],
+    ["Live table", "/live?user=alice", "page"],
+  ]);
+  assert.equal(await page.textContent("#user-chip .user-name"), "alice");
 });
 
 test("the bell shows a notification written with the sqlite3 shell, and its read mark", async (t) => {

@@ -1,13 +1,17 @@
 // The notification bell in headless Chromium: two tabs of alice and one of bob on the demo page.
-// A notification sent through the API shows the badge and a toast in both of alice's tabs and
-// not in bob's; marking read in one tab updates the other; the server is stopped and restarted
-// (same port, same data directory): the indicator shows reconnecting then online, and a
-// notification stored while the page was reconnecting appears without a reload.
+// The bell reads alice's notifications as a shape over the socket (`shape:notifications`). A
+// notification sent through the API shows the badge, a toast and its sender in both of alice's
+// tabs and not in bob's; marking read and deleting in one tab updates the other; rows written with
+// the `sqlite3` shell show up live; the server is stopped and restarted (same port, same data
+// directory): the indicator shows reconnecting then online, and a notification stored while the
+// page was reconnecting appears without a reload.
 //
 // Build first: `cargo build -p alight-demo` and `scripts/build-client`. Screenshots: target/e2e/.
 // The tests run in order and share one server and one browser.
 
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import path from "node:path";
 import { after, before, test } from "node:test";
 
 import {
@@ -17,6 +21,7 @@ import {
   notify,
   openPage,
   recordJoins,
+  API_KEY,
   removeDataDir,
   screenshot,
   startDemo,
@@ -33,7 +38,7 @@ let browser;
 let a1;
 let a2;
 let b;
-/** The payload of every `phx_join` alice's first tab sent on her notifications topic. */
+/** The payload of every `phx_join` alice's first tab sent on her notifications shape. */
 const aliceJoins = [];
 
 before(async () => {
@@ -44,7 +49,7 @@ before(async () => {
   const bob = await newContext(browser);
   [a1, a2, b] = await Promise.all([
     openPage(alice, demo, `/?user=${ALICE}`, {
-      setup: (page) => recordJoins(page, `notifications:${ALICE}`, aliceJoins),
+      setup: (page) => recordJoins(page, "shape:notifications", aliceJoins),
     }),
     openPage(alice, demo, `/?user=${ALICE}`),
     openPage(bob, demo, `/?user=${BOB}`),
@@ -77,6 +82,16 @@ function inboxItem(page, id, { read }) {
   return page.waitForSelector(selector, { state: "attached" });
 }
 
+/** Waits until the dropdown of `page` no longer holds notification `id`. */
+function noInboxItem(page, id) {
+  return page.waitForSelector(`#inbox-list li[data-id="${id}"]`, { state: "detached" });
+}
+
+/** Runs `sql` with the `sqlite3` shell on the demo's database: a write the server did not make. */
+function sqlite(sql) {
+  execFileSync("sqlite3", ["-cmd", ".timeout 5000", path.join(dataDir, "alight.db"), sql]);
+}
+
 /** The ids in the dropdown of `page`, in the order shown. */
 function inboxIds(page) {
   return page.$$eval("#inbox-list li", (items) => items.map((li) => Number(li.dataset.id)));
@@ -93,11 +108,26 @@ test("every tab starts online with an empty bell", async () => {
 
 let first;
 test("a notification through the API reaches both of alice's tabs and not bob's", async () => {
-  first = await notify(demo, ALICE, "Deploy finished", "api v2.4.1 is live in eu-west-1");
+  const response = await fetch(`${demo.url}/api/notifications`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` },
+    body: JSON.stringify({
+      user_id: ALICE,
+      sender: "ci-bot",
+      title: "Deploy finished",
+      body: "api v2.4.1 is live in eu-west-1",
+    }),
+  });
+  assert.equal(response.status, 201);
+  first = (await response.json()).notification;
+  assert.equal(first.sender, "ci-bot");
   for (const page of [a1, a2]) {
     await badge(page, 1);
-    assert.match(await toast(page, first.id), /Deploy finished/);
+    const text = await toast(page, first.id);
+    assert.match(text, /Deploy finished/);
+    assert.match(text, /From ci-bot/);
     await inboxItem(page, first.id, { read: false });
+    assert.match(await page.textContent(`#inbox-list li[data-id="${first.id}"]`), /From ci-bot/);
     assert.equal(await page.getAttribute("#bell-button", "aria-label"), "Notifications, 1 unread");
     assert.equal(await page.getAttribute("#toasts", "aria-live"), "polite");
   }
@@ -185,12 +215,54 @@ test("after a server restart the tabs reconnect and get what was stored meanwhil
   await badge(b, 2);
 });
 
-test("the rejoin after the restart sent the last id the tab had seen", () => {
+test("deleting in one tab removes it from the other; the unread count follows", async () => {
+  const extra = await notify(demo, ALICE, "Flaky test quarantined", "");
+  await Promise.all([badge(a1, 2), badge(a2, 2)]);
+  await a1.click("#bell-button");
+  await a1.waitForSelector("#inbox", { state: "visible" });
+  await a1.click(`#inbox-list li[data-id="${extra.id}"] button.delete-notification`);
+  for (const page of [a1, a2]) {
+    await noInboxItem(page, extra.id);
+    await badge(page, 1);
+  }
+  // A read one goes without changing the count.
+  await a1.click(`#inbox-list li[data-id="${first.id}"] button.delete-notification`);
+  for (const page of [a1, a2]) {
+    await noInboxItem(page, first.id);
+    await badge(page, 1);
+    assert.deepEqual(await inboxIds(page), [missed.id, second.id]);
+  }
+  await screenshot(a1, "notifications-8-after-delete");
+  await a1.keyboard.press("Escape");
+});
+
+test("rows written with the sqlite3 shell show up live: insert, read mark, delete", async () => {
+  sqlite(`INSERT INTO notifications (user_id, sender, title, body, inserted_at)
+    VALUES ('${ALICE}', 'shell', 'Written by hand', 'from the sqlite3 shell', ${Date.now()})`);
+  let id;
+  for (const page of [a1, a2]) {
+    await badge(page, 2);
+    const element = await page.waitForSelector("#toasts .toast:has-text('Written by hand')");
+    id = Number(await element.getAttribute("data-id"));
+    assert.match(await element.textContent(), /From shell/);
+  }
+  sqlite(`UPDATE notifications SET read_at = ${Date.now()} WHERE id = ${id}`);
+  for (const page of [a1, a2]) {
+    await inboxItem(page, id, { read: true });
+    await badge(page, 1);
+  }
+  sqlite(`DELETE FROM notifications WHERE id = ${id}`);
+  for (const page of [a1, a2]) await noInboxItem(page, id);
+  // Bob's tab saw none of it.
+  assert.equal((await inboxIds(b)).includes(id), false);
+});
+
+test("the rejoin after the restart resumed from the position the tab had reached", () => {
   // The first join knew nothing; the channel's params function is called again for the rejoin
-  // (as phoenix.js does), which names the greatest id seen before the restart.
+  // (as phoenix.js does), which names the last position seen before the restart.
   assert.ok(aliceJoins.length >= 2, `joins seen: ${JSON.stringify(aliceJoins)}`);
   assert.deepEqual(aliceJoins[0], {});
-  assert.deepEqual(aliceJoins.at(-1), { last_seen_id: second.id });
+  assert.match(aliceJoins.at(-1).since, /^[0-9a-f]{12}-\d+$/);
 });
 
 test("no page threw", () => {

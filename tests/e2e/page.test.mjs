@@ -1,6 +1,6 @@
 // The demo page around the bell: the login form when no user is named, and what the page says
-// when the browser client package is not built (simulated by answering /pkg/* with the server's
-// own 404, so client-wasm/pkg is never touched).
+// when the browser client cannot be loaded (simulated by failing the .wasm download, so
+// client-wasm/pkg is never touched).
 //
 // Build first: `cargo build -p alight-demo` and `scripts/build-client`. Screenshots: target/e2e/.
 
@@ -63,16 +63,18 @@ test("without a user the page asks for one, remembers it, and connects", async (
   await context.close();
 });
 
-test("without the client package the page says how to build it", async () => {
+test("when the .wasm cannot be downloaded the page says so in words a user can act on", async () => {
   const context = await newContext(browser);
-  await context.route("**/pkg/**", async (route) => {
-    const missing = await fetch(new URL("/pkg/no-such-file.js", demo.url));
-    await route.fulfill({ status: missing.status, body: await missing.text() });
-  });
+  await context.route("**/pkg/*.wasm", (route) => route.abort("connectionreset"));
   const page = await openPage(context, demo, "/?user=dave", { waitOnline: false });
   await page.waitForSelector("#client.error");
-  assert.match(await page.textContent("#client"), /scripts\/build-client/);
+  const text = await page.textContent("#client");
+  assert.match(text, /could not load all of its parts.*Check your connection and try again/s);
+  // A developer's instruction is no help to a user: it stays in the console and the server's 404.
+  assert.doesNotMatch(text, /build-client|scripts\//);
+  assert.equal(await page.textContent("#client button"), "Try again");
   assert.equal(await page.isHidden("#app"), true);
-  await screenshot(page, "page-3-client-not-built");
+  await screenshot(page, "page-3-client-not-loaded");
+  assert.deepEqual(page.errors, []);
   await context.close();
 });

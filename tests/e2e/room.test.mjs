@@ -105,6 +105,49 @@ test("a second tab of the same name is one member with two tabs; a closed tab le
   await screenshot(alice, "room-3-after-bob-left");
 });
 
+test("at 375 px the room fits the screen and the top bar takes two rows", async () => {
+  const context = await newContext(browser, { viewport: { width: 375, height: 740 } });
+  const phone = await openPage(context, demo, "/room?name=a-rather-long-room-name&user=frank");
+  await send(phone, "hello from a phone");
+  await message(phone, "frank", "hello from a phone");
+  const layout = await phone.evaluate(() => {
+    const box = (selector) => document.querySelector(selector).getBoundingClientRect();
+    const [brand, end, nav] = [".brand", ".topbar-end", ".nav"].map(box);
+    return {
+      scrollWidth: document.documentElement.scrollWidth,
+      clientWidth: document.documentElement.clientWidth,
+      // The brand and the user's controls share the first row; the links are the second.
+      firstRowShared: brand.top < end.bottom && end.top < brand.bottom,
+      navBelow: nav.top >= Math.max(brand.bottom, end.bottom) - 1,
+      goRight: box("#room-form button").right,
+    };
+  });
+  assert.equal(layout.scrollWidth, layout.clientWidth, "nothing scrolls sideways");
+  assert.equal(layout.firstRowShared, true, "the brand and the controls share a row");
+  assert.equal(layout.navBelow, true, "the page links are the second row");
+  assert.ok(layout.goRight <= 375, `the Go button ends at ${layout.goRight}px`);
+  await screenshot(phone, "room-4-375px");
+  assert.deepEqual(phone.errors, []);
+  await context.close();
+});
+
+test("a \"Not sent\" from while the server was away goes once the room is joined again", async () => {
+  const context = await newContext(browser);
+  const page = await openPage(context, demo, "/room?name=stale&user=gina");
+  await demo.stop();
+  await page.waitForSelector('#connection[data-state="reconnecting"]');
+  // The push waits for the connection, then times out (the client's 10 s default).
+  await send(page, "anyone there?");
+  await page.waitForSelector("#chat-status", { state: "visible", timeout: 20000 });
+  assert.match(await page.textContent("#chat-status"), /^Not sent/);
+
+  demo = await startDemo({ dataDir, port: demo.port });
+  await page.waitForSelector('#connection[data-state="online"]');
+  await page.waitForSelector("#chat-status", { state: "hidden" });
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
 test("no page threw", () => {
   for (const page of [alice, bob]) assert.deepEqual(page.errors, []);
 });

@@ -78,32 +78,29 @@ test("private:x without a token is refused with unauthorized", async (t) => {
   channel.leave();
 });
 
-test("authToken bad-token: onError fires, the socket never opens (HTTP 403)", async (t) => {
+test("authToken bad-token: each attempt is closed at once with 4001 unauthorized, and phoenix.js retries", async (t) => {
   const session = new Session(t);
   const socket = session.socket(server, { authToken: "bad-token" });
   socket.connect();
-  // phoenix.js retries on its reconnect backoff; every attempt fails.
-  await socket.errors.nth(2);
-  await socket.closes.nth(1);
-  assert.equal(socket.opens.length, 0);
+  // The server accepts the upgrade and closes it at once, so that a browser can read why; phoenix.js
+  // treats it as any abnormal close and retries on its reconnect backoff.
+  assert.deepEqual(await socket.closes.nth(1), { code: 4001, reason: "unauthorized" });
+  assert.deepEqual(await socket.closes.nth(2), { code: 4001, reason: "unauthorized" });
   assert.notEqual(socket.connectionState(), "open");
 
-  // The refusal itself is an HTTP 403 to the upgrade, as Phoenix answers a refused connect.
-  const token = Buffer.from("bad-token").toString("base64").replace(/=/g, "");
+  // A valid identity that may not connect is 4003 forbidden.
+  const token = Buffer.from("banned-token").toString("base64").replace(/=/g, "");
   const ws = new WebSocket(server.websocketUrl(), ["phoenix", `base64url.bearer.phx.${token}`]);
   session.raw.push(ws);
-  const status = await deadline(
+  const closed = await deadline(
     new Promise((resolve, reject) => {
-      ws.once("unexpected-response", (_req, res) => {
-        resolve(res.statusCode);
-        res.resume();
-      });
-      ws.once("open", () => reject(new Error("a bad-token upgrade was accepted")));
+      ws.once("close", (code, reason) => resolve({ code, reason: reason.toString() }));
+      ws.once("unexpected-response", (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
     }),
     5000,
-    "the refused upgrade",
+    "the refused socket's close",
   );
-  assert.equal(status, 403);
+  assert.deepEqual(closed, { code: 4003, reason: "forbidden" });
 });
 
 test("heartbeats are answered with an ok phx_reply on the phoenix topic", async (t) => {

@@ -462,14 +462,20 @@ describe("the demo's notifications as a shape", () => {
 
 describe("shapes over channels (phoenix.js, shape:<table>)", () => {
   let server;
+  let small;
   before(async () => {
     server = await startSyncServer();
+    // A feed of 5 changes and one subscriber per shape: the bounds, reachable in a test.
+    small = await startSyncServer(["--feed", "5", "--max-subscribers", "1"]);
   });
-  after(() => server?.stop());
+  after(async () => {
+    await server?.stop();
+    await small?.stop();
+  });
 
   /** A connected phoenix.js socket for `user` (anonymous without one), closed by `t.after`. */
-  async function connect(t, user) {
-    const socket = new Socket(server.socketUrl, {
+  async function connect(t, user, on = server) {
+    const socket = new Socket(on.socketUrl, {
       transport: WebSocket,
       params: user ? { token: user } : {},
       reconnectAfterMs: () => 50,
@@ -482,91 +488,175 @@ describe("shapes over channels (phoenix.js, shape:<table>)", () => {
     return socket;
   }
 
-  const inserted = (messages) => messages.filter((m) => m.headers?.operation === "insert").map((m) => m.value.title);
+  /**
+   * A `shape:items` channel that keeps its last position (from replies and from the `ref` slot
+   * of `changes` broadcasts) and sends it as `since` on every rejoin, as @alight/client does.
+   */
+  function resumable(socket, params = {}) {
+    const state = { position: undefined };
+    const channel = socket.channel("shape:items", () =>
+      state.position === undefined ? params : { ...params, since: state.position },
+    );
+    const changes = new Recorder("changes");
+    channel.on("changes", (payload, ref) => {
+      changes.push({ payload, ref });
+      state.position = ref;
+    });
+    const joins = new Recorder("joins");
+    channel.join().receive("ok", (reply) => {
+      state.position = reply.position;
+      joins.push(reply);
+    });
+    return { channel, state, changes, joins };
+  }
 
-  test("the join reply carries the user's snapshot; changes follow as broadcasts of her rows only", async (t) => {
+  const inserted = (messages) => messages.filter((m) => m.headers?.operation === "insert").map((m) => m.value.title);
+  const POSITION = /^[0-9a-f]{12}-\d+$/;
+
+  test("the join reply carries the user's snapshot and a position; changes follow as positioned broadcasts of her rows only", async (t) => {
     await server.exec(`DELETE FROM items;
       INSERT INTO items (owner, title) VALUES ('alice', 'mine'), ('bob', 'his');`);
     const socket = await connect(t, "alice");
-    const channel = socket.channel("shape:items", { where: "owner = 'bob' OR owner = 'alice'" });
-    const changes = record(channel, "changes");
-    const reply = await join(channel);
+    const { changes, joins } = resumable(socket, { where: "owner = 'bob' OR owner = 'alice'" });
+    const reply = await joins.nth(1);
     assert.deepEqual(inserted(reply.messages), ["mine"]);
     assert.equal(reply.more, false);
+    assert.equal(reply.recovered, undefined, "no since, no recovered");
     assert.match(reply.offset, /^\d+_0$/);
+    assert.match(reply.position, POSITION);
     assert.ok(reply.handle);
     await server.exec("INSERT INTO items (owner, title) VALUES ('bob', 'his-too'), ('alice', 'mine-too');");
     const first = await changes.nth(1);
-    assert.equal(first.handle, reply.handle);
-    assert.deepEqual(inserted(first.messages), ["mine-too"]);
+    assert.equal(first.payload.handle, reply.handle);
+    assert.deepEqual(inserted(first.payload.messages), ["mine-too"]);
+    assert.equal(first.ref, first.payload.position, "the position rides in the ref slot");
+    assert.match(first.ref, POSITION);
+    assert.equal(first.ref.split("-")[0], reply.position.split("-")[0], "one epoch per shape");
+    assert.ok(Number(first.ref.split("-")[1]) > Number(reply.position.split("-")[1]));
     await server.exec("UPDATE items SET done = 1 WHERE title = 'mine'");
     const second = await changes.nth(2);
-    assert.equal(second.messages[0].headers.operation, "update");
-    assert.ok(changes.items.every((c) => c.messages.every((m) => m.value.owner !== "bob")));
+    assert.equal(second.payload.messages[0].headers.operation, "update");
+    assert.ok(changes.items.every((c) => c.payload.messages.every((m) => m.value.owner !== "bob")));
   });
 
-  test("a large snapshot comes in bounded chunks, pulled with `more`", async (t) => {
+  test("a large snapshot comes in bounded chunks pulled with `more`; what is committed meanwhile follows it once", async (t) => {
     await server.exec(`DELETE FROM items;
       WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1200)
       INSERT INTO items (owner, title) SELECT 'alice', 'row ' || i FROM n;`);
     const socket = await connect(t, "alice");
     const channel = socket.channel("shape:items", {});
+    const changes = record(channel, "changes");
     const reply = await join(channel);
     assert.equal(reply.more, true);
     assert.ok(reply.messages.length > 0 && reply.messages.length <= 500, `${reply.messages.length}`);
     const keys = new Set(reply.messages.map((m) => m.key));
-    let more = true;
+    await server.exec("INSERT INTO items (owner, title) VALUES ('alice', 'during the snapshot')");
+    let last = reply;
     let pulls = 0;
-    while (more) {
+    const titles = [];
+    while (last.more) {
+      // A position given while paging a snapshot is not one to resume from.
+      assert.notEqual(last.position.split("-")[0], undefined);
       const { status, response } = await pushResult(channel, "more", {});
-      assert.equal(status, "ok");
+      assert.equal(status, "ok", JSON.stringify(response));
       assert.ok(response.messages.length <= 500);
       response.messages.forEach((m) => keys.add(m.key));
-      more = response.more;
+      titles.push(...inserted(response.messages));
+      last = response;
       pulls += 1;
     }
-    assert.equal(keys.size, 1200);
     assert.ok(pulls >= 2);
+    assert.match(last.position, POSITION);
+    assert.notEqual(last.position.split("-")[0], reply.position.split("-")[0], "paging epoch differs");
+    // The row committed during the snapshot is in it or follows it, exactly once.
+    await server.exec("INSERT INTO items (owner, title) VALUES ('alice', 'after')");
+    await changes.find((c) => inserted(c.messages).includes("after"), "the later insert");
+    const during = titles.filter((x) => x === "during the snapshot").length +
+      changes.items.flatMap((c) => inserted(c.messages)).filter((x) => x === "during the snapshot").length;
+    assert.equal(during, 1);
+    assert.equal(keys.size, 1201);
+    const done = await pushResult(channel, "more", {});
+    assert.equal(done.status, "error", "nothing more once live");
   });
 
-  test("rejoining with the handle and offset resumes with only the later changes", async (t) => {
+  test("a rejoin after a disconnect sends `since` and gets only the changes made while away, recovered", async (t) => {
     await server.exec("DELETE FROM items; INSERT INTO items (owner, title) VALUES ('alice', 'before');");
     const socket = await connect(t, "alice");
-    const first = socket.channel("shape:items", {});
-    const reply = await join(first);
-    await new Promise((resolve) => first.leave().receive("ok", resolve));
+    const { changes, joins, state } = resumable(socket);
+    const first = await joins.nth(1);
+    assert.deepEqual(inserted(first.messages), ["before"]);
+    await server.exec("INSERT INTO items (owner, title) VALUES ('alice', 'live')");
+    await changes.find((c) => inserted(c.payload.messages).includes("live"), "the live insert");
+    const seenAt = state.position;
+    const closed = new Promise((resolve) => socket.onClose(resolve));
+    socket.conn.close();
+    await deadline(closed, WAIT_MS, "the socket to close");
     await server.exec("INSERT INTO items (owner, title) VALUES ('alice', 'while away')");
-    const again = socket.channel("shape:items", { handle: reply.handle, offset: reply.offset });
-    const changes = record(again, "changes");
-    const resumed = await join(again);
-    assert.equal(resumed.refetch, false);
+    const again = await joins.nth(2);
+    assert.equal(again.recovered, true);
+    assert.equal(again.handle, first.handle);
     // The insert comes in the reply, or right after it if the capture had not read it yet.
-    const seen = new Recorder("resumed messages");
-    resumed.messages.forEach((m) => seen.push(m));
-    changes.items.forEach((c) => c.messages.forEach((m) => seen.push(m)));
-    const relay = changes.push.bind(changes);
-    changes.push = (c) => {
-      relay(c);
-      c.messages.forEach((m) => seen.push(m));
-    };
-    await seen.find((m) => m.value?.title === "while away", "the insert made while away");
-    assert.deepEqual(inserted(seen.items), ["while away"], "nothing from before the offset");
+    const after = () => [...inserted(again.messages), ...changes.items.slice(1).flatMap((c) => inserted(c.payload.messages))];
+    await changes.until(() => after().includes("while away"), "the insert made while away");
+    assert.deepEqual(after(), ["while away"], "nothing from before the position");
+    assert.ok(Number(state.position.split("-")[1]) > Number(seenAt.split("-")[1]));
   });
 
-  test("a rotated shape tells its subscribers to refetch; a stale handle gets a fresh snapshot", async (t) => {
+  test("a `since` that cannot be resumed gets recovered: false and a fresh snapshot", async (t) => {
+    await server.exec("DELETE FROM items; INSERT INTO items (owner, title) VALUES ('alice', 'x');");
+    const socket = await connect(t, "alice");
+    const first = await join(socket.channel("shape:items", {}));
+    for (const since of ["nonsense", "000000000000-1", first.position.replace(/-\d+$/, "-999999999"), 42]) {
+      const reply = await join(socket.channel("shape:items", { since }));
+      assert.equal(reply.recovered, false, `since ${since}`);
+      assert.deepEqual(inserted(reply.messages), ["x"]);
+    }
+    // Another user's position is not alice's either.
+    const bob = await connect(t, "bob");
+    const bobs = await join(bob.channel("shape:items", {}));
+    const reply = await join(socket.channel("shape:items", { since: bobs.position }));
+    assert.equal(reply.recovered, false);
+  });
+
+  test("a rotated shape sends `refetch`; rejoining from its position gets recovered: false and a new handle", async (t) => {
     await server.exec("DELETE FROM items; INSERT INTO items (owner, title) VALUES ('alice', 'x');");
     const socket = await connect(t, "alice");
     const channel = socket.channel("shape:items", {});
-    const changes = record(channel, "changes");
+    const refetch = record(channel, "refetch");
     const reply = await join(channel);
     await server.rotate();
-    const notice = await changes.find((c) => c.refetch === true, "the refetch notice");
+    const notice = await refetch.nth(1);
     assert.equal(notice.handle, reply.handle);
-    const again = socket.channel("shape:items", { handle: reply.handle, offset: reply.offset });
-    const fresh = await join(again);
-    assert.equal(fresh.refetch, true);
+    const fresh = await join(socket.channel("shape:items", { since: reply.position }));
+    assert.equal(fresh.recovered, false);
     assert.notEqual(fresh.handle, reply.handle);
     assert.deepEqual(inserted(fresh.messages), ["x"]);
+  });
+
+  test("past the log's bound a shape's subscribers get `refetch` and a rejoin is not recovered; past the subscriber limit a join is unavailable", async (t) => {
+    await small.exec("DELETE FROM items; INSERT INTO items (owner, title) VALUES ('alice', 'x');");
+    const socket = await connect(t, "alice", small);
+    const channel = socket.channel("shape:items", {});
+    const first = await join(channel);
+    // One channel per topic and socket: the second shape on a socket of its own.
+    const watcher = await connect(t, "alice", small);
+    const all = watcher.channel("shape:items", { where: "title = 'x' OR title <> 'x'" });
+    const refetch = record(all, "refetch");
+    const second = await joinResult(all);
+    assert.equal(second.status, "ok", "another shape has its own subscribers");
+    const other = await connect(t, "alice", small);
+    const third = await joinResult(other.channel("shape:items", {}));
+    assert.equal(third.status, "error");
+    assert.equal(third.response.reason, "unavailable");
+    assert.match(third.response.message, /too many/);
+    await new Promise((resolve) => channel.leave().receive("ok", resolve));
+    // The feed holds 5 changes: 20 in one transaction leave the shapes' clients behind it.
+    await small.exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20)
+      INSERT INTO items (owner, title) SELECT 'alice', 'n' || i FROM n;`);
+    await refetch.nth(1);
+    const reply = await join(other.channel("shape:items", { since: first.position }));
+    assert.equal(reply.recovered, false);
+    assert.equal(inserted(reply.messages).length, 21);
   });
 
   test("joining without an identity, or with an unsupported where, is refused", async (t) => {

@@ -234,6 +234,7 @@ pub fn alight(config: Config) -> Alight {
                 Some("valid-token") => Ok(Connected::new()
                     .id("user_socket:alice")
                     .assign(User("alice".to_owned()))),
+                Some("banned-token") => Err(ConnectError::forbidden("banned")),
                 Some(_) => Err(ConnectError::new("invalid token")),
             }
         })

@@ -5,9 +5,11 @@
 //! - [`fixture`]: the channels (`room:*`, `private:*`) and [`fixture::start`], which serves them on
 //!   `127.0.0.1:0` and stops when its handle drops.
 //! - [`client`]: [`client::TestClient`], a tokio-tungstenite client that sends and awaits frames.
+//! - [`shapes`]: [`shapes::ShapeServer`], `shape:items` over channels on a scratch SQLite file.
 //! - `src/bin/conformance-server.rs`: the fixture as a process, for the phoenix.js suite under
 //!   `tests/node/`.
 //! - `tests/*.rs`: Rust integration tests over real sockets.
 
 pub mod client;
 pub mod fixture;
+pub mod shapes;

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use alight_server::{Config, JwtAuth};
 use alight_tests::client::TestClient;
-use common::{TestResult, exchange, heartbeat, join, refusal, server, v2};
+use common::{TestResult, closed_at_once, exchange, heartbeat, join, refusal, server, v2};
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
 
@@ -38,11 +38,12 @@ fn jwt_config() -> Config {
 #[tokio::test]
 async fn a_socket_needs_a_valid_unexpired_token() -> TestResult {
     let server = server(jwt_config()).await;
-    let missing = TestClient::connect(&server.ws_url("2.0.0"), None).await;
-    assert_eq!(refusal(missing), Some((403, "no token".to_owned())));
+    let url = server.ws_url("2.0.0");
+    let unauthorized = Ok((4001, "unauthorized".to_owned()));
+    assert_eq!(closed_at_once(&url, None).await, unauthorized);
     let expired = token("ann", -10, &["room:*"]);
-    let refused = TestClient::connect(&server.ws_url("2.0.0"), Some(&expired)).await;
-    assert!(matches!(refusal(refused), Some((403, reason)) if reason.starts_with("invalid token")));
+    assert_eq!(closed_at_once(&url, Some(&expired)).await, unauthorized);
+    assert_eq!(closed_at_once(&url, Some("forged")).await, unauthorized);
 
     // As `authToken`, and as the `token` param of phoenix.js `params`.
     let valid = token("ann", 60, &["room:*"]);
@@ -63,6 +64,17 @@ async fn a_socket_needs_a_valid_unexpired_token() -> TestResult {
     let url = format!("{}&token={valid}", server.ws_url("2.0.0"));
     let mut by_param = TestClient::connect(&url, None).await?;
     heartbeat(&mut by_param, "1").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_close_on_refusal_a_bad_token_gets_403_and_the_reason() -> TestResult {
+    let server = server(jwt_config().close_on_refusal(false)).await;
+    let missing = TestClient::connect(&server.ws_url("2.0.0"), None).await;
+    assert_eq!(refusal(missing), Some((403, "no token".to_owned())));
+    let expired = token("ann", -10, &["room:*"]);
+    let refused = TestClient::connect(&server.ws_url("2.0.0"), Some(&expired)).await;
+    assert!(matches!(refusal(refused), Some((403, reason)) if reason.starts_with("invalid token")));
     Ok(())
 }
 

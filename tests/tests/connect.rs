@@ -1,20 +1,51 @@
 //! The WebSocket upgrade: the auth token and the connect callback, `vsn`, and the connection limit.
 //!
-//! A refused upgrade is an HTTP answer, which tungstenite reports as `Error::Http` with the status.
+//! A refused upgrade is an HTTP answer, which tungstenite reports as `Error::Http` with the status;
+//! a token the connect callback refuses is, by default, a socket closed at once with 4001/4003.
 
 mod common;
 
 use alight_server::Config;
 use alight_tests::client::TestClient;
-use common::{TestResult, exchange, heartbeat, refusal, server, v2};
+use common::{TestResult, closed_at_once, exchange, heartbeat, refusal, server, v2};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, http::HeaderValue};
 
 #[tokio::test]
-async fn bad_token_is_refused_with_403() -> TestResult {
+async fn a_refused_token_is_closed_at_once_with_4001_or_4003() -> TestResult {
     let server = server(Config::default()).await;
+    let url = server.ws_url("2.0.0");
+    // A browser can read a close code, not the status of a refused upgrade.
+    assert_eq!(
+        closed_at_once(&url, Some("bad-token")).await,
+        Ok((4001, "unauthorized".to_owned()))
+    );
+    assert_eq!(
+        closed_at_once(&url, Some("banned-token")).await,
+        Ok((4003, "forbidden".to_owned()))
+    );
+    // The refused sockets are counted.
+    let metrics = server.alight.metrics_text();
+    assert_eq!(
+        common::metric(&metrics, "alight_refused_connections_total"),
+        Some(2.0)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_token_is_refused_with_403_when_close_on_refusal_is_off() -> TestResult {
+    let server = server(Config::default().close_on_refusal(false)).await;
     let refused = TestClient::connect(&server.ws_url("2.0.0"), Some("bad-token")).await;
     // The connect callback's reason is the body.
     assert_eq!(refusal(refused), Some((403, "invalid token".to_owned())));
+    let banned = TestClient::connect(&server.ws_url("2.0.0"), Some("banned-token")).await;
+    assert_eq!(refusal(banned), Some((403, "banned".to_owned())));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_malformed_token_is_refused_with_400() -> TestResult {
+    let server = server(Config::default()).await;
     // A token that is not base64 never reaches the callback.
     let mut request = server.ws_url("2.0.0").into_client_request()?;
     request.headers_mut().insert(

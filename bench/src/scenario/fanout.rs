@@ -108,7 +108,8 @@ pub async fn run(env: &Env, params: FanoutParams) -> Outcome {
         .into_iter()
         .collect();
 
-    let publisher = match Client::connect(env.target, env.sources.next()).await {
+    let publish_to = env.publish_to.unwrap_or(env.target);
+    let publisher = match Client::connect(publish_to, env.sources.next()).await {
         Ok(mut client) => client.join(TOPIC).await.map(|()| client),
         Err(err) => Err(err),
     };

@@ -54,6 +54,9 @@ pub struct Env {
     pub connect_concurrency: usize,
     /// The time base of latency stamps.
     pub clock: Clock,
+    /// Where the fan-out's publisher connects, when not to `target`: another node of a cluster,
+    /// so that every delivery crosses from one node to the other.
+    pub publish_to: Option<Target>,
 }
 
 impl Env {
@@ -65,6 +68,7 @@ impl Env {
             server_pid,
             connect_concurrency: CONNECT_CONCURRENCY,
             clock: Clock::start(),
+            publish_to: None,
         }
     }
 

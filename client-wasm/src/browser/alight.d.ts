@@ -35,6 +35,16 @@ export interface CloseInfo {
   wasClean: boolean;
 }
 
+/**
+ * What `onError` callbacks get when the server refuses the connection (close code 4001
+ * `unauthorized`, twice in a row, or 4003 `forbidden`): the socket stopped reconnecting until
+ * `connect()` is called again.
+ */
+export interface Refused {
+  code: number;
+  reason: string;
+}
+
 /** A WebSocket class: the browser's, or a compatible one such as the `ws` package's. */
 export type WebSocketClass = new (url: string, protocols?: string[]) => object;
 
@@ -44,10 +54,14 @@ export interface SocketOptions {
   /**
    * A token sent as the `base64url.bearer.phx.<token>` subprotocol (Phoenix's `:auth_token`), or a
    * function returning it, possibly async; called on every connect. Latin-1 only, as `btoa`.
+   * A function whose token is a JWT with `exp` is also called before the token expires, and the
+   * new token is sent to the server on every joined channel (`access_token`), without reconnecting.
    */
   authToken?: Lazy<string | null | undefined>;
-  /** Heartbeat interval, and how long a heartbeat may go unanswered. Default 30000. */
+  /** Heartbeat interval. Default 30000. */
   heartbeatIntervalMs?: number;
+  /** How long a heartbeat may go unanswered before the connection is closed and reconnected. Default: the interval. */
+  heartbeatTimeoutMs?: number;
   /**
    * Delay before reconnect number `tries` (from 1). Default: 10, 50, 100, 150, 200, 250, 500,
    * 1000, 2000 ms, then 5000. Sampled for tries 1 to 33 when the socket is made.
@@ -84,10 +98,13 @@ export class Socket {
   disconnect(code?: number, reason?: string): void;
   /** Calls `callback` whenever the connection opens. Returns a ref for `off`. */
   onOpen(callback: () => void): string;
-  /** Calls `callback` whenever the connection closes. Returns a ref for `off`. */
+  /** Calls `callback` whenever the connection closes (going offline too: code 1006, reason `"offline"`). Returns a ref for `off`. */
   onClose(callback: (event: CloseInfo) => void): string;
-  /** Calls `callback` on every transport error, or failed connect (a params or token function threw). Returns a ref for `off`. */
-  onError(callback: (error: unknown) => void): string;
+  /**
+   * Calls `callback` on every transport error, failed connect (a params or token function threw),
+   * or refusal by the server (a `Refused`). Returns a ref for `off`.
+   */
+  onError(callback: (error: Refused | unknown) => void): string;
   /** Calls `callback` with every frame received. Returns a ref for `off`. */
   onMessage(callback: (message: Message) => void): string;
   /** Removes the `onOpen`/`onClose`/`onError`/`onMessage` callbacks with these refs. */
@@ -106,6 +123,11 @@ export class Socket {
   log(kind: string, msg: string, data?: unknown): void;
 }
 
+/** What `onRecover` callbacks get: whether a rejoin got every broadcast missed since `position()`. */
+export interface Recovery {
+  recovered: boolean;
+}
+
 /** A channel of a socket: one topic, joined with its params. */
 export class Channel {
   private constructor();
@@ -120,8 +142,22 @@ export class Channel {
    * Throws if the channel is joined or joining already.
    */
   join(timeout?: number): Push;
-  /** Calls `callback` for every `event` the channel receives. Returns a ref for `off`. */
+  /**
+   * Calls `callback` for every `event` the channel receives. `ref` is the broadcast's position
+   * on a history topic, else null. Returns a ref for `off`.
+   */
   on<P = unknown>(event: string, callback: (payload: P, ref: string | null, joinRef: string | null) => void): number;
+  /**
+   * The channel's last position on a history topic (the server's `"<epoch>-<offset>"`): from its
+   * join reply, then from every broadcast. Undefined until a join reply carries one.
+   */
+  position(): string | undefined;
+  /**
+   * Calls `callback` after every (re)join reply of a history topic that says whether it resumed:
+   * the channel rejoins with `since: position()` by itself and drops broadcasts it had; with
+   * `recovered: false` the server could not replay what was missed, so reload the state.
+   */
+  onRecover(callback: (info: Recovery) => void): void;
   /** Removes the callbacks for `event`, or only the one with `ref`. */
   off(event: string, ref?: number): void;
   /** Calls `callback` when the channel closes: left (`"leave"`), or closed by the server. */
@@ -211,3 +247,47 @@ export class Presence<M extends PresenceMeta = PresenceMeta> {
 
 /** The serializer version this client speaks by default: `"2.0.0"`. */
 export function protocolVersion(): string;
+
+// --- LiveCollection: a shape's rows over a channel ---
+// The types of `@alight/client/live` (live.d.ts declares the class there), exported here too so
+// that code which only passes rows and events around needs no import of the entry.
+
+/**
+ * What a live collection asks for, as Electric's shape request: rows `where` a condition (a
+ * comparison of a column with `$1`-style `params` or a literal, `IN`, `IS NULL`, `AND`/`OR`/`NOT`),
+ * only some `columns`, and `replica: "full"` for updates with every column.
+ */
+export interface ShapeRequest {
+  where?: string;
+  params?: (string | number | boolean)[] | { [n: string]: string | number | boolean };
+  columns?: string[] | string;
+  replica?: "default" | "full";
+}
+
+/** A refused shape join: `reason` is `"unauthorized"`, `"forbidden"`, `"bad_request"` or `"unavailable"`. */
+export interface ShapeRefusal {
+  reason: "unauthorized" | "forbidden" | "bad_request" | "unavailable" | (string & {});
+  message?: string;
+}
+
+/** One change to a live collection's rows. */
+export interface LiveChange<Row> {
+  operation: "insert" | "update" | "delete";
+  /** The row's key: Electric's `"main"."<table>"/"<primary key>"`. */
+  key: string;
+  /** The whole row after the change; for a delete, the row as it was. */
+  value: Row;
+  /** The row before the change, when one was held. */
+  old: Row | undefined;
+}
+
+/**
+ * What `subscribe` callbacks get: a `snapshot` (replace every row you show), `changes` in commit
+ * order (`recovered: true` for the ones missed while disconnected, sent on a rejoin that resumed),
+ * or the join's refusal.
+ */
+export type LiveEvent<Row> =
+  | { type: "snapshot"; rows: ReadonlyMap<string, Row> }
+  | { type: "changes"; changes: LiveChange<Row>[]; rows: ReadonlyMap<string, Row>; recovered: boolean }
+  | { type: "error"; response: ShapeRefusal };
+

@@ -9,13 +9,21 @@ export function closeEvent(code, reason) {
   return { code, reason, wasClean: true };
 }
 
+/** The `exp` claim (seconds since the epoch) of a JWT, or undefined for anything else. */
+export function tokenExpiry(token) {
+  try {
+    const exp = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).exp;
+    return typeof exp === "number" ? exp : undefined;
+  } catch {}
+}
+
 /** The prefix of the subprotocol that carries the auth token. */
 const AUTH_TOKEN_PREFIX = "base64url.bearer.phx.";
 
 /**
  * A connection attempt's arguments: phoenix.js's `closure(value)()` of the params and the token
  * (functions are called, anything else taken as it is), awaited if either is a promise; then
- * `opened(websocketArgs(endpoint, params, token))`, or `failed(error)` if a function threw, a
+ * `opened(websocketArgs(endpoint, params, token), token)`, or `failed(error)` if a function threw, a
  * promise rejected or the token cannot be sent. At once when neither is a promise (the
  * WebSocket is made during `connect()`, as phoenix.js makes it); returns whether it waits.
  */
@@ -27,7 +35,7 @@ export function prepare(endpoint, params, token, opened, failed) {
     } catch (error) {
       return failed(error);
     }
-    opened(args);
+    opened(args, values[1]);
   };
   const thenable = (value) =>
     typeof value === "object" && value !== null && typeof value.then === "function";

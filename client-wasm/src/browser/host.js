@@ -69,10 +69,10 @@ const cores = new FinalizationRegistry((handle) => wasm.free(handle));
  * A new core in the module (the reconnect and rejoin delays given one by one first), freed with
  * `owner`; returns its handle, which every other function of the module takes first.
  */
-function createCore(timeout, heartbeat, reconnect, rejoin, jitter, seed, owner) {
+function createCore(timeout, heartbeat, heartbeatTimeout, reconnect, rejoin, jitter, seed, owner) {
   for (const ms of reconnect) wasm.step(0, ms);
   for (const ms of rejoin) wasm.step(1, ms);
-  const handle = wasm.create(timeout, heartbeat, jitter, seed);
+  const handle = wasm.create(timeout, heartbeat, heartbeatTimeout, jitter, seed);
   cores.register(owner, handle);
   return handle;
 }

@@ -15,7 +15,7 @@
 //! |---|---|
 //! | `send` | kind (0 join, 1 leave, 2 push, 3 heartbeat), channel, push, join_ref, ref (-1: none) |
 //! | `emit` | kind ([`emit`] codes: events, and `CONNECT`), channel, push or state, code or cause |
-//! | `close` | code (-1: the default), reason (0 disconnect, 1 heartbeat timeout, 2 visibility) |
+//! | `close` | code (-1: the default), reason (0 disconnect, 1 heartbeat timeout, 2 visibility, 3 offline) |
 //!
 //! The core calls those while one of the exports runs, and JavaScript only queues what they ask
 //! for; it acts once the export has returned, so that user code never runs inside the core and
@@ -27,6 +27,8 @@
     unsafe_code,
     reason = "the module's imports and exports (`unsafe extern` of safe functions, `export_name`); no unsafe code"
 )]
+
+pub(crate) mod alloc;
 
 use std::time::Duration;
 
@@ -65,6 +67,8 @@ mod emit {
     pub(super) const STATE: u32 = 7;
     /// Not an event: open a transport (one import fewer than a `connect` of its own).
     pub(super) const CONNECT: u32 = 8;
+    /// The server refused the connection: `code` is its close code (the close follows).
+    pub(super) const REFUSED: u32 = 9;
 }
 
 /// The host: every call goes to `host.js`, which hands it to the socket whose core is running.
@@ -115,6 +119,7 @@ impl Host for JsHost {
             CoreEvent::Open => (emit::OPEN, 0, 0, 0),
             CoreEvent::Close { code } => (emit::CLOSE, 0, 0, code.map_or(-1, i32::from)),
             CoreEvent::Error => (emit::ERROR, 0, 0, 0),
+            CoreEvent::Refused { code } => (emit::REFUSED, 0, 0, i32::from(code)),
             CoreEvent::Reply {
                 push, channel, ok, ..
             } => (emit::REPLY, channel.as_u64(), push.as_u64(), i32::from(ok)),
@@ -147,6 +152,7 @@ impl Host for JsHost {
         let reason = match reason {
             CloseReason::HeartbeatTimeout => 1,
             CloseReason::Visibility => 2,
+            CloseReason::Offline => 3,
             _ => 0,
         };
         host_close(code.map_or(-1, i32::from), reason);
@@ -248,7 +254,13 @@ pub extern "C" fn step(which: u32, ms: f64) {
 /// A core with these options (0 or less, or NaN: phoenix.js's default), the backoffs given by
 /// `step` (none: phoenix.js's) and a jitter seed; returns its handle.
 #[unsafe(export_name = "create")]
-pub extern "C" fn create(timeout_ms: f64, heartbeat_ms: f64, jitter: f64, seed: f64) -> u32 {
+pub extern "C" fn create(
+    timeout_ms: f64,
+    heartbeat_ms: f64,
+    heartbeat_timeout_ms: f64,
+    jitter: f64,
+    seed: f64,
+) -> u32 {
     let mut config = ClientConfig::default().seed(seed as u64);
     if let Some(timeout) = timeout(timeout_ms) {
         config.timeout = timeout;
@@ -256,6 +268,7 @@ pub extern "C" fn create(timeout_ms: f64, heartbeat_ms: f64, jitter: f64, seed: 
     if let Some(interval) = timeout(heartbeat_ms) {
         config.heartbeat_interval = Some(interval);
     }
+    config.heartbeat_timeout = timeout(heartbeat_timeout_ms);
     if !jitter.is_nan() {
         config.jitter = jitter;
     }
@@ -295,9 +308,14 @@ pub extern "C" fn disconnect(handle: u32, now: f64, code: i32) {
     });
 }
 
+/// The page was hidden (`signal` 0) or shown (1), or the network went down (2) or came back (3):
+/// one export for the page's signals.
 #[unsafe(export_name = "visibility")]
-pub extern "C" fn visibility(handle: u32, visible: u32, now: f64) {
-    with(handle, |core| core.handle_visibility(visible != 0, at(now)));
+pub extern "C" fn visibility(handle: u32, signal: u32, now: f64) {
+    with(handle, |core| match signal {
+        0 | 1 => core.handle_visibility(signal == 1, at(now)),
+        _ => core.handle_online(signal == 3, at(now)),
+    });
 }
 
 #[unsafe(export_name = "opened")]

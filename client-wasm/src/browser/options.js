@@ -22,7 +22,7 @@ function sample(backoff) {
 
 /**
  * `[timeout, heartbeatIntervalMs, reconnectAfterMs, rejoinAfterMs, jitter, logger, params,
- * authToken, transport]`, each undefined when not given: the delays as numbers of ms, the backoffs
+ * authToken, transport, heartbeatTimeoutMs]`, each undefined when not given: the delays as numbers of ms, the backoffs
  * as sampled delays, `logger` a function or `true` for `debug`, `params` `{}` when falsy.
  */
 export function readOptions(opts) {
@@ -54,5 +54,6 @@ export function readOptions(opts) {
     params || {},
     authToken || undefined,
     typeof transport === "function" ? transport : undefined,
+    positive(get("heartbeatTimeoutMs")),
   ];
 }

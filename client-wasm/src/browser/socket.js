@@ -30,6 +30,16 @@ const RETRY_MS = 10;
 const MAX_QUEUED = 16 << 20;
 
 const CHANNEL_STATES = ["closed", "joining", "joined", "errored"];
+
+/** The channel callbacks' key of `onRecover` (no event name can be it). */
+const RECOVER = Symbol();
+
+/** `[epoch, offset]` of a position `"<12 hex digits>-<offset>"` (server/src/history), or
+ * undefined for anything else. */
+const positionOf = (text) => {
+  const m = /^([0-9a-f]{12})-(0|[1-9]\d*)$/.exec(text);
+  return m ? [m[1], Number(m[2])] : undefined;
+};
 const CONNECTION_STATES = ["closed", "connecting", "open"];
 
 const REMOVED =
@@ -86,6 +96,9 @@ class Driver {
 
   #timer = null;
   #timerAt = -1;
+  /** The token the current connection was made with, and the timer that refreshes it. */
+  #connectToken;
+  #tokenTimer;
 
   /** The frame being handled, and what the next close and error report (set by an input, for
    * the events it causes). */
@@ -98,9 +111,9 @@ class Driver {
 
   constructor(endPoint, read, callbacks) {
     // read: [timeout, heartbeatIntervalMs, reconnectAfterMs, rejoinAfterMs, jitter, logger,
-    // params, authToken, transport] (options.js).
+    // params, authToken, transport, heartbeatTimeoutMs] (options.js).
     const seed = Math.floor(Math.random() * 2 ** 53);
-    this.#h = createCore(read[0] ?? 0, read[1] ?? 0, read[2] ?? [], read[3] ?? [], read[4] ?? NaN, seed, this);
+    this.#h = createCore(read[0] ?? 0, read[1] ?? 0, read[9] ?? 0, read[2] ?? [], read[3] ?? [], read[4] ?? NaN, seed, this);
     this.#endpoint = endPoint;
     this.#logger = read[5];
     this.params = read[6];
@@ -108,6 +121,10 @@ class Driver {
     this.#transport = read[8];
     this.#callbacks = callbacks;
     watchVisibility((visible) => this.call((h, now) => wasm.visibility(h, visible, now)));
+    // The browser's network events: offline closes at once, online reconnects at once.
+    for (const on of [0, 1]) {
+      globalThis.addEventListener?.(on ? "online" : "offline", () => this.call((h, now) => wasm.visibility(h, on + 2, now)));
+    }
   }
 
   get logger() {
@@ -177,7 +194,16 @@ class Driver {
     if (kind !== 3) {
       const channel = this.#channels.get(channelId);
       topic = channel.topic;
-      if (kind === 0) [event, payload] = ["phx_join", channel._params];
+      if (kind === 0) {
+        // With `since` once the channel has a position (resume; params that are an object and
+        // carry no `since` of their own: a live collection knows its position better).
+        const [params, since] = [channel._params, channel._pos];
+        event = "phx_join";
+        payload =
+          since && typeof params === "string" && params[0] === "{"
+            ? JSON.stringify({ since, ...JSON.parse(params) })
+            : params;
+      }
       else if (kind === 1) event = "phx_leave";
       else [event, payload] = this.#pushes.get(pushId) ?? this.#making;
     }
@@ -204,6 +230,9 @@ class Driver {
         this.#log("transport", "close", event);
         return socket("close", event);
       }
+      case 9:
+        // A refusal (4001, 4003): `{code, reason}` of the close that follows.
+        return socket("error", { code, reason: this.#closeEvent?.reason ?? "" });
       case 2: {
         const error = this.#errorEvent;
         this.#errorEvent = undefined;
@@ -213,7 +242,18 @@ class Driver {
       case 3: {
         this.#pushes.delete(pushId);
         const { status, response } = this.#frame.payload;
-        return answer(status, response);
+        answer(status, response);
+        // An ok join reply with a `position` makes a history channel; unless it recovered, that
+        // position is where it starts (a recovered join's missed broadcasts follow the reply).
+        // Taken now, before the frames that follow are handled.
+        const ch = channel();
+        const recovered = response?.recovered;
+        if (ch?._join !== pushId || status !== "ok" || typeof response?.position !== "string") return;
+        if (recovered !== true) ch._pos = response.position;
+        if (recovered !== undefined) {
+          this.#later(() => ch._callbacks.trigger(RECOVER, { recovered: recovered === true }));
+        }
+        return;
       }
       case 4:
         return answer("ok", {});
@@ -221,8 +261,16 @@ class Driver {
         this.#pushes.delete(pushId);
         return answer("timeout", {});
       case 6: {
-        const { event, payload } = this.#frame;
-        return this.#later(() => channel()?.__trigger(event, payload));
+        const { event, payload, ref } = this.#frame;
+        const ch = channel();
+        // A broadcast of a history channel at or before its position (same stream) was had
+        // already; a newer one's position becomes the channel's.
+        const [at, last] = [positionOf(ref), positionOf(ch?._pos)];
+        if (at && last) {
+          if (at[0] === last[0] && at[1] <= last[1]) return;
+          ch._pos = ref;
+        }
+        return this.#later(() => channel()?.__trigger(event, payload, ref));
       }
       default: {
         // A state change: `pushId` is the state, `code` the cause (mod.rs `cause_code`).
@@ -246,7 +294,7 @@ class Driver {
   close(code, reason) {
     this.#attempt += 1;
     this.#starting = 0;
-    const text = this.#disconnectReason ?? (reason === 1 ? "heartbeat timeout" : "");
+    const text = this.#disconnectReason ?? ["", "heartbeat timeout", "", "offline"][reason];
     if (reason === 1) this.#log("transport", "heartbeat timeout. Attempting to re-establish connection");
     const given = code < 0 ? undefined : code;
     this.#lastClose = [given, text];
@@ -266,13 +314,14 @@ class Driver {
       this.#endpoint,
       this.params,
       this.#token,
-      (args) => this.#open(attempt, args),
+      (args, token) => this.#open(attempt, args, token),
       (error) => this.#failed(attempt, error),
     );
   }
 
-  #open(attempt, args) {
+  #open(attempt, args, token) {
     if (attempt !== this.#attempt) return;
+    this.#connectToken = token;
     const Transport = this.transportClass();
     if (typeof Transport !== "function") return this.#failed(attempt, new TypeError(NO_WEBSOCKET));
     let ws;
@@ -310,6 +359,7 @@ class Driver {
 
   #onOpen(attempt) {
     if (!this.#current(attempt)) return;
+    this.#scheduleRefresh(attempt, this.#connectToken);
     this.#refreshParams();
     this.#log("transport", `connected to ${this.#url}`);
     this.call((h, now) => wasm.opened(h, now));
@@ -356,6 +406,36 @@ class Driver {
     this.#frame = undefined;
     this.#later(() => this.#callbacks.trigger("message", frame));
     this.after();
+  }
+
+  // --- token refresh (server/src/jwt.rs) ------------------------------------------------------
+
+  /** With an `authToken` function and a JWT `token` with `exp`, gets a new token before it
+   * expires: halfway there, or a minute before for tokens living over two minutes. */
+  #scheduleRefresh(attempt, token) {
+    const exp = typeof this.#token === "function" ? tokenExpiry(token) : undefined;
+    if (exp === undefined) return;
+    const left = exp * 1000 - Date.now();
+    const delay = Math.min(left - Math.min(60000, left / 2), 2147483647);
+    this.#tokenTimer = setTimeout(() => this.#refresh(attempt), delay);
+  }
+
+  /** Calls the `authToken` function and hands the token to the server on every joined channel
+   * (`access_token`, as Supabase realtime-js does), without reconnecting. A token the server
+   * refuses leaves the old one in force: at its expiry the server closes with 4001 and the
+   * socket reconnects with a fresh token. */
+  async #refresh(attempt) {
+    let token;
+    try {
+      token = await this.#token();
+    } catch (error) {
+      return Callbacks.report(error);
+    }
+    if (!this.#current(attempt)) return;
+    for (const channel of this.#channels.values()) {
+      if (wasm.channelState(this.#h, channel._id) === 2) channel.push("access_token", { access_token: token });
+    }
+    this.#scheduleRefresh(attempt, token);
   }
 
   // --- the WebSocket's send queue --------------------------------------------------------------
@@ -417,6 +497,7 @@ class Driver {
 
   #detach(ws) {
     clearTimeout(this.#retry);
+    clearTimeout(this.#tokenTimer);
     this.#retry = null;
     ws.onopen = ws.onmessage = ws.onclose = null;
     // Not null: the `ws` package (Node) throws an `error` event nobody listens to, which ends
@@ -502,6 +583,7 @@ class Driver {
     );
     this.#making = undefined;
     if (push >= 0 && op === 1) this.#pushes.set(push, [...data, id]);
+    if (push >= 0 && op === 0) channel._join = push;
     const result = push >= 0 ? channel._callbacks.track(push, op === 0) : push;
     this.after();
     return result;
@@ -689,10 +771,20 @@ export class Channel {
     this._params = params;
   }
 
-  /** Calls the `on(event)` callbacks with `(payload, ref, joinRef)`, as phoenix.js does (a
-   * server push or broadcast has no ref). */
-  __trigger(event, payload) {
-    this._callbacks.trigger(event, payload, null, this.#driver.joinRef(this._id));
+  /** Calls the `on(event)` callbacks with `(payload, ref, joinRef)`, as phoenix.js does (the
+   * ref of a history topic's broadcast is its position; other pushes and broadcasts have none). */
+  __trigger(event, payload, ref = null) {
+    this._callbacks.trigger(event, payload, ref, this.#driver.joinRef(this._id));
+  }
+
+  // --- resume (history topics: server/src/history) ---------------------------------------------
+
+  position() {
+    return this._pos;
+  }
+
+  onRecover(callback) {
+    this._callbacks.on(RECOVER, callback);
   }
 }
 

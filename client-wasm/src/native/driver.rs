@@ -169,7 +169,7 @@ pub(super) async fn run(driver: Driver, connector: Arc<Connector>) {
             }
             incoming = read(&mut reader) => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    // A bad frame is reported on `Socket::events` by the driver handle.
+                    // A bad frame is reported on `ClientSocket::events` by the driver handle.
                     let _ = driver.handle_text(text.as_str());
                 }
                 Some(Ok(Message::Binary(data))) => {

@@ -1,5 +1,5 @@
 //! The native driver: a tokio task that owns a tokio-tungstenite WebSocket and runs a
-//! [`rust_api::Socket`](crate::rust_api::Socket) (feature `native`).
+//! [`rust_api::ClientSocket`](crate::rust_api::ClientSocket) (feature `native`).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -45,7 +45,7 @@ use tokio::runtime::Handle;
 use tokio_tungstenite::tungstenite;
 pub use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::rust_api::{Clock, Socket, SocketOptions};
+use crate::rust_api::{ClientSocket, Clock, SocketOptions};
 
 /// What a connect-params provider returns when it fails; the attempt then counts as a failed
 /// connection (reported, then retried after the backoff).
@@ -113,7 +113,7 @@ pub enum TransportError {
     },
 }
 
-/// Builds a [`Socket`] driven by a tokio task.
+/// Builds a [`ClientSocket`] driven by a tokio task.
 #[derive(Clone)]
 pub struct Builder {
     endpoint: String,
@@ -224,21 +224,21 @@ impl Builder {
     }
 
     /// The socket, with its driver task spawned on the current tokio runtime. Nothing connects
-    /// until [`Socket::connect`].
+    /// until [`ClientSocket::connect`].
     ///
     /// # Panics
     /// Outside a tokio runtime, as `tokio::spawn` does; use [`build_on`](Self::build_on) to name
     /// one.
-    pub fn build(self) -> Socket {
+    pub fn build(self) -> ClientSocket {
         self.build_on(&Handle::current())
     }
 
     /// The socket, with its driver task spawned on `runtime`.
-    pub fn build_on(self, runtime: &Handle) -> Socket {
+    pub fn build_on(self, runtime: &Handle) -> ClientSocket {
         let origin = tokio::time::Instant::now();
         let clock: Clock = Arc::new(move || Timestamp::from_duration(origin.elapsed()));
         let vsn = self.config.serializer.vsn();
-        let (socket, driver) = Socket::new(self.config, self.options, clock);
+        let (socket, driver) = ClientSocket::new(self.config, self.options, clock);
         let connector = driver::Connector {
             endpoint: self.endpoint,
             vsn,

@@ -1,4 +1,4 @@
-//! [`Channel`]: one topic on a socket, with futures for its replies and streams for its events.
+//! [`ClientChannel`]: one topic on a socket, with futures for its replies and streams for its events.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,7 +6,7 @@ use std::time::Duration;
 use alight_protocol::Payload;
 use alight_protocol::client::{ChannelState, StateCause};
 
-use super::error::{JoinError, LeaveError, PushError};
+use super::error::{ClientJoinError, LeaveError, PushError};
 use super::reply::ReplyFuture;
 use super::shared::{EntryKey, Shared};
 use super::socket::SocketHandle;
@@ -19,6 +19,17 @@ pub struct Message {
     pub event: String,
     /// Its payload (JSON, or bytes from a V2 binary frame).
     pub payload: Payload,
+    /// Its position in the topic's history, on a topic with history (see
+    /// [`Channel::position`]).
+    pub position: Option<String>,
+}
+
+/// Whether a rejoin of a history channel resumed (see [`Channel::recoveries`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recovery {
+    /// Every broadcast since the channel's position follows the rejoin, in order; when `false`
+    /// the server could not replay them, and the application reloads its state.
+    pub recovered: bool,
 }
 
 /// A channel changed state (joining, joined, errored, closed) and why.
@@ -30,16 +41,16 @@ pub struct StateChange {
     pub cause: StateCause,
 }
 
-/// A channel of a [`Socket`](super::Socket): join it, push to it, read its events.
+/// A channel of a [`ClientSocket`](super::ClientSocket): join it, push to it, read its events.
 ///
 /// Cheap to clone; clones are the same channel. When the last clone is dropped the channel is
 /// left (if joined) and forgotten, and its event streams end. A channel keeps its socket alive.
 ///
 /// Once joined, it rejoins by itself after a reconnect or a server-side crash (phoenix.js
 /// semantics), and pushes made meanwhile wait for the rejoin. A *first* join that fails, though,
-/// leaves it closed; see [`JoinError`].
+/// leaves it closed; see [`ClientJoinError`].
 #[derive(Debug, Clone)]
-pub struct Channel {
+pub struct ClientChannel {
     inner: Arc<ChannelHandle>,
 }
 
@@ -60,12 +71,12 @@ impl Drop for ChannelHandle {
     }
 }
 
-impl Channel {
+impl ClientChannel {
     pub(crate) fn new(socket: Arc<SocketHandle>, topic: String, params: Payload) -> Self {
         let key = socket
             .shared
             .call(|state, _| state.add_entry(topic.clone(), params));
-        Channel {
+        ClientChannel {
             inner: Arc::new(ChannelHandle { socket, key, topic }),
         }
     }
@@ -89,13 +100,13 @@ impl Channel {
     ///
     /// The join is sent when the connection is open (at once, or when it opens). Awaiting is
     /// optional: the join goes ahead either way.
-    pub fn join(&self) -> ReplyFuture<Payload, JoinError> {
+    pub fn join(&self) -> ReplyFuture<Payload, ClientJoinError> {
         self.join_with(None, None)
     }
 
     /// As [`join`](Self::join), with `timeout` for this join, its rejoins, and as the default
     /// timeout of the channel's pushes.
-    pub fn join_with_timeout(&self, timeout: Duration) -> ReplyFuture<Payload, JoinError> {
+    pub fn join_with_timeout(&self, timeout: Duration) -> ReplyFuture<Payload, ClientJoinError> {
         self.join_with(None, Some(timeout))
     }
 
@@ -104,7 +115,7 @@ impl Channel {
         &self,
         params: Option<Payload>,
         timeout: Option<Duration>,
-    ) -> ReplyFuture<Payload, JoinError> {
+    ) -> ReplyFuture<Payload, ClientJoinError> {
         let key = self.inner.key;
         let result = self
             .shared()
@@ -155,7 +166,7 @@ impl Channel {
     }
 
     /// Leaves: sends `phx_leave` (if connected) and closes the channel at once, as phoenix.js
-    /// does; it can be joined again. A join still waiting fails with [`JoinError::Closed`];
+    /// does; it can be joined again. A join still waiting fails with [`ClientJoinError::Closed`];
     /// pushes already sent still get their replies.
     pub fn leave(&self) -> ReplyFuture<(), LeaveError> {
         let key = self.inner.key;
@@ -183,6 +194,40 @@ impl Channel {
             .shared()
             .call(|state, _| state.subscribe_messages(key, capacity));
         // The entry lives as long as this handle does.
+        subscription.unwrap_or_else(Subscription::ended)
+    }
+
+    /// The channel's last position in its topic's history (from its join reply, then from every
+    /// broadcast); `None` on a topic without history.
+    ///
+    /// The channel resumes by itself: every rejoin carries `since: <position>` merged into its
+    /// params (a JSON object), broadcasts it already had are dropped, and each rejoin reply that
+    /// says whether it resumed is reported on [`recoveries`](Self::recoveries).
+    pub fn position(&self) -> Option<String> {
+        let key = self.inner.key;
+        self.shared().read(|state| state.position(key))
+    }
+
+    /// Whether each rejoin of a history channel resumed, from now on, bounded as
+    /// [`events`](Self::events).
+    ///
+    /// ```
+    /// # async fn resume(room: alight_client::rust_api::ClientChannel) {
+    /// use futures_util::StreamExt;
+    ///
+    /// let mut recoveries = room.recoveries();
+    /// while let Some(Ok(recovery)) = recoveries.next().await {
+    ///     if !recovery.recovered {
+    ///         // Too much was missed: reload the state.
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn recoveries(&self) -> Subscription<Recovery> {
+        let key = self.inner.key;
+        let subscription = self
+            .shared()
+            .call(|state, _| state.subscribe_recoveries(key, None));
         subscription.unwrap_or_else(Subscription::ended)
     }
 

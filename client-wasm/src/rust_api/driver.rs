@@ -1,6 +1,6 @@
-//! [`Driver`]: the handle a transport driver (tokio, the browser) runs a [`Socket`] with.
+//! [`Driver`]: the handle a transport driver (tokio, the browser) runs a [`ClientSocket`] with.
 //!
-//! [`Socket`]: super::Socket
+//! [`ClientSocket`]: super::ClientSocket
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use bytes::Bytes;
 use super::error::{Cause, SocketError};
 use super::shared::Shared;
 
-/// The driver's side of a [`Socket`](super::Socket): feed it what the transport reports, take
+/// The driver's side of a [`ClientSocket`](super::ClientSocket): feed it what the transport reports, take
 /// what it must send and do.
 ///
 /// # Contract
@@ -49,7 +49,7 @@ pub struct Work {
     pub actions: Vec<Action>,
     /// When to call [`Driver::handle_timeout`], if anything is scheduled.
     pub timeout: Option<Timestamp>,
-    /// Every `Socket` and `Channel` handle was dropped: perform the actions (a close), then stop.
+    /// Every `ClientSocket` and `ClientChannel` handle was dropped: perform the actions (a close), then stop.
     pub shutdown: bool,
 }
 
@@ -137,6 +137,13 @@ impl Driver {
     pub fn handle_visibility(&self, visible: bool) {
         self.shared
             .call(|state, now| state.session.handle_visibility(visible, now));
+    }
+
+    /// The network went down or came back (browsers' `offline`/`online`): see
+    /// [`Session::handle_online`](alight_protocol::client::Session::handle_online).
+    pub fn handle_online(&self, online: bool) {
+        self.shared
+            .call(|state, now| state.session.handle_online(online, now));
     }
 
     /// Ready when a user intent happened since the last time this was ready: call

@@ -1,25 +1,26 @@
-//! Why a join, push or leave failed, as the futures of [`Channel`](super::Channel) and
-//! [`TypedChannel`](super::TypedChannel) report it.
+//! Why a join, push or leave failed, as the futures of [`ClientChannel`](super::ClientChannel) and
+//! [`TypedClientChannel`](super::TypedClientChannel) report it.
 
 use std::sync::Arc;
 
 use alight_protocol::client;
-use alight_protocol::{DecodeError, Payload, SchemaError};
+use alight_protocol::schema::SchemaError;
+use alight_protocol::{DecodeError, Payload};
 use thiserror::Error;
 
 /// The cause of a transport failure, as the driver reported it (a tungstenite error natively, a
 /// wrapped JS error in the browser).
 pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Why [`Channel::join`](super::Channel::join) failed.
+/// Why [`ClientChannel::join`](super::ClientChannel::join) failed.
 ///
 /// A failed join leaves the channel closed: it does not retry by itself (phoenix.js would rejoin
 /// forever), and `join` may be called again. Once a join has succeeded, later rejoins (after a
 /// reconnect or a crash) are automatic and their outcome shows in
-/// [`Channel::states`](super::Channel::states).
+/// [`ClientChannel::states`](super::ClientChannel::states).
 #[derive(Debug, Error)]
 #[non_exhaustive]
-pub enum JoinError {
+pub enum ClientJoinError {
     /// The server refused the join (status `error` or any other non-`ok` status).
     #[error("the server refused the join with status `{status}`; see the response for its reason")]
     Refused {
@@ -50,7 +51,7 @@ pub enum JoinError {
     DecodeReply(#[source] serde_json::Error),
 }
 
-/// Why [`Channel::push`](super::Channel::push) failed.
+/// Why [`ClientChannel::push`](super::ClientChannel::push) failed.
 ///
 /// Dropping a push's future does not cancel the push: it was already handed to the session.
 #[derive(Debug, Error)]
@@ -83,7 +84,7 @@ pub enum PushError {
     DecodeReply(#[source] serde_json::Error),
 }
 
-/// Why [`Channel::leave`](super::Channel::leave) failed.
+/// Why [`ClientChannel::leave`](super::ClientChannel::leave) failed.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LeaveError {
@@ -108,7 +109,7 @@ pub enum EventError {
     Schema(#[source] SchemaError),
 }
 
-/// Something went wrong on the socket, as reported on [`Socket::events`](super::Socket::events).
+/// Something went wrong on the socket, as reported on [`ClientSocket::events`](super::ClientSocket::events).
 #[derive(Debug, Clone, Error)]
 #[non_exhaustive]
 pub enum SocketError {
@@ -122,6 +123,14 @@ pub enum SocketError {
     /// A frame from the server did not decode and was dropped; the connection stays up.
     #[error("a frame from the server could not be decoded and was dropped")]
     BadFrame(#[source] Arc<DecodeError>),
+    /// The server refused the connection (close code 4001 unauthorized, twice in a row, or
+    /// 4003 forbidden): the socket stopped reconnecting. Get new credentials and call
+    /// `connect` again.
+    #[error("the server refused the connection (close code {code})")]
+    Refused {
+        /// The close code.
+        code: u16,
+    },
 }
 
 /// Builds the error a future resolves with when its answer can never come (the session let go of
@@ -134,9 +143,9 @@ pub trait Closed {
     fn closed() -> Self;
 }
 
-impl Closed for JoinError {
+impl Closed for ClientJoinError {
     fn closed() -> Self {
-        JoinError::Closed
+        ClientJoinError::Closed
     }
 }
 

@@ -9,9 +9,10 @@
 //!
 //! | handle | what it does |
 //! |---|---|
-//! | [`Socket`] | `connect`, `disconnect`, `channel(topic, params)`, `typed_channel::<S>(topic)`, `events()` |
-//! | [`Channel`] | `join()`, `push(event, payload)` → [`ReplyFuture`]; `events()`, `states()` → [`Subscription`]; `leave()` |
-//! | [`TypedChannel<S>`] | the same with the types of a [`Schema`](alight_protocol::Schema): `join(&S::JoinParams)`, `push(&S::In)`, `events()` of `S::Out` |
+//! | [`ClientSocket`] | `connect`, `disconnect`, `channel(topic, params)`, `typed_channel::<S>(topic)`, `events()` |
+//! | [`ClientChannel`] | `join()`, `push(event, payload)` → [`ReplyFuture`]; `events()`, `states()` → [`Subscription`]; `leave()` |
+//! | [`TypedClientChannel<S>`] | the same with the types of a [`Schema`](alight_protocol::schema::Schema): `join(&S::JoinParams)`, `push(&S::In)`, `events()` of `S::Out` |
+//! | [`LiveCollection<Row>`] | a shape's rows by key over `shape:<table>`, kept live across reconnects; a stream of [`LiveEvent`]s |
 //! | [`Driver`] | the driver's side: `handle_*` inputs, [`take_work`](Driver::take_work), [`woken`](Driver::woken) |
 //!
 //! # Semantics
@@ -22,14 +23,14 @@
 //!   before they return, in call order; the returned [`ReplyFuture`] only carries the answer and
 //!   may be awaited later or dropped.
 //! - **A failed first join closes the channel** instead of retrying forever (phoenix.js's
-//!   behaviour, a common complaint); see [`JoinError`].
+//!   behaviour, a common complaint); see [`ClientJoinError`].
 //! - **Bounded streams, loud lag.** Each subscriber has its own queue of
 //!   [`SocketOptions::event_capacity`] events. A subscriber that falls behind never slows the
 //!   connection or the other subscribers: the oldest of its queued events are dropped, counted,
 //!   and reported in the stream as an `Err(`[`Lagged`]`)` item before the events that were kept
 //!   (and in [`Subscription::missed_total`]).
-//! - **Handles own their resources.** Dropping the last clone of a [`Channel`] leaves it;
-//!   dropping the last [`Socket`] and [`Channel`] handle closes the connection and stops the
+//! - **Handles own their resources.** Dropping the last clone of a [`ClientChannel`] leaves it;
+//!   dropping the last [`ClientSocket`] and [`ClientChannel`] handle closes the connection and stops the
 //!   driver; futures still waiting resolve with a `Closed` error and streams end.
 //!
 //! # Example
@@ -62,7 +63,7 @@
 //! ```
 //!
 //! # Writing a driver
-//! [`Socket::new`] returns the socket and its [`Driver`]; the driver's loop is documented there.
+//! [`ClientSocket::new`] returns the socket and its [`Driver`]; the driver's loop is documented there.
 //! The browser needs nothing more than this: `WebSocket` callbacks call the `handle_*` methods and
 //! then drain [`Driver::take_work`], a `setTimeout` is re-armed at [`Work::timeout`], and a
 //! `spawn_local` task awaits [`Driver::woken`] to drain after user calls.
@@ -70,6 +71,7 @@
 mod channel;
 mod driver;
 mod error;
+mod live;
 mod reply;
 mod shared;
 mod socket;
@@ -79,17 +81,12 @@ mod typed;
 #[cfg(test)]
 mod tests;
 
-pub use channel::{Channel, Message, StateChange};
+pub use channel::{ClientChannel, Message, Recovery, StateChange};
 pub use driver::{Driver, Work};
-pub use error::{Cause, EventError, JoinError, LeaveError, PushError, SocketError};
+pub use error::{Cause, ClientJoinError, EventError, LeaveError, PushError, SocketError};
+pub use live::{LiveChange, LiveCollection, LiveError, LiveEvent, Operation, ShapeRequest};
 pub use reply::ReplyFuture;
 pub use shared::Clock;
-pub use socket::{Socket, SocketEvent, SocketOptions};
+pub use socket::{ClientSocket, SocketEvent, SocketOptions};
 pub use stream::{Lagged, Subscription};
-pub use typed::{TypedChannel, TypedEvents, WrongTopic};
-
-// What an application needs from the protocol crate to use the handles above.
-pub use alight_protocol::Payload;
-pub use alight_protocol::client::{
-    Backoff, ChannelState, ClientConfig, ConnectionState, StateCause, Timestamp,
-};
+pub use typed::{TypedClientChannel, TypedEvents, WrongTopic};

@@ -25,8 +25,8 @@ use alight_protocol::client::{
 };
 use futures_channel::oneshot;
 
-use super::channel::{Message, StateChange};
-use super::error::{Cause, JoinError, LeaveError, PushError, SocketError};
+use super::channel::{Message, Recovery, StateChange};
+use super::error::{Cause, ClientJoinError, LeaveError, PushError, SocketError};
 use super::socket::{SocketEvent, SocketOptions};
 use super::stream::{Hub, Subscription};
 
@@ -98,6 +98,7 @@ struct Entry {
     channel: Option<ChannelId>,
     messages: Hub<Message>,
     states: Hub<StateChange>,
+    recoveries: Hub<Recovery>,
 }
 
 /// A join or push waiting for its answer; the sender is dropped (its future resolves `Closed`) if
@@ -106,7 +107,7 @@ struct Entry {
 enum Pending {
     Join {
         channel: ChannelId,
-        reply: oneshot::Sender<Result<Payload, JoinError>>,
+        reply: oneshot::Sender<Result<Payload, ClientJoinError>>,
     },
     Push {
         channel: ChannelId,
@@ -218,6 +219,7 @@ impl State {
         for entry in self.entries.values_mut() {
             entry.messages.close();
             entry.states.close();
+            entry.recoveries.close();
         }
     }
 
@@ -240,6 +242,7 @@ impl State {
             channel: None,
             messages: Hub::default(),
             states: Hub::default(),
+            recoveries: Hub::default(),
         };
         self.entries.insert(key, entry);
         key
@@ -278,6 +281,21 @@ impl State {
         Some(entry.messages.subscribe(capacity))
     }
 
+    pub(crate) fn subscribe_recoveries(
+        &mut self,
+        key: EntryKey,
+        capacity: Option<usize>,
+    ) -> Option<Subscription<Recovery>> {
+        let capacity = capacity.unwrap_or(self.options.event_capacity);
+        let entry = self.entries.get_mut(&key)?;
+        Some(entry.recoveries.subscribe(capacity))
+    }
+
+    pub(crate) fn position(&self, key: EntryKey) -> Option<String> {
+        let channel = self.entries.get(&key)?.channel?;
+        self.session.position(channel).map(str::to_owned)
+    }
+
     pub(crate) fn subscribe_states(
         &mut self,
         key: EntryKey,
@@ -296,17 +314,17 @@ impl State {
         params: Option<Payload>,
         timeout: Option<Duration>,
         now: Timestamp,
-    ) -> Result<oneshot::Receiver<Result<Payload, JoinError>>, JoinError> {
+    ) -> Result<oneshot::Receiver<Result<Payload, ClientJoinError>>, ClientJoinError> {
         if self.driver_gone || self.shutdown {
-            return Err(JoinError::Closed);
+            return Err(ClientJoinError::Closed);
         }
         let Some(entry) = self.entries.get_mut(&key) else {
-            return Err(JoinError::Closed);
+            return Err(ClientJoinError::Closed);
         };
         if let Some(channel) = entry.channel {
             let state = self.session.channel_state(channel);
             if state != Some(ChannelState::Closed) {
-                return Err(JoinError::Rejected(client::JoinError::AlreadyJoined));
+                return Err(ClientJoinError::Rejected(client::JoinError::AlreadyJoined));
             }
         }
         let stale = params.as_ref().is_some_and(|p| *p != entry.params);
@@ -321,7 +339,7 @@ impl State {
                     self.forget_session_channel(old);
                 }
                 let Some(entry) = self.entries.get_mut(&key) else {
-                    return Err(JoinError::Closed);
+                    return Err(ClientJoinError::Closed);
                 };
                 let channel = self
                     .session
@@ -334,7 +352,7 @@ impl State {
         let push = self
             .session
             .join(channel, timeout, now)
-            .map_err(JoinError::Rejected)?;
+            .map_err(ClientJoinError::Rejected)?;
         let (reply, receiver) = oneshot::channel();
         self.pending.insert(push, Pending::Join { channel, reply });
         Ok(receiver)
@@ -404,11 +422,24 @@ impl State {
                     channel,
                     event,
                     payload,
+                    position,
                 } => {
                     if let Some(entry) = self.entry_of(channel) {
-                        entry.messages.publish(Message { event, payload });
+                        entry.messages.publish(Message {
+                            event,
+                            payload,
+                            position,
+                        });
                     }
                 }
+                Event::Recovered { channel, recovered } => {
+                    if let Some(entry) = self.entry_of(channel) {
+                        entry.recoveries.publish(Recovery { recovered });
+                    }
+                }
+                Event::Refused { code } => self
+                    .socket_events
+                    .publish(SocketEvent::Error(SocketError::Refused { code })),
                 Event::ChannelState {
                     channel,
                     state,
@@ -434,7 +465,7 @@ impl State {
                 let _ = reply.send(Ok(response));
             }
             Some(Pending::Join { reply, .. }) => {
-                let _ = reply.send(Err(JoinError::Refused { status, response }));
+                let _ = reply.send(Err(ClientJoinError::Refused { status, response }));
                 self.close_failed_join(channel, StateCause::JoinRefused);
             }
             Some(Pending::Push { reply, .. }) if ok => {
@@ -451,7 +482,7 @@ impl State {
     fn on_timeout(&mut self, push: PushId, channel: ChannelId) {
         match self.pending.remove(&push) {
             Some(Pending::Join { reply, .. }) => {
-                let _ = reply.send(Err(JoinError::Timeout));
+                let _ = reply.send(Err(ClientJoinError::Timeout));
                 self.close_failed_join(channel, StateCause::JoinTimeout);
             }
             Some(Pending::Push { reply, .. }) => {
@@ -471,7 +502,7 @@ impl State {
             });
             if let Some(Pending::Join { reply, .. }) = join.and_then(|id| self.pending.remove(&id))
             {
-                let _ = reply.send(Err(JoinError::Closed));
+                let _ = reply.send(Err(ClientJoinError::Closed));
             }
         }
         if let Some(entry) = self.entry_of(channel) {

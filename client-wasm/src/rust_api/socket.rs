@@ -1,24 +1,25 @@
-//! [`Socket`]: the connection as the application holds it.
+//! [`ClientSocket`]: the connection as the application holds it.
 
 use std::sync::Arc;
 
+use alight_protocol::Payload;
 use alight_protocol::client::{ClientConfig, ConnectionState};
-use alight_protocol::{Payload, Schema};
+use alight_protocol::schema::Schema;
 
-use super::channel::Channel;
+use super::channel::ClientChannel;
 use super::driver::Driver;
 use super::error::SocketError;
 use super::shared::{Clock, Shared};
 use super::stream::Subscription;
-use super::typed::{TypedChannel, WrongTopic};
+use super::typed::{TypedClientChannel, WrongTopic};
 
 /// Settings of the Rust API itself (the protocol's are in [`ClientConfig`]).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct SocketOptions {
     /// How many events each subscriber's stream holds before the oldest are dropped and
-    /// reported as [`Lagged`](super::Lagged); default 256. Applies to [`Socket::events`],
-    /// [`Channel::events`] and [`Channel::states`]; their `_with_capacity` variants override it.
+    /// reported as [`Lagged`](super::Lagged); default 256. Applies to [`ClientSocket::events`],
+    /// [`ClientChannel::events`] and [`ClientChannel::states`]; their `_with_capacity` variants override it.
     pub event_capacity: usize,
 }
 
@@ -38,14 +39,14 @@ impl SocketOptions {
     }
 }
 
-/// What happens to the connection, as [`Socket::events`] reports it.
+/// What happens to the connection, as [`ClientSocket::events`] reports it.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum SocketEvent {
     /// The transport opened; channels that were joined rejoin now.
     Open,
     /// The transport closed (reported, or closed by the session); unless
-    /// [`disconnect`](Socket::disconnect) was called, a reconnect follows after the backoff.
+    /// [`disconnect`](ClientSocket::disconnect) was called, a reconnect follows after the backoff.
     Close {
         /// The WebSocket close code, if one is known.
         code: Option<u16>,
@@ -56,14 +57,14 @@ pub enum SocketEvent {
 
 /// A Phoenix socket: one connection (reconnected as needed) carrying any number of channels.
 ///
-/// Cheap to clone; clones share the connection. When the last `Socket` and [`Channel`] handle is
+/// Cheap to clone; clones share the connection. When the last `ClientSocket` and [`ClientChannel`] handle is
 /// dropped, the driver closes the connection (code 1000) and stops; futures still waiting then
 /// resolve with a `Closed` error and streams end.
 ///
 /// Made by a driver: `alight_client::native::Builder` on tokio (feature `native`), or
-/// [`Socket::new`] for a driver of your own.
+/// [`ClientSocket::new`] for a driver of your own.
 #[derive(Debug, Clone)]
-pub struct Socket {
+pub struct ClientSocket {
     pub(crate) handle: Arc<SocketHandle>,
 }
 
@@ -79,15 +80,19 @@ impl Drop for SocketHandle {
     }
 }
 
-impl Socket {
+impl ClientSocket {
     /// A socket and the [`Driver`] that must run it (see the [module docs](super) for the
     /// contract). `clock` gives the time since an origin of the driver's choosing; it is called
     /// with the state locked, so it must be cheap and lock nothing.
     ///
     /// Nothing connects until [`connect`](Self::connect).
-    pub fn new(config: ClientConfig, options: SocketOptions, clock: Clock) -> (Socket, Driver) {
+    pub fn new(
+        config: ClientConfig,
+        options: SocketOptions,
+        clock: Clock,
+    ) -> (ClientSocket, Driver) {
         let shared = Arc::new(Shared::new(config, options, clock));
-        let socket = Socket {
+        let socket = ClientSocket {
             handle: Arc::new(SocketHandle {
                 shared: Arc::clone(&shared),
             }),
@@ -124,21 +129,21 @@ impl Socket {
     }
 
     /// A channel for `topic`, joined with `params` (sent again with every rejoin). Nothing is
-    /// sent until [`Channel::join`].
+    /// sent until [`ClientChannel::join`].
     ///
     /// Two channels of one topic may exist, as in phoenix.js, but only one is joined at a time:
     /// joining one leaves the other.
-    pub fn channel(&self, topic: impl Into<String>, params: Payload) -> Channel {
-        Channel::new(Arc::clone(&self.handle), topic.into(), params)
+    pub fn channel(&self, topic: impl Into<String>, params: Payload) -> ClientChannel {
+        ClientChannel::new(Arc::clone(&self.handle), topic.into(), params)
     }
 
     /// A channel of the schema `S` for `topic`; its params are given to
-    /// [`TypedChannel::join`]. Fails if `topic` is not in `S`'s topic family
+    /// [`TypedClientChannel::join`]. Fails if `topic` is not in `S`'s topic family
     /// ([`Schema::matches_topic`]).
     pub fn typed_channel<S: Schema>(
         &self,
         topic: impl Into<String>,
-    ) -> Result<TypedChannel<S>, WrongTopic> {
+    ) -> Result<TypedClientChannel<S>, WrongTopic> {
         let topic = topic.into();
         if !S::matches_topic(&topic) {
             return Err(WrongTopic {
@@ -146,7 +151,9 @@ impl Socket {
                 pattern: S::TOPIC,
             });
         }
-        Ok(TypedChannel::new(self.channel(topic, Payload::empty())))
+        Ok(TypedClientChannel::new(
+            self.channel(topic, Payload::empty()),
+        ))
     }
 
     /// The connection's events from now on: opens, closes and errors, with the default capacity

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use alight_protocol::Payload;
 use alight_protocol::client::{Action, Backoff, ChannelState, ClientConfig, StateCause, Timestamp};
-use alight_protocol::{Payload, Schema, SerdeEvents};
+use alight_protocol::schema::{Schema, SerdeEvents};
 use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 #[cfg(target_arch = "wasm32")]
@@ -16,7 +17,7 @@ use super::*;
 
 /// A socket on a virtual clock, with heartbeats off and no jitter.
 struct Harness {
-    socket: Socket,
+    socket: ClientSocket,
     driver: Driver,
     millis: Arc<AtomicU64>,
 }
@@ -38,7 +39,7 @@ impl Harness {
         let clock_millis = Arc::clone(&millis);
         let clock: Clock =
             Arc::new(move || Timestamp::from_millis(clock_millis.load(Ordering::SeqCst)));
-        let (socket, driver) = Socket::new(config, options, clock);
+        let (socket, driver) = ClientSocket::new(config, options, clock);
         Harness {
             socket,
             driver,
@@ -124,7 +125,7 @@ fn a_refused_join_closes_the_channel_and_can_be_retried() {
     h.receive(r#"["3","3","private:1","phx_reply",{"status":"error","response":{"reason":"unauthorized"}}]"#);
     assert!(matches!(
         join.now_or_never(),
-        Some(Err(JoinError::Refused { status, .. })) if status == "error"
+        Some(Err(ClientJoinError::Refused { status, .. })) if status == "error"
     ));
     assert_eq!(room.state(), ChannelState::Closed);
     // No rejoin is scheduled: nothing is due, ever.
@@ -177,7 +178,10 @@ fn timeouts_run_on_the_socket_clock() {
     let other = h.socket.channel("room:2", Payload::empty());
     let join = other.join_with_timeout(Duration::from_millis(100));
     h.advance_to(600);
-    assert!(matches!(join.now_or_never(), Some(Err(JoinError::Timeout))));
+    assert!(matches!(
+        join.now_or_never(),
+        Some(Err(ClientJoinError::Timeout))
+    ));
     assert_eq!(other.state(), ChannelState::Closed);
 }
 
@@ -282,7 +286,10 @@ fn dropping_every_handle_shuts_the_driver_down_and_fails_what_waits() {
         }]
     ));
     drop(driver);
-    assert!(matches!(join.now_or_never(), Some(Err(JoinError::Closed))));
+    assert!(matches!(
+        join.now_or_never(),
+        Some(Err(ClientJoinError::Closed))
+    ));
     assert!(matches!(
         socket_events.next().now_or_never(),
         Some(Some(Ok(SocketEvent::Close { code: Some(1000) })))
@@ -407,7 +414,7 @@ fn typed_channels_speak_their_schema() {
     assert!(matches!(
         events.next().now_or_never().flatten(),
         Some(Err(EventError::Schema(
-            alight_protocol::SchemaError::UnknownEvent { .. }
+            alight_protocol::schema::SchemaError::UnknownEvent { .. }
         )))
     ));
 
@@ -419,4 +426,70 @@ fn typed_channels_speak_their_schema() {
         bad.now_or_never(),
         Some(Err(PushError::DecodeReply(_)))
     ));
+}
+
+#[test]
+fn a_history_channel_resumes_and_reports_whether_it_recovered() {
+    let h = Harness::new();
+    h.open();
+    let room = h.socket.channel("history:1", json(r#"{"a":1}"#));
+    let mut events = room.events();
+    let mut recoveries = room.recoveries();
+    let join = room.join();
+    h.sent();
+    h.receive(r#"["3","3","history:1","phx_reply",{"status":"ok","response":{"position":"0123456789ab-0"}}]"#);
+    join.now_or_never().expect("answered").expect("joined");
+    h.receive(r#"[null,"0123456789ab-1","history:1","n",{"n":1}]"#);
+    let first = events.next().now_or_never().flatten().expect("an event");
+    assert_eq!(
+        first.expect("not lagged").position.as_deref(),
+        Some("0123456789ab-1")
+    );
+    assert_eq!(room.position().as_deref(), Some("0123456789ab-1"));
+
+    // The connection drops; the rejoin carries since, and the replay overlaps.
+    h.driver.handle_close(Some(1006));
+    h.advance_to(10);
+    assert_eq!(h.driver.take_work().actions, vec![Action::Connect]);
+    h.driver.handle_open();
+    assert_eq!(
+        h.sent(),
+        [r#"["4","4","history:1","phx_join",{"a":1,"since":"0123456789ab-1"}]"#]
+    );
+    h.receive(r#"["4","4","history:1","phx_reply",{"status":"ok","response":{"position":"0123456789ab-2","recovered":true}}]"#);
+    assert_eq!(
+        recoveries.next().now_or_never().flatten(),
+        Some(Ok(Recovery { recovered: true }))
+    );
+    h.receive(r#"[null,"0123456789ab-1","history:1","n",{"n":1}]"#);
+    h.receive(r#"[null,"0123456789ab-2","history:1","n",{"n":2}]"#);
+    let next = events.next().now_or_never().flatten().expect("an event");
+    assert_eq!(
+        next.expect("not lagged").payload,
+        json(r#"{"n":2}"#),
+        "1 was had"
+    );
+    assert!(events.next().now_or_never().is_none());
+}
+
+#[test]
+fn a_forbidden_close_stops_reconnecting_and_is_reported() {
+    let h = Harness::new();
+    let mut events = h.socket.events();
+    h.open();
+    h.driver.handle_close(Some(4003));
+    let mut seen = Vec::new();
+    while let Some(Some(Ok(event))) = events.next().now_or_never() {
+        seen.push(event);
+    }
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, SocketEvent::Error(SocketError::Refused { code: 4003 }))),
+        "{seen:?}"
+    );
+    assert_eq!(
+        h.driver.take_work().timeout,
+        None,
+        "no reconnect is scheduled"
+    );
 }

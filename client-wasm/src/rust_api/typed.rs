@@ -1,4 +1,4 @@
-//! [`TypedChannel`]: a channel whose joins, pushes, replies and events are the types of a
+//! [`TypedClientChannel`]: a channel whose joins, pushes, replies and events are the types of a
 //! [`Schema`].
 
 use std::future::Future;
@@ -6,45 +6,46 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use alight_protocol::Payload;
 use alight_protocol::client::ChannelState;
-use alight_protocol::{Events, Payload, Schema};
+use alight_protocol::schema::{Events, Schema};
 use futures_util::{FutureExt, Stream};
 use thiserror::Error;
 
-use super::channel::{Channel, Message, StateChange};
-use super::error::{EventError, JoinError, LeaveError, PushError};
+use super::channel::{ClientChannel, Message, Recovery, StateChange};
+use super::error::{ClientJoinError, EventError, LeaveError, PushError};
 use super::reply::ReplyFuture;
 use super::stream::Subscription;
 
 /// A channel of the schema `S`: joins with `S::JoinParams` and resolves with `S::JoinReply`,
 /// pushes `S::In` and resolves with `S::Reply`, and streams `S::Out`.
 ///
-/// A thin layer over [`Channel`] (reachable with [`untyped`](Self::untyped)): the same
+/// A thin layer over [`ClientChannel`] (reachable with [`untyped`](Self::untyped)): the same
 /// semantics, the same errors, plus the (de)serialization ones.
-pub struct TypedChannel<S> {
-    channel: Channel,
+pub struct TypedClientChannel<S> {
+    channel: ClientChannel,
     schema: PhantomData<fn() -> S>,
 }
 
-impl<S> std::fmt::Debug for TypedChannel<S> {
+impl<S> std::fmt::Debug for TypedClientChannel<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TypedChannel")
+        f.debug_struct("TypedClientChannel")
             .field("channel", &self.channel)
             .field("schema", &std::any::type_name::<S>())
             .finish()
     }
 }
 
-impl<S> Clone for TypedChannel<S> {
+impl<S> Clone for TypedClientChannel<S> {
     fn clone(&self) -> Self {
-        TypedChannel {
+        TypedClientChannel {
             channel: self.channel.clone(),
             schema: PhantomData,
         }
     }
 }
 
-/// The topic given to [`Socket::typed_channel`](super::Socket::typed_channel) is not in the
+/// The topic given to [`ClientSocket::typed_channel`](super::ClientSocket::typed_channel) is not in the
 /// schema's topic family.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("topic `{topic}` does not match the schema's topic pattern `{pattern}`")]
@@ -55,16 +56,16 @@ pub struct WrongTopic {
     pub pattern: &'static str,
 }
 
-impl<S: Schema> TypedChannel<S> {
-    pub(crate) fn new(channel: Channel) -> Self {
-        TypedChannel {
+impl<S: Schema> TypedClientChannel<S> {
+    pub(crate) fn new(channel: ClientChannel) -> Self {
+        TypedClientChannel {
             channel,
             schema: PhantomData,
         }
     }
 
     /// The untyped channel underneath.
-    pub fn untyped(&self) -> &Channel {
+    pub fn untyped(&self) -> &ClientChannel {
         &self.channel
     }
 
@@ -78,21 +79,21 @@ impl<S: Schema> TypedChannel<S> {
         self.channel.state()
     }
 
-    /// Joins with `params` (kept for rejoins) and decodes the reply. See [`Channel::join`].
+    /// Joins with `params` (kept for rejoins) and decodes the reply. See [`ClientChannel::join`].
     pub fn join(
         &self,
         params: &S::JoinParams,
-    ) -> impl Future<Output = Result<S::JoinReply, JoinError>> + Send + 'static {
+    ) -> impl Future<Output = Result<S::JoinReply, ClientJoinError>> + Send + 'static {
         let joined = match Payload::json(params) {
             Ok(params) => self.channel.join_with(Some(params), None),
-            Err(error) => ReplyFuture::ready(Err(JoinError::Params(error))),
+            Err(error) => ReplyFuture::ready(Err(ClientJoinError::Params(error))),
         };
         joined.map(|result| {
-            result.and_then(|response| response.deserialize().map_err(JoinError::DecodeReply))
+            result.and_then(|response| response.deserialize().map_err(ClientJoinError::DecodeReply))
         })
     }
 
-    /// Pushes `event` and decodes the `ok` reply. See [`Channel::push`].
+    /// Pushes `event` and decodes the `ok` reply. See [`ClientChannel::push`].
     pub fn push(
         &self,
         event: &S::In,
@@ -106,12 +107,12 @@ impl<S: Schema> TypedChannel<S> {
         })
     }
 
-    /// Leaves. See [`Channel::leave`].
+    /// Leaves. See [`ClientChannel::leave`].
     pub fn leave(&self) -> ReplyFuture<(), LeaveError> {
         self.channel.leave()
     }
 
-    /// The server's events decoded as `S::Out`, from now on, bounded as [`Channel::events`]. An
+    /// The server's events decoded as `S::Out`, from now on, bounded as [`ClientChannel::events`]. An
     /// event the schema does not accept is an `Err(EventError::Schema)` item, and lost events an
     /// `Err(EventError::Lagged)` item; the stream goes on after either.
     pub fn events(&self) -> TypedEvents<S> {
@@ -129,13 +130,23 @@ impl<S: Schema> TypedChannel<S> {
         }
     }
 
-    /// The channel's state changes. See [`Channel::states`].
+    /// The channel's state changes. See [`ClientChannel::states`].
     pub fn states(&self) -> Subscription<StateChange> {
         self.channel.states()
     }
+
+    /// The channel's last position on a topic with history. See [`ClientChannel::position`].
+    pub fn position(&self) -> Option<String> {
+        self.channel.position()
+    }
+
+    /// Whether each rejoin of a history channel resumed. See [`ClientChannel::recoveries`].
+    pub fn recoveries(&self) -> Subscription<Recovery> {
+        self.channel.recoveries()
+    }
 }
 
-/// The stream of [`TypedChannel::events`].
+/// The stream of [`TypedClientChannel::events`].
 pub struct TypedEvents<S> {
     messages: Subscription<Message>,
     schema: PhantomData<fn() -> S>,
@@ -162,7 +173,7 @@ impl<S: Schema> Stream for TypedEvents<S> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         Pin::new(&mut self.messages).poll_next(cx).map(|item| {
             item.map(|received| match received {
-                Ok(Message { event, payload }) => {
+                Ok(Message { event, payload, .. }) => {
                     S::Out::from_parts(&event, &payload).map_err(EventError::Schema)
                 }
                 Err(lagged) => Err(EventError::Lagged(lagged)),

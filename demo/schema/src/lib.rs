@@ -1,12 +1,14 @@
 //! The demo's notification types, declared once for its server, the browser client and TypeScript.
 //!
-//! The database is the source of truth: every notification is a row first, then a broadcast on
-//! `notifications:<user_id>`. A join answers with the unread count and the latest
-//! [`LATEST_LIMIT`]; a rejoin that names the last id it saw also gets everything newer, so a
-//! client that was disconnected loses nothing.
+//! The database is the source of truth: every notification is a row first. Clients read the rows
+//! as a shape (`shape:notifications` over the socket, or `GET /v1/shape?table=notifications`,
+//! see `alight_sync`), which brings the list, read marks and deletes, whoever wrote them, and
+//! resumes after a disconnect without losing anything. `notifications:<user_id>` carries the
+//! user's commands (mark read, mark all read, delete) and, for socket clients that do not sync
+//! the table, an event per insert, read mark and delete.
 //!
 //! # Layout
-//! - [`NotificationsSchema`]: the `notifications:*` topic family as an `alight_protocol::Schema`:
+//! - [`NotificationsSchema`]: the `notifications:*` topic family as an `alight_protocol::schema::Schema`:
 //!   [`JoinNotifications`] → [`NotificationsJoined`], [`NotificationsIn`] → [`Unread`],
 //!   [`NotificationsOut`].
 //! - [`Notification`]: one stored notification, as every message carries it.
@@ -18,23 +20,24 @@
 //! # Wire contract of `notifications:<user_id>`
 //! | client sends | server does |
 //! |---|---|
-//! | `phx_join` `{}` or `{"last_seen_id": 41}` on a socket whose token names `<user_id>` | ok [`NotificationsJoined`]; any other socket gets error `{"reason":"unauthorized"}` |
+//! | `phx_join` `{}` on a socket whose token names `<user_id>` | ok [`NotificationsJoined`] `{"unread": n}`; any other socket gets error `{"reason":"unauthorized"}` |
 //! | `mark_read` `{"id": 42}` | marks it read; ok `{"unread": n}`; broadcasts `read` `{"ids":[42],"unread":n}` if it was unread; error `{"reason":"not found"}` for an id of no notification of this user |
 //! | `mark_all_read` `{}` | marks every one read; ok `{"unread": 0}`; broadcasts `read` `{"all":true,"unread":0}` if any was unread |
+//! | `delete` `{"id": 42}` | deletes it; ok `{"unread": n}`; broadcasts `deleted` `{"id":42,"unread":n}`; error `{"reason":"not found"}` for an id of no notification of this user |
 //!
 //! | server sends (broadcast to every socket of the user) | when |
 //! |---|---|
 //! | `notification` [`Notification`] | a row was inserted (`POST /api/notifications` or the demo's form) |
 //! | `read` [`Read`] | some were marked read, from any tab |
+//! | `deleted` [`Deleted`] | one was deleted, from any tab |
 //!
-//! Broadcasts on a topic leave in the order of the database's commits, so `id`s of `notification`
-//! events only grow; a client keeps the greatest `id` it has seen and passes it as `last_seen_id`
-//! when it (re)joins (phoenix.js: `socket.channel(topic, () => ({last_seen_id}))`, whose params
-//! function runs on every rejoin). Ids are never reused.
+//! Broadcasts on a topic leave in the order of the database's commits. They say nothing of rows
+//! written around the server (the `sqlite3` shell); the shape does.
 //!
 //! ```
 //! use alight_demo_schema::{Notification, NotificationsIn, NotificationsOut, Read};
-//! use alight_protocol::{Events, Payload};
+//! use alight_protocol::Payload;
+//! use alight_protocol::schema::Events;
 //!
 //! let (event, payload) = NotificationsOut::Read(Read::ids(vec![42], 3)).to_parts()?;
 //! assert_eq!(event, "read");
@@ -49,15 +52,6 @@
 use alight_protocol::schema::{Schema, SerdeEvents, subtopic};
 use serde::{Deserialize, Serialize};
 
-/// How many notifications a join reply carries in [`NotificationsJoined::latest`].
-pub const LATEST_LIMIT: usize = 20;
-/// The most notifications a rejoin catches up on in [`NotificationsJoined::missed`]; past that the
-/// reply says [`gap`](NotificationsJoined::gap) instead.
-pub const MISSED_LIMIT: usize = 500;
-/// The most bytes of JSON a rejoin catches up on in [`NotificationsJoined::missed`]; past that
-/// the reply says [`gap`](NotificationsJoined::gap) too, so that a reply stays far under the
-/// server's join reply limit however the texts escape.
-pub const MISSED_BYTES_LIMIT: usize = 256 * 1024;
 /// The longest user id, in bytes (user ids are ASCII).
 pub const MAX_USER_ID_LEN: usize = 64;
 /// The longest title, in characters.
@@ -106,17 +100,16 @@ pub struct Notification {
     pub inserted_at: i64,
     /// Whether the user has marked it read (in any tab).
     pub read: bool,
+    /// Who sent it: the user whose login token created it, or what a service with the API key
+    /// named (`"system"` when it named none).
+    #[serde(default)]
+    pub sender: String,
 }
 
 /// The params of `phx_join`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-pub struct JoinNotifications {
-    /// The greatest notification id this client has seen: the reply's
-    /// [`missed`](NotificationsJoined::missed) then holds every newer one. Absent on a first join.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_seen_id: Option<i64>,
-}
+pub struct JoinNotifications {}
 
 /// The response of a successful join.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,13 +117,6 @@ pub struct JoinNotifications {
 pub struct NotificationsJoined {
     /// How many of the user's notifications are unread.
     pub unread: u32,
-    /// The newest [`LATEST_LIMIT`] notifications, newest first, read or not.
-    pub latest: Vec<Notification>,
-    /// With `last_seen_id`: every notification with a greater id, oldest first (empty otherwise).
-    pub missed: Vec<Notification>,
-    /// More than [`MISSED_LIMIT`] were missed, or more than [`MISSED_BYTES_LIMIT`] of them:
-    /// `missed` is empty, and the client replaces what it holds with `latest`.
-    pub gap: bool,
 }
 
 /// Client → server pushes.
@@ -145,6 +131,11 @@ pub enum NotificationsIn {
     },
     /// Marks every notification of the user read.
     MarkAllRead,
+    /// Deletes one notification.
+    Delete {
+        /// The notification's id.
+        id: i64,
+    },
 }
 impl SerdeEvents for NotificationsIn {}
 
@@ -165,6 +156,18 @@ pub enum NotificationsOut {
     Notification(Notification),
     /// Notifications were marked read (in this tab or another).
     Read(Read),
+    /// A notification was deleted (in this tab or another).
+    Deleted(Deleted),
+}
+
+/// A deleted notification, with the unread count that followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
+pub struct Deleted {
+    /// The id of the notification deleted.
+    pub id: i64,
+    /// How many of the user's notifications are unread now.
+    pub unread: u32,
 }
 impl SerdeEvents for NotificationsOut {}
 
@@ -249,6 +252,10 @@ pub struct NewNotification {
     /// The text: at most [`MAX_BODY_CHARS`] characters (may be empty).
     #[serde(default)]
     pub body: String,
+    /// Who sends it, for a service with the API key (see [`is_valid_user_id`]; `"system"` when
+    /// absent). A logged-in user always sends as themselves; this is then ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
 }
 
 /// The answer to [`NewNotification`] (HTTP 201).
@@ -271,7 +278,8 @@ pub struct ApiError {
 
 #[cfg(test)]
 mod tests {
-    use alight_protocol::{Events, Payload, SchemaError};
+    use alight_protocol::Payload;
+    use alight_protocol::schema::{Events, SchemaError};
 
     use super::*;
 
@@ -286,6 +294,7 @@ mod tests {
             body: "there".into(),
             inserted_at: 1_700_000_000_000,
             read: false,
+            sender: "bob".into(),
         }
     }
 
@@ -314,15 +323,12 @@ mod tests {
     #[test]
     fn join_params_accept_phoenix_defaults() {
         let empty: JoinNotifications = json("{}").deserialize().expect("decodes");
-        assert_eq!(empty.last_seen_id, None);
-        let null: JoinNotifications = json(r#"{"last_seen_id":null}"#)
+        assert_eq!(empty, JoinNotifications {});
+        // An older page's `last_seen_id` is ignored, not refused.
+        let old: JoinNotifications = json(r#"{"last_seen_id":41}"#)
             .deserialize()
             .expect("decodes");
-        assert_eq!(null.last_seen_id, None);
-        let seen: JoinNotifications = json(r#"{"last_seen_id":41}"#)
-            .deserialize()
-            .expect("decodes");
-        assert_eq!(seen.last_seen_id, Some(41));
+        assert_eq!(old, JoinNotifications {});
     }
 
     #[test]
@@ -331,7 +337,7 @@ mod tests {
             (
                 NotificationsOut::Notification(notification(7)),
                 "notification",
-                r#"{"id":7,"title":"Hi","body":"there","inserted_at":1700000000000,"read":false}"#,
+                r#"{"id":7,"title":"Hi","body":"there","inserted_at":1700000000000,"read":false,"sender":"bob"}"#,
             ),
             (
                 NotificationsOut::Read(Read::ids(vec![1, 2], 5)),
@@ -342,6 +348,11 @@ mod tests {
                 NotificationsOut::Read(Read::all(0)),
                 "read",
                 r#"{"all":true,"unread":0}"#,
+            ),
+            (
+                NotificationsOut::Deleted(Deleted { id: 3, unread: 1 }),
+                "deleted",
+                r#"{"id":3,"unread":1}"#,
             ),
         ];
         for (value, event, payload) in cases {
@@ -374,11 +385,6 @@ mod tests {
 
         #[test]
         fn declarations() {
-            assert!(
-                JoinNotifications::DECL.contains("last_seen_id?: number"),
-                "{}",
-                JoinNotifications::DECL
-            );
             assert!(
                 NotificationsOut::DECL
                     .contains(r#"{ event: "notification"; payload: Notification }"#),

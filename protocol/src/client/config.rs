@@ -11,6 +11,7 @@ use crate::Serializer;
 /// |---|---|---|
 /// | [`serializer`](Self::serializer) | V2 (`vsn=2.0.0`) | `vsn` |
 /// | [`heartbeat_interval`](Self::heartbeat_interval) | 30 s | `heartbeatIntervalMs` |
+/// | [`heartbeat_timeout`](Self::heartbeat_timeout) | the interval | none (`heartbeatTimeoutMs` in `@alight/client`) |
 /// | [`timeout`](Self::timeout) | 10 s | `timeout` |
 /// | [`reconnect_after`](Self::reconnect_after) | [`Backoff::reconnect`] | `reconnectAfterMs` |
 /// | [`rejoin_after`](Self::rejoin_after) | [`Backoff::rejoin`] | `rejoinAfterMs` |
@@ -33,10 +34,12 @@ use crate::Serializer;
 pub struct ClientConfig {
     /// The wire format; the driver puts [`Serializer::vsn`] in the connect URL.
     pub serializer: Serializer,
-    /// Time between heartbeats, and how long a heartbeat may wait for its reply before the
-    /// connection is presumed dead. `None` sends no heartbeats (the server then closes an idle
+    /// Time between heartbeats. `None` sends no heartbeats (the server then closes an idle
     /// socket after 60 s unless it hears something else).
     pub heartbeat_interval: Option<Duration>,
+    /// How long a heartbeat may wait for its reply before the connection is presumed dead,
+    /// closed (1000, `heartbeat timeout`) and reconnected; `None`: the interval, as phoenix.js.
+    pub heartbeat_timeout: Option<Duration>,
     /// The default timeout of joins and pushes (a join's timeout becomes its channel's default).
     pub timeout: Duration,
     /// Delay before reconnecting after the connection was lost, by attempt.
@@ -57,6 +60,7 @@ impl Default for ClientConfig {
         ClientConfig {
             serializer: Serializer::V2,
             heartbeat_interval: Some(Duration::from_secs(30)),
+            heartbeat_timeout: None,
             timeout: Duration::from_secs(10),
             reconnect_after: Backoff::reconnect(),
             rejoin_after: Backoff::rejoin(),
@@ -76,6 +80,12 @@ impl ClientConfig {
     /// Sets [`heartbeat_interval`](Self::heartbeat_interval).
     pub fn heartbeat_interval(mut self, interval: Option<Duration>) -> Self {
         self.heartbeat_interval = interval;
+        self
+    }
+
+    /// Sets [`heartbeat_timeout`](Self::heartbeat_timeout).
+    pub fn heartbeat_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.heartbeat_timeout = timeout;
         self
     }
 

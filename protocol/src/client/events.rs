@@ -68,6 +68,14 @@ pub enum Event {
     },
     /// The transport reported an error (phoenix.js `onError`); a `Close` normally follows.
     Error,
+    /// The server refused the connection by closing it with `code`: 4003 (forbidden), or 4001
+    /// (unauthorized) twice in a row, the second time with a freshly evaluated token. The
+    /// session stopped reconnecting until [`connect`](super::Session::connect); the `Close`
+    /// follows.
+    Refused {
+        /// The close code.
+        code: u16,
+    },
     /// The server answered a join, push or leave.
     Reply {
         /// The join, push or leave answered.
@@ -95,6 +103,19 @@ pub enum Event {
         event: String,
         /// The payload (JSON, or bytes for a V2 binary frame).
         payload: Payload,
+        /// The broadcast's position in its topic's history (what its ref slot carried, on a
+        /// topic with history), as the channel's [`since`](super::Session::position) will
+        /// carry it.
+        position: Option<String>,
+    },
+    /// A join reply of a history topic said whether it resumed: with `recovered: false` the
+    /// server could not replay what the channel missed since its position, and the application
+    /// reloads its state. Follows the join's [`Event::Reply`].
+    Recovered {
+        /// The channel.
+        channel: ChannelId,
+        /// Every broadcast since the channel's position follows, in order.
+        recovered: bool,
     },
     /// A channel changed state.
     ChannelState {

@@ -68,6 +68,8 @@ pub enum CloseReason {
     /// The page was shown again while a connection attempt was pending: it is abandoned for a
     /// fresh one.
     Visibility,
+    /// The network went away (the browser's `offline` event): the connection is presumed dead.
+    Offline,
 }
 
 /// A frame for the host to encode and send.
@@ -162,6 +164,12 @@ pub enum CoreEvent<M> {
     },
     /// The transport reported an error.
     Error,
+    /// The server refused the connection with this close code (4001 unauthorized, 4003
+    /// forbidden) and the core stopped reconnecting until `connect`; the `Close` follows.
+    Refused {
+        /// The close code.
+        code: u16,
+    },
     /// The server answered a join or push.
     Reply {
         /// The join or push.

@@ -14,6 +14,7 @@
 //! - `host.rs`: the [`Host`] trait and what crosses it ([`Outgoing`], [`Incoming`],
 //!   [`CoreEvent`]).
 //! - `session.rs`: [`Session`], the core over the serializers.
+//! - `resume.rs`: resuming history channels, for the session's host.
 //! - `events.rs`, `config.rs`, `backoff.rs`, `time.rs`, `error.rs`: the types both share.
 //!
 //! [`Session`] is phoenix.js's `Socket`, `Channel`, `Push` and `Timer` without the I/O: it owns no
@@ -166,6 +167,7 @@ mod error;
 mod events;
 mod host;
 mod map;
+mod resume;
 mod session;
 mod time;
 

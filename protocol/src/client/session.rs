@@ -8,6 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::host::{CloseReason, CoreEvent, FOREIGN_REF, Host, InBody, Incoming, Outgoing, Ref};
+use super::map::VecMap;
+use super::resume::Resume;
 use super::{
     Action, ChannelId, ChannelState, ClientConfig, ConnectionState, Core, Event, JoinError,
     LeaveError, PushError, PushId, Timestamp,
@@ -31,6 +33,9 @@ struct Wired {
     transmits: VecDeque<Wire>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
+    /// Each channel's join push and its resume state (`resume.rs`), kept from `join` until the
+    /// channel is removed.
+    joins: VecMap<ChannelId, (PushId, Resume)>,
 }
 
 impl Host for Wired {
@@ -38,22 +43,26 @@ impl Host for Wired {
     type Params = Payload;
     /// The event and payload.
     type Push = (String, Payload);
-    /// The event (or a reply's status) and the payload (or its response).
-    type Message = (String, Payload);
+    /// The event (or a reply's status), the payload (or its response), and an event's ref slot
+    /// when it is not one of the session's refs (a history position).
+    type Message = (String, Payload, Option<String>);
 
     fn send(&mut self, frame: Outgoing<'_, Self>) {
         let frame = match frame {
             Outgoing::Join {
+                channel,
                 topic,
                 params,
                 join_ref,
-                ..
             } => Frame::message(
                 Some(decimal(join_ref)),
                 Some(decimal(join_ref)),
                 topic.clone(),
                 event::JOIN,
-                params.clone(),
+                self.joins
+                    .get(&channel)
+                    .and_then(|(_, resume)| resume.join_params(params))
+                    .unwrap_or_else(|| params.clone()),
             ),
             Outgoing::Leave {
                 topic,
@@ -96,22 +105,33 @@ impl Host for Wired {
         }
     }
 
-    fn emit(&mut self, event: CoreEvent<(String, Payload)>) {
+    fn emit(&mut self, event: CoreEvent<Self::Message>) {
         let event = match event {
             CoreEvent::Open => Event::Open,
             CoreEvent::Close { code } => Event::Close { code },
             CoreEvent::Error => Event::Error,
+            CoreEvent::Refused { code } => Event::Refused { code },
             CoreEvent::Reply {
                 push,
                 channel,
-                msg: (status, response),
-                ..
-            } => Event::Reply {
-                push,
-                channel,
-                status,
-                response,
-            },
+                ok,
+                msg: (status, response, _),
+            } => {
+                let recovered = match self.joins.get_mut(&channel) {
+                    Some((join, resume)) if ok && *join == push => resume.joined(&response),
+                    _ => None,
+                };
+                self.events.push_back(Event::Reply {
+                    push,
+                    channel,
+                    status,
+                    response,
+                });
+                match recovered {
+                    Some(recovered) => Event::Recovered { channel, recovered },
+                    None => return,
+                }
+            }
             CoreEvent::Left { push, channel } => Event::Reply {
                 push,
                 channel,
@@ -121,12 +141,22 @@ impl Host for Wired {
             CoreEvent::Timeout { push, channel } => Event::Timeout { push, channel },
             CoreEvent::Message {
                 channel,
-                msg: (event, payload),
-            } => Event::Message {
-                channel,
-                event,
-                payload,
-            },
+                msg: (event, payload, position),
+            } => {
+                let fresh = self
+                    .joins
+                    .get_mut(&channel)
+                    .is_none_or(|(_, resume)| resume.fresh(position.as_deref()));
+                if !fresh {
+                    return;
+                }
+                Event::Message {
+                    channel,
+                    event,
+                    payload,
+                    position,
+                }
+            }
             CoreEvent::ChannelState {
                 channel,
                 state,
@@ -134,7 +164,7 @@ impl Host for Wired {
             } => Event::ChannelState {
                 channel,
                 state,
-                cause: cause.map(|(_, payload)| payload),
+                cause: cause.map(|(_, payload, _)| payload),
             },
         };
         self.events.push_back(event);
@@ -152,6 +182,7 @@ impl Host for Wired {
         }
         let reason = match reason {
             CloseReason::HeartbeatTimeout => "heartbeat timeout".to_owned(),
+            CloseReason::Offline => "offline".to_owned(),
             _ => String::new(),
         };
         self.actions.push_back(Action::Close { code, reason });
@@ -166,6 +197,7 @@ impl Session {
             transmits: VecDeque::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
+            joins: VecMap::default(),
         };
         Session {
             core: Core::new(config, host),
@@ -205,6 +237,13 @@ impl Session {
         self.core.handle_visibility(visible, now);
     }
 
+    /// The network went down (`false`) or came back (`true`): offline closes the transport at
+    /// once ([`Action::Close`], then [`Event::Close`] with 1006) and holds reconnects; online
+    /// reconnects at once if the session should be connected.
+    pub fn handle_online(&mut self, online: bool, now: Timestamp) {
+        self.core.handle_online(online, now);
+    }
+
     /// A channel for `topic`, joined with `params` (sent with every join and rejoin). Nothing is
     /// sent until [`join`](Self::join).
     pub fn channel(&mut self, topic: impl Into<String>, params: Payload) -> ChannelId {
@@ -226,7 +265,26 @@ impl Session {
         if self.core.channel_state(channel) == Some(ChannelState::Closed) {
             self.check_join_params(channel, None)?;
         }
-        self.core.join(channel, timeout, now)
+        let push = self.core.join(channel, timeout, now)?;
+        let joins = &mut self.core.host_mut().joins;
+        match joins.get_mut(&channel) {
+            Some((join, _)) => *join = push,
+            None => {
+                joins.insert(channel, (push, Resume::default()));
+            }
+        }
+        Ok(push)
+    }
+
+    /// The channel's last position in its topic's history: from its join reply, then from
+    /// every broadcast; `None` until a join reply carries one (a topic without history).
+    ///
+    /// The session resumes by itself: every later join of the channel carries
+    /// `since: <position>` (merged into its params, when they are a JSON object), broadcasts at
+    /// or before it are dropped, and each rejoin reply that says whether it resumed is followed
+    /// by [`Event::Recovered`].
+    pub fn position(&self, channel: ChannelId) -> Option<&str> {
+        self.core.host().joins.get(&channel)?.1.position()
     }
 
     /// Replaces the params the channel's next join and every later rejoin carry; a join already
@@ -267,6 +325,7 @@ impl Session {
     ///
     /// [`leave`]: Self::leave
     pub fn remove_channel(&mut self, channel: ChannelId) -> bool {
+        self.core.host_mut().joins.remove(&channel);
         self.core.remove_channel(channel)
     }
 
@@ -363,20 +422,27 @@ impl Session {
             topic,
             body,
         } = frame;
+        let msg_ref_number = msg_ref.as_deref().and_then(parse_ref);
         let body = match body {
             Body::Reply { status, response } => InBody::Reply {
                 ok: status == event::STATUS_OK,
-                msg: (status, response),
+                msg: (status, response, None),
             },
             Body::Event { event, payload } => match event.as_str() {
-                event::ERROR => InBody::Error((event, payload)),
-                event::CLOSE => InBody::Close((event, payload)),
-                _ => InBody::Event((event, payload)),
+                event::ERROR => InBody::Error((event, payload, None)),
+                event::CLOSE => InBody::Close((event, payload, None)),
+                // A ref that is none of the session's: a history position, or garbage that
+                // `Resume` reads as no position.
+                _ => InBody::Event((
+                    event,
+                    payload,
+                    msg_ref.filter(|_| msg_ref_number == Some(FOREIGN_REF)),
+                )),
             },
         };
         let incoming = Incoming {
             join_ref: join_ref.as_deref().and_then(parse_ref),
-            msg_ref: msg_ref.as_deref().and_then(parse_ref),
+            msg_ref: msg_ref_number,
             topic,
             body,
         };

@@ -12,9 +12,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use alight_protocol::Frame;
+use alight_protocol::Payload;
 use alight_protocol::presence::{PresenceDiff, PresenceState, PresenceSync};
 use alight_redis::{RedisConfig, RedisPubSub};
-use alight_server::{Alight, Config, Connected};
+use alight_server::{Alight, Channel, Config, Connected, Context, HandleIn, History, JoinError};
 use alight_tests::client::TestClient;
 use alight_tests::fixture::{self, PresenceRoom, Room};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -41,12 +42,24 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// Whether it keeps its data across a kill (an append-only file synced on every write).
+    persistent: bool,
 }
 
 impl RedisServer {
     /// Starts one and waits until it answers PING. `None` (with a message) if `redis-server` is
     /// not installed, unless `CI` is set: there it must be (scripts/setup installs it).
     pub async fn start() -> Option<RedisServer> {
+        Self::start_with(false).await
+    }
+
+    /// As [`start`](Self::start), keeping every write in an append-only file synced at once, so
+    /// that it keeps its data when killed and started again.
+    pub async fn start_persistent() -> Option<RedisServer> {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(persistent: bool) -> Option<RedisServer> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
@@ -62,6 +75,7 @@ impl RedisServer {
             port,
             dir,
             child: None,
+            persistent,
         };
         match server.spawn().await {
             Ok(()) => Some(server),
@@ -80,7 +94,12 @@ impl RedisServer {
     async fn spawn(&mut self) -> std::io::Result<()> {
         let mut child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(["--save", "", "--daemonize", "no"])
+            .args(if self.persistent {
+                ["--appendonly", "yes", "--appendfsync", "always"]
+            } else {
+                ["--appendonly", "no", "--appendfsync", "no"]
+            })
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::piped())
@@ -139,8 +158,10 @@ impl Drop for RedisServer {
     }
 }
 
-/// One Alight node: the fixture's `room:*` and `presence:*` channels on the Redis adapter. A
-/// socket connecting with token `t` gets socket id `user_socket:t`.
+/// One Alight node: the fixture's `room:*` and `presence:*` channels, `history:*` (the fixture's
+/// room keeping the last 10,000 broadcasts) and [`Strict`]'s `strict:*` (keeping the last 100),
+/// on the Redis adapter with its history store. A socket connecting with token `t` gets socket
+/// id `user_socket:t`.
 #[derive(Debug)]
 pub struct Node {
     pub alight: Alight,
@@ -175,6 +196,11 @@ impl Node {
             })
             .channel("room:*", Room { private: false })
             .channel("presence:*", PresenceRoom)
+            .channel("history:*", Room { private: false })
+            .history(History::last(10_000).for_at_least(Duration::from_secs(300)))
+            .channel("strict:*", Strict)
+            .history(History::last(100))
+            .history_store(adapter.history())
             .pubsub(adapter.install())
             .build();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -213,6 +239,50 @@ impl Node {
         }
         let _ = (&mut self.task).await;
     }
+}
+
+/// `strict:*`: any event is broadcast with [`Context::try_broadcast`] and answered ok `{}`, or
+/// error `{"reason": "unavailable"}` when the history could not keep it.
+#[derive(Debug)]
+pub struct Strict;
+
+impl Channel for Strict {
+    type State = ();
+
+    async fn join(&self, _: Payload, _: &mut Context<'_>) -> Result<((), Payload), JoinError> {
+        Ok(((), Payload::empty()))
+    }
+
+    async fn handle_in(
+        &self,
+        event: &str,
+        payload: Payload,
+        _: &mut (),
+        ctx: &mut Context<'_>,
+    ) -> HandleIn {
+        match ctx.try_broadcast(event.to_owned(), payload).await {
+            Ok(()) => HandleIn::ok(Payload::empty()),
+            Err(_) => HandleIn::error_reason("unavailable"),
+        }
+    }
+}
+
+/// `POST /api/broadcast` of `{"n": n}` as `event` on `topic`, with the fixture's key: the status.
+pub async fn api_broadcast(addr: SocketAddr, topic: &str, event: &str, n: i64) -> u16 {
+    let auth = format!("Bearer {}", fixture::API_KEY);
+    let body = serde_json::json!({"topic": topic, "event": event, "payload": {"n": n}}).to_string();
+    let (status, _) = http(
+        addr,
+        "POST",
+        "/api/broadcast",
+        &[
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+        ],
+        &body,
+    )
+    .await;
+    status
 }
 
 /// Waits until every node hears from all the others and reaches Redis.

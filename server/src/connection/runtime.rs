@@ -557,8 +557,11 @@ impl ChannelRuntime {
         self.queue_pushes(pushes).await;
         match decided {
             Ok(Some(Outgoing::Push(payload))) => {
+                // The pushed-on broadcast keeps its position (a history topic's, or one a
+                // channel set), so the client can still resume from it.
+                let position = broadcast.encoded().position().map(str::to_owned);
                 self.queued.push(Queued::frame(Frame::message(
-                    join_ref, None, topic, event, payload,
+                    join_ref, position, topic, event, payload,
                 )));
             }
             Ok(Some(Outgoing::Skip) | None) => {}

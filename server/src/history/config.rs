@@ -37,6 +37,8 @@ use std::time::Duration;
 ///
 /// let history = History::last(1_000).for_at_least(Duration::from_secs(300));
 /// assert_eq!(history.replay_limit_count(), 1_000);
+/// assert_eq!(history.keeps(), 1_000);
+/// assert_eq!(history.age(), Some(Duration::from_secs(300)));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct History {
@@ -77,6 +79,16 @@ impl History {
     pub fn replay_limit(mut self, count: usize) -> Self {
         self.replay_limit = Some(count);
         self
+    }
+
+    /// How many broadcasts each topic keeps ([`last`](Self::last)).
+    pub fn keeps(&self) -> usize {
+        self.last
+    }
+
+    /// The age past which a broadcast is dropped ([`for_at_least`](Self::for_at_least)), if any.
+    pub fn age(&self) -> Option<Duration> {
+        self.ttl
     }
 
     /// The most broadcasts a resuming client is replayed.

@@ -36,7 +36,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// ```
 /// use alight_server::{History, InMemoryHistory};
 /// use alight_server::Alight;
-/// # use alight_server::{Channel, Context, HandleIn, JoinError, Payload};
+/// # use alight_protocol::Payload;
+/// # use alight_server::{Channel, Context, HandleIn, JoinError};
 /// # struct Room;
 /// # impl Channel for Room {
 /// #     type State = ();

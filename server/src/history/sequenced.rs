@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
-use alight_protocol::{Payload, topic_matches};
+use alight_protocol::Payload;
+use alight_protocol::schema::topic_matches;
 use futures_util::FutureExt;
-use tracing::warn;
+use tracing::{debug, warn};
 
-use super::{History, HistoryStore};
+use super::{History, HistoryError, HistoryStore, StoreFuture};
 use crate::broadcast::Broadcast;
-use crate::pubsub::PubSub;
+use crate::pubsub::{BroadcastError, PubSub};
 use crate::registry::ConnId;
 
 use super::store::Delivery;
@@ -78,15 +79,38 @@ impl PubSub for Sequenced {
         // (it delivers in position order either way).
         match (&mut appended).now_or_never() {
             Some(Ok(_)) => {}
-            Some(Err(err)) => warn!(error = %err, "broadcast not kept in history"),
+            Some(Err(err)) => not_kept(&err),
             None => {
                 tokio::spawn(async move {
                     if let Err(err) = appended.await {
-                        warn!(error = %err, "broadcast not kept in history");
+                        not_kept(&err);
                     }
                 });
             }
         }
+    }
+
+    fn try_broadcast(
+        &self,
+        message: Arc<Broadcast>,
+        except: Option<ConnId>,
+    ) -> StoreFuture<'static, Result<(), BroadcastError>> {
+        let Some((family, history)) = self.histories.family(&message.frame().topic) else {
+            return self.inner.try_broadcast(message, except);
+        };
+        let delivery = Delivery::new(self.inner.clone(), except);
+        let appended = self
+            .histories
+            .store()
+            .append(family, history, message, delivery);
+        Box::pin(async move {
+            match appended.await {
+                Ok(_) => Ok(()),
+                // Delivered as it was, without a position.
+                Err(HistoryError::AlreadyEncoded) => Ok(()),
+                Err(err) => Err(BroadcastError::NotKept(err)),
+            }
+        })
     }
 
     fn push_to_socket(&self, socket_id: &str, topic: &str, event: &str, payload: Payload) {
@@ -112,6 +136,15 @@ impl PubSub for Sequenced {
 
     fn encode_metrics(&self, out: &mut String) {
         self.inner.encode_metrics(out);
+    }
+}
+
+/// Logs a broadcast its store refused: an unavailable store says so in its own log, once per
+/// outage, so each refused broadcast is only a debug line.
+fn not_kept(err: &HistoryError) {
+    match err {
+        HistoryError::Unavailable(_) => debug!(error = %err, "broadcast not kept in history"),
+        _ => warn!(error = %err, "broadcast not kept in history"),
     }
 }
 

@@ -63,6 +63,13 @@ impl Delivery {
     pub fn deliver(self, message: Arc<Broadcast>) {
         self.pubsub.broadcast(message, self.except);
     }
+
+    /// The local connection the broadcast skips (`broadcast_from`), for a store that delivers
+    /// by itself: one over the network delivers a broadcast on every node once it comes back
+    /// positioned.
+    pub fn except(&self) -> Option<ConnId> {
+        self.except
+    }
 }
 
 /// What [`HistoryStore::recover`] found.

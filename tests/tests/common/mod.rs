@@ -217,3 +217,39 @@ impl Served {
         Ok(())
     }
 }
+
+/// How the server ended a socket it accepted and closed at once (a refusal with
+/// [`Config::close_on_refusal`] on): `Ok((code, reason))` of its close frame, or `Err` with what
+/// happened instead (a refused upgrade, a frame before the close, no close frame).
+pub async fn closed_at_once(url: &str, token: Option<&str>) -> Result<(u16, String), String> {
+    use base64::Engine;
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
+
+    let mut request = url.into_client_request().map_err(|err| err.to_string())?;
+    let mut protocols = "phoenix".to_owned();
+    if let Some(token) = token {
+        let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(token);
+        protocols.push_str(&format!(", base64url.bearer.phx.{encoded}"));
+    }
+    let value = tungstenite::http::HeaderValue::from_str(&protocols).map_err(|e| e.to_string())?;
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", value);
+    let (mut ws, response) = match tokio_tungstenite::connect_async(request).await {
+        Ok(connected) => connected,
+        Err(err) => return Err(format!("the upgrade failed: {err}")),
+    };
+    // A browser fails a connection whose answer picks no subprotocol after it offered some.
+    let protocol = response.headers().get("sec-websocket-protocol");
+    if protocol.and_then(|value| value.to_str().ok()) != Some("phoenix") {
+        return Err(format!("the upgrade answered the subprotocol {protocol:?}"));
+    }
+    match tokio::time::timeout(RECV_TIMEOUT, ws.next()).await {
+        Ok(Some(Ok(Message::Close(Some(frame))))) => {
+            Ok((u16::from(frame.code), frame.reason.as_str().to_owned()))
+        }
+        Ok(other) => Err(format!("expected a close frame, got {other:?}")),
+        Err(_) => Err("no close frame in time".to_owned()),
+    }
+}

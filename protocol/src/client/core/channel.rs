@@ -406,6 +406,7 @@ impl<H: Host> Core<H> {
         };
         if ok {
             ch.rejoin = Retry::default();
+            self.unauthorized = false;
             self.set_state(channel, ChannelState::Joined, StateCause::JoinOk);
             self.flush_channel_buffer(channel, now);
         } else {

@@ -7,13 +7,21 @@
 //! browser package carries only the decisions; the native [`Session`](super::Session) is this
 //! core with a host that speaks the protocol's serializers.
 //!
-//! Where the client's next features go: resuming a history channel is the core's (each
-//! channel keeps the last position a broadcast's ref slot carried, from [`Incoming`], and its
-//! [`Outgoing::Join`] gains it as `since`; the join reply's `recovered` travels in the host's
-//! message); close codes that refuse the socket (4001, 4003) are the core's too, in
-//! `handle_close`, which then stops reconnecting as `disconnect` does; going offline and online
-//! is an input like `handle_visibility`, holding reconnects while offline; live collections of
-//! synced shapes are the host's, built from the messages it already receives.
+//! Close codes that refuse the socket are decided here, in `handle_close`:
+//!
+//! | close code | what the core does |
+//! |---|---|
+//! | 4003 (forbidden) | stops reconnecting until `connect`: [`CoreEvent::Refused`], then the close |
+//! | 4001 (unauthorized, token expired) | reconnects at once (the host evaluates the token afresh); a second 4001 before a channel joined or a heartbeat was answered refuses, as 4003 |
+//! | any other | reconnects after the backoff |
+//!
+//! Going offline ([`handle_online`](Core::handle_online)) closes the transport at once and holds
+//! reconnects until online, as a hidden page holds them until shown.
+//!
+//! Resuming a history channel (its last position, `since` on every rejoin, dropping what it had)
+//! is the hosts': positions are strings on the wire, which the core never sees, and the browser
+//! package keeps them in JavaScript beside the payloads at less cost than a round trip through
+//! the core. [`Session`](super::Session)'s host does the same for native clients.
 
 mod channel;
 mod push;
@@ -46,6 +54,11 @@ pub struct Core<H: Host> {
     wants_connection: bool,
     /// The page is hidden: a reconnect that comes due waits for it to be shown again.
     hidden: bool,
+    /// The network is down (`handle_online(false)`): reconnects wait for it to come back.
+    offline: bool,
+    /// A 4001 close was answered with an immediate reconnect; another before the connection
+    /// proved itself (a channel joined, a heartbeat answered) refuses.
+    unauthorized: bool,
     /// Reconnect attempts since the last open (phoenix.js `reconnectTimer.tries`).
     reconnect_tries: u32,
     heartbeat: Heartbeat,
@@ -109,6 +122,8 @@ impl<H: Host> Core<H> {
             conn: Conn::Closed,
             wants_connection: false,
             hidden: false,
+            offline: false,
+            unauthorized: false,
             reconnect_tries: 0,
             heartbeat: Heartbeat::Off,
             send_buffer: Vec::new(),
@@ -141,6 +156,7 @@ impl<H: Host> Core<H> {
     pub fn connect(&mut self, now: Timestamp) {
         let _ = now;
         if self.conn == Conn::Closed {
+            self.unauthorized = false;
             self.transport_connect(false);
         }
     }
@@ -152,7 +168,9 @@ impl<H: Host> Core<H> {
         self.wants_connection = false;
         self.reconnect_tries = 0;
         match self.conn {
-            Conn::Open | Conn::Connecting { .. } => self.teardown(code, CloseReason::Disconnect),
+            Conn::Open | Conn::Connecting { .. } => {
+                self.teardown(code, code, CloseReason::Disconnect)
+            }
             Conn::Reconnecting { .. } => self.conn = Conn::Closed,
             Conn::Closed => {}
         }
@@ -172,25 +190,52 @@ impl<H: Host> Core<H> {
             return;
         }
         self.hidden = false;
-        if !self.wants_connection {
+        if !self.wants_connection || self.offline {
             return;
         }
         match self.conn {
-            Conn::Open
-            | Conn::Connecting {
+            // A connection that slept with the page may be dead: a heartbeat finds out now
+            // rather than at the next tick.
+            Conn::Open => {
+                if let Heartbeat::Next(_) = self.heartbeat {
+                    self.send_heartbeat(now);
+                }
+            }
+            Conn::Connecting {
                 on_visibility: true,
             } => {}
             Conn::Connecting {
                 on_visibility: false,
             } => {
                 self.reconnect_tries = 0;
-                self.teardown(None, CloseReason::Visibility);
+                self.teardown(None, None, CloseReason::Visibility);
                 self.transport_connect(true);
             }
             Conn::Closed | Conn::Reconnecting { .. } => {
                 self.reconnect_tries = 0;
                 self.transport_connect(true);
             }
+        }
+    }
+
+    /// The network went down (`false`, the browser's `offline` event) or came back (`true`,
+    /// `online`): offline closes the transport at once (reported as a close with 1006) and
+    /// holds reconnects; online reconnects at once with a fresh backoff if the session should
+    /// be connected.
+    pub fn handle_online(&mut self, online: bool, now: Timestamp) {
+        let _ = now;
+        self.offline = !online;
+        if !online {
+            match self.conn {
+                Conn::Open | Conn::Connecting { .. } => {
+                    self.teardown(None, Some(1006), CloseReason::Offline)
+                }
+                Conn::Reconnecting { .. } => self.conn = Conn::Closed,
+                Conn::Closed => {}
+            }
+        } else if self.wants_connection && !self.transport_active() {
+            self.reconnect_tries = 0;
+            self.transport_connect(false);
         }
     }
 
@@ -214,7 +259,8 @@ impl<H: Host> Core<H> {
 
     /// The transport closed (`code` as reported, if any): errors the channels and schedules a
     /// reconnect. Every close the core did not ask for is reconnected, whatever its code (as
-    /// phoenix.js 1.8 does, since servers and proxies close with 1000 too).
+    /// phoenix.js 1.8 does, since servers and proxies close with 1000 too), but for the refusals
+    /// of the [module](self) table.
     pub fn handle_close(&mut self, now: Timestamp, code: Option<u16>) {
         if !self.transport_active() {
             return;
@@ -222,7 +268,19 @@ impl<H: Host> Core<H> {
         self.heartbeat = Heartbeat::Off;
         self.error_channels();
         self.conn = Conn::Closed;
-        if self.wants_connection {
+        let refused = match code {
+            Some(FORBIDDEN) => true,
+            Some(UNAUTHORIZED) => std::mem::replace(&mut self.unauthorized, true),
+            _ => false,
+        };
+        if let (true, Some(code)) = (refused, code) {
+            self.wants_connection = false;
+            self.reconnect_tries = 0;
+            self.host.emit(CoreEvent::Refused { code });
+        } else if code == Some(UNAUTHORIZED) && self.wants_connection {
+            // At once, with the token the host evaluates afresh.
+            self.conn = Conn::Reconnecting { at: now };
+        } else if self.wants_connection {
             self.schedule_reconnect(now);
         }
         self.host.emit(CoreEvent::Close { code });
@@ -247,6 +305,7 @@ impl<H: Host> Core<H> {
         if let (Heartbeat::Pending { msg_ref, .. }, Some(got)) = (&self.heartbeat, frame.msg_ref)
             && *msg_ref == got
         {
+            self.unauthorized = false;
             self.reset_heartbeat(now);
         }
         let Incoming {
@@ -351,9 +410,9 @@ impl<H: Host> Core<H> {
         self.host.connect();
     }
 
-    /// Lets go of the current transport: asks the host to close it, errors the channels if it
-    /// was open, and reports the close.
-    fn teardown(&mut self, code: Option<u16>, reason: CloseReason) {
+    /// Lets go of the current transport: asks the host to close it with `code`, errors the
+    /// channels if it was open, and reports the close with `reported`.
+    fn teardown(&mut self, code: Option<u16>, reported: Option<u16>, reason: CloseReason) {
         let was_open = self.conn == Conn::Open;
         self.heartbeat = Heartbeat::Off;
         self.host.close(code, reason);
@@ -361,7 +420,7 @@ impl<H: Host> Core<H> {
         if was_open {
             self.error_channels();
         }
-        self.host.emit(CoreEvent::Close { code });
+        self.host.emit(CoreEvent::Close { code: reported });
     }
 
     fn schedule_reconnect(&mut self, now: Timestamp) {
@@ -393,20 +452,21 @@ impl<H: Host> Core<H> {
         self.host.send(Outgoing::Heartbeat { msg_ref });
         self.heartbeat = Heartbeat::Pending {
             msg_ref,
-            deadline: now + interval,
+            deadline: now + self.config.heartbeat_timeout.unwrap_or(interval),
         };
     }
 
     /// A heartbeat got no reply by the next tick: the connection is presumed dead.
     fn heartbeat_timeout(&mut self, now: Timestamp) {
-        self.teardown(Some(1000), CloseReason::HeartbeatTimeout);
+        self.teardown(Some(1000), Some(1000), CloseReason::HeartbeatTimeout);
         self.schedule_reconnect(now);
     }
 
     fn fire_reconnect(&mut self) {
         self.reconnect_tries = self.reconnect_tries.saturating_add(1);
-        if self.hidden {
-            // Wait for `handle_visibility(true)`; `wants_connection` stays set.
+        if self.hidden || self.offline {
+            // Wait for `handle_visibility(true)` or `handle_online(true)`; `wants_connection`
+            // stays set.
             self.conn = Conn::Closed;
         } else {
             self.transport_connect(false);
@@ -490,6 +550,11 @@ impl<H: Host> Core<H> {
         }
     }
 }
+
+/// The close code of a server that refuses the credentials (missing, invalid or expired).
+const UNAUTHORIZED: u16 = 4001;
+/// The close code of a server that refuses a valid identity.
+const FORBIDDEN: u16 = 4003;
 
 /// What an event frame does to the channels it reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -497,6 +497,7 @@ fn a_frame_decoded_by_the_driver_is_handled_as_its_text_is() {
             channel: room,
             event: "shout".into(),
             payload: json(r#"{"body":"hi"}"#),
+            position: None,
         }]
     );
 }

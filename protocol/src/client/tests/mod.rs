@@ -5,6 +5,8 @@ mod channels;
 mod connection;
 mod golden;
 mod pushes;
+mod refusals;
+mod resume;
 
 use std::time::Duration;
 

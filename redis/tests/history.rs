@@ -1,0 +1,264 @@
+//! History in Redis Streams across nodes: the positions Redis gives are the ones every node's
+//! clients see, a client cut from one node resumes on another with `recovered: true`, and while
+//! Redis is unreachable history topics refuse what they cannot keep and lose nothing they took.
+//! Each test starts its own `redis-server` (skipped with a message if it is not installed).
+
+mod support;
+
+use alight_protocol::Frame;
+use alight_tests::client::TestClient;
+use serde_json::{Value, json};
+use support::{Node, RedisServer, api_broadcast, http, n_of, next_event, until_clustered, within};
+
+/// Joins `topic` with `params`; returns the join_ref and the reply's response.
+async fn join(client: &mut TestClient, topic: &str, params: Value) -> (String, Value) {
+    let (join_ref, reply) = within("join", client.join(topic, params))
+        .await
+        .expect("joins");
+    assert_eq!(reply.status, "ok", "join of {topic}");
+    (join_ref, reply.json())
+}
+
+/// The next `count` broadcasts of `event` on `topic`: their `n` and position (the `ref` slot).
+async fn positioned(
+    client: &mut TestClient,
+    topic: &str,
+    event: &str,
+    count: usize,
+) -> Vec<(i64, String)> {
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let frame: Frame = next_event(client, topic, event).await;
+        let n = n_of(&frame).expect("a numbered broadcast");
+        out.push((
+            n,
+            frame.msg_ref.clone().expect("a position in the ref slot"),
+        ));
+    }
+    out
+}
+
+fn offset(position: &str) -> u64 {
+    let (_, offset) = position.split_once('-').expect("<epoch>-<offset>");
+    offset.parse().expect("a decimal offset")
+}
+
+fn epoch(position: &str) -> &str {
+    position.split_once('-').expect("<epoch>-<offset>").0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_cut_from_one_node_resumes_on_another_with_what_it_missed() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let a = Node::start(&redis, "resume", "a").await;
+    let b = Node::start(&redis, "resume", "b").await;
+    let c = Node::start(&redis, "resume", "c").await;
+    until_clustered(&[&a, &b, &c]).await;
+    let topic = "history:resume";
+
+    let mut watcher = a.client(None).await;
+    let (_, joined) = join(&mut watcher, topic, json!({})).await;
+    let start = joined["position"].as_str().expect("a position").to_owned();
+    assert_eq!(offset(&start), 0);
+    let mut cut = b.client(None).await;
+    let (cut_ref, joined) = join(&mut cut, topic, json!({})).await;
+    assert_eq!(
+        joined["position"],
+        start.as_str(),
+        "one history, seen alike from every node"
+    );
+
+    // From a channel on B, then from the HTTP API of A.
+    let reply = within("shout", cut.push(&cut_ref, topic, "shout", json!({"n": 1})))
+        .await
+        .expect("pushed");
+    assert_eq!(reply.status, "ok");
+    assert_eq!(api_broadcast(a.addr, topic, "shout", 2).await, 202);
+    let seen = positioned(&mut cut, topic, "shout", 2).await;
+    let watched = positioned(&mut watcher, topic, "shout", 2).await;
+    assert_eq!(seen, watched, "the same positions on every node");
+    assert_eq!(seen.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [1, 2]);
+    for (k, (_, position)) in seen.iter().enumerate() {
+        assert_eq!(epoch(position), epoch(&start));
+        assert_eq!(offset(position), k as u64 + 1);
+    }
+    let last = seen[1].1.clone();
+
+    // Cut from B; three more from C's API while it is away.
+    drop(cut);
+    for n in 3..=5 {
+        assert_eq!(api_broadcast(c.addr, topic, "shout", n).await, 202);
+    }
+    let missed = positioned(&mut watcher, topic, "shout", 3).await;
+
+    // It comes back on C: recovered, and replayed exactly what it missed, with the same positions.
+    let mut back = c.client(None).await;
+    let (_, joined) = join(&mut back, topic, json!({ "since": last })).await;
+    assert_eq!(joined["recovered"], true, "{joined}");
+    assert_eq!(joined["position"], missed[2].1.as_str());
+    assert_eq!(positioned(&mut back, topic, "shout", 3).await, missed);
+
+    // Then live broadcasts, once.
+    assert_eq!(api_broadcast(b.addr, topic, "shout", 6).await, 202);
+    let live = positioned(&mut back, topic, "shout", 1).await;
+    assert_eq!(live[0].0, 6);
+    assert_eq!(offset(&live[0].1), 6);
+
+    // A position of another epoch, or from the future, is not recovered.
+    let mut stranger = b.client(None).await;
+    let (_, joined) = join(&mut stranger, topic, json!({"since": "000000000001-3"})).await;
+    assert_eq!(joined["recovered"], false);
+    let future = format!("{}-99", epoch(&start));
+    let (_, joined) = join(&mut stranger, "history:resume", json!({ "since": future })).await;
+    assert_eq!(joined["recovered"], false);
+
+    for node in [a, b, c] {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn broadcast_from_on_a_history_topic_skips_only_the_sender() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let a = Node::start(&redis, "from", "a").await;
+    let b = Node::start(&redis, "from", "b").await;
+    until_clustered(&[&a, &b]).await;
+    let topic = "history:from";
+    let mut sender = a.client(None).await;
+    let mut same_node = a.client(None).await;
+    let mut other_node = b.client(None).await;
+    let (sender_ref, _) = join(&mut sender, topic, json!({})).await;
+    join(&mut same_node, topic, json!({})).await;
+    join(&mut other_node, topic, json!({})).await;
+
+    let reply = within(
+        "shout_from",
+        sender.push(&sender_ref, topic, "shout_from", json!({"n": 1})),
+    )
+    .await
+    .expect("pushed");
+    assert_eq!(reply.status, "ok");
+    assert_eq!(api_broadcast(b.addr, topic, "end", 2).await, 202);
+    // Both reach the others, in one order on both nodes (whichever Redis ran first).
+    let mut orders = Vec::new();
+    for client in [&mut same_node, &mut other_node] {
+        let mut order = Vec::new();
+        for _ in 0..2 {
+            let frame = within(
+                "a broadcast",
+                client.recv_until(|f| f.topic == topic && matches!(f.event(), "shout" | "end")),
+            )
+            .await
+            .expect("the socket stays open");
+            order.push((frame.event().to_owned(), frame.msg_ref.clone()));
+        }
+        orders.push(order);
+    }
+    assert_eq!(orders[0], orders[1]);
+    let end = orders[0].iter().find(|(event, _)| event == "end").cloned();
+    // The sender gets the end marker and never its own broadcast.
+    let frame = within(
+        "the end marker",
+        sender.recv_until(|f| f.topic == topic && matches!(f.event(), "shout" | "end")),
+    )
+    .await
+    .expect("the socket stays open");
+    assert_eq!(Some((frame.event().to_owned(), frame.msg_ref.clone())), end);
+    assert_eq!(api_broadcast(b.addr, topic, "end", 3).await, 202);
+    let frame = within(
+        "the second end marker",
+        sender.recv_until(|f| f.topic == topic && matches!(f.event(), "shout" | "end")),
+    )
+    .await
+    .expect("the socket stays open");
+    assert_eq!((frame.event(), n_of(&frame)), ("end", Some(3)));
+
+    for node in [a, b] {
+        node.shutdown().await;
+    }
+}
+
+/// Redis killed and started again (keeping its data): history topics answer 503 (HTTP) and an
+/// error (a channel's `try_broadcast`) meanwhile, other topics keep local delivery, and a client
+/// cut before the outage resumes afterwards with every broadcast that was accepted, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn history_topics_refuse_broadcasts_while_redis_is_down_and_lose_none_they_accepted() {
+    let Some(mut redis) = RedisServer::start_persistent().await else {
+        return;
+    };
+    let a = Node::start(&redis, "outage", "a").await;
+    let b = Node::start(&redis, "outage", "b").await;
+    until_clustered(&[&a, &b]).await;
+    let topic = "history:outage";
+    let strict = "strict:outage";
+    let lobby = "room:lobby";
+
+    let mut a1 = a.client(None).await;
+    join(&mut a1, topic, json!({})).await;
+    join(&mut a1, lobby, json!({})).await;
+    let (strict_ref, _) = join(&mut a1, strict, json!({})).await;
+    let mut b1 = b.client(None).await;
+    join(&mut b1, topic, json!({})).await;
+    let mut cut = b.client(None).await;
+    join(&mut cut, topic, json!({})).await;
+
+    assert_eq!(api_broadcast(a.addr, topic, "n", 1).await, 202);
+    let first = positioned(&mut cut, topic, "n", 1).await;
+    drop(cut);
+    for client in [&mut a1, &mut b1] {
+        assert_eq!(positioned(client, topic, "n", 1).await, first);
+    }
+
+    redis.kill().await;
+    for node in [&a, &b] {
+        within(
+            "the outage to be noticed",
+            node.redis.wait_until(|redis| !redis.is_connected()),
+        )
+        .await;
+    }
+    let (_, health) = http(a.addr, "GET", "/healthz", &[], "").await;
+    assert!(health.starts_with("degraded"), "healthz said {health:?}");
+    // History topics refuse what they cannot keep, through the API and through a channel.
+    assert_eq!(api_broadcast(a.addr, topic, "n", 2).await, 503);
+    assert_eq!(api_broadcast(b.addr, topic, "n", 2).await, 503);
+    let reply = within("strict", a1.push(&strict_ref, strict, "n", json!({"n": 2})))
+        .await
+        .expect("pushed");
+    assert_eq!(reply.status, "error");
+    assert_eq!(reply.json()["reason"], "unavailable");
+    // Other topics still reach this node's subscribers.
+    assert_eq!(api_broadcast(a.addr, lobby, "n", 9).await, 202);
+    assert_eq!(n_of(&next_event(&mut a1, lobby, "n").await), Some(9));
+    assert!(a.redis.stats().history_refused >= 2);
+
+    redis.restart().await;
+    until_clustered(&[&a, &b]).await;
+    let (_, health) = http(a.addr, "GET", "/healthz", &[], "").await;
+    assert_eq!(health, "ok");
+    assert_eq!(api_broadcast(b.addr, topic, "n", 3).await, 202);
+    // The live subscribers got 3 next: nothing refused, nothing twice.
+    for client in [&mut a1, &mut b1] {
+        let got = positioned(client, topic, "n", 1).await;
+        assert_eq!(got[0].0, 3);
+        assert_eq!(offset(&got[0].1), 2, "a refused broadcast took no position");
+    }
+    let reply = within("strict", a1.push(&strict_ref, strict, "n", json!({"n": 4})))
+        .await
+        .expect("pushed");
+    assert_eq!(reply.status, "ok");
+    // The client cut before the outage resumes on A with what was accepted meanwhile.
+    let mut back = a.client(None).await;
+    let (_, joined) = join(&mut back, topic, json!({ "since": first[0].1 })).await;
+    assert_eq!(joined["recovered"], true, "{joined}");
+    let replay = positioned(&mut back, topic, "n", 1).await;
+    assert_eq!(replay[0].0, 3);
+
+    for node in [a, b] {
+        node.shutdown().await;
+    }
+}
