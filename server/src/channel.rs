@@ -198,6 +198,9 @@ pub struct Context<'a> {
 pub(crate) enum Queued {
     /// A frame for this client (a push or a reply).
     Frame(Box<Frame>),
+    /// A frame already encoded as text in the socket's serializer: a reply, written from the
+    /// borrowed request while it is at hand rather than copied into a [`Frame`] first.
+    Text(String),
     /// This client's copy of a broadcast it made: sent before the reply, as from Phoenix.
     Broadcast(Arc<Broadcast>),
     /// `presence_state` for this channel's topic, read when it is written (after the join

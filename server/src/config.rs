@@ -377,7 +377,7 @@ impl Config {
 
 impl Limits {
     /// Why `frame` exceeds the field limits, if it does.
-    pub(crate) fn oversized_field(&self, frame: &alight_protocol::Frame) -> Option<String> {
+    pub(crate) fn oversized_field(&self, frame: &alight_protocol::FrameRef<'_>) -> Option<String> {
         let refs = [
             ("join_ref", frame.join_ref.as_deref()),
             ("ref", frame.msg_ref.as_deref()),

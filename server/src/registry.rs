@@ -164,6 +164,11 @@ impl ConnHandle {
         Ok(())
     }
 
+    /// Whether the queue overflowed: set before [`overflow`](Self::overflow) is notified.
+    pub(crate) fn overflowed(&self) -> bool {
+        self.slow.load(Ordering::Acquire)
+    }
+
     /// Queues `message`; on a full queue marks the connection slow and wakes it. Returns whether it
     /// was queued.
     fn offer(&self, message: Outbound, metrics: &Metrics) -> bool {

@@ -321,3 +321,61 @@ async fn the_connect_callback_sees_the_peer_address_and_the_headers() -> TestRes
     served.stop().await?;
     Ok(())
 }
+
+/// With `socket_send_buffer` set, the data a stalled client has not read is bounded by a few
+/// small buffers, so the slow-consumer close frame (1013) reaches it behind them as soon as it
+/// reads again, within the second the server gives a closing socket (issue #18, W4).
+#[tokio::test]
+async fn a_stalled_client_finds_its_1013_close_behind_a_bounded_send_buffer() -> TestResult {
+    let (ended, mut ends) = mpsc::unbounded_channel();
+    let alight = Alight::builder()
+        .config(
+            Config::default()
+                .outbound_queue(8)
+                .socket_send_buffer(Some(16 * 1024))
+                .shutdown_timeout(Duration::from_secs(2)),
+        )
+        .channel("echo:*", Echo { ended })
+        .build();
+    let served = common::serve(&alight, axum::Router::new().merge(alight.router())).await?;
+    let url = format!("ws://{}/socket/websocket?vsn=2.0.0", served.addr);
+
+    let mut reader = TestClient::connect(&url, None).await?;
+    reader
+        .send_text(r#"["1","1","echo:b","phx_join",{}]"#)
+        .await?;
+    reader.recv_text().await?;
+    let mut stalled = TestClient::connect_with_recv_buffer(&url, None, 4096).await?;
+    stalled
+        .send_text(r#"["1","1","echo:a","phx_join",{}]"#)
+        .await?;
+    stalled.recv_text().await?;
+
+    // Broadcasts of 64 KiB that the stalled client never reads: its socket's buffers fill after a
+    // few, then its queue of 8, and the next one overflows it.
+    let payload = Payload::json(&"x".repeat(64 * 1024))?;
+    let overflowed = |alight: &Alight| {
+        common::metric(
+            &alight.metrics_text(),
+            "alight_slow_consumer_disconnects_total",
+        ) == Some(1.0)
+    };
+    let mut sent = 0;
+    while !overflowed(&alight) {
+        assert!(sent < 1_000, "the stalled client's queue never overflowed");
+        alight.broadcast("echo:a", "big", payload.clone());
+        sent += 1;
+        // Lets the connection task write what it can and block.
+        tokio::task::yield_now().await;
+    }
+
+    // Reading again, the client gets what was in flight, then the close frame.
+    assert_eq!(stalled.recv_close().await?, Some(1013));
+    let ended = tokio::time::timeout(Duration::from_secs(5), ends.recv()).await;
+    assert!(matches!(ended, Ok(Some(Terminate::Closed))), "{ended:?}");
+
+    // The other socket is unaffected.
+    heartbeat(&mut reader, "2").await?;
+    served.stop().await?;
+    Ok(())
+}

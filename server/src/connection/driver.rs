@@ -2,6 +2,7 @@
 //! runtime, and encodes and writes what comes out, until the socket closes.
 
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use alight_protocol::{Direction, Serializer, Wire};
@@ -12,6 +13,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span, warn};
 
+use super::alarm::fired;
 use super::poll_when_woken::PollWhenWoken;
 use super::runtime::ChannelRuntime;
 use crate::backpressure::Backpressure;
@@ -163,14 +165,21 @@ impl Connection {
     ) -> Step {
         let state = self.runtime.state.clone();
         let mut stream = PollWhenWoken::new(stream);
+        // The idle timer is set once and moved on only when it fires: a message records when it
+        // was read, which costs a clock read but no timer update.
         let idle = tokio::time::sleep(idle_timeout);
         tokio::pin!(idle);
+        let mut last_read = Instant::now();
         // Registered once for the connection's life, not once per wake-up: each of these
         // futures takes a lock to join its waiter list and another to leave it.
         let shutting_down = state.shutdown.cancelled();
         tokio::pin!(shutting_down);
         let overflowed = handle.overflow.notified();
         tokio::pin!(overflowed);
+        // Both are polled once to register, then only after their flag is set (see `alarm`).
+        let (mut shutdown_armed, mut overflow_armed) = (false, false);
+        let is_shutting_down = || state.shutdown.is_cancelled();
+        let is_overflowed = || handle.overflowed();
         let queue = state.config.limits().outbound_queue;
         let write_timeout = state.config.limits().write_timeout;
         // The socket's JWT expiry, if JWT auth is on; moved by a refresh.
@@ -183,11 +192,12 @@ impl Connection {
             let paused = self.backpressure.reading_paused(queue);
             let step = tokio::select! {
                 biased;
-                () = &mut shutting_down => Step::shutting_down(),
-                () = &mut overflowed => Step::slow_consumer(),
+                () = fired(shutting_down.as_mut(), &mut shutdown_armed, is_shutting_down) => Step::shutting_down(),
+                () = fired(overflowed.as_mut(), &mut overflow_armed, is_overflowed) => Step::slow_consumer(),
                 incoming = stream.next(), if !paused => {
                     from_client = true;
-                    idle.as_mut().reset(Instant::now() + idle_timeout);
+                    last_read = Instant::now();
+                    self.runtime.received_at = last_read;
                     match incoming {
                         // Boxed: the futures of the channel callbacks are large, and an idle
                         // connection's task would otherwise hold room for them.
@@ -198,7 +208,15 @@ impl Connection {
                 }
                 first = rx.recv() => self.on_outbound_batch(first, &mut rx).await,
                 () = self.backpressure.progress(paused), if self.backpressure.waits(paused) => Step::Continue,
-                () = &mut idle => Step::Close(close_code::GOING_AWAY, "idle timeout".into()),
+                () = &mut idle => {
+                    let deadline = last_read + idle_timeout;
+                    if deadline > Instant::now() {
+                        idle.as_mut().reset(deadline);
+                        Step::Continue
+                    } else {
+                        Step::Close(close_code::GOING_AWAY, "idle timeout".into())
+                    }
+                }
                 () = &mut expiry, if expires => Step::Close(close_code::TOKEN_EXPIRED, "token expired".into()),
             };
             if std::mem::take(&mut self.runtime.token_refreshed)
@@ -223,11 +241,19 @@ impl Connection {
             let closing = !matches!(step, Step::Continue);
             self.backpressure.end_step(&mut self.encoded, closing);
             if !self.encoded.is_empty() {
-                let written = tokio::select! {
-                    biased;
-                    () = &mut shutting_down => return Step::shutting_down(),
-                    () = &mut overflowed => return Step::slow_consumer(),
-                    written = tokio::time::timeout(write_timeout, write_all(sink, &mut self.encoded)) => written,
+                let write = write_all(sink, &mut self.encoded);
+                tokio::pin!(write);
+                // Most writes complete at once; only one that waits sets its deadline (a clock
+                // read) and watches the signals.
+                let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+                let written = match first {
+                    Poll::Ready(written) => Ok(written),
+                    Poll::Pending => tokio::select! {
+                        biased;
+                        () = fired(shutting_down.as_mut(), &mut shutdown_armed, is_shutting_down) => return Step::shutting_down(),
+                        () = fired(overflowed.as_mut(), &mut overflow_armed, is_overflowed) => return Step::slow_consumer(),
+                        written = tokio::time::timeout(write_timeout, write) => written,
+                    },
                 };
                 match written {
                     Ok(Ok(count)) => {
@@ -268,12 +294,24 @@ impl Connection {
         }
     }
 
-    /// A message from the client: decoded and handed to the channel runtime.
+    /// A message from the client: decoded and handed to the channel runtime. A text message
+    /// is read in place: the frame borrows from it.
     async fn on_message(&mut self, message: Message) -> Step {
         let serializer = self.runtime.socket.serializer;
-        let decoded = match message {
-            Message::Text(text) => serializer.decode_text(Direction::ToServer, text.as_str()),
-            Message::Binary(bytes) => serializer.decode_binary(Direction::ToServer, bytes),
+        let binary;
+        let decoded = match &message {
+            Message::Text(text) => {
+                serializer.decode_text_in_place(Direction::ToServer, text.as_str())
+            }
+            Message::Binary(bytes) => {
+                match serializer.decode_binary(Direction::ToServer, bytes.clone()) {
+                    Ok(frame) => {
+                        binary = frame;
+                        Ok(binary.to_ref())
+                    }
+                    Err(err) => Err(err),
+                }
+            }
             Message::Ping(_) | Message::Pong(_) => return Step::Continue,
             Message::Close(_) => return Step::PeerClosed,
         };
@@ -326,16 +364,18 @@ fn encode(
     out: &mut Vec<Message>,
 ) {
     for queued in queued.drain(..) {
-        let encoded = match &queued {
+        let encoded = match queued {
+            // Encoded as it was queued: a `String` becomes the message's text without a check.
+            Queued::Text(text) => Ok(Message::Text(Utf8Bytes::from(text))),
             Queued::Frame(frame) => serializer
-                .encode(Direction::ToClient, frame)
+                .encode(Direction::ToClient, &frame)
                 .map(to_message),
             // Converted once per broadcast: every subscriber clones the checked text.
             Queued::Broadcast(broadcast) => broadcast.encoded().wire_as(serializer, to_message),
             // Read now, after the join subscribed: shared by every joiner of the window.
-            Queued::PresenceState { topic } => {
-                presence.joiner_state(topic).wire_as(serializer, to_message)
-            }
+            Queued::PresenceState { topic } => presence
+                .joiner_state(&topic)
+                .wire_as(serializer, to_message),
         };
         match encoded {
             Ok(message) => out.push(message),

@@ -84,9 +84,8 @@ impl JoinBudget {
         }
     }
 
-    /// Takes a join from the budget; whether there was one.
-    pub(super) fn take(&mut self) -> bool {
-        let now = Instant::now();
+    /// Takes a join from the budget at `now`; whether there was one.
+    pub(super) fn take(&mut self, now: Instant) -> bool {
         let elapsed = now.duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);

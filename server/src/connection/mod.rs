@@ -9,7 +9,8 @@
 //! - `driver`: the socket side: the select loop, reads, encoding, writes, the close handshake;
 //! - `runtime`: the channel side: the channels the socket joined (`joined`) and their callbacks;
 //!   it never touches the socket;
-//! - `poll_when_woken`: the read half of the socket, polled only when it has something.
+//! - `poll_when_woken`: the read half of the socket, polled only when it has something;
+//! - `alarm`: the shutdown and overflow signals, polled only once they fired.
 //!
 //! # Output
 //! What the client is sent takes one path, one name per stage:
@@ -24,6 +25,7 @@
 //! the idle timeout, overflows its queue, is disconnected by socket id, or the server shuts down;
 //! each ends with the close code listed in [`close_code`](crate::close_code).
 
+mod alarm;
 mod driver;
 mod joined;
 mod poll_when_woken;

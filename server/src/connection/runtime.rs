@@ -6,12 +6,14 @@
 //! results for the client ([`queued`](ChannelRuntime::queued), the first stage of the output).
 //! It never touches the socket.
 
+use std::borrow::Cow;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
-use alight_protocol::{Body, Frame, Payload, event};
+use alight_protocol::{BodyRef, Direction, Frame, FrameRef, Payload, PayloadRef, event};
 use futures_util::FutureExt;
+use tokio::time::Instant;
 use tracing::{Instrument, debug, debug_span, warn};
 
 use super::joined::{ChannelSlot, Channels, JoinBudget};
@@ -50,11 +52,12 @@ fn payload_len(payload: &Payload) -> usize {
 /// A panic caught in a channel callback.
 type Panic = Box<dyn std::any::Any + Send>;
 
-/// The addressing of an incoming message, kept for its reply.
-struct Addressed {
-    join_ref: Option<String>,
-    msg_ref: Option<String>,
-    topic: String,
+/// The addressing of an incoming message, borrowed from it for its reply.
+#[derive(Clone, Copy)]
+struct Addressed<'m> {
+    join_ref: Option<&'m str>,
+    msg_ref: Option<&'m str>,
+    topic: &'m str,
 }
 
 /// Where in its life a channel is when a callback runs: what its [`Context`] allows.
@@ -86,6 +89,9 @@ pub(super) struct ChannelRuntime {
     /// Set when an `access_token` event replaced the socket's claims; the driver moves its
     /// expiry deadline and clears it.
     pub(super) token_refreshed: bool,
+    /// When the message being dispatched was read (set by the driver, which reads the clock
+    /// once per message): the rate budgets count from it.
+    pub(super) received_at: Instant,
 }
 
 impl ChannelRuntime {
@@ -103,36 +109,32 @@ impl ChannelRuntime {
             queued: Vec::new(),
             published: None,
             token_refreshed: false,
+            received_at: Instant::now(),
         }
     }
 
-    /// Handles a frame from the client.
-    pub(super) async fn dispatch(&mut self, frame: Frame) {
-        let Body::Event { event, payload } = frame.body else {
+    /// Handles a frame from the client, borrowed from its message: only what a channel keeps
+    /// (the payload it is handed, a joined topic) is copied.
+    pub(super) async fn dispatch(&mut self, frame: FrameRef<'_>) {
+        let BodyRef::Event { event, payload } = &frame.body else {
             debug!(topic = %frame.topic, "ignoring a reply sent by the client");
             return;
         };
-        let Frame {
-            join_ref,
-            msg_ref,
-            topic,
-            ..
-        } = frame;
         let msg = Addressed {
-            join_ref,
-            msg_ref,
-            topic,
+            join_ref: frame.join_ref.as_deref(),
+            msg_ref: frame.msg_ref.as_deref(),
+            topic: &frame.topic,
         };
-        match event.as_str() {
+        match &**event {
             event::HEARTBEAT if msg.topic == event::PHOENIX_TOPIC => {
-                self.reply(&msg, "ok", Payload::empty());
+                self.reply(msg, "ok", PayloadRef::EMPTY);
             }
-            event::JOIN => self.join(msg, payload).await,
+            event::JOIN => self.join(msg, payload.to_payload()).await,
             ACCESS_TOKEN if self.state.config.jwt_auth().is_some() => {
-                self.refresh_token(msg, payload).await;
+                self.refresh_token(msg, payload.to_payload()).await;
             }
             event::LEAVE => self.leave(msg).await,
-            _ => self.handle_in(msg, event, payload).await,
+            other => self.handle_in(msg, other, payload.to_payload()).await,
         }
     }
 
@@ -173,29 +175,29 @@ impl ChannelRuntime {
         }
     }
 
-    async fn join(&mut self, msg: Addressed, params: Payload) {
+    async fn join(&mut self, msg: Addressed<'_>, params: Payload) {
         let limits = *self.state.config.limits();
         // A second join of a joined topic replaces the first (its phx_close follows our reply).
-        let replaced_ref = match self.channels.remove(&msg.topic) {
+        let replaced_ref = match self.channels.remove(msg.topic) {
             Some(old) => {
                 debug!(topic = %msg.topic, "duplicate join: closing the previous channel");
-                self.unsubscribe(&msg.topic);
+                self.unsubscribe(msg.topic);
                 let old_ref = old.join_ref.clone();
-                self.run_terminate(&msg.topic, old, Terminate::Rejoin).await;
+                self.run_terminate(msg.topic, old, Terminate::Rejoin).await;
                 Some(old_ref)
             }
             None => None,
         };
 
         // As Phoenix: the topic is looked up first, the limits apply to known topics only.
-        let handler = self.state.channels.route(&msg.topic).cloned();
+        let handler = self.state.channels.route(msg.topic).cloned();
         let refusal = if handler.is_none() {
             None
         } else if self.channels.len() >= limits.max_channels_per_socket {
             Some("too many channels joined")
         } else if !self.rate_allows(Budget::Joins) {
             Some("too many joins")
-        } else if !self.token_allows(&msg.topic) {
+        } else if !self.token_allows(msg.topic) {
             Some("unauthorized")
         } else {
             None
@@ -203,29 +205,26 @@ impl ChannelRuntime {
         match (handler, refusal) {
             (None, _) => {
                 debug!(topic = %msg.topic, "unmatched topic");
-                self.reply_unmatched(&msg);
+                self.reply_unmatched(msg);
             }
-            (Some(_), Some(reason)) => self.reply(&msg, "error", reason_payload(reason)),
+            (Some(_), Some(reason)) => self.reply(msg, "error", reason_payload(reason).to_ref()),
             (Some(handler), None) => {
                 // Subscribe before `join` runs, so nothing broadcast after the join reads its
                 // snapshot is missed: those broadcasts wait in this socket's queue, which is only
                 // read after the reply below, and are dropped if the join fails.
-                self.state.registry.subscribe(&msg.topic, &self.handle);
+                self.state.registry.subscribe(msg.topic, &self.handle);
                 // A history topic's position is read now, subscribed and before `join` runs.
-                let mut resume = match self.state.histories.family(&msg.topic) {
+                let mut resume = match self.state.histories.family(msg.topic) {
                     Some(family) => Some(
-                        Resume::read(&**self.state.histories.store(), family, &msg.topic, &params)
+                        Resume::read(&**self.state.histories.store(), family, msg.topic, &params)
                             .await,
                     ),
                     None => None,
                 };
                 let (joined, pushes) = self
-                    .with_context(
-                        &msg.topic,
-                        msg.join_ref.as_deref(),
-                        Phase::Joining,
-                        |_, ctx| handler.join(params, ctx),
-                    )
+                    .with_context(msg.topic, msg.join_ref, Phase::Joining, |_, ctx| {
+                        handler.join(params, ctx)
+                    })
                     .await;
                 match joined {
                     Ok(Ok((joined, response)))
@@ -234,28 +233,28 @@ impl ChannelRuntime {
                         // Joined, but the reply cannot go out: end the channel as refused.
                         warn!(topic = %msg.topic, bytes = payload_len(&response), "join reply over its limit");
                         self.state.metrics.channels.inc();
-                        self.unsubscribe(&msg.topic);
+                        self.unsubscribe(msg.topic);
                         let slot = ChannelSlot {
-                            join_ref: msg.join_ref.clone(),
+                            join_ref: msg.join_ref.map(str::to_owned),
                             joined,
                             through: None,
                         };
-                        self.run_terminate(&msg.topic, slot, Terminate::Stop).await;
-                        self.reply(&msg, "error", reason_payload(JOIN_REPLY_TOO_LARGE));
+                        self.run_terminate(msg.topic, slot, Terminate::Stop).await;
+                        self.reply(msg, "error", reason_payload(JOIN_REPLY_TOO_LARGE).to_ref());
                     }
                     Ok(Ok((joined, response))) => {
                         self.state.metrics.channels.inc();
                         self.channels.insert(
-                            msg.topic.clone(),
+                            msg.topic.to_owned(),
                             ChannelSlot {
-                                join_ref: msg.join_ref.clone(),
+                                join_ref: msg.join_ref.map(str::to_owned),
                                 joined,
                                 through: None,
                             },
                         );
                         match &mut resume {
                             Some(resume) => {
-                                self.reply(&msg, "ok", resume.response(response));
+                                self.reply(msg, "ok", resume.response(response).to_ref());
                                 let metrics = &self.state.metrics;
                                 match resume.recovered() {
                                     Some(true) => metrics.resumes_recovered.inc(),
@@ -271,37 +270,37 @@ impl ChannelRuntime {
                                         self.deliver(intercepted).await;
                                     }
                                 }
-                                if let Some(slot) = self.channels.get_mut(&msg.topic) {
+                                if let Some(slot) = self.channels.get_mut(msg.topic) {
                                     slot.through = resume.through();
                                 }
                             }
-                            None => self.reply(&msg, "ok", response),
+                            None => self.reply(msg, "ok", response.to_ref()),
                         }
                         // Pushes made while joining follow the ok reply.
                         self.queue_pushes(pushes).await;
                     }
                     Ok(Err(refused)) => {
-                        self.leave_topic(&msg.topic);
-                        self.reply(&msg, "error", refused.response().clone());
+                        self.leave_topic(msg.topic);
+                        self.reply(msg, "error", refused.response().to_ref());
                     }
                     Err(_) => {
-                        self.leave_topic(&msg.topic);
+                        self.leave_topic(msg.topic);
                         warn!(topic = %msg.topic, "join crashed");
-                        self.reply(&msg, "error", reason_payload("join crashed"));
+                        self.reply(msg, "error", reason_payload("join crashed").to_ref());
                     }
                 }
             }
         }
         if let Some(old_ref) = replaced_ref {
-            self.channel_event(&msg.topic, old_ref, event::CLOSE, Payload::empty());
+            self.channel_event(msg.topic, old_ref, event::CLOSE, Payload::empty());
         }
     }
 
     /// Takes one from a rate budget, counting a refusal as a strike.
     fn rate_allows(&mut self, budget: Budget) -> bool {
         let allowed = match budget {
-            Budget::Joins => self.joins.take(),
-            Budget::Pushes => self.pushes.take(),
+            Budget::Joins => self.joins.take(self.received_at),
+            Budget::Pushes => self.pushes.take(self.received_at),
         };
         if allowed {
             self.rate_strikes = 0;
@@ -333,7 +332,7 @@ impl ChannelRuntime {
 
     /// `access_token {"access_token": t}`: verifies `t`; if valid, its claims replace the socket's
     /// and the channels they no longer allow are closed (see the `jwt` module).
-    async fn refresh_token(&mut self, msg: Addressed, payload: Payload) {
+    async fn refresh_token(&mut self, msg: Addressed<'_>, payload: Payload) {
         #[derive(serde::Deserialize)]
         struct Refresh {
             access_token: String,
@@ -352,7 +351,7 @@ impl ChannelRuntime {
             Ok(claims) => claims,
             Err(reason) => {
                 debug!(%reason, "token refresh refused");
-                self.reply(&msg, "error", reason_payload(&reason));
+                self.reply(msg, "error", reason_payload(&reason).to_ref());
                 return;
             }
         };
@@ -365,7 +364,7 @@ impl ChannelRuntime {
             .filter(|topic| !self.token_allows(topic))
             .collect();
         // The reply first: its channel may be one of those closed.
-        self.reply(&msg, "ok", Payload::empty());
+        self.reply(msg, "ok", PayloadRef::EMPTY);
         for topic in revoked {
             if let Some(slot) = self.channels.remove(&topic) {
                 debug!(%topic, "no longer allowed by the refreshed token");
@@ -377,72 +376,81 @@ impl ChannelRuntime {
         }
     }
 
-    async fn leave(&mut self, msg: Addressed) {
-        let Some(slot) = self.channels.get(&msg.topic) else {
+    async fn leave(&mut self, msg: Addressed<'_>) {
+        let Some(slot) = self.channels.get(msg.topic) else {
             // Nothing to leave: say ok, as Phoenix does.
-            self.reply(&msg, "ok", Payload::empty());
+            self.reply(msg, "ok", PayloadRef::EMPTY);
             return;
         };
-        if slot.join_ref != msg.join_ref {
+        if slot.join_ref.as_deref() != msg.join_ref {
             debug!(topic = %msg.topic, "ignoring a leave with a stale join_ref");
             return;
         }
-        if let Some(slot) = self.channels.remove(&msg.topic) {
-            self.unsubscribe(&msg.topic);
+        if let Some(slot) = self.channels.remove(msg.topic) {
+            self.unsubscribe(msg.topic);
             let join_ref = slot.join_ref.clone();
-            self.run_terminate(&msg.topic, slot, Terminate::Leave).await;
-            self.reply(&msg, "ok", Payload::empty());
-            self.channel_event(&msg.topic, join_ref, event::CLOSE, Payload::empty());
+            self.run_terminate(msg.topic, slot, Terminate::Leave).await;
+            self.reply(msg, "ok", PayloadRef::EMPTY);
+            self.channel_event(msg.topic, join_ref, event::CLOSE, Payload::empty());
         }
     }
 
-    async fn handle_in(&mut self, msg: Addressed, event: String, payload: Payload) {
-        let Some(slot) = self.channels.get(&msg.topic) else {
+    async fn handle_in(&mut self, msg: Addressed<'_>, event: &str, payload: Payload) {
+        let Some(slot) = self.channels.get(msg.topic) else {
             debug!(topic = %msg.topic, %event, "push to a topic this socket has not joined");
-            self.reply_unmatched(&msg);
+            self.reply_unmatched(msg);
             return;
         };
-        if slot.join_ref != msg.join_ref {
+        if slot.join_ref.as_deref() != msg.join_ref {
             debug!(topic = %msg.topic, %event, "ignoring a message with a stale join_ref");
             return;
         }
-        let join_ref = slot.join_ref.clone();
         if !self.rate_allows(Budget::Pushes) {
-            self.reply(&msg, "error", reason_payload("too many pushes"));
+            self.reply(msg, "error", reason_payload("too many pushes").to_ref());
             return;
         }
-        let topic = msg.topic.clone();
-        let (result, pushes) = self
-            .with_context(
-                &msg.topic,
-                join_ref.as_deref(),
-                Phase::Joined,
-                |channels, ctx| {
-                    Box::pin(async move {
-                        match channels.get_mut(&topic) {
-                            Some(slot) => Some(slot.joined.handle_in(&event, payload, ctx).await),
-                            None => None,
-                        }
-                    })
-                },
-            )
-            .await;
+        // The callback runs on its slot directly, beside the context's borrows of the other
+        // fields: no copy of the topic and no boxed closure per push.
+        let mut pushes = Vec::new();
+        let ChannelRuntime {
+            state,
+            socket,
+            channels,
+            ..
+        } = &mut *self;
+        let Some(slot) = channels.get_mut(msg.topic) else {
+            return;
+        };
+        let mut ctx = context(
+            state,
+            socket,
+            msg.topic,
+            msg.join_ref,
+            Phase::Joined,
+            &mut pushes,
+        );
+        let result = catch_panic(msg.topic, slot.joined.handle_in(event, payload, &mut ctx)).await;
+        if let Some(latest) = ctx.published.take() {
+            self.published = Some(latest);
+        }
         self.queue_pushes(pushes).await;
         match result {
-            Ok(Some(HandleIn::Reply { status, response })) => self.reply(&msg, &status, response),
-            Ok(Some(HandleIn::NoReply) | None) => {}
-            Ok(Some(HandleIn::Stop { reply })) => {
+            Ok(HandleIn::Reply { status, response }) => {
+                self.reply(msg, &status, response.to_ref());
+            }
+            Ok(HandleIn::NoReply) => {}
+            Ok(HandleIn::Stop { reply }) => {
                 if let Some((status, response)) = reply {
-                    self.reply(&msg, &status, response);
+                    self.reply(msg, &status, response.to_ref());
                 }
-                if let Some(slot) = self.channels.remove(&msg.topic) {
-                    self.unsubscribe(&msg.topic);
+                if let Some(slot) = self.channels.remove(msg.topic) {
+                    self.unsubscribe(msg.topic);
                     let join_ref = slot.join_ref.clone();
-                    self.run_terminate(&msg.topic, slot, Terminate::Stop).await;
-                    self.channel_event(&msg.topic, join_ref, event::CLOSE, Payload::empty());
+                    self.run_terminate(msg.topic, slot, Terminate::Stop).await;
+                    self.channel_event(msg.topic, join_ref, event::CLOSE, Payload::empty());
                 }
             }
-            Err(_) => self.crash(&msg.topic),
+            Err(_) => self.crash(msg.topic),
         }
     }
 
@@ -566,7 +574,7 @@ impl ChannelRuntime {
     async fn queue_pushes(&mut self, pushes: Vec<Queued>) {
         for queued in pushes {
             match queued {
-                queued @ (Queued::Frame(_) | Queued::PresenceState { .. }) => {
+                queued @ (Queued::Frame(_) | Queued::Text(_) | Queued::PresenceState { .. }) => {
                     self.queued.push(queued);
                 }
                 Queued::Broadcast(broadcast) => {
@@ -590,59 +598,64 @@ impl ChannelRuntime {
         call: impl for<'c> FnOnce(&'c mut Channels, &'c mut Context<'_>) -> BoxFuture<'c, T>,
     ) -> (Result<T, Panic>, Vec<Queued>) {
         let mut pushes = Vec::new();
-        let mut ctx = Context {
+        let mut ctx = context(
+            &self.state,
+            &self.socket,
             topic,
             join_ref,
-            socket: &self.socket,
-            pubsub: &self.state.pubsub,
-            pushes: &mut pushes,
-            subscribed: matches!(phase, Phase::Joined),
-            presence: &self.state.presence,
-            tracking: !matches!(phase, Phase::Ending),
-            published: None,
-            limits: self.state.config.limits(),
-        };
-        let span = debug_span!("channel", %topic);
-        let result = AssertUnwindSafe(call(&mut self.channels, &mut ctx))
-            .catch_unwind()
-            .instrument(span)
-            .await;
+            phase,
+            &mut pushes,
+        );
+        let result = catch_panic(topic, call(&mut self.channels, &mut ctx)).await;
         if let Some(latest) = ctx.published.take() {
             self.published = Some(latest);
         }
         (result, pushes)
     }
 
-    fn reply(&mut self, to: &Addressed, status: &str, response: Payload) {
-        self.reply_with_join_ref(to.join_ref.clone(), to, status, response);
+    fn reply(&mut self, to: Addressed<'_>, status: &str, response: PayloadRef<'_>) {
+        self.reply_with_join_ref(to.join_ref, to, status, response);
     }
 
     /// The reply to a message for a topic this socket has not joined: Phoenix sends it without a
     /// join_ref.
-    fn reply_unmatched(&mut self, to: &Addressed) {
-        self.reply_with_join_ref(None, to, "error", reason_payload("unmatched topic"));
+    fn reply_unmatched(&mut self, to: Addressed<'_>) {
+        let reason = reason_payload("unmatched topic");
+        self.reply_with_join_ref(None, to, "error", reason.to_ref());
     }
 
+    /// Queues a reply, encoded at once from the borrowed request: a text frame is written
+    /// straight into its message's buffer. A binary response (a binary frame on V2), or one the
+    /// serializer cannot carry, is queued as a frame like any push, for the driver to encode and
+    /// count.
     fn reply_with_join_ref(
         &mut self,
-        join_ref: Option<String>,
-        to: &Addressed,
+        join_ref: Option<&str>,
+        to: Addressed<'_>,
         status: &str,
-        response: Payload,
+        response: PayloadRef<'_>,
     ) {
         // Messages without a ref expect no reply.
-        if to.msg_ref.is_none() {
+        let Some(msg_ref) = to.msg_ref else {
             return;
-        }
-        self.queued.push(Queued::frame(Frame {
-            join_ref,
-            msg_ref: to.msg_ref.clone(),
-            topic: to.topic.clone(),
-            body: Body::Reply {
-                status: status.to_owned(),
+        };
+        let reply = FrameRef {
+            join_ref: join_ref.map(Cow::Borrowed),
+            msg_ref: Some(Cow::Borrowed(msg_ref)),
+            topic: Cow::Borrowed(to.topic),
+            body: BodyRef::Reply {
+                status: Cow::Borrowed(status),
                 response,
             },
-        }));
+        };
+        match self
+            .socket
+            .serializer
+            .encode_text(Direction::ToClient, &reply)
+        {
+            Ok(Some(text)) => self.queued.push(Queued::Text(text)),
+            Ok(None) | Err(_) => self.queued.push(Queued::frame(reply.into_owned())),
+        }
     }
 
     /// `phx_close` or `phx_error` for a channel: `ref` is the join_ref, as Phoenix sends them.
@@ -661,4 +674,33 @@ impl ChannelRuntime {
             payload,
         )));
     }
+}
+
+/// A [`Context`] for a callback on `topic` in `phase`, from the runtime's fields it borrows.
+fn context<'a>(
+    state: &'a ServerState,
+    socket: &'a Socket,
+    topic: &'a str,
+    join_ref: Option<&'a str>,
+    phase: Phase,
+    pushes: &'a mut Vec<Queued>,
+) -> Context<'a> {
+    Context {
+        topic,
+        join_ref,
+        socket,
+        pubsub: &state.pubsub,
+        pushes,
+        subscribed: matches!(phase, Phase::Joined),
+        presence: &state.presence,
+        tracking: !matches!(phase, Phase::Ending),
+        published: None,
+        limits: state.config.limits(),
+    }
+}
+
+/// Runs a channel callback in a span for its topic, catching a panic.
+async fn catch_panic<T>(topic: &str, call: impl Future<Output = T>) -> Result<T, Panic> {
+    let span = debug_span!("channel", %topic);
+    AssertUnwindSafe(call).catch_unwind().instrument(span).await
 }
