@@ -7,6 +7,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { after, before } from "node:test";
 
 import { chromium } from "playwright-core";
 
@@ -131,4 +132,24 @@ export function newContext(browser, options = {}) {
 export async function screenshot(page, name) {
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
   await page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`), animations: "disabled" });
+}
+
+/**
+ * For a test file on one demo and one browser: before its tests, starts the demo on a fresh data
+ * folder and launches Chromium, and hands the three to `onStart`; after them, closes the browser,
+ * stops the demo and removes the folder.
+ */
+export function demoAndBrowserPerFile(onStart) {
+  const started = {};
+  before(async () => {
+    started.dataDir = tempDataDir();
+    started.demo = await startDemo({ dataDir: started.dataDir });
+    started.browser = await launchBrowser();
+    onStart(started);
+  });
+  after(async () => {
+    await started.browser?.close();
+    await started.demo?.stop();
+    if (started.dataDir) removeDataDir(started.dataDir);
+  });
 }

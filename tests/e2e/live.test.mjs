@@ -8,35 +8,21 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import { after, test } from "node:test";
 
 import {
-  launchBrowser,
+  demoAndBrowserPerFile,
   newContext,
   notify,
   openPage,
-  removeDataDir,
   screenshot,
-  startDemo,
-  tempDataDir,
   WAIT_MS,
 } from "./helpers.mjs";
 
 let dataDir;
 let demo;
 let browser;
-
-before(async () => {
-  dataDir = tempDataDir();
-  demo = await startDemo({ dataDir });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await demo?.stop();
-  if (dataDir) removeDataDir(dataDir);
-});
+demoAndBrowserPerFile((started) => ({ dataDir, demo, browser } = started));
 
 /** Runs `sql` with the sqlite3 shell on the demo's database; false if there is no shell. */
 function sqlite3(sql) {

@@ -5,34 +5,20 @@
 // Build first: `cargo build -p alight-demo` and `scripts/build-client`. Screenshots: target/e2e/.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
 import {
   connectionState,
-  launchBrowser,
+  demoAndBrowserPerFile,
   newContext,
   openPage,
-  removeDataDir,
   screenshot,
-  startDemo,
-  tempDataDir,
 } from "./helpers.mjs";
 
 let dataDir;
 let demo;
 let browser;
-
-before(async () => {
-  dataDir = tempDataDir();
-  demo = await startDemo({ dataDir });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await demo?.stop();
-  if (dataDir) removeDataDir(dataDir);
-});
+demoAndBrowserPerFile((started) => ({ dataDir, demo, browser } = started));
 
 test("without a user the page asks for one, remembers it, and connects", async () => {
   const context = await newContext(browser);

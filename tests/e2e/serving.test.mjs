@@ -6,32 +6,18 @@
 // Build first: `cargo build -p alight-demo` and `scripts/build-client`.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
 import {
-  launchBrowser,
+  demoAndBrowserPerFile,
   newContext,
   openPage,
-  removeDataDir,
-  startDemo,
-  tempDataDir,
 } from "./helpers.mjs";
 
 let dataDir;
 let demo;
 let browser;
-
-before(async () => {
-  dataDir = tempDataDir();
-  demo = await startDemo({ dataDir });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await demo?.stop();
-  if (dataDir) removeDataDir(dataDir);
-});
+demoAndBrowserPerFile((started) => ({ dataDir, demo, browser } = started));
 
 /** The response headers of `GET path` sent with `headers` (the body is read and dropped). */
 async function get(path, headers = {}) {

@@ -10,34 +10,20 @@ import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
 import {
   connectionState,
-  launchBrowser,
+  demoAndBrowserPerFile,
   newContext,
   openPage,
-  removeDataDir,
   screenshot,
-  startDemo,
-  tempDataDir,
 } from "./helpers.mjs";
 
 let dataDir;
 let demo;
 let browser;
-
-before(async () => {
-  dataDir = tempDataDir();
-  demo = await startDemo({ dataDir });
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await demo?.stop();
-  if (dataDir) removeDataDir(dataDir);
-});
+demoAndBrowserPerFile((started) => ({ dataDir, demo, browser } = started));
 
 /** A real login token for `userId`. */
 async function login(userId) {
