@@ -8,30 +8,13 @@
 // its JavaScript would be.
 import { readFileSync, writeFileSync } from "node:fs";
 
+import { encodeLeb, readLeb } from "./wasm-leb.mjs";
+
 const [wasmFile, jsFile] = process.argv.slice(2);
 const bytes = readFileSync(wasmFile);
 
-function leb(at) {
-  let value = 0;
-  let shift = 0;
-  for (;;) {
-    const byte = bytes[at++];
-    value += (byte & 0x7f) * 2 ** shift;
-    if (byte < 0x80) return [value, at];
-    shift += 7;
-  }
-}
-
-function encodeLeb(value) {
-  const out = [];
-  do {
-    let byte = value % 128;
-    value = Math.floor(value / 128);
-    if (value > 0) byte |= 0x80;
-    out.push(byte);
-  } while (value > 0);
-  return out;
-}
+/** Reads an unsigned LEB128 at `at`: [value, next offset]. */
+const leb = (at) => readLeb(bytes, at);
 
 const LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 const shortName = (i) => (i < LETTERS.length ? "" : LETTERS[Math.floor(i / LETTERS.length) - 1]) + LETTERS[i % LETTERS.length];

@@ -18,6 +18,8 @@
 // is noticed; the others may match none.
 import { readFileSync, writeFileSync } from "node:fs";
 
+import { encodeLeb, readLeb } from "./wasm-leb.mjs";
+
 const args = process.argv.slice(2);
 const list = args[0] === "--list";
 if (list) args.shift();
@@ -37,27 +39,7 @@ const traps = patterns["--trap"].map((p) => ({
 const bytes = readFileSync(input);
 
 /** Reads an unsigned LEB128 at `at`: [value, next offset]. */
-function leb(at) {
-  let value = 0;
-  let shift = 0;
-  for (;;) {
-    const byte = bytes[at++];
-    value += (byte & 0x7f) * 2 ** shift;
-    if (byte < 0x80) return [value, at];
-    shift += 7;
-  }
-}
-
-function encodeLeb(value) {
-  const out = [];
-  do {
-    let byte = value % 128;
-    value = Math.floor(value / 128);
-    if (value > 0) byte |= 0x80;
-    out.push(byte);
-  } while (value > 0);
-  return out;
-}
+const leb = (at) => readLeb(bytes, at);
 
 // The sections, and what this needs of them: the number of imported functions (function indices
 // count imports first), the code section's bodies, and the function names.
