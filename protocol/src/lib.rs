@@ -6,13 +6,16 @@
 //! # Layout
 //! - `frame`: the message model, [`Frame`] (`join_ref`, `ref`, `topic`, event or reply, payload)
 //!   and its [`Payload`]; the reserved events are in [`event`].
-//! - [`serializer`]: the three wire formats Phoenix defines (V2 JSON arrays, V2 binary frames, V1 JSON
+//! - `serializer`: [`Serializer`], the three wire formats Phoenix defines (V2 JSON arrays, V2 binary frames, V1 JSON
 //!   objects), chosen by the `vsn` connect parameter, encoding and decoding in both directions.
-//! - [`json`]: [`RawJson`], a JSON value kept as validated text (every JSON payload is one), and
+//! - `json`: [`RawJson`], a JSON value kept as validated text (every JSON payload is one), and
 //!   the small scanner that validates JSON and reads the few strings a frame needs.
-//! - [`wire`]: encoded messages as shared, cheaply clonable bytes ([`Wire`]), and [`SharedBroadcast`],
+//! - `wire`: encoded messages as shared, cheaply clonable bytes ([`Wire`]), and [`SharedBroadcast`],
 //!   a broadcast encoded at most once per serializer however many subscribers receive it.
-//! - [`error`]: the typed errors of decoding and encoding.
+//! - `error`: the typed errors of decoding and encoding ([`DecodeError`], [`EncodeError`], [`VsnError`]).
+//!
+//! Every type of the private modules (`frame`, `serializer`, `json`, `wire`, `error`) has one
+//! path, at this crate's root.
 //! - [`schema`]: typed schemas, an application's events per topic family declared once as Rust types
 //!   that the server, the Rust/wasm client and (with the `ts` feature) TypeScript all share; its
 //!   types ([`schema::Schema`], [`schema::Events`], ...) have this one path, not re-exported here.
@@ -43,17 +46,17 @@
 #![warn(missing_docs)]
 
 pub mod client;
-pub mod error;
+mod error;
 pub mod event;
 mod frame;
-pub mod json;
+mod json;
 pub mod presence;
 pub mod schema;
-pub mod serializer;
-pub mod wire;
+mod serializer;
+mod wire;
 
-pub use error::{DecodeError, EncodeError, VsnError};
+pub use error::{DecodeError, EncodeError, Field, VsnError};
 pub use frame::{Body, BodyRef, Frame, FrameRef, Payload, PayloadRef};
-pub use json::{JsonError, RawJson};
+pub use json::{JsonError, JsonErrorKind, RawJson};
 pub use serializer::{Direction, Serializer};
 pub use wire::{SharedBroadcast, SharedText, Wire};

@@ -2,7 +2,7 @@
 //! it must produce; and the lenient cases a Phoenix peer relies on (extra elements, integer and
 //! `null` refs, escaped topics, replies).
 
-use alight_protocol::error::Field;
+use alight_protocol::Field;
 use alight_protocol::{Body, DecodeError, Direction, Frame, Payload, Serializer};
 use bytes::Bytes;
 

@@ -2,7 +2,7 @@
 //! the format can carry), over-long binary fields are refused, arbitrary input never panics, and
 //! JSON payload text travels byte-for-byte.
 
-use alight_protocol::error::Field;
+use alight_protocol::Field;
 use alight_protocol::{
     Body, DecodeError, Direction, EncodeError, Frame, Payload, Serializer, SharedBroadcast, Wire,
 };
