@@ -23,7 +23,7 @@ pub enum Replica {
 pub struct ShapeRequest {
     /// The table.
     pub table: String,
-    /// A filter in the supported subset ([`filter::parse`]).
+    /// A filter in the supported subset ([`filter::parse()`]).
     pub where_: Option<String>,
     /// The values of `$1`, `$2`, ... in `where_`.
     pub params: Vec<SqlValue>,

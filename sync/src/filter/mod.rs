@@ -1,6 +1,6 @@
 //! Row filters: a client's `where`, and the filter an authorization hook adds.
 //!
-//! A filter is parsed ([`parse`]) into an [`Expr`] over column names, then bound to a table
+//! A filter is parsed ([`parse()`]) into an [`Expr`] over column names, then bound to a table
 //! ([`Expr::bind`]) into a [`Cond`]: columns become indexes, `$n` become values, and every value
 //! takes the column's affinity. A [`Cond`] runs two ways that agree: as SQL with bound parameters
 //! for a snapshot ([`Cond::to_sql`]; no value is ever written into the SQL text), and in Rust on

@@ -3,7 +3,7 @@
 //! | parameter | accepted |
 //! |---|---|
 //! | `table` | required |
-//! | `where` | the subset of [`crate::filter::parse`] |
+//! | `where` | the subset of [`crate::filter::parse()`] |
 //! | `params` | `params[1]=a&params[2]=b` (what `@electric-sql/client` sends), or JSON: `params={"1":"a"}` / `["a"]` |
 //! | `columns` | `id,title` or `"id","title"` |
 //! | `replica` | `default` or `full` |
