@@ -7,6 +7,9 @@
 //! - [`churn`]: connect, join, leave, disconnect in a loop; cycles/s; whether server RSS returns.
 //! - [`presence`]: M members joining one room under their names; time until every client's
 //!   presence list is complete, bytes and messages per client (Alight only, `bench/run --presence`).
+//! - [`shapes`]: S clients following a shape of the demo's notifications over `shape:*` while a
+//!   writer commits R rows/s into its SQLite file; commit→receive latency, missing rows (Alight's
+//!   demo only, run by hand).
 //!
 //! Every scenario connects its clients with a bounded number of handshakes in flight (through
 //! [`gather`], or on its own where joins carry parameters) and returns an [`Outcome`]: named
@@ -17,6 +20,7 @@ pub mod echo;
 pub mod fanout;
 pub mod idle;
 pub mod presence;
+pub mod shapes;
 
 use std::collections::BTreeMap;
 use std::future::Future;
