@@ -292,13 +292,14 @@ describe("LiveCollection over shape:items", () => {
     for (const collection of [items, kinds]) {
       collection.subscribe((event) => event.changes?.forEach(({ value }) => changed.push(value)));
     }
-    await server.exec(`INSERT INTO kinds VALUES (3, 'alice', -1, 1, 1e300, 0, '[1, null]', 'x', x'00', 3);
+    await server.exec(`INSERT INTO kinds VALUES (3, 'alice', -1, 1, 1e300, 0, '[1, null]', 'x', x'AB01', 3);
       UPDATE kinds SET big = 2, flag = 0, doc = '"text"', amount = 'n/a' WHERE id = 2;
       UPDATE kinds SET big = NULL, flag = NULL, doc = NULL WHERE id = 1;`);
     await changed.until((rows) => rows.length === 3, "the insert and the updates");
     for (const row of changed.items) assertRowType(row, types.KindsRow, `change of kinds ${row.id}`);
     assert.deepEqual(kinds.rows.get('"main"."kinds"/"2"').doc, "text");
     assert.deepEqual(kinds.rows.get('"main"."kinds"/"3"').doc, [1, null]);
+    assert.equal(kinds.rows.get('"main"."kinds"/"3"').data, "ab01", "a blob is the same hexadecimal text in a change as in a snapshot");
     await server.exec("UPDATE items SET done = 0, title = 'one again';");
     await changed.until((rows) => rows.length === 4, "the items update");
     assertRowType(changed.last, types.ItemsRow, "change of items");
