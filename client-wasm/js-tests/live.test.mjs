@@ -11,11 +11,12 @@
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
+import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 import { LiveCollection } from "@alight/client/live";
 
@@ -321,6 +322,51 @@ describe("LiveCollection over shape:items", () => {
     t.after(() => bad.close());
     await assert.rejects(bad.ready, (response) => response.reason === "bad_request");
   });
+});
+
+test("the demo's notifications hold the values its generated demo/static/rows.d.ts declares", async (t) => {
+  const { spawnDemo } = await import(pathToFileURL(path.join(REPO_ROOT, "tests", "support", "process.mjs")).href);
+  const { NotificationsRow } = declaredRows(readFileSync(path.join(REPO_ROOT, "demo", "static", "rows.d.ts"), "utf8"));
+  assert.deepEqual(NotificationsRow.read_at, { type: "number", nullable: true });
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), "alight-live-demo-"));
+  const apiKey = "live-test-api-key";
+  const demo = await spawnDemo({ dataDir, apiKey });
+  t.after(async () => {
+    await demo.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const url = `http://127.0.0.1:${demo.port}`;
+  const post = async (route, body, token) => {
+    const headers = { "content-type": "application/json", ...(token && { authorization: `Bearer ${token}` }) };
+    const response = await fetch(`${url}${route}`, { method: "POST", headers, body: JSON.stringify(body) });
+    const json = await response.json();
+    assert.ok(response.ok, `${route}: ${response.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+  const { notification: first } = await post("/api/notifications", { user_id: "alice", title: "one", body: "b" }, apiKey);
+
+  const h = new Harness(t);
+  const { token } = await post("/api/login", { user_id: "alice" });
+  const socket = await h.connect(`ws://127.0.0.1:${demo.port}/socket`, { authToken: token });
+  const bell = new LiveCollection(socket, "notifications");
+  t.after(() => bell.close());
+  const changed = new Recorder("changed notifications");
+  bell.subscribe((event) => event.changes?.forEach(({ value }) => changed.push(value)));
+  const rows = await bell.ready;
+  assert.equal(rows.size, 1);
+  for (const row of rows.values()) assertRowType(row, NotificationsRow, "snapshot");
+  assert.equal(rows.values().next().value.read_at, null);
+
+  // A read mark sets read_at (a number), an insert adds an unread row (read_at null).
+  const channel = socket.channel("notifications:alice");
+  await new Promise((resolve, reject) => channel.join().receive("ok", resolve).receive("error", reject));
+  await new Promise((resolve, reject) => channel.push("mark_read", { id: first.id }).receive("ok", resolve).receive("error", reject));
+  await post("/api/notifications", { user_id: "alice", title: "two", body: "b" }, apiKey);
+  await changed.until((rows) => rows.length >= 2, "the read mark and the insert");
+  for (const row of changed.items) assertRowType(row, NotificationsRow, `change of ${row.id}`);
+  for (const row of bell.rows.values()) assertRowType(row, NotificationsRow, `row ${row.id}`);
+  const readAt = [...bell.rows.values()].find((row) => row.id === first.id).read_at;
+  assert.equal(typeof readAt, "number");
 });
 
 test("values are typed by the reply's column types; a rejoin sends the last position as since", async (t) => {
