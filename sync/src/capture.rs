@@ -63,9 +63,40 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Puts the database file in WAL mode (readers never block the writer; the mode is kept in the
+/// file).
+///
+/// Switching needs the file to itself and SQLite does not wait for that with the busy timeout:
+/// when another process opens the file at the same moment (nodes of one service starting
+/// together), this tries again until [`BUSY_TIMEOUT`].
+///
+/// ```
+/// let conn = rusqlite::Connection::open_in_memory()?;
+/// alight_sync::capture::enable_wal(&conn)?; // in memory: stays "memory", no error
+/// # Ok::<(), rusqlite::Error>(())
+/// ```
+pub fn enable_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+        {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            set => return set.map(|_| ()),
+        }
+    }
+}
+
 /// Creates the change log and (re)creates the triggers of `tables`, in one transaction.
+///
+/// `IMMEDIATE`: the write lock is taken (waiting up to the busy timeout) before anything is read,
+/// so processes that open the same file at once take turns instead of one failing.
 pub fn install(conn: &mut Connection, tables: &[TableSchema]) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute_batch(&format!(
         "CREATE TABLE IF NOT EXISTS {LOG_TABLE} (
              id  INTEGER PRIMARY KEY AUTOINCREMENT,

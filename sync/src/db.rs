@@ -144,8 +144,7 @@ impl SyncDb {
             source,
         };
         let mut conn = capture::open(path).map_err(sqlite)?;
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
-            .map_err(sqlite)?;
+        capture::enable_wal(&conn).map_err(sqlite)?;
         let mut entries = Vec::new();
         for decl in tables {
             let schema = TableSchema::load(&conn, &decl.name)
