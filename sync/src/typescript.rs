@@ -254,6 +254,27 @@ export type OrderItemsRow = {
     }
 
     #[test]
+    fn an_open_database_gives_the_same_text() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = std::env::temp_dir().join(format!("alight-sync-ts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("rows.db");
+        let _ = std::fs::remove_file(&path);
+        let conn = Connection::open(&path)?;
+        conn.execute_batch("CREATE TABLE items (id INTEGER PRIMARY KEY, title TEXT, done BOOL);")?;
+        let tables = || vec![SyncTable::new("items").columns(["id", "done"]).public()];
+        let db = crate::SyncDb::open(&path, tables(), crate::Config::default())?;
+        let generated = typescript_rows(&conn, &tables())?;
+        assert!(
+            generated
+                .contains("export type ItemsRow = {\n  id: number;\n  done: boolean | null;\n};")
+        );
+        assert_eq!(db.typescript_rows(), generated);
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
     fn declarations_that_do_not_fit_the_database_are_refused() {
         let sql = "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT); CREATE TABLE nokey (a TEXT);";
         assert!(matches!(
