@@ -140,10 +140,15 @@ impl Db {
         Db::with_connection(conn)
     }
 
-    /// A private in-memory database, migrated (for tests).
-    #[cfg(test)]
+    /// A private in-memory database, migrated (for tests, and for reading the schema:
+    /// `alight-demo --emit-ts`).
     pub fn open_in_memory() -> Result<Db, StoreError> {
         Db::with_connection(Connection::open_in_memory()?)
+    }
+
+    /// The connection, to read the schema.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
     }
 
     fn with_connection(conn: Connection) -> Result<Db, StoreError> {

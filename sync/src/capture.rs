@@ -24,8 +24,8 @@
 //!
 //! Limits: rows removed by `REPLACE` conflict resolution fire no delete trigger
 //! unless `PRAGMA recursive_triggers` is on (the replacing insert is captured); blobs are carried
-//! as hexadecimal text. A second process capturing the same file must not lag its peer by more than
-//! [`LOG_KEEP`] changes.
+//! as lower-case hexadecimal text, as snapshots read them. A second process capturing the same
+//! file must not lag its peer by more than [`LOG_KEEP`] changes.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -123,7 +123,7 @@ fn triggers(table: &TableSchema) -> String {
             .map(|c| {
                 let col = format!("{which}.{}", quote_ident(&c.name));
                 format!(
-                    "'{}', CASE typeof({col}) WHEN 'blob' THEN hex({col}) ELSE {col} END",
+                    "'{}', CASE typeof({col}) WHEN 'blob' THEN lower(hex({col})) ELSE {col} END",
                     c.name.replace('\'', "''")
                 )
             })

@@ -199,6 +199,12 @@ impl SyncDb {
         &self.inner.tables
     }
 
+    /// The TypeScript declarations of the syncable tables' rows: what
+    /// [`crate::typescript_rows`] gives for the tables this database serves.
+    pub fn typescript_rows(&self) -> String {
+        crate::typescript::render(&self.inner.tables)
+    }
+
     /// The feed of committed changes.
     pub fn feed(&self) -> &Feed {
         &self.inner.feed
@@ -401,7 +407,7 @@ pub enum ShapeOrLimit {
     Limit(#[from] crate::live_shapes::TooManyShapes),
 }
 
-fn entry(schema: TableSchema, decl: SyncTable) -> Result<TableEntry, OpenError> {
+pub(crate) fn entry(schema: TableSchema, decl: SyncTable) -> Result<TableEntry, OpenError> {
     let no_column = |column: &str| OpenError::NoSuchColumn {
         table: schema.name.clone(),
         column: column.to_owned(),
