@@ -37,6 +37,12 @@
 //! stream, counted exactly by the append script); see its module docs for the keys, the scripts,
 //! the bounds and what an upgrade from an older layout does to stored history.
 //!
+//! # Benchmarks
+//! `bench/README.md` ("Scale-out on Redis") gives the method: this adapter against the local
+//! PubSub on one node, the cross-node latency with `alight-bench fanout --publish-to`, Redis
+//! operations per broadcast, and socketioxide's own Redis adapter in the same run
+//! (`bench-socketioxide --redis URL`).
+//!
 //! # Why the `redis` crate
 //! `redis` 1.x is actively released and carries what this needs (tokio, pipelining, pub/sub with
 //! a stream of messages). `fred` is full-featured but its releases have stalled.

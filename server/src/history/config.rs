@@ -70,7 +70,9 @@ impl History {
     }
 
     /// Bounds what the family's topics keep together on this node (default 64 MiB), counting each
-    /// broadcast's payload, topic and event and the frames it is encoded in.
+    /// broadcast's payload, topic and event and the frames it is encoded in. Another
+    /// [`HistoryStore`](crate::HistoryStore) says how it applies the bound (`alight-redis`'s
+    /// bounds each topic's stream).
     pub fn max_bytes(mut self, bytes: usize) -> Self {
         self.max_bytes = bytes;
         self
