@@ -20,6 +20,8 @@
 //!   duplicate); [`config`]: its limits.
 //! - [`http`]: `GET /v1/shape`, Electric's HTTP API, as an axum router; [`channel`]: the same
 //!   shapes over Alight channels (`shape:<table>`), for the socket clients.
+//! - `typescript`: TypeScript declarations of the tables' rows ([`typescript_rows`]), for the
+//!   application's `LiveCollection<Row>`.
 //!
 //! # Example
 //! ```no_run
@@ -55,10 +57,12 @@ pub mod message;
 pub mod schema;
 pub mod shape;
 pub mod table;
+mod typescript;
 pub mod value;
 
 pub use config::Config;
 pub use db::{OpenError, ServeError, ShapeOrLimit, SyncDb};
 pub use shape::{Replica, ShapeError, ShapeRequest};
 pub use table::{Denied, Filter, Identity, SyncTable};
+pub use typescript::typescript_rows;
 pub use value::SqlValue;
