@@ -431,6 +431,40 @@ async fn the_byte_bound_drops_the_oldest_broadcasts_and_resume_works_on_another_
     kept.assert_counted();
     assert!(kept.bytes <= BYTE_BUDGET as u64);
     assert_eq!(kept.offsets().last(), Some(&21));
+    let before_big = positioned(&mut watcher, topic, "n", 1).await;
+
+    // One broadcast larger than the budget is delivered with its position but not kept: a
+    // client right before it is not recovered, and the epoch goes on.
+    let auth = format!("Bearer {}", alight_tests::fixture::API_KEY);
+    let big =
+        json!({"topic": topic, "event": "n", "payload": {"n": 22, "pad": "x".repeat(BYTE_BUDGET)}});
+    let (status, _) = http(
+        a.addr,
+        "POST",
+        "/api/broadcast",
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        &big.to_string(),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let delivered = positioned(&mut watcher, topic, "n", 1).await;
+    assert_eq!((delivered[0].0, offset(&delivered[0].1)), (22, 22));
+    let kept = stored(&mut conn, "bytes", topic).await;
+    assert_eq!((kept.bytes, kept.entries.len()), (0, 0), "nothing kept");
+    let mut before = b.client(None).await;
+    let (_, joined) = join(&mut before, topic, json!({ "since": before_big[0].1 })).await;
+    assert_eq!(joined["recovered"], false, "{joined}");
+    assert_eq!(api_broadcast(b.addr, topic, "n", 23).await, 202);
+    let after = positioned(&mut watcher, topic, "n", 1).await;
+    assert_eq!(epoch(&after[0].1), epoch(&delivered[0].1));
+    assert_eq!(offset(&after[0].1), 23);
+    let mut resumes = a.client(None).await;
+    let (_, joined) = join(&mut resumes, topic, json!({ "since": delivered[0].1 })).await;
+    assert_eq!(joined["recovered"], true, "{joined}");
+    assert_eq!(positioned(&mut resumes, topic, "n", 1).await, after);
 
     for node in [a, b] {
         node.shutdown().await;
