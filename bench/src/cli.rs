@@ -10,11 +10,14 @@ use std::time::Duration;
 use crate::conn::Target;
 use crate::net::{self, Sources};
 use crate::report::{self, Results};
+use crate::scenario::catchup::CatchupParams;
 use crate::scenario::churn::ChurnParams;
 use crate::scenario::echo::EchoParams;
 use crate::scenario::fanout::FanoutParams;
 use crate::scenario::idle::IdleParams;
 use crate::scenario::presence::PresenceParams;
+use crate::scenario::retain::RetainParams;
+use crate::scenario::shapes::{self, ShapesParams};
 use crate::scenario::{Env, Outcome};
 use crate::suite::{self, Case, Server, SuiteConfig};
 use crate::wire::Protocol;
@@ -35,6 +38,13 @@ Commands:
   churn    connect, join, leave, disconnect in a loop; cycles/s, whether server RSS returns
   presence M members join one room under their names; time until every presence list is
            complete, bytes and frames per client (Phoenix; Alight's demo room)
+  catchup  M clients miss the same N broadcasts, reconnect at once and rejoin with `since`; time
+           until every one has all N, against the same clients joining fresh (Phoenix; Alight's
+           demo, whose room:* topics keep history)
+  retain   K broadcasts into each of T history topics that nobody else joined; server RSS per
+           retained broadcast (Phoenix; Alight's demo; needs --server-pid)
+  shapes   S clients follow shape:notifications on alight-demo while rows are committed into
+           its SQLite file at R rows/s; commit→receive latency, missing rows
 
 suite:
   --smoke              tiny sizes, a few seconds in all
@@ -64,7 +74,24 @@ idle, fanout, echo, churn, presence (against a server you started):
   echo:    --clients C (100)  --duration SECS (3)
   churn:   --workers W (32)  --duration SECS (4)  --settle SECS (3)
   presence: --members M (10000)  --join-rate R|max (max: as fast as answered, with 100 joins
-           in flight)  --limit SECS (180)";
+           in flight)  --limit SECS (180)
+
+catchup, retain (against alight-demo; the options above apply; ALIGHT_ROOM_HISTORY=off on the
+demo turns its history off):
+  catchup: --clients M (1000)  --broadcasts N (500; at most what the topic replays, 1,000 for
+           the demo's rooms, or every resume says recovered: false)  --limit SECS (60, per phase)
+  retain:  --topics T (100)  --per-topic K (1000)  --keeps CAP (1000: what a topic keeps, the
+           demo's rooms keep the last 1,000 each; K above CAP measures eviction, not retention)
+           --settle SECS (2, RSS watched for its lowest before and after)  --limit SECS (120);
+           run it against a freshly started demo: a family's topics share one history byte
+           budget (64 MiB by default), and what an earlier run left counts against it
+
+shapes (against alight-demo started with a fresh --data DIR):
+  --target ADDR  --server-pid PID  --sources K   as above
+  --db FILE            the demo's database, DIR/alight.db (required)
+  --mode M             one-shape (every client is user u0: one shape, S subscribers) or per-user
+                       (client i is user u<i>; row n is u<n mod S>'s) (default: one-shape)
+  --subscribers S (1000)  --rate R rows/s (100)  --duration SECS (10)  --drain SECS (5)";
 
 /// Why the command line could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +141,17 @@ pub enum Command {
         results: PathBuf,
         /// The README to write into; stdout if `None`.
         readme: Option<PathBuf>,
+    },
+    /// A shapes case against a running `alight-demo`.
+    Shapes {
+        /// The demo.
+        target: Target,
+        /// Its pid, for CPU readings.
+        server_pid: Option<u32>,
+        /// Client source addresses.
+        sources: u8,
+        /// The case.
+        params: ShapesParams,
     },
     /// One case against a running server.
     Single {
@@ -286,7 +324,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
             results: o.take_or("--results", default_results)?,
             readme: o.take("--readme")?,
         },
-        "idle" | "fanout" | "echo" | "churn" | "presence" => {
+        "idle" | "fanout" | "echo" | "churn" | "presence" | "catchup" | "retain" => {
             let addr: SocketAddr = o.take("--target")?.ok_or(CliError::Required("--target"))?;
             let protocol: Protocol = o.take_or("--protocol", Protocol::Phoenix)?;
             let server_pid = o.take("--server-pid")?;
@@ -315,6 +353,20 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                     join_rate: rate_or_max(&mut o, "--join-rate", "max")?,
                     limit: o.seconds("--limit", 180.0)?,
                 }),
+                "catchup" => Case::Catchup(CatchupParams {
+                    clients: o.take_or("--clients", 1_000)?,
+                    broadcasts: o.take_or("--broadcasts", 500)?,
+                    payload_bytes,
+                    limit: o.seconds("--limit", 60.0)?,
+                }),
+                "retain" => Case::Retain(RetainParams {
+                    topics: o.take_or("--topics", 100)?,
+                    per_topic: o.take_or("--per-topic", 1_000)?,
+                    keeps: o.take_or("--keeps", 1_000)?,
+                    payload_bytes,
+                    settle: o.seconds("--settle", 2.0)?,
+                    limit: o.seconds("--limit", 120.0)?,
+                }),
                 _ => Case::Churn(ChurnParams {
                     workers: o.take_or("--workers", 32)?,
                     duration: o.seconds("--duration", 4.0)?,
@@ -329,6 +381,22 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                 case,
             }
         }
+        "shapes" => Command::Shapes {
+            target: Target {
+                addr: o.take("--target")?.ok_or(CliError::Required("--target"))?,
+                protocol: Protocol::Phoenix,
+            },
+            server_pid: o.take("--server-pid")?,
+            sources: o.take_or("--sources", 16u8)?,
+            params: ShapesParams {
+                mode: o.take_or("--mode", shapes::Mode::OneShape)?,
+                subscribers: o.take_or("--subscribers", 1_000)?,
+                rate: o.take_or("--rate", 100)?,
+                duration: o.seconds("--duration", 10.0)?,
+                drain: o.seconds("--drain", 5.0)?,
+                db: o.take("--db")?.ok_or(CliError::Required("--db"))?,
+            },
+        },
         other => return Err(CliError::UnknownCommand(other.to_owned())),
     };
     o.finish()?;
@@ -416,6 +484,23 @@ pub async fn run(command: Command) -> u8 {
                 1
             }
         },
+        Command::Shapes {
+            target,
+            server_pid,
+            sources,
+            params,
+        } => {
+            let env = Env::new(target, Arc::new(Sources::loopback(sources)), server_pid);
+            let outcome = shapes::run(&env, params).await;
+            println!("shapes {}", outcome.case);
+            for m in &outcome.metrics {
+                println!("  {:<28} {}", m.name, report::format_value(m));
+            }
+            for note in &outcome.notes {
+                println!("  note: {note}");
+            }
+            u8::from(outcome.metrics.is_empty())
+        }
         Command::Single {
             target,
             publish_to,
@@ -500,6 +585,54 @@ mod tests {
             panic!("expected a single case");
         };
         assert!(matches!(case, Case::Presence(p) if p.members == 50 && p.join_rate == Some(200)));
+        Ok(())
+    }
+
+    #[test]
+    fn parses_shapes() -> Result<(), CliError> {
+        let Command::Shapes { target, params, .. } = parse(&args(
+            "shapes --target 127.0.0.1:4000 --db /tmp/d/alight.db --mode per-user --rate 1000",
+        ))?
+        else {
+            panic!("expected a shapes case");
+        };
+        assert_eq!(target.protocol, Protocol::Phoenix);
+        assert_eq!(params.mode, shapes::Mode::PerUser);
+        assert_eq!((params.subscribers, params.rate), (1_000, 1_000));
+        assert_eq!(params.db, PathBuf::from("/tmp/d/alight.db"));
+        assert!(matches!(
+            parse(&args("shapes --target 127.0.0.1:4000")),
+            Err(CliError::Required("--db"))
+        ));
+        assert!(matches!(
+            parse(&args("shapes --target 127.0.0.1:4000 --db x --mode both")),
+            Err(CliError::Invalid { .. })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn parses_history_scenarios() -> Result<(), CliError> {
+        let Command::Single { case, .. } = parse(&args("catchup --target 127.0.0.1:4000"))? else {
+            panic!("expected a single case");
+        };
+        assert!(matches!(case, Case::Catchup(p)
+            if p.clients == 1_000 && p.broadcasts == 500 && p.limit == Duration::from_secs(60)));
+        let Command::Single {
+            case, server_pid, ..
+        } = parse(&args(
+            "retain --target 127.0.0.1:4000 --server-pid 42 --topics 3 --per-topic 1500 --keeps 1000",
+        ))?
+        else {
+            panic!("expected a single case");
+        };
+        assert_eq!(server_pid, Some(42));
+        assert!(matches!(case, Case::Retain(p)
+            if p.topics == 3 && p.kept_per_topic() == 1_000 && p.payload_bytes == 200));
+        assert!(matches!(
+            parse(&args("catchup --target 127.0.0.1:4000 --broadcasts many")),
+            Err(CliError::Invalid { .. })
+        ));
         Ok(())
     }
 

@@ -25,11 +25,13 @@ use tokio::process::{Child, Command};
 use crate::conn::Target;
 use crate::net::Sources;
 use crate::report::{Record, Results};
+use crate::scenario::catchup::CatchupParams;
 use crate::scenario::churn::ChurnParams;
 use crate::scenario::echo::EchoParams;
 use crate::scenario::fanout::FanoutParams;
 use crate::scenario::idle::IdleParams;
 use crate::scenario::presence::PresenceParams;
+use crate::scenario::retain::RetainParams;
 use crate::scenario::{self, Env, Outcome};
 use crate::wire::Protocol;
 
@@ -118,6 +120,10 @@ pub enum Case {
     Churn(ChurnParams),
     /// See [`scenario::presence`].
     Presence(PresenceParams),
+    /// See [`scenario::catchup`].
+    Catchup(CatchupParams),
+    /// See [`scenario::retain`].
+    Retain(RetainParams),
 }
 
 impl Case {
@@ -129,6 +135,8 @@ impl Case {
             Case::Echo(_) => "echo",
             Case::Churn(_) => "churn",
             Case::Presence(_) => "presence",
+            Case::Catchup(_) => "catchup",
+            Case::Retain(_) => "retain",
         }
     }
 
@@ -140,6 +148,8 @@ impl Case {
             Case::Echo(p) => scenario::echo::run(env, p).await,
             Case::Churn(p) => scenario::churn::run(env, p).await,
             Case::Presence(p) => scenario::presence::run(env, p).await,
+            Case::Catchup(p) => scenario::catchup::run(env, p).await,
+            Case::Retain(p) => scenario::retain::run(env, p).await,
         }
     }
 }
@@ -468,6 +478,7 @@ impl SuiteConfig {
             }
             Case::Fanout(_) | Case::Echo(_) | Case::Churn(_) => REPEATED_RUNS,
             Case::Idle(_) | Case::Presence(_) => 1,
+            Case::Catchup(_) | Case::Retain(_) => 1,
         }
     }
 

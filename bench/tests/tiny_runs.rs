@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use alight_bench::conn::Target;
 use alight_bench::net::Sources;
+use alight_bench::scenario::catchup::{self, CatchupParams};
 use alight_bench::scenario::churn::{self, ChurnParams};
 use alight_bench::scenario::echo::{self, EchoParams};
 use alight_bench::scenario::fanout::{self, FanoutParams};
 use alight_bench::scenario::idle::{self, IdleParams};
 use alight_bench::scenario::presence::{self, PresenceParams};
+use alight_bench::scenario::retain::{self, RetainParams};
 use alight_bench::scenario::{Env, Outcome};
 use alight_bench::servers;
 use alight_bench::wire::Protocol;
@@ -217,5 +219,193 @@ async fn presence_against_alight() -> std::io::Result<()> {
         stop.cancel();
         server.await.map_err(std::io::Error::other)??;
     }
+    Ok(())
+}
+
+/// The demo's `room:*` history contract, as `catchup` and `retain` use it: a join is answered
+/// ok (the server adds `position` and `recovered`), a `shout` goes to every member, sender
+/// included.
+struct ShoutRoom;
+
+impl alight_server::Channel for ShoutRoom {
+    type State = ();
+
+    async fn join(
+        &self,
+        _params: alight_protocol::Payload,
+        _ctx: &mut alight_server::Context<'_>,
+    ) -> Result<((), alight_protocol::Payload), alight_server::JoinError> {
+        Ok(((), alight_protocol::Payload::empty()))
+    }
+
+    async fn handle_in(
+        &self,
+        event: &str,
+        payload: alight_protocol::Payload,
+        _state: &mut (),
+        ctx: &mut alight_server::Context<'_>,
+    ) -> alight_server::HandleIn {
+        if event != "shout" {
+            return alight_server::HandleIn::error_reason("unknown event");
+        }
+        ctx.broadcast("shout", payload);
+        alight_server::HandleIn::ok(alight_protocol::Payload::empty())
+    }
+}
+
+/// An Alight server in this process whose `room:*` topics keep their last `keeps` broadcasts
+/// (none when `None`), until the returned token is cancelled.
+async fn serve_rooms(
+    keeps: Option<usize>,
+) -> std::io::Result<(
+    SocketAddr,
+    CancellationToken,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let builder = alight_server::Alight::builder().channel("room:*", ShoutRoom);
+    let alight = match keeps {
+        Some(keeps) => builder.history(alight_server::History::last(keeps)),
+        None => builder,
+    }
+    .build();
+    let stop = CancellationToken::new();
+    let shutdown = stop.clone().cancelled_owned();
+    let server =
+        tokio::spawn(async move { alight.serve(listener, alight.router(), shutdown).await });
+    Ok((addr, stop, server))
+}
+
+/// Clients that missed 20 broadcasts all resume with `recovered: true` and exactly 1..20, in
+/// order, and then join fresh; without history the run stops at the first joins and says why.
+#[tokio::test]
+async fn catchup_against_alight() -> std::io::Result<()> {
+    let params = CatchupParams {
+        clients: 6,
+        broadcasts: 20,
+        payload_bytes: 200,
+        limit: Duration::from_secs(20),
+    };
+    let (addr, stop, server) = serve_rooms(Some(50)).await?;
+    let outcome = catchup::run(&env(addr, Protocol::Phoenix), params).await;
+    assert_eq!(figure(&outcome, "clients joined"), 6.0, "{outcome:#?}");
+    assert_eq!(
+        figure(&outcome, "broadcasts published"),
+        20.0,
+        "{outcome:#?}"
+    );
+    assert_eq!(
+        figure(&outcome, "resume: recovered true"),
+        6.0,
+        "{outcome:#?}"
+    );
+    assert_eq!(
+        figure(&outcome, "resume: clients with exactly 1..N in order"),
+        6.0,
+        "{outcome:#?}"
+    );
+    for name in [
+        "resume: first reconnect → every client caught up",
+        "fresh: first reconnect → every join answered",
+        "catch-up time / fresh join time",
+    ] {
+        assert!(figure(&outcome, name) > 0.0, "{name}: {outcome:#?}");
+    }
+    // The join reply and the 20 missed broadcasts, against the join reply alone.
+    assert_eq!(
+        figure(&outcome, "resume: frames received per client, mean"),
+        21.0,
+        "{outcome:#?}"
+    );
+    assert_eq!(
+        figure(&outcome, "fresh: frames received per client, mean"),
+        1.0,
+        "{outcome:#?}"
+    );
+    assert!(
+        figure(&outcome, "resume: bytes received per client, mean")
+            > figure(&outcome, "fresh: bytes received per client, mean") + 20.0 * 200.0 / 1024.0,
+        "{outcome:#?}"
+    );
+    assert_eq!(
+        figure(&outcome, "resume: not recovered"),
+        0.0,
+        "{outcome:#?}"
+    );
+    assert_eq!(figure(&outcome, "clients dropped"), 0.0, "{outcome:#?}");
+    stop.cancel();
+    server.await.map_err(std::io::Error::other)??;
+
+    let (addr, stop, server) = serve_rooms(None).await?;
+    let outcome = catchup::run(&env(addr, Protocol::Phoenix), params).await;
+    assert_eq!(figure(&outcome, "clients joined"), 6.0, "{outcome:#?}");
+    assert!(outcome.metric("resume: recovered true").is_none());
+    assert!(
+        outcome.notes.iter().any(|n| n.contains("keeps no history")),
+        "{outcome:#?}"
+    );
+    stop.cancel();
+    server.await.map_err(std::io::Error::other)??;
+    Ok(())
+}
+
+/// Every broadcast a topic keeps is found by the probe and counted; past the cap only the cap
+/// is; and a claimed cap above what the server keeps is caught, not counted.
+#[tokio::test]
+async fn retain_against_alight() -> std::io::Result<()> {
+    let (addr, stop, server) = serve_rooms(Some(50)).await?;
+    let env = env(addr, Protocol::Phoenix);
+    let params = |per_topic, keeps| RetainParams {
+        topics: 3,
+        per_topic,
+        keeps,
+        payload_bytes: 200,
+        settle: Duration::ZERO,
+        limit: Duration::from_secs(20),
+    };
+    let outcome = retain::run(&env, params(30, 50)).await;
+    assert_eq!(
+        figure(&outcome, "broadcasts published"),
+        90.0,
+        "{outcome:#?}"
+    );
+    assert_eq!(
+        figure(&outcome, "retained broadcasts (probe)"),
+        90.0,
+        "{outcome:#?}"
+    );
+    assert_eq!(
+        figure(&outcome, "topics not recovered (probe)"),
+        0.0,
+        "{outcome:#?}"
+    );
+    // In process the generator's memory moves too: only that the figure is made is checked.
+    figure(&outcome, "server RSS per retained broadcast");
+
+    let outcome = retain::run(&env, params(70, 50)).await;
+    assert_eq!(
+        figure(&outcome, "retained broadcasts (probe)"),
+        150.0,
+        "{outcome:#?}"
+    );
+    assert!(
+        outcome.notes.iter().any(|n| n.contains("above the 50")),
+        "{outcome:#?}"
+    );
+
+    let outcome = retain::run(&env, params(70, 60)).await;
+    assert_eq!(
+        figure(&outcome, "retained broadcasts (probe)"),
+        0.0,
+        "{outcome:#?}"
+    );
+    assert_eq!(
+        figure(&outcome, "topics not recovered (probe)"),
+        3.0,
+        "{outcome:#?}"
+    );
+    stop.cancel();
+    server.await.map_err(std::io::Error::other)??;
     Ok(())
 }

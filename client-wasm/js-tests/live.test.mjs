@@ -3,22 +3,25 @@
 // inserts, updates and deletes as they commit (written by another SQLite connection), a snapshot
 // larger than one chunk, a reconnect that resumes with only the missed changes (paged when they
 // are many), a rotated shape and a resume that cannot be served (a fresh snapshot replaces the
-// rows), a refused join, and the declarations type-checked.
+// rows), a refused join, the declarations type-checked, and the row types alight_sync generates
+// (`sync-server --emit-ts`, the demo's demo/static/rows.d.ts): rows hold the values they declare,
+// and code using them type-checks.
 //
 // Connections are cut by a TCP proxy between the client and the server, as a network drop would.
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
+import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 import { LiveCollection } from "@alight/client/live";
 
 import { Harness, REPO_ROOT, Recorder } from "./helpers.mjs";
-import { startLiveServer } from "./live-server.mjs";
+import { rowTypes, startLiveServer } from "./live-server.mjs";
 
 /** A TCP proxy to `port` on 127.0.0.1; `cut()` drops every connection through it. */
 async function proxy(t, port) {
@@ -75,6 +78,37 @@ function watch(collection) {
 }
 
 const titlesOf = (rows) => [...rows.values()].map((row) => row.title).sort();
+
+/**
+ * The row types of generated declarations (alight_sync::typescript_rows):
+ * `{ItemsRow: {done: {type: "boolean", nullable: false}, ...}, ...}`.
+ */
+function declaredRows(text) {
+  const types = {};
+  for (const [, name, body] of text.matchAll(/^export type (\w+) = \{\n([\s\S]*?)^\};$/gm)) {
+    const fields = [...body.matchAll(/^ {2}("[^"]*"|[\w$]+): (\w+)( \| null)?;$/gm)];
+    assert.equal(fields.length, body.trim().split("\n").length, `every line of ${name} is a field`);
+    types[name] = Object.fromEntries(
+      fields.map(([, field, type, nullable]) => [field.startsWith('"') ? JSON.parse(field) : field, { type, nullable: !!nullable }]),
+    );
+  }
+  return types;
+}
+
+/** Asserts that `row` has exactly the fields `declared` gives, each holding a value of its type. */
+function assertRowType(row, declared, what) {
+  assert.deepEqual(Object.keys(row).sort(), Object.keys(declared).sort(), `${what}: the declared fields`);
+  for (const [field, { type, nullable }] of Object.entries(declared)) {
+    const value = row[field];
+    const fits =
+      value === null
+        ? nullable
+        : type === "Json"
+          ? ["boolean", "number", "string", "object"].includes(typeof value)
+          : typeof value === type;
+    assert.ok(fits, `${what}.${field} holds ${JSON.stringify(value)} (${typeof value}); declared ${type}${nullable ? " | null" : ""}`);
+  }
+}
 
 describe("LiveCollection over shape:items", () => {
   let server;
@@ -229,6 +263,51 @@ describe("LiveCollection over shape:items", () => {
     assert.deepEqual(titlesOf(items.rows), ["x", "y"]);
   });
 
+  test("rows hold the values their generated types declare, in snapshots and in changes", async (t) => {
+    const types = declaredRows(rowTypes());
+    assert.deepEqual(Object.keys(types).sort(), ["ItemsRow", "KindsRow"]);
+    assert.deepEqual(types.ItemsRow.done, { type: "boolean", nullable: false });
+    await server.exec(`DELETE FROM items; DELETE FROM kinds;
+      INSERT INTO items (owner, title, done, secret) VALUES ('alice', 'one', 1, 's');
+      INSERT INTO kinds VALUES (1, 'alice', 7, 5000000000, 0.5, 1, '{"tags":["a"]}', 'label', x'ab01', 12.5),
+                               (2, 'alice', 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL);`);
+    const h = new Harness(t);
+    const socket = await h.connect(server.socketUrl, { params: { token: "alice" } });
+    const items = new LiveCollection(socket, "items");
+    const kinds = new LiveCollection(socket, "kinds");
+    t.after(() => (items.close(), kinds.close()));
+    const checkAll = (when) => {
+      for (const [key, row] of items.rows) assertRowType(row, types.ItemsRow, `${when} ${key}`);
+      for (const [key, row] of kinds.rows) assertRowType(row, types.KindsRow, `${when} ${key}`);
+    };
+    await Promise.all([items.ready, kinds.ready]);
+    assert.equal(kinds.rows.size, 2);
+    checkAll("snapshot");
+    const full = kinds.rows.get('"main"."kinds"/"1"');
+    assert.deepEqual(
+      full,
+      { id: 1, owner: "alice", count: 7, big: 5000000000, ratio: 0.5, flag: true, doc: { tags: ["a"] }, label: "label", data: "ab01", amount: "12.5" },
+    );
+
+    const changed = new Recorder("changed rows");
+    for (const collection of [items, kinds]) {
+      collection.subscribe((event) => event.changes?.forEach(({ value }) => changed.push(value)));
+    }
+    await server.exec(`INSERT INTO kinds VALUES (3, 'alice', -1, 1, 1e300, 0, '[1, null]', 'x', x'AB01', 3);
+      UPDATE kinds SET big = 2, flag = 0, doc = '"text"', amount = 'n/a' WHERE id = 2;
+      UPDATE kinds SET big = NULL, flag = NULL, doc = NULL WHERE id = 1;`);
+    await changed.until((rows) => rows.length === 3, "the insert and the updates");
+    for (const row of changed.items) assertRowType(row, types.KindsRow, `change of kinds ${row.id}`);
+    assert.deepEqual(kinds.rows.get('"main"."kinds"/"2"').doc, "text");
+    assert.deepEqual(kinds.rows.get('"main"."kinds"/"3"').doc, [1, null]);
+    assert.equal(kinds.rows.get('"main"."kinds"/"3"').data, "ab01", "a blob is the same hexadecimal text in a change as in a snapshot");
+    await server.exec("UPDATE items SET done = 0, title = 'one again';");
+    await changed.until((rows) => rows.length === 4, "the items update");
+    assertRowType(changed.last, types.ItemsRow, "change of items");
+    assert.equal(changed.last.done, false);
+    checkAll("after the changes");
+  });
+
   test("a refused join rejects `ready` and tells subscribers", async (t) => {
     const h = new Harness(t);
     const anonymous = await h.connect(server.socketUrl);
@@ -243,6 +322,51 @@ describe("LiveCollection over shape:items", () => {
     t.after(() => bad.close());
     await assert.rejects(bad.ready, (response) => response.reason === "bad_request");
   });
+});
+
+test("the demo's notifications hold the values its generated demo/static/rows.d.ts declares", async (t) => {
+  const { spawnDemo } = await import(pathToFileURL(path.join(REPO_ROOT, "tests", "support", "process.mjs")).href);
+  const { NotificationsRow } = declaredRows(readFileSync(path.join(REPO_ROOT, "demo", "static", "rows.d.ts"), "utf8"));
+  assert.deepEqual(NotificationsRow.read_at, { type: "number", nullable: true });
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), "alight-live-demo-"));
+  const apiKey = "live-test-api-key";
+  const demo = await spawnDemo({ dataDir, apiKey });
+  t.after(async () => {
+    await demo.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const url = `http://127.0.0.1:${demo.port}`;
+  const post = async (route, body, token) => {
+    const headers = { "content-type": "application/json", ...(token && { authorization: `Bearer ${token}` }) };
+    const response = await fetch(`${url}${route}`, { method: "POST", headers, body: JSON.stringify(body) });
+    const json = await response.json();
+    assert.ok(response.ok, `${route}: ${response.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+  const { notification: first } = await post("/api/notifications", { user_id: "alice", title: "one", body: "b" }, apiKey);
+
+  const h = new Harness(t);
+  const { token } = await post("/api/login", { user_id: "alice" });
+  const socket = await h.connect(`ws://127.0.0.1:${demo.port}/socket`, { authToken: token });
+  const bell = new LiveCollection(socket, "notifications");
+  t.after(() => bell.close());
+  const changed = new Recorder("changed notifications");
+  bell.subscribe((event) => event.changes?.forEach(({ value }) => changed.push(value)));
+  const rows = await bell.ready;
+  assert.equal(rows.size, 1);
+  for (const row of rows.values()) assertRowType(row, NotificationsRow, "snapshot");
+  assert.equal(rows.values().next().value.read_at, null);
+
+  // A read mark sets read_at (a number), an insert adds an unread row (read_at null).
+  const channel = socket.channel("notifications:alice");
+  await new Promise((resolve, reject) => channel.join().receive("ok", resolve).receive("error", reject));
+  await new Promise((resolve, reject) => channel.push("mark_read", { id: first.id }).receive("ok", resolve).receive("error", reject));
+  await post("/api/notifications", { user_id: "alice", title: "two", body: "b" }, apiKey);
+  await changed.until((rows) => rows.length >= 2, "the read mark and the insert");
+  for (const row of changed.items) assertRowType(row, NotificationsRow, `change of ${row.id}`);
+  for (const row of bell.rows.values()) assertRowType(row, NotificationsRow, `row ${row.id}`);
+  const readAt = [...bell.rows.values()].find((row) => row.id === first.id).read_at;
+  assert.equal(typeof readAt, "number");
 });
 
 test("values are typed by the reply's column types; a rejoin sends the last position as since", async (t) => {
@@ -295,6 +419,17 @@ const tsc = process.env.ALIGHT_TSC ?? [path.join(REPO_ROOT, "node_modules", "typ
 
 test("the LiveCollection declarations type-check with a row type", { skip: tsc ? false : "no TypeScript compiler" }, () => {
   const args = ["--noEmit", "--strict", "--target", "es2020", "--module", "nodenext", "--moduleResolution", "nodenext", "--lib", "es2022", path.join(here, "live-types-check.ts")];
+  const run = spawnSync(tsc, args, { cwd: here, encoding: "utf8" });
+  assert.equal(run.status, 0, `tsc ${args.join(" ")}\n${run.stdout}${run.stderr}`);
+});
+
+test("code using the generated row types type-checks; a wrong field does not", { skip: tsc ? false : "no TypeScript compiler" }, (t) => {
+  const generated = path.join(here, "generated");
+  mkdirSync(generated, { recursive: true });
+  t.after(() => rmSync(generated, { recursive: true, force: true }));
+  writeFileSync(path.join(generated, "demo-rows.d.ts"), readFileSync(path.join(REPO_ROOT, "demo", "static", "rows.d.ts")));
+  writeFileSync(path.join(generated, "items-rows.d.ts"), rowTypes());
+  const args = ["--noEmit", "--strict", "--target", "es2020", "--module", "nodenext", "--moduleResolution", "nodenext", "--lib", "es2022", path.join(here, "rows-types-check.ts")];
   const run = spawnSync(tsc, args, { cwd: here, encoding: "utf8" });
   assert.equal(run.status, 0, `tsc ${args.join(" ")}\n${run.stdout}${run.stderr}`);
 });

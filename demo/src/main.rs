@@ -2,9 +2,11 @@
 //!
 //! Run with: `scripts/demo` (sets up, builds the client, then starts this), or
 //! `cargo run -p alight-demo -- --bind 127.0.0.1:4000 --data ./data`.
+//! `cargo run -p alight-demo -- --emit-ts demo/static/rows.d.ts` writes the TypeScript row types of
+//! the demo's syncable tables (see [`shapes::typescript_rows`]) and stops.
 //!
 //! # Layout
-//! - [`Args`]: the command line (`--bind`, `--data`, `--redis`, `--node`), with `ALIGHT_BIND`,
+//! - [`Args`]: the command line (`--bind`, `--data`, `--redis`, `--node`, `--emit-ts`), with `ALIGHT_BIND`,
 //!   `ALIGHT_DATA`, `ALIGHT_REDIS_URL` and `ALIGHT_NODE` as fallbacks.
 //! - [`app`]: the router: `/` the notifications page, `/room` the chat room page (`?name=lobby`),
 //!   `/live` a live table of the user's notifications over `GET /v1/shape` (`?user=alice`; it
@@ -64,6 +66,7 @@ const DEFAULT_DATA: &str = "./data";
 
 const USAGE: &str = "\
 Usage: alight-demo [--bind ADDR] [--data DIR] [--redis URL] [--node NAME]
+       alight-demo --emit-ts FILE
 
 Options:
   --bind ADDR  address to listen on (env ALIGHT_BIND, default 127.0.0.1:4000)
@@ -73,6 +76,8 @@ Options:
                ALIGHT_REDIS_URL; default: a single node, no Redis). Nodes sharing the Redis and the
                --data directory behave as one service
   --node NAME  this node's name in logs and metrics (env ALIGHT_NODE; default: its random id)
+  --emit-ts FILE  write the TypeScript row types of the syncable tables (the demo's copy is
+               demo/static/rows.d.ts) to FILE, `-` for stdout, and stop
   -h, --help   print this help
 
 Environment:
@@ -101,6 +106,8 @@ enum Command {
     Run(Args),
     /// Print the usage and stop.
     Help,
+    /// Write the TypeScript row types to this file (`-`: stdout) and stop.
+    EmitTs(PathBuf),
 }
 
 /// Why the command line could not be read.
@@ -136,6 +143,7 @@ impl Args {
         let mut data = env("ALIGHT_DATA").unwrap_or_else(|| DEFAULT_DATA.to_owned());
         let mut redis = env("ALIGHT_REDIS_URL").unwrap_or_default();
         let mut node = env("ALIGHT_NODE").unwrap_or_default();
+        let mut emit_ts = String::new();
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let arg = arg
@@ -153,6 +161,7 @@ impl Args {
                 "--data" => &mut data,
                 "--redis" => &mut redis,
                 "--node" => &mut node,
+                "--emit-ts" => &mut emit_ts,
                 _ => return Err(ArgsError::Unknown { arg: flag }),
             };
             *slot = match inline {
@@ -164,6 +173,9 @@ impl Args {
                     None => return Err(ArgsError::MissingValue { flag }),
                 },
             };
+        }
+        if !emit_ts.is_empty() {
+            return Ok(Command::EmitTs(PathBuf::from(emit_ts)));
         }
         let given = |value: String| (!value.is_empty()).then_some(value);
         Ok(Command::Run(Args {
@@ -214,6 +226,15 @@ enum DemoError {
     /// The server failed while running.
     #[error("the server stopped with an error")]
     Serve(#[source] io::Error),
+    /// The TypeScript row types could not be written.
+    #[error("cannot write the TypeScript row types to {}", path.display())]
+    EmitTs {
+        /// The file from `--emit-ts`.
+        path: PathBuf,
+        /// What the file system said.
+        #[source]
+        source: io::Error,
+    },
     /// `--redis` is not a usable Redis URL.
     #[error("cannot use the Redis given with --redis")]
     Redis(#[source] alight_redis::ConfigError),
@@ -276,6 +297,21 @@ async fn shutdown_signal() {
 /// The secret from the environment variable `env`, else from (or generated into) `path`.
 fn load_secret(env: &str, path: &Path) -> Result<String, DemoError> {
     secret::load_or_create(std::env::var(env).ok(), path).map_err(|source| DemoError::Secret {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes the TypeScript row types of the syncable tables to `path` (`-`: stdout).
+fn emit_ts(path: &Path) -> Result<(), DemoError> {
+    let db = Db::open_in_memory().map_err(DemoError::Store)?;
+    let text = shapes::typescript_rows(db.connection()).map_err(DemoError::Shapes)?;
+    let written = if path == Path::new("-") {
+        io::Write::write_all(&mut io::stdout(), text.as_bytes())
+    } else {
+        std::fs::write(path, text)
+    };
+    written.map_err(|source| DemoError::EmitTs {
         path: path.to_path_buf(),
         source,
     })
@@ -379,12 +415,18 @@ async fn main() -> ExitCode {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
+        Ok(Command::EmitTs(path)) => return report(emit_ts(&path)),
         Err(err) => {
             eprintln!("alight-demo: {err}");
             return ExitCode::from(2);
         }
     };
-    if let Err(err) = run(args).await {
+    report(run(args).await)
+}
+
+/// Success, or the error and its causes on stderr and a failure.
+fn report(result: Result<(), DemoError>) -> ExitCode {
+    if let Err(err) = result {
         eprintln!("alight-demo: {err}");
         let mut source = std::error::Error::source(&err);
         while let Some(cause) = source {
@@ -445,6 +487,18 @@ mod tests {
         assert_eq!(
             parse(&["--bind", "127.0.0.1:0", "--data=/flag"], &env),
             Ok(run_args("127.0.0.1:0", "/flag"))
+        );
+    }
+
+    #[test]
+    fn emit_ts_names_the_file() {
+        assert_eq!(
+            parse(&["--emit-ts", "rows.d.ts"], &[]),
+            Ok(Command::EmitTs(PathBuf::from("rows.d.ts")))
+        );
+        assert_eq!(
+            parse(&["--emit-ts=-"], &[]),
+            Ok(Command::EmitTs(PathBuf::from("-")))
         );
     }
 

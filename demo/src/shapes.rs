@@ -29,6 +29,18 @@ fn notifications() -> SyncTable {
     })
 }
 
+/// The TypeScript row types of the syncable tables, read from `conn`'s schema (a migrated
+/// database): what `alight-demo --emit-ts` writes, and what `demo/static/rows.d.ts` holds.
+pub fn typescript_rows(conn: &rusqlite::Connection) -> Result<String, OpenError> {
+    alight_sync::typescript_rows(conn, &[notifications()])
+}
+
+/// The demo's generated row types, checked in at `demo/static/rows.d.ts` for the pages'
+/// TypeScript (`LiveCollection<NotificationsRow>`); a test keeps it equal to
+/// [`typescript_rows`].
+#[cfg(test)]
+const ROWS_TS: &str = include_str!("../static/rows.d.ts");
+
 /// Opens the shape engine on the (already migrated) database at `path`.
 pub fn open(path: &Path) -> Result<SyncDb, OpenError> {
     SyncDb::open(path, vec![notifications()], Config::default())
@@ -47,4 +59,23 @@ pub fn channel(db: SyncDb) -> ShapeChannel {
     ShapeChannel::new(db, |socket| {
         socket.assign::<User>().map(|user| Identity::new(user.id()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Db;
+
+    #[test]
+    fn the_checked_in_row_types_are_the_generated_ones() -> Result<(), Box<dyn std::error::Error>> {
+        let db = Db::open_in_memory()?;
+        let generated = typescript_rows(db.connection())?;
+        assert!(
+            generated == ROWS_TS,
+            "demo/static/rows.d.ts is not what the schema gives; write it again with \
+             `cargo run -p alight-demo -- --emit-ts demo/static/rows.d.ts`:\n{generated}"
+        );
+        assert!(generated.contains("export type NotificationsRow = {"));
+        Ok(())
+    }
 }

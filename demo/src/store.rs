@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use alight_demo_schema::Notification;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 /// The schema, one step per entry; `PRAGMA user_version` is how many have been applied.
 ///
@@ -129,9 +129,8 @@ impl Db {
             conn.busy_timeout(BUSY_TIMEOUT)?;
             // WAL: readers never block the writer; the mode is stored in the file. The default
             // `synchronous = FULL` stays: a broadcast notification must survive a power cut.
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| {
-                row.get::<_, String>(0)
-            })?;
+            // Several nodes of one service may open the file at the same moment.
+            alight_sync::capture::enable_wal(&conn)?;
             Ok(conn)
         };
         let conn = open().map_err(|source| StoreError::Open {
@@ -141,10 +140,15 @@ impl Db {
         Db::with_connection(conn)
     }
 
-    /// A private in-memory database, migrated (for tests).
-    #[cfg(test)]
+    /// A private in-memory database, migrated (for tests, and for reading the schema:
+    /// `alight-demo --emit-ts`).
     pub fn open_in_memory() -> Result<Db, StoreError> {
         Db::with_connection(Connection::open_in_memory()?)
+    }
+
+    /// The connection, to read the schema.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
     }
 
     fn with_connection(conn: Connection) -> Result<Db, StoreError> {
@@ -154,30 +158,33 @@ impl Db {
     }
 
     /// Applies the migrations this database lacks, each in its own transaction.
+    ///
+    /// Each step reads `user_version` inside an `IMMEDIATE` transaction, which holds SQLite's
+    /// write lock from its start: processes that open the same file at once (several nodes of
+    /// one service) take turns, and a step another process applied meanwhile is not run twice.
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let applied: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |row| row.get(0))?;
         let known = MIGRATIONS.len();
-        let Ok(start) = usize::try_from(applied) else {
-            return Err(StoreError::TooNew {
-                found: applied,
-                known,
-            });
-        };
-        if start > known {
-            return Err(StoreError::TooNew {
-                found: applied,
-                known,
-            });
-        }
-        for (version, sql) in MIGRATIONS.iter().enumerate().skip(start) {
-            let tx = self.conn.transaction()?;
+        loop {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let applied: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+            let version = match usize::try_from(applied) {
+                Ok(version) if version <= known => version,
+                _ => {
+                    return Err(StoreError::TooNew {
+                        found: applied,
+                        known,
+                    });
+                }
+            };
+            let Some(sql) = MIGRATIONS.get(version) else {
+                return Ok(());
+            };
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", version as i64 + 1)?;
             tx.commit()?;
         }
-        Ok(())
     }
 
     /// The SQLite journal mode in force (`wal` once opened from a file).
@@ -364,6 +371,34 @@ mod tests {
         // Ids are never reused: the next row gets a greater id, even after a delete.
         assert_eq!(db.delete("alice", first.id)?, Delete::Deleted { unread: 0 });
         assert!(db.insert("alice", "bob", "two", "", 2)?.id > first.id);
+        drop(db);
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn processes_opening_one_file_at_once_all_start() -> TestResult {
+        // Nodes of one service share the data folder and may start together: each must migrate
+        // or find the schema migrated, never fail on the other's `CREATE TABLE`.
+        let dir = temp_dir("together")?;
+        let path = dir.join("alight.db");
+        let start = Arc::new(std::sync::Barrier::new(4));
+        let openers: Vec<_> = (0..4)
+            .map(|_| {
+                let (path, start) = (path.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    Db::open(&path).map(|_| ())
+                })
+            })
+            .collect();
+        for opener in openers {
+            let opened = opener.join().map_err(|_| "an opener panicked")?;
+            assert!(opened.is_ok(), "{opened:?}");
+        }
+        let mut db = Db::open(&path)?;
+        db.insert("alice", "bob", "one", "", 1)?;
+        assert_eq!(db.unread("alice")?, 1);
         drop(db);
         std::fs::remove_dir_all(&dir)?;
         Ok(())

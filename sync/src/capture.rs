@@ -24,8 +24,8 @@
 //!
 //! Limits: rows removed by `REPLACE` conflict resolution fire no delete trigger
 //! unless `PRAGMA recursive_triggers` is on (the replacing insert is captured); blobs are carried
-//! as hexadecimal text. A second process capturing the same file must not lag its peer by more than
-//! [`LOG_KEEP`] changes.
+//! as lower-case hexadecimal text, as snapshots read them. A second process capturing the same
+//! file must not lag its peer by more than [`LOG_KEEP`] changes.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -63,9 +63,40 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Puts the database file in WAL mode (readers never block the writer; the mode is kept in the
+/// file).
+///
+/// Switching needs the file to itself and SQLite does not wait for that with the busy timeout:
+/// when another process opens the file at the same moment (nodes of one service starting
+/// together), this tries again until [`BUSY_TIMEOUT`].
+///
+/// ```
+/// let conn = rusqlite::Connection::open_in_memory()?;
+/// alight_sync::capture::enable_wal(&conn)?; // in memory: stays "memory", no error
+/// # Ok::<(), rusqlite::Error>(())
+/// ```
+pub fn enable_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+        {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            set => return set.map(|_| ()),
+        }
+    }
+}
+
 /// Creates the change log and (re)creates the triggers of `tables`, in one transaction.
+///
+/// `IMMEDIATE`: the write lock is taken (waiting up to the busy timeout) before anything is read,
+/// so processes that open the same file at once take turns instead of one failing.
 pub fn install(conn: &mut Connection, tables: &[TableSchema]) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute_batch(&format!(
         "CREATE TABLE IF NOT EXISTS {LOG_TABLE} (
              id  INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -92,7 +123,7 @@ fn triggers(table: &TableSchema) -> String {
             .map(|c| {
                 let col = format!("{which}.{}", quote_ident(&c.name));
                 format!(
-                    "'{}', CASE typeof({col}) WHEN 'blob' THEN hex({col}) ELSE {col} END",
+                    "'{}', CASE typeof({col}) WHEN 'blob' THEN lower(hex({col})) ELSE {col} END",
                     c.name.replace('\'', "''")
                 )
             })

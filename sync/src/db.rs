@@ -144,8 +144,7 @@ impl SyncDb {
             source,
         };
         let mut conn = capture::open(path).map_err(sqlite)?;
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
-            .map_err(sqlite)?;
+        capture::enable_wal(&conn).map_err(sqlite)?;
         let mut entries = Vec::new();
         for decl in tables {
             let schema = TableSchema::load(&conn, &decl.name)
@@ -198,6 +197,12 @@ impl SyncDb {
     /// The syncable tables.
     pub fn tables(&self) -> &[TableEntry] {
         &self.inner.tables
+    }
+
+    /// The TypeScript declarations of the syncable tables' rows: what
+    /// [`crate::typescript_rows`] gives for the tables this database serves.
+    pub fn typescript_rows(&self) -> String {
+        crate::typescript::render(&self.inner.tables)
     }
 
     /// The feed of committed changes.
@@ -402,7 +407,7 @@ pub enum ShapeOrLimit {
     Limit(#[from] crate::live_shapes::TooManyShapes),
 }
 
-fn entry(schema: TableSchema, decl: SyncTable) -> Result<TableEntry, OpenError> {
+pub(crate) fn entry(schema: TableSchema, decl: SyncTable) -> Result<TableEntry, OpenError> {
     let no_column = |column: &str| OpenError::NoSuchColumn {
         table: schema.name.clone(),
         column: column.to_owned(),

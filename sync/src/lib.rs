@@ -15,11 +15,14 @@
 //!   authorization hook from [`Identity`] to [`Filter`]); [`shape`]: a client's request resolved
 //!   into a shape; [`live_shapes`]: live shapes and their handles, bounded, and [`index`]: which of
 //!   them a change concerns, by equality column, so only those wake; [`message`]: Electric's
-//!   change and control messages for one shape.
+//!   change and control messages for one shape; [`shared_read`]: a shape's last read of its
+//!   changes, built once for all the long-polls that ask at the same offset.
 //! - [`db`]: [`SyncDb`], which ties them together (snapshot and changes join without gap or
 //!   duplicate); [`config`]: its limits.
 //! - [`http`]: `GET /v1/shape`, Electric's HTTP API, as an axum router; [`channel`]: the same
 //!   shapes over Alight channels (`shape:<table>`), for the socket clients.
+//! - `typescript`: TypeScript declarations of the tables' rows ([`typescript_rows`]), for the
+//!   application's `LiveCollection<Row>`.
 //!
 //! # Example
 //! ```no_run
@@ -54,11 +57,14 @@ pub mod live_shapes;
 pub mod message;
 pub mod schema;
 pub mod shape;
+pub mod shared_read;
 pub mod table;
+mod typescript;
 pub mod value;
 
 pub use config::Config;
 pub use db::{OpenError, ServeError, ShapeOrLimit, SyncDb};
 pub use shape::{Replica, ShapeError, ShapeRequest};
 pub use table::{Denied, Filter, Identity, SyncTable};
+pub use typescript::typescript_rows;
 pub use value::SqlValue;

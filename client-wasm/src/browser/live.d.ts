@@ -8,8 +8,8 @@ export type { LiveChange, LiveEvent, ShapeRefusal, ShapeRequest } from "./index.
 
 /**
  * The rows of a shape (`shape:<table>` on an Alight server with `alight_sync`), by key, kept live
- * across reconnects. `Row` is the type of a row's selected columns as JSON; write it by hand or
- * take it from the Rust row type's `Tsify` declaration (see the README).
+ * across reconnects. `Row` is the type of a row's selected columns; the server generates one per
+ * syncable table with `alight_sync::typescript_rows` (`ItemsRow` for `items`; see the README).
  *
  * ```ts
  * type Item = { id: number; owner: string; title: string; done: boolean };

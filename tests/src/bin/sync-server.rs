@@ -1,10 +1,14 @@
 //! A shape server over a scratch SQLite file, for the `@electric-sql/client` suite
 //! (tests/node/sync.test.mjs).
 //!
-//! Run with: `cargo run -p alight-tests --bin sync-server -- --db /tmp/items.db [--port N] [--feed N] [--long-poll-ms N] [--max-subscribers N]`
+//! Run with: `cargo run -p alight-tests --bin sync-server -- --db /tmp/items.db [--port N] [--feed N] [--long-poll-ms N] [--max-subscribers N]`,
+//! or `-- --emit-ts` to print the TypeScript row types of its tables
+//! (`alight_sync::typescript_rows`) and stop.
 //!
-//! The database gets one table, `items (id, owner, title, done, secret)`, syncable with the
-//! readable columns `id, owner, title, done` and the rule "you see the rows you own". The bearer
+//! The database gets the table `items (id, owner, title, done, secret)`, syncable with the
+//! readable columns `id, owner, title, done` and the rule "you see the rows you own", and the
+//! table `kinds`, a column of each kind of declared type (for the test that rows hold the values
+//! their generated types say), all readable, with the same rule. The bearer
 //! token is the user id (a test stand-in for a real token check). Test-only routes:
 //! `POST /test/exec` runs its body as SQL on a separate connection (a write the server did not
 //! make), and `POST /test/rotate` forces every client of `items` to refetch. The same shapes are
@@ -34,6 +38,18 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS items (
     title  TEXT    NOT NULL,
     done   BOOLEAN NOT NULL DEFAULT 0,
     secret TEXT
+);
+CREATE TABLE IF NOT EXISTS kinds (
+    id     INTEGER PRIMARY KEY,
+    owner  TEXT    NOT NULL,
+    count  INTEGER NOT NULL,
+    big    BIGINT,
+    ratio  REAL,
+    flag   BOOLEAN,
+    doc    JSON,
+    label  VARCHAR(20),
+    data   BLOB,
+    amount NUMERIC
 );";
 
 #[derive(Clone)]
@@ -69,16 +85,45 @@ async fn rotate(State(state): State<TestState>) -> String {
     state.db.rotate("items").unwrap_or(0).to_string()
 }
 
-fn items() -> SyncTable {
-    SyncTable::new("items")
-        .columns(["id", "owner", "title", "done"])
-        .authorize(|who: Option<&Identity>| {
-            let who = who.ok_or(Denied::Unauthenticated)?;
-            Ok(Filter::eq(
-                "owner",
-                SqlValue::Text(who.subject().to_owned()),
-            ))
-        })
+/// The rows of the identity's own: `owner` is the user.
+fn own_rows(who: Option<&Identity>) -> Result<Filter, Denied> {
+    let who = who.ok_or(Denied::Unauthenticated)?;
+    Ok(Filter::eq(
+        "owner",
+        SqlValue::Text(who.subject().to_owned()),
+    ))
+}
+
+fn tables() -> Vec<SyncTable> {
+    vec![
+        SyncTable::new("items")
+            .columns(["id", "owner", "title", "done"])
+            .authorize(own_rows),
+        SyncTable::new("kinds").authorize(own_rows),
+    ]
+}
+
+/// Prints the TypeScript row types of the tables.
+fn emit_ts() -> ExitCode {
+    let conn = match rusqlite::Connection::open_in_memory()
+        .and_then(|conn| conn.execute_batch(SCHEMA).map(|()| conn))
+    {
+        Ok(conn) => conn,
+        Err(err) => {
+            eprintln!("sync-server: cannot create the schema in memory: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match alight_sync::typescript_rows(&conn, &tables()) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("sync-server: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[tokio::main]
@@ -88,6 +133,9 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--emit-ts") {
+        return emit_ts();
+    }
     let Some(path) = arg(&args, "--db").map(PathBuf::from) else {
         eprintln!("sync-server: --db PATH is required");
         return ExitCode::from(2);
@@ -115,7 +163,7 @@ async fn main() -> ExitCode {
     config.feed_capacity = feed as usize;
     config.long_poll_timeout = Duration::from_millis(long_poll_ms);
     config.max_subscribers_per_shape = max_subscribers as usize;
-    let db = match SyncDb::open(&path, vec![items()], config) {
+    let db = match SyncDb::open(&path, tables(), config) {
         Ok(db) => db,
         Err(err) => {
             eprintln!("sync-server: {err}");
