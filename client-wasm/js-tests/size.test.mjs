@@ -15,7 +15,7 @@ const packageDir = path.dirname(require.resolve("@alight/client/package.json"));
 
 /**
  * The most the package may weigh, gzipped. Issue #22 asks for 15 KB (15,000 bytes) with every
- * feature; the package is 15,397 bytes with resume, live collections, offline handling and
+ * feature; the package is 15,356 bytes with resume, live collections, offline handling and
  * refusal codes counted (client-wasm/README.md's table says where they go), so the budget is
  * that with about a hundred bytes for the tools' versions (esbuild and binaryen are not pinned):
  * what grows it more fails here.
