@@ -11,6 +11,7 @@ use crate::conn::Target;
 use crate::net::{self, Sources};
 use crate::report::{self, Results};
 use crate::scenario::catchup::CatchupParams;
+use crate::scenario::chaos::ChaosParams;
 use crate::scenario::churn::ChurnParams;
 use crate::scenario::echo::EchoParams;
 use crate::scenario::fanout::FanoutParams;
@@ -41,6 +42,9 @@ Commands:
   catchup  M clients miss the same N broadcasts, reconnect at once and rejoin with `since`; time
            until every one has all N, against the same clients joining fresh (Phoenix; Alight's
            demo, whose room:* topics keep history)
+  chaos    M clients of room:chaos cut at random (TCP dropped, no close frame) while N broadcasts
+           are published; each rejoins with `since` and must end with exactly 1..N, in order,
+           every rejoin recovered (Phoenix; Alight's demo)
   retain   K broadcasts into each of T history topics that nobody else joined; server RSS per
            retained broadcast (Phoenix; Alight's demo; needs --server-pid)
   shapes   S clients follow shape:notifications on alight-demo while rows are committed into
@@ -76,10 +80,13 @@ idle, fanout, echo, churn, presence (against a server you started):
   presence: --members M (10000)  --join-rate R|max (max: as fast as answered, with 100 joins
            in flight)  --limit SECS (180)
 
-catchup, retain (against alight-demo; the options above apply; ALIGHT_ROOM_HISTORY=off on the
+catchup, chaos, retain (against alight-demo; the options above apply; ALIGHT_ROOM_HISTORY=off on the
 demo turns its history off):
   catchup: --clients M (1000)  --broadcasts N (500; at most what the topic replays, 1,000 for
            the demo's rooms, or every resume says recovered: false)  --limit SECS (60, per phase)
+  chaos:   --clients M (1000)  --broadcasts N (20000)  --rate R/s (500; a cut client must not
+           fall further behind than the topic replays, 1,000 for the demo's rooms)
+           --cut-min-ms MS (200)  --cut-max-ms MS (2000)  --drain SECS (30, after N/R)
   retain:  --topics T (100)  --per-topic K (1000)  --keeps CAP (1000: what a topic keeps, the
            demo's rooms keep the last 1,000 each; K above CAP measures eviction, not retention)
            --settle SECS (2, RSS watched for its lowest before and after)  --limit SECS (120);
@@ -324,7 +331,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
             results: o.take_or("--results", default_results)?,
             readme: o.take("--readme")?,
         },
-        "idle" | "fanout" | "echo" | "churn" | "presence" | "catchup" | "retain" => {
+        "idle" | "fanout" | "echo" | "churn" | "presence" | "catchup" | "chaos" | "retain" => {
             let addr: SocketAddr = o.take("--target")?.ok_or(CliError::Required("--target"))?;
             let protocol: Protocol = o.take_or("--protocol", Protocol::Phoenix)?;
             let server_pid = o.take("--server-pid")?;
@@ -358,6 +365,15 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                     broadcasts: o.take_or("--broadcasts", 500)?,
                     payload_bytes,
                     limit: o.seconds("--limit", 60.0)?,
+                }),
+                "chaos" => Case::Chaos(ChaosParams {
+                    clients: o.take_or("--clients", 1_000)?,
+                    broadcasts: o.take_or("--broadcasts", 20_000)?,
+                    rate: o.take_or("--rate", 500)?,
+                    cut_min: Duration::from_millis(o.take_or("--cut-min-ms", 200)?),
+                    cut_max: Duration::from_millis(o.take_or("--cut-max-ms", 2_000)?),
+                    payload_bytes,
+                    drain: o.seconds("--drain", 30.0)?,
                 }),
                 "retain" => Case::Retain(RetainParams {
                     topics: o.take_or("--topics", 100)?,
@@ -639,6 +655,16 @@ mod tests {
         assert_eq!(server_pid, Some(42));
         assert!(matches!(case, Case::Retain(p)
             if p.topics == 3 && p.kept_per_topic() == 1_000 && p.payload_bytes == 200));
+        let Command::Single { case, .. } = parse(&args(
+            "chaos --target 127.0.0.1:4000 --clients 50 --cut-min-ms 50 --cut-max-ms 300",
+        ))?
+        else {
+            panic!("expected a single case");
+        };
+        assert!(matches!(case, Case::Chaos(p)
+            if p.clients == 50 && p.broadcasts == 20_000 && p.rate == 500
+                && p.cut_min == Duration::from_millis(50)
+                && p.cut_max == Duration::from_millis(300)));
         assert!(matches!(
             parse(&args("catchup --target 127.0.0.1:4000 --broadcasts many")),
             Err(CliError::Invalid { .. })

@@ -26,6 +26,7 @@ use crate::conn::Target;
 use crate::net::Sources;
 use crate::report::{Record, Results};
 use crate::scenario::catchup::CatchupParams;
+use crate::scenario::chaos::ChaosParams;
 use crate::scenario::churn::ChurnParams;
 use crate::scenario::echo::EchoParams;
 use crate::scenario::fanout::FanoutParams;
@@ -122,6 +123,8 @@ pub enum Case {
     Presence(PresenceParams),
     /// See [`scenario::catchup`].
     Catchup(CatchupParams),
+    /// See [`scenario::chaos`].
+    Chaos(ChaosParams),
     /// See [`scenario::retain`].
     Retain(RetainParams),
 }
@@ -136,6 +139,7 @@ impl Case {
             Case::Churn(_) => "churn",
             Case::Presence(_) => "presence",
             Case::Catchup(_) => "catchup",
+            Case::Chaos(_) => "chaos",
             Case::Retain(_) => "retain",
         }
     }
@@ -149,6 +153,7 @@ impl Case {
             Case::Churn(p) => scenario::churn::run(env, p).await,
             Case::Presence(p) => scenario::presence::run(env, p).await,
             Case::Catchup(p) => scenario::catchup::run(env, p).await,
+            Case::Chaos(p) => scenario::chaos::run(env, p).await,
             Case::Retain(p) => scenario::retain::run(env, p).await,
         }
     }
@@ -478,7 +483,7 @@ impl SuiteConfig {
             }
             Case::Fanout(_) | Case::Echo(_) | Case::Churn(_) => REPEATED_RUNS,
             Case::Idle(_) | Case::Presence(_) => 1,
-            Case::Catchup(_) | Case::Retain(_) => 1,
+            Case::Catchup(_) | Case::Chaos(_) | Case::Retain(_) => 1,
         }
     }
 

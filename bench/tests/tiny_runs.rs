@@ -11,6 +11,7 @@ use std::time::Duration;
 use alight_bench::conn::Target;
 use alight_bench::net::Sources;
 use alight_bench::scenario::catchup::{self, CatchupParams};
+use alight_bench::scenario::chaos::{self, ChaosParams};
 use alight_bench::scenario::churn::{self, ChurnParams};
 use alight_bench::scenario::echo::{self, EchoParams};
 use alight_bench::scenario::fanout::{self, FanoutParams};
@@ -343,6 +344,56 @@ async fn catchup_against_alight() -> std::io::Result<()> {
     assert!(outcome.metric("resume: recovered true").is_none());
     assert!(
         outcome.notes.iter().any(|n| n.contains("keeps no history")),
+        "{outcome:#?}"
+    );
+    stop.cancel();
+    server.await.map_err(std::io::Error::other)??;
+    Ok(())
+}
+
+/// Clients cut every 50-200 ms while 300 broadcasts are published all resume with
+/// `recovered: true` every time and end with exactly 1..300, in order, nothing twice.
+#[tokio::test]
+async fn chaos_against_alight() -> std::io::Result<()> {
+    let params = ChaosParams {
+        clients: 8,
+        broadcasts: 300,
+        rate: 1_000,
+        cut_min: Duration::from_millis(50),
+        cut_max: Duration::from_millis(200),
+        payload_bytes: 200,
+        drain: Duration::from_secs(20),
+    };
+    let (addr, stop, server) = serve_rooms(Some(1_000)).await?;
+    let outcome = chaos::run(&env(addr, Protocol::Phoenix), params).await;
+    assert_eq!(figure(&outcome, "clients joined"), 8.0, "{outcome:#?}");
+    assert_eq!(
+        figure(&outcome, "broadcasts published"),
+        300.0,
+        "{outcome:#?}"
+    );
+    assert_eq!(
+        figure(&outcome, "clients with exactly 1..N in order"),
+        8.0,
+        "{outcome:#?}"
+    );
+    // 300 broadcasts at 1,000/s take 0.3 s: every client is cut at least once on the way.
+    assert!(figure(&outcome, "cuts") >= 8.0, "{outcome:#?}");
+    assert_eq!(
+        figure(&outcome, "rejoins recovered true"),
+        figure(&outcome, "cuts"),
+        "{outcome:#?}"
+    );
+    for name in [
+        "rejoins not recovered",
+        "duplicates",
+        "out of order",
+        "clients short of N",
+    ] {
+        assert_eq!(figure(&outcome, name), 0.0, "{name}: {outcome:#?}");
+    }
+    assert!(
+        figure(&outcome, "first publish → every client has all N") > 0.0,
         "{outcome:#?}"
     );
     stop.cancel();

@@ -9,8 +9,10 @@
 //!   presence list is complete, bytes and messages per client (Alight only, `bench/run --presence`).
 //! - [`catchup`]: M clients that missed the same N broadcasts resume at once; time until every one
 //!   has caught up, against the same clients joining fresh (Alight's history topics).
+//! - [`chaos`]: M clients cut at random every `cut_min..cut_max` while N broadcasts are published;
+//!   each resumes with `since` and must end with exactly 1..N (Alight's history topics).
 //! - [`retain`]: server RSS per broadcast kept in topic history (Alight's history topics).
-//! - [`history`]: what `catchup` and `retain` share: positions, resuming joins, a publisher.
+//! - [`history`]: what `catchup`, `chaos` and `retain` share: positions, resuming joins, a publisher.
 //! - [`shapes`]: S clients following a shape of the demo's notifications over `shape:*` while a
 //!   writer commits R rows/s into its SQLite file; commit→receive latency, missing rows (Alight's
 //!   demo only, run by hand).
@@ -20,6 +22,7 @@
 //! figures with units, and notes on anything that failed.
 
 pub mod catchup;
+pub mod chaos;
 pub mod churn;
 pub mod echo;
 pub mod fanout;
