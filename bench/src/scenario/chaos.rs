@@ -249,6 +249,15 @@ pub async fn run(env: &Env, params: ChaosParams) -> Outcome {
         Better::Higher,
     ));
     outcome.notes.extend(failures.note("first joins"));
+    if joined < params.clients {
+        outcome.notes.push(format!(
+            "not published: {joined} of {} clients joined",
+            params.clients
+        ));
+        stop.cancel();
+        let _ = collect(handles, CLOSE_LIMIT).await;
+        return outcome;
+    }
 
     let end = Instant::now() + params.publishing() + params.drain;
     let _ = deadline.set(end);
@@ -261,12 +270,10 @@ pub async fn run(env: &Env, params: ChaosParams) -> Outcome {
     ));
     let start_ns = env.clock.now_ns();
     let mut done = 0;
-    if joined == params.clients {
-        while done < joined {
-            match tokio::time::timeout_at(end, done_rx.recv()).await {
-                Ok(Some(())) => done += 1,
-                Ok(None) | Err(_) => break,
-            }
+    while done < joined {
+        match tokio::time::timeout_at(end, done_rx.recv()).await {
+            Ok(Some(())) => done += 1,
+            Ok(None) | Err(_) => break,
         }
     }
     stop.cancel();
