@@ -561,6 +561,16 @@ mod tests {
         };
         assert_eq!(target.protocol, Protocol::SocketIo);
         assert!(matches!(case, Case::Fanout(p) if p.rate.is_none() && p.subscribers == 5));
+        // Cross-node: the publisher speaks the subscribers' protocol on the other node.
+        let Command::Single { publish_to, .. } = parse(&args(
+            "fanout --target 127.0.0.1:4012 --protocol socketio --publish-to 127.0.0.1:4011",
+        ))?
+        else {
+            panic!("expected a single case");
+        };
+        let publish_to = publish_to.expect("a publisher target");
+        assert_eq!(publish_to.protocol, Protocol::SocketIo);
+        assert_eq!(publish_to.addr.port(), 4011);
         let Command::Suite { config, readme, .. } = parse(&args(
             "suite --smoke --servers bare,alight --server-cpus none",
         ))?
