@@ -49,6 +49,7 @@ use crate::broadcast::Broadcast;
 
 use crate::presence::{Owner, Presence, TrackError};
 use crate::pubsub::PubSub;
+use crate::registry::{ConnHandle, Registry};
 use crate::socket::Socket;
 
 /// A boxed future that lives as long as `'a`.
@@ -192,6 +193,12 @@ pub struct Context<'a> {
     pub(crate) published: Option<Weak<Broadcast>>,
     /// The server's limits (presence key and meta sizes).
     pub(crate) limits: &'a crate::config::Limits,
+    /// This node's registry, where [`subscribe`](Context::subscribe) adds this socket.
+    pub(crate) registry: &'a Registry,
+    /// This socket's queue in the registry.
+    pub(crate) handle: &'a Arc<ConnHandle>,
+    /// The routes this callback subscribed; the connection records them in the channel's slot.
+    pub(crate) routes: Vec<String>,
 }
 
 /// Something a callback sends to its own client, kept in call order.
@@ -316,6 +323,69 @@ impl Context<'_> {
     /// The PubSub, to publish on other topics.
     pub fn pubsub(&self) -> &Arc<dyn PubSub> {
         self.pubsub
+    }
+
+    /// Subscribes this socket to `route` as well as to the channel's topic, until the channel
+    /// ends (leaves, stops, crashes, is rejoined, or its socket closes): what is dispatched with
+    /// [`Broadcast::routed`] to `route` then reaches this channel, like a broadcast on its topic
+    /// (through [`Channel::handle_out`] if it intercepts the event).
+    ///
+    /// Routes let the subscribers of one topic receive different broadcasts without each one
+    /// receiving all of them: `shape:todos` carries one route per shape, and a change reaches
+    /// only the sockets of its shape. A routed broadcast's frame topic must be the channel's
+    /// topic (that is the channel it reaches on each socket, and the topic the client sees).
+    ///
+    /// Name routes so that they cannot be a client's topic, nor another channel's route:
+    /// `"{topic}\u{1f}{key}"` (an ASCII unit separator after the topic) is the convention; a
+    /// client joining that name reaches no channel unless a pattern matches it. Routes are local
+    /// to this node: a broadcast relayed from another node arrives on its topic, so a channel
+    /// using routes still checks, in `handle_out`, that a broadcast is its own.
+    ///
+    /// Call it from `join` (the subscription starts at once, so nothing routed after the join
+    /// read its state is missed; if the join fails it is undone) or from `handle_in` /
+    /// `handle_out`; in `terminate` it does nothing.
+    ///
+    /// ```
+    /// use alight_protocol::{Payload, SharedBroadcast};
+    /// use alight_server::{Broadcast, Channel, Context, HandleIn, JoinError, PubSub};
+    /// use std::sync::Arc;
+    ///
+    /// /// `inbox:*`: each socket gets only the messages of its user.
+    /// struct Inbox;
+    ///
+    /// fn route_of(topic: &str, user: &str) -> String {
+    ///     format!("{topic}\u{1f}{user}")
+    /// }
+    ///
+    /// impl Channel for Inbox {
+    ///     type State = ();
+    ///     async fn join(&self, params: Payload, ctx: &mut Context<'_>) -> Result<((), Payload), JoinError> {
+    ///         let user: String = params.deserialize().map_err(|_| JoinError::reason("bad user"))?;
+    ///         let route = route_of(ctx.topic(), &user);
+    ///         ctx.subscribe(route);
+    ///         Ok(((), Payload::empty()))
+    ///     }
+    ///     async fn handle_in(&self, _: &str, _: Payload, _: &mut (), _: &mut Context<'_>) -> HandleIn {
+    ///         HandleIn::NoReply
+    ///     }
+    /// }
+    ///
+    /// /// Sends `message` to `user`'s sockets on `inbox:all` only.
+    /// fn send(pubsub: &Arc<dyn PubSub>, user: &str, message: Payload) {
+    ///     let shared = SharedBroadcast::new("inbox:all", "message", message);
+    ///     pubsub.broadcast(Arc::new(Broadcast::routed(route_of("inbox:all", user), shared)), None);
+    /// }
+    /// ```
+    pub fn subscribe(&mut self, route: impl Into<String>) {
+        if !self.tracking {
+            return;
+        }
+        let route = route.into();
+        if self.routes.contains(&route) {
+            return;
+        }
+        self.registry.subscribe(&route, self.handle);
+        self.routes.push(route);
     }
 
     /// Tracks `key` with `meta` (a JSON object) on this channel's topic; returns its `phx_ref`.

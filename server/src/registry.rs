@@ -318,10 +318,11 @@ impl Registry {
         }
     }
 
-    /// Delivers a broadcast to every local subscriber of its topic except `except`; returns how many
-    /// queues took it. Each subscriber's handle is prefetched a few subscribers ahead.
+    /// Delivers a broadcast to every local subscriber of its [route](Broadcast::route) (its topic,
+    /// unless it was made [routed](Broadcast::routed)) except `except`; returns how many queues
+    /// took it. Each subscriber's handle is prefetched a few subscribers ahead.
     pub fn dispatch(&self, message: &Arc<Broadcast>, except: Option<ConnId>) -> usize {
-        let topic = &message.frame().topic;
+        let topic = message.route();
         let shard = self
             .shard(topic)
             .read()
@@ -383,7 +384,8 @@ impl Registry {
         })
     }
 
-    /// How many local connections subscribe to `topic`.
+    /// How many local connections subscribe to `topic` (or to a route, see
+    /// [`Context::subscribe`](crate::Context::subscribe)).
     pub fn subscriber_count(&self, topic: &str) -> usize {
         let shard = self
             .shard(topic)

@@ -53,10 +53,14 @@
 //!
 //! # How changes reach each subscriber, bounded and per shape
 //! The topic's subscribers may hold different shapes (one per user, say), so changes are not
-//! simply broadcast to the topic: one task per live shape waits on the shape's wakeups (see
-//! [`crate::index`]) and broadcasts `changes` tagged with its handle and the offsets it spans;
-//! the channel intercepts `changes` and each subscriber receives only its own shape's, without
-//! the messages it already has. A snapshot is streamed from its read transaction one chunk per
+//! broadcast to the topic: one task per live shape waits on the shape's wakeups (see
+//! [`crate::index`]) and broadcasts `changes` (and `refetch`) tagged with its handle and the
+//! offsets it spans, routed (`alight_server::Broadcast::routed`) to `"{topic}\u{1f}{handle}"`,
+//! the route each joined channel subscribes its socket to (`alight_server::Context::subscribe`).
+//! A change thus costs one queue per subscriber of its shape, not per subscriber of the topic.
+//! The channel intercepts `changes` to drop the messages a subscriber already has (from its
+//! snapshot), and still skips another shape's: routes are local to a node, and a broadcast
+//! relayed by a multi-node PubSub (Redis) arrives on the topic, to every subscriber of it. A snapshot is streamed from its read transaction one chunk per
 //! `more`, so no frame and no server buffer holds more than a chunk or two.
 
 use std::collections::HashMap;
@@ -140,18 +144,18 @@ struct JoinParams {
     since: Option<Value>,
 }
 
-/// Where a `changes` broadcast belongs: its shape and the change-log ids it spans.
+/// What a `changes` broadcast covers: its shape and the change-log ids it spans.
 #[derive(Debug, PartialEq, Eq)]
-struct Route {
+struct Span {
     handle: String,
     from: i64,
     to: i64,
 }
 
-impl Route {
-    /// Reads the route from the head of a `changes` payload. The sender writes it first, so the
+impl Span {
+    /// Reads the span from the head of a `changes` payload. The sender writes it first, so the
     /// messages behind it are not parsed for subscribers that take the payload as it is.
-    fn read(payload: &Payload) -> Option<Route> {
+    fn read(payload: &Payload) -> Option<Span> {
         let json = payload.as_json()?;
         let rest = json.strip_prefix(r#"{"handle":""#)?;
         let (handle, rest) = rest.split_once('"')?;
@@ -159,12 +163,18 @@ impl Route {
         let (from, rest) = rest.split_once(',')?;
         let rest = rest.strip_prefix(r#""to":"#)?;
         let (to, _) = rest.split_once(',')?;
-        Some(Route {
+        Some(Span {
             handle: handle.to_owned(),
             from: from.parse().ok()?,
             to: to.parse().ok()?,
         })
     }
+}
+
+/// The route of shape `handle`'s broadcasts on `topic` (see `alight_server::Context::subscribe`):
+/// the unit separator keeps it apart from any topic a client joins.
+fn route_of(topic: &str, handle: &str) -> String {
+    format!("{topic}\u{1f}{handle}")
 }
 
 /// The epoch of `handle`'s positions: a hash of the handle (handles are never reused).
@@ -324,6 +334,7 @@ impl ShapeChannel {
             db: self.db.clone(),
             shape: shape.clone(),
             topic: topic.to_owned(),
+            route: route_of(topic, &shape.handle),
             pubsub: pubsub.clone(),
             senders: self.senders.clone(),
         };
@@ -452,6 +463,10 @@ impl Channel for ShapeChannel {
             .subscribe(&shape)
             .map_err(|e| refuse("unavailable", e))?;
         self.ensure_sender(&shape, ctx.topic(), ctx.pubsub());
+        // Before the snapshot is read: what the sender routes after it waits in this socket's
+        // queue (and `handle_out` drops what the snapshot already had).
+        let route = route_of(ctx.topic(), &shape.handle);
+        ctx.subscribe(route);
         let since = params.since.filter(|s| !s.is_null());
         let resume = match &since {
             Some(since) => self.resume_at(&shape, since).await?,
@@ -545,16 +560,17 @@ impl Channel for ShapeChannel {
                 _ => Outgoing::Skip,
             };
         }
-        let Some(route) = Route::read(payload_in) else {
+        // Routed broadcasts are this shape's; one relayed from another node (which carries no
+        // route) may be any shape's of the topic.
+        let Some(span) = Span::read(payload_in) else {
             return Outgoing::Skip;
         };
-        if route.handle != state.shape.handle || state.paging.is_some() || route.to <= state.offset
-        {
+        if span.handle != state.shape.handle || state.paging.is_some() || span.to <= state.offset {
             return Outgoing::Skip;
         }
-        if route.from >= state.offset {
+        if span.from >= state.offset {
             // Nothing between the two for this shape: the sender skips only changes it has none of.
-            state.offset = route.to;
+            state.offset = span.to;
             return Outgoing::Forward;
         }
         // Partly had (the join's snapshot saw some of these): only the rest.
@@ -566,16 +582,18 @@ impl Channel for ShapeChannel {
             messages.retain(|m| lsn(m).is_none_or(|n| n > after));
         }
         body.insert("from".into(), json!(after));
-        state.offset = route.to;
+        state.offset = span.to;
         Outgoing::Push(payload(&Value::Object(body)))
     }
 }
 
-/// The task that broadcasts one shape's changes on its topic.
+/// The task that broadcasts one shape's changes on its topic, routed to the shape's subscribers.
 struct Sender {
     db: SyncDb,
     shape: Arc<Shape>,
     topic: String,
+    /// [`route_of`] the topic and the shape's handle, which its subscribers' channels subscribe.
+    route: String,
     pubsub: Arc<dyn PubSub>,
     senders: Arc<Mutex<HashMap<String, ()>>>,
 }
@@ -590,7 +608,8 @@ impl Sender {
             rotations.borrow_and_update();
             if !self.db.live_shapes().is_live(&self.shape.handle) {
                 let body = json!({"handle": self.shape.handle});
-                let message = Broadcast::new(self.topic.clone(), "refetch", payload(&body));
+                let shared = SharedBroadcast::new(self.topic.clone(), "refetch", payload(&body));
+                let message = Broadcast::routed(self.route.clone(), shared);
                 self.pubsub.broadcast(Arc::new(message), None);
                 break;
             }
@@ -637,8 +656,8 @@ impl Sender {
         }
     }
 
-    /// Broadcasts the changes in `(from, to]`, positioned at `to`. The route (handle, from, to)
-    /// leads the payload, for [`Route::read`].
+    /// Broadcasts the changes in `(from, to]`, positioned at `to`, to the shape's route. The span
+    /// (handle, from, to) leads the payload, for [`Span::read`].
     fn broadcast(&self, from: i64, to: i64, messages: Vec<Value>) {
         let handle = &self.shape.handle;
         let position = position(handle, to);
@@ -652,8 +671,10 @@ impl Sender {
         let body = Payload::from_json_str(&text).expect("built from JSON values");
         let shared = SharedBroadcast::new(self.topic.clone(), "changes", body);
         shared.set_position(position);
-        self.pubsub
-            .broadcast(Arc::new(Broadcast::from_shared(shared)), None);
+        self.pubsub.broadcast(
+            Arc::new(Broadcast::routed(self.route.clone(), shared)),
+            None,
+        );
     }
 }
 
@@ -662,21 +683,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn routes_are_read_from_the_head_of_the_payload() {
+    fn spans_are_read_from_the_head_of_the_payload() {
         let body = Payload::from_json_str(
             r#"{"handle":"3-99","from":4,"to":9,"offset":"9_0","position":"x","messages":[]}"#,
         )
         .expect("JSON");
         assert_eq!(
-            Route::read(&body),
-            Some(Route {
+            Span::read(&body),
+            Some(Span {
                 handle: "3-99".into(),
                 from: 4,
                 to: 9
             })
         );
         let other = Payload::from_json_str(r#"{"from":4,"handle":"3-99"}"#).expect("JSON");
-        assert_eq!(Route::read(&other), None);
+        assert_eq!(Span::read(&other), None);
     }
 
     #[test]

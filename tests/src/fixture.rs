@@ -10,6 +10,8 @@
 //!
 //! A join of `room:*`, `history:*` or `brief:*` with `{"publish_during_join": n}` publishes
 //! `during_join` `{"n": n}` on its topic through the PubSub while it runs, as another socket might.
+//! With `{"route": r}` the join also subscribes the socket to route `r` ([`Context::subscribe`]);
+//! with `{"route": r, "refuse": reason}` it subscribes, then refuses.
 //!
 //! Events of `room:*`: `shout` broadcasts `shout` to all (sender included) and replies ok `{}`;
 //! `shout_from` broadcasts `shout` to all but the sender; `ping` replies ok with the payload (binary
@@ -82,6 +84,9 @@ impl Channel for Room {
             return Err(JoinError::reason("unauthorized"));
         }
         let params: serde_json::Value = params.deserialize().unwrap_or(serde_json::Value::Null);
+        if let Some(route) = params.get("route").and_then(|r| r.as_str()) {
+            ctx.subscribe(route);
+        }
         if let Some(reason) = params.get("refuse").and_then(|r| r.as_str()) {
             return Err(JoinError::reason(reason));
         }

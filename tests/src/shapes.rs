@@ -44,6 +44,8 @@ pub enum ShapeServerError {
 pub struct ShapeServer {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// The endpoint, for its registry and metrics.
+    pub alight: Alight,
     db: SyncDb,
     path: PathBuf,
     stop: watch::Sender<bool>,
@@ -77,14 +79,16 @@ impl ShapeServer {
         let addr = listener.local_addr()?;
         let (stop, mut stopped) = watch::channel(false);
         let app: Router = alight.router();
+        let served = alight.clone();
         tokio::spawn(async move {
             let signal = async move {
                 let _ = stopped.wait_for(|stopped| *stopped).await;
             };
-            alight.serve(listener, app, signal).await
+            served.serve(listener, app, signal).await
         });
         Ok(ShapeServer {
             addr,
+            alight,
             db,
             path,
             stop,

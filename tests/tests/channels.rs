@@ -712,3 +712,113 @@ async fn v2_binary_push_reply_and_broadcast() -> TestResult {
     assert_eq!(client.recv_binary().await?.as_ref(), shout.as_slice());
     Ok(())
 }
+
+/// Dispatches `{"n": n}` as `news` on `topic`, routed to `route`; how many sockets it reached.
+fn routed(server: &alight_tests::fixture::Server, route: &str, topic: &str, n: u32) -> usize {
+    let payload = Payload::json(&json!({ "n": n })).unwrap_or_else(|_| Payload::empty());
+    let shared = alight_protocol::SharedBroadcast::new(topic, "news", payload);
+    let message = std::sync::Arc::new(alight_server::Broadcast::routed(route, shared));
+    server.alight.registry().dispatch(&message, None)
+}
+
+/// Joins `room:r` with `join_ref` "1", subscribing `route` (given as JSON string contents).
+async fn join_routed(client: &mut TestClient, route: &str) -> TestResult {
+    exchange(
+        client,
+        &format!(r#"["1","1","room:r","phx_join",{{"route":"{route}"}}]"#),
+        r#"["1","1","room:r","phx_reply",{"status":"ok","response":{"user":null}}]"#,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn routed_broadcast_reaches_only_the_sockets_of_its_route_until_they_leave() -> TestResult {
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let server = server(Config::default()).await;
+    let mut a = v2(&server).await?;
+    let mut b = v2(&server).await?;
+    join_routed(&mut a, r"room:r\u001fa").await?;
+    join_routed(&mut b, r"room:r\u001fb").await?;
+    assert_eq!(server.alight.registry().subscriber_count("room:r"), 2);
+    assert_eq!(
+        server.alight.registry().subscriber_count("room:r\u{1f}a"),
+        1
+    );
+
+    // Each reaches one socket, under the channel's topic; `a`'s route is not `b`'s: the plain
+    // broadcast arriving next at `b` proves it got nothing before.
+    assert_eq!(routed(&server, "room:r\u{1f}a", "room:r", 1), 1);
+    expect(&mut a, r#"[null,null,"room:r","news",{"n":1}]"#).await?;
+    server
+        .alight
+        .broadcast("room:r", "news", Payload::from_json_str(r#"{"all":1}"#)?);
+    expect(&mut b, r#"[null,null,"room:r","news",{"all":1}]"#).await?;
+    expect(&mut a, r#"[null,null,"room:r","news",{"all":1}]"#).await?;
+    assert_eq!(routed(&server, "room:r\u{1f}b", "room:r", 2), 1);
+    expect(&mut b, r#"[null,null,"room:r","news",{"n":2}]"#).await?;
+
+    // Leaving ends the route with the topic.
+    exchange(
+        &mut a,
+        r#"["1","2","room:r","phx_leave",{}]"#,
+        r#"["1","2","room:r","phx_reply",{"status":"ok","response":{}}]"#,
+    )
+    .await?;
+    expect(&mut a, r#"["1","1","room:r","phx_close",{}]"#).await?;
+    assert_eq!(
+        server.alight.registry().subscriber_count("room:r\u{1f}a"),
+        0
+    );
+    assert_eq!(routed(&server, "room:r\u{1f}a", "room:r", 3), 0);
+
+    // A rejoin replaces the route: the old channel's is dropped, the new one's subscribed.
+    exchange(
+        &mut b,
+        r#"["2","2","room:r","phx_join",{"route":"room:r\u001fc"}]"#,
+        r#"["2","2","room:r","phx_reply",{"status":"ok","response":{"user":null}}]"#,
+    )
+    .await?;
+    expect(&mut b, r#"["1","1","room:r","phx_close",{}]"#).await?;
+    assert_eq!(
+        server.alight.registry().subscriber_count("room:r\u{1f}b"),
+        0
+    );
+    assert_eq!(routed(&server, "room:r\u{1f}c", "room:r", 4), 1);
+    expect(&mut b, r#"[null,null,"room:r","news",{"n":4}]"#).await?;
+
+    // So does closing the socket: the TCP connection ends after its subscriptions are released.
+    drop(a);
+    b.send_raw(Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    })))
+    .await?;
+    b.recv_close().await?;
+    assert_eq!(
+        server.alight.registry().subscriber_count("room:r\u{1f}c"),
+        0
+    );
+    assert_eq!(server.alight.registry().subscriber_count("room:r"), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_refused_join_drops_the_routes_it_subscribed() -> TestResult {
+    let server = server(Config::default()).await;
+    let mut client = v2(&server).await?;
+    exchange(
+        &mut client,
+        r#"["1","1","room:r","phx_join",{"route":"room:r\u001fx","refuse":"no"}]"#,
+        r#"["1","1","room:r","phx_reply",{"status":"error","response":{"reason":"no"}}]"#,
+    )
+    .await?;
+    assert_eq!(
+        server.alight.registry().subscriber_count("room:r\u{1f}x"),
+        0
+    );
+    assert_eq!(routed(&server, "room:r\u{1f}x", "room:r", 1), 0);
+    Ok(())
+}

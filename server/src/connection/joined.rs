@@ -12,6 +12,9 @@ pub(super) struct ChannelSlot {
     /// On a history topic just joined: the position its join read. Queued broadcasts up to it
     /// are ones the client has (from the replay, or from before it subscribed).
     pub(super) through: Option<Position>,
+    /// The routes this channel subscribed its socket to besides its topic
+    /// ([`Context::subscribe`](crate::Context::subscribe)), unsubscribed when it ends.
+    pub(super) routes: Vec<String>,
 }
 
 /// The channels joined on this socket, by topic.

@@ -92,6 +92,9 @@ pub(super) struct ChannelRuntime {
     /// When the message being dispatched was read (set by the driver, which reads the clock
     /// once per message): the rate budgets count from it.
     pub(super) received_at: Instant,
+    /// The routes the last callback subscribed, until they are recorded in its channel's slot
+    /// (or unsubscribed, when the channel did not join or has ended).
+    new_routes: Vec<String>,
 }
 
 impl ChannelRuntime {
@@ -110,6 +113,7 @@ impl ChannelRuntime {
             published: None,
             token_refreshed: false,
             received_at: Instant::now(),
+            new_routes: Vec::new(),
         }
     }
 
@@ -169,7 +173,7 @@ impl ChannelRuntime {
         let topics = self.channels.topics();
         for topic in topics {
             if let Some(slot) = self.channels.remove(&topic) {
-                self.unsubscribe(&topic);
+                self.unsubscribe(&topic, &slot.routes);
                 self.run_terminate(&topic, slot, reason).await;
             }
         }
@@ -181,7 +185,7 @@ impl ChannelRuntime {
         let replaced_ref = match self.channels.remove(msg.topic) {
             Some(old) => {
                 debug!(topic = %msg.topic, "duplicate join: closing the previous channel");
-                self.unsubscribe(msg.topic);
+                self.unsubscribe(msg.topic, &old.routes);
                 let old_ref = old.join_ref.clone();
                 self.run_terminate(msg.topic, old, Terminate::Rejoin).await;
                 Some(old_ref)
@@ -233,11 +237,13 @@ impl ChannelRuntime {
                         // Joined, but the reply cannot go out: end the channel as refused.
                         warn!(topic = %msg.topic, bytes = payload_len(&response), "join reply over its limit");
                         self.state.metrics.channels.inc();
-                        self.unsubscribe(msg.topic);
+                        let routes = std::mem::take(&mut self.new_routes);
+                        self.unsubscribe(msg.topic, &routes);
                         let slot = ChannelSlot {
                             join_ref: msg.join_ref.map(str::to_owned),
                             joined,
                             through: None,
+                            routes: Vec::new(),
                         };
                         self.run_terminate(msg.topic, slot, Terminate::Stop).await;
                         self.reply(msg, "error", reason_payload(JOIN_REPLY_TOO_LARGE).to_ref());
@@ -250,6 +256,7 @@ impl ChannelRuntime {
                                 join_ref: msg.join_ref.map(str::to_owned),
                                 joined,
                                 through: None,
+                                routes: std::mem::take(&mut self.new_routes),
                             },
                         );
                         match &mut resume {
@@ -280,11 +287,13 @@ impl ChannelRuntime {
                         self.queue_pushes(pushes).await;
                     }
                     Ok(Err(refused)) => {
-                        self.leave_topic(msg.topic);
+                        let routes = std::mem::take(&mut self.new_routes);
+                        self.leave_topic(msg.topic, &routes);
                         self.reply(msg, "error", refused.response().to_ref());
                     }
                     Err(_) => {
-                        self.leave_topic(msg.topic);
+                        let routes = std::mem::take(&mut self.new_routes);
+                        self.leave_topic(msg.topic, &routes);
                         warn!(topic = %msg.topic, "join crashed");
                         self.reply(msg, "error", reason_payload("join crashed").to_ref());
                     }
@@ -368,7 +377,7 @@ impl ChannelRuntime {
         for topic in revoked {
             if let Some(slot) = self.channels.remove(&topic) {
                 debug!(%topic, "no longer allowed by the refreshed token");
-                self.unsubscribe(&topic);
+                self.unsubscribe(&topic, &slot.routes);
                 let join_ref = slot.join_ref.clone();
                 self.run_terminate(&topic, slot, Terminate::Leave).await;
                 self.channel_event(&topic, join_ref, event::CLOSE, Payload::empty());
@@ -387,7 +396,7 @@ impl ChannelRuntime {
             return;
         }
         if let Some(slot) = self.channels.remove(msg.topic) {
-            self.unsubscribe(msg.topic);
+            self.unsubscribe(msg.topic, &slot.routes);
             let join_ref = slot.join_ref.clone();
             self.run_terminate(msg.topic, slot, Terminate::Leave).await;
             self.reply(msg, "ok", PayloadRef::EMPTY);
@@ -415,6 +424,7 @@ impl ChannelRuntime {
         let ChannelRuntime {
             state,
             socket,
+            handle,
             channels,
             ..
         } = &mut *self;
@@ -424,13 +434,16 @@ impl ChannelRuntime {
         let mut ctx = context(
             state,
             socket,
+            handle,
             msg.topic,
             msg.join_ref,
             Phase::Joined,
             &mut pushes,
         );
         let result = catch_panic(msg.topic, slot.joined.handle_in(event, payload, &mut ctx)).await;
-        if let Some(latest) = ctx.published.take() {
+        let published = ctx.published.take();
+        slot.routes.append(&mut ctx.routes);
+        if let Some(latest) = published {
             self.published = Some(latest);
         }
         self.queue_pushes(pushes).await;
@@ -444,7 +457,7 @@ impl ChannelRuntime {
                     self.reply(msg, &status, response.to_ref());
                 }
                 if let Some(slot) = self.channels.remove(msg.topic) {
-                    self.unsubscribe(msg.topic);
+                    self.unsubscribe(msg.topic, &slot.routes);
                     let join_ref = slot.join_ref.clone();
                     self.run_terminate(msg.topic, slot, Terminate::Stop).await;
                     self.channel_event(msg.topic, join_ref, event::CLOSE, Payload::empty());
@@ -458,7 +471,7 @@ impl ChannelRuntime {
     fn crash(&mut self, topic: &str) {
         warn!(%topic, "channel crashed");
         if let Some(slot) = self.channels.remove(topic) {
-            self.unsubscribe(topic);
+            self.unsubscribe(topic, &slot.routes);
             self.channel_event(
                 topic,
                 slot.join_ref,
@@ -468,15 +481,20 @@ impl ChannelRuntime {
         }
     }
 
-    /// The channel on `topic` ended: no more broadcasts, and what it tracked leaves.
-    fn unsubscribe(&self, topic: &str) {
-        self.leave_topic(topic);
+    /// The channel on `topic` ended: no more broadcasts (on its topic or its `routes`), and what
+    /// it tracked leaves.
+    fn unsubscribe(&self, topic: &str, routes: &[String]) {
+        self.leave_topic(topic, routes);
         self.state.metrics.channels.dec();
     }
 
-    /// Undoes a join's subscription and presence, for a channel that ended or never joined.
-    fn leave_topic(&self, topic: &str) {
+    /// Undoes a join's subscriptions (its topic and `routes`) and presence, for a channel that
+    /// ended or never joined.
+    fn leave_topic(&self, topic: &str, routes: &[String]) {
         self.state.registry.unsubscribe(topic, self.socket.conn_id);
+        for route in routes {
+            self.state.registry.unsubscribe(route, self.socket.conn_id);
+        }
         self.state.presence.untrack_owner(Owner {
             conn: self.socket.conn_id,
             channel: topic,
@@ -602,6 +620,7 @@ impl ChannelRuntime {
         let mut ctx = context(
             &self.state,
             &self.socket,
+            &self.handle,
             topic,
             join_ref,
             phase,
@@ -610,6 +629,18 @@ impl ChannelRuntime {
         let result = catch_panic(topic, call(&mut self.channels, &mut ctx)).await;
         if let Some(latest) = ctx.published.take() {
             self.published = Some(latest);
+        }
+        let mut routes = std::mem::take(&mut ctx.routes);
+        drop(ctx);
+        if matches!(phase, Phase::Joining) {
+            // Recorded in the slot once the join succeeds, unsubscribed if it does not.
+            self.new_routes.append(&mut routes);
+        } else if let Some(slot) = self.channels.get_mut(topic) {
+            slot.routes.append(&mut routes);
+        } else {
+            for route in &routes {
+                self.state.registry.unsubscribe(route, self.socket.conn_id);
+            }
         }
         (result, pushes)
     }
@@ -681,6 +712,7 @@ impl ChannelRuntime {
 fn context<'a>(
     state: &'a ServerState,
     socket: &'a Socket,
+    handle: &'a Arc<ConnHandle>,
     topic: &'a str,
     join_ref: Option<&'a str>,
     phase: Phase,
@@ -697,6 +729,9 @@ fn context<'a>(
         tracking: !matches!(phase, Phase::Ending),
         published: None,
         limits: state.config.limits(),
+        registry: &state.registry,
+        handle,
+        routes: Vec::new(),
     }
 }
 
