@@ -34,9 +34,9 @@ while (at < bytes.length) {
       const name = bytes.toString("utf8", q, q + length);
       const kind = bytes[q + length];
       [, p] = leb(q + length + 1);
-      // The linker's `__data_end` and `__heap_base` globals, which nothing reads, go; `memory`
-      // keeps its name.
-      if (kind === 3 && name.startsWith("__")) continue;
+      // The linker's `__data_end` and `__heap_base` globals and the memory, which web.js never
+      // reads (only numbers cross), are not exported.
+      if ((kind === 3 && name.startsWith("__")) || kind === 2) continue;
       const newName = kind === 0 ? shortName(renamed.size) : name;
       if (kind === 0) renamed.set(name, newName);
       const encoded = Buffer.from(newName, "utf8");

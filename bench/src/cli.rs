@@ -17,6 +17,7 @@ use crate::scenario::fanout::FanoutParams;
 use crate::scenario::idle::IdleParams;
 use crate::scenario::presence::PresenceParams;
 use crate::scenario::retain::RetainParams;
+use crate::scenario::shapes::{self, ShapesParams};
 use crate::scenario::{Env, Outcome};
 use crate::suite::{self, Case, Server, SuiteConfig};
 use crate::wire::Protocol;
@@ -42,6 +43,8 @@ Commands:
            demo, whose room:* topics keep history)
   retain   K broadcasts into each of T history topics that nobody else joined; server RSS per
            retained broadcast (Phoenix; Alight's demo; needs --server-pid)
+  shapes   S clients follow shape:notifications on alight-demo while rows are committed into
+           its SQLite file at R rows/s; commit→receive latency, missing rows
 
 suite:
   --smoke              tiny sizes, a few seconds in all
@@ -81,7 +84,14 @@ demo turns its history off):
            demo's rooms keep the last 1,000 each; K above CAP measures eviction, not retention)
            --settle SECS (2, RSS watched for its lowest before and after)  --limit SECS (120);
            run it against a freshly started demo: a family's topics share one history byte
-           budget (64 MiB by default), and what an earlier run left counts against it";
+           budget (64 MiB by default), and what an earlier run left counts against it
+
+shapes (against alight-demo started with a fresh --data DIR):
+  --target ADDR  --server-pid PID  --sources K   as above
+  --db FILE            the demo's database, DIR/alight.db (required)
+  --mode M             one-shape (every client is user u0: one shape, S subscribers) or per-user
+                       (client i is user u<i>; row n is u<n mod S>'s) (default: one-shape)
+  --subscribers S (1000)  --rate R rows/s (100)  --duration SECS (10)  --drain SECS (5)";
 
 /// Why the command line could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +141,17 @@ pub enum Command {
         results: PathBuf,
         /// The README to write into; stdout if `None`.
         readme: Option<PathBuf>,
+    },
+    /// A shapes case against a running `alight-demo`.
+    Shapes {
+        /// The demo.
+        target: Target,
+        /// Its pid, for CPU readings.
+        server_pid: Option<u32>,
+        /// Client source addresses.
+        sources: u8,
+        /// The case.
+        params: ShapesParams,
     },
     /// One case against a running server.
     Single {
@@ -360,6 +381,22 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                 case,
             }
         }
+        "shapes" => Command::Shapes {
+            target: Target {
+                addr: o.take("--target")?.ok_or(CliError::Required("--target"))?,
+                protocol: Protocol::Phoenix,
+            },
+            server_pid: o.take("--server-pid")?,
+            sources: o.take_or("--sources", 16u8)?,
+            params: ShapesParams {
+                mode: o.take_or("--mode", shapes::Mode::OneShape)?,
+                subscribers: o.take_or("--subscribers", 1_000)?,
+                rate: o.take_or("--rate", 100)?,
+                duration: o.seconds("--duration", 10.0)?,
+                drain: o.seconds("--drain", 5.0)?,
+                db: o.take("--db")?.ok_or(CliError::Required("--db"))?,
+            },
+        },
         other => return Err(CliError::UnknownCommand(other.to_owned())),
     };
     o.finish()?;
@@ -447,6 +484,23 @@ pub async fn run(command: Command) -> u8 {
                 1
             }
         },
+        Command::Shapes {
+            target,
+            server_pid,
+            sources,
+            params,
+        } => {
+            let env = Env::new(target, Arc::new(Sources::loopback(sources)), server_pid);
+            let outcome = shapes::run(&env, params).await;
+            println!("shapes {}", outcome.case);
+            for m in &outcome.metrics {
+                println!("  {:<28} {}", m.name, report::format_value(m));
+            }
+            for note in &outcome.notes {
+                println!("  note: {note}");
+            }
+            u8::from(outcome.metrics.is_empty())
+        }
         Command::Single {
             target,
             publish_to,
@@ -507,6 +561,16 @@ mod tests {
         };
         assert_eq!(target.protocol, Protocol::SocketIo);
         assert!(matches!(case, Case::Fanout(p) if p.rate.is_none() && p.subscribers == 5));
+        // Cross-node: the publisher speaks the subscribers' protocol on the other node.
+        let Command::Single { publish_to, .. } = parse(&args(
+            "fanout --target 127.0.0.1:4012 --protocol socketio --publish-to 127.0.0.1:4011",
+        ))?
+        else {
+            panic!("expected a single case");
+        };
+        let publish_to = publish_to.expect("a publisher target");
+        assert_eq!(publish_to.protocol, Protocol::SocketIo);
+        assert_eq!(publish_to.addr.port(), 4011);
         let Command::Suite { config, readme, .. } = parse(&args(
             "suite --smoke --servers bare,alight --server-cpus none",
         ))?
@@ -531,6 +595,29 @@ mod tests {
             panic!("expected a single case");
         };
         assert!(matches!(case, Case::Presence(p) if p.members == 50 && p.join_rate == Some(200)));
+        Ok(())
+    }
+
+    #[test]
+    fn parses_shapes() -> Result<(), CliError> {
+        let Command::Shapes { target, params, .. } = parse(&args(
+            "shapes --target 127.0.0.1:4000 --db /tmp/d/alight.db --mode per-user --rate 1000",
+        ))?
+        else {
+            panic!("expected a shapes case");
+        };
+        assert_eq!(target.protocol, Protocol::Phoenix);
+        assert_eq!(params.mode, shapes::Mode::PerUser);
+        assert_eq!((params.subscribers, params.rate), (1_000, 1_000));
+        assert_eq!(params.db, PathBuf::from("/tmp/d/alight.db"));
+        assert!(matches!(
+            parse(&args("shapes --target 127.0.0.1:4000")),
+            Err(CliError::Required("--db"))
+        ));
+        assert!(matches!(
+            parse(&args("shapes --target 127.0.0.1:4000 --db x --mode both")),
+            Err(CliError::Invalid { .. })
+        ));
         Ok(())
     }
 

@@ -68,6 +68,15 @@ pub enum ClientError {
         /// The response it sent, as JSON text.
         response: String,
     },
+    /// A plain HTTP request (the demo's login) could not be sent or its answer read.
+    #[error("the {what} request failed")]
+    Http {
+        /// The request.
+        what: &'static str,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
     /// The server sent text the client cannot read where it expected a protocol step.
     #[error("unexpected message during {during}: {text}")]
     Unexpected {
@@ -87,6 +96,7 @@ impl ClientError {
             ClientError::Closed { .. } => "closed",
             ClientError::Timeout { .. } => "timeout",
             ClientError::Refused { .. } => "refused",
+            ClientError::Http { .. } => "http",
             ClientError::Unexpected { .. } => "unexpected",
         }
     }
@@ -103,6 +113,16 @@ impl Client {
     /// Connects from `source` to `target`, completing the WebSocket upgrade and, for socket.io,
     /// the engine.io open and namespace connect.
     pub async fn connect(target: Target, source: IpAddr) -> Result<Self, ClientError> {
+        Client::connect_with_query(target, source, "").await
+    }
+
+    /// [`Client::connect`] with `query` (e.g. `token=...`, already URL-safe) added to the
+    /// WebSocket URL's query, as phoenix.js adds its `params`.
+    pub async fn connect_with_query(
+        target: Target,
+        source: IpAddr,
+        query: &str,
+    ) -> Result<Self, ClientError> {
         let stream = open_tcp(target.addr, source)
             .await
             .map_err(|err| ClientError::Connect {
@@ -110,7 +130,11 @@ impl Client {
                 addr: target.addr,
                 source: err,
             })?;
-        let url = format!("ws://{}{}", target.addr, target.protocol.path());
+        let mut url = format!("ws://{}{}", target.addr, target.protocol.path());
+        if !query.is_empty() {
+            url.push('&');
+            url.push_str(query);
+        }
         let request = url.into_client_request()?;
         let config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER)
@@ -264,7 +288,7 @@ fn unexpected(during: &'static str, text: &str) -> ClientError {
 }
 
 /// A TCP connection to `addr` from `source` (port chosen by the kernel), without Nagle's delay.
-async fn open_tcp(addr: SocketAddr, source: IpAddr) -> io::Result<TcpStream> {
+pub(crate) async fn open_tcp(addr: SocketAddr, source: IpAddr) -> io::Result<TcpStream> {
     let socket = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,

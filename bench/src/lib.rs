@@ -17,7 +17,9 @@
 //!   thousands of members in one room, run on its own by `bench/run --presence`); each a bounded
 //!   run returning an [`scenario::Outcome`] of named figures and notes.
 //!   `catchup` and `retain` measure Alight's topic history (a mass resume after missed
-//!   broadcasts, and server memory per retained broadcast), run by hand against `alight-demo`.
+//!   broadcasts, and server memory per retained broadcast), run by hand against `alight-demo`;
+//!   `shapes` follows a shape of `alight-demo` while rows are committed into its SQLite file,
+//!   also run by hand.
 //! - [`suite`]: every server through every case, a fresh pinned server process per case.
 //! - [`machine`]: the machine, the placement and the versions, read for the report's header.
 //! - [`report`]: results as a markdown table with ratios to the bare baseline (presence runs: a

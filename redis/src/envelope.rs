@@ -30,7 +30,7 @@ use alight_server::{NodeId, ShardState};
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// The version of this layout. Bump it on any change the previous decoder would misread.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 
 const MAGIC: &[u8; 4] = b"ALRD";
 

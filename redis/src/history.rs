@@ -2,18 +2,22 @@
 //! resume on any node.
 //!
 //! # Keys and scripts
-//! Each history topic has a stream `alight:<prefix>:stream:{<topic>}` and a hash
-//! `alight:<prefix>:meta:{<topic>}` holding its epoch `e` and the offset of its latest broadcast
-//! `s` (the braces keep both in one Redis Cluster slot). A broadcast is one `EVALSHA` of the
-//! append script, which, atomically:
+//! Each history topic has a stream `alight:<prefix>:v<VERSION>:stream:{<topic>}` and a hash
+//! `alight:<prefix>:v<VERSION>:meta:{<topic>}` holding its epoch `e`, the offset of its latest
+//! broadcast `s` and the bytes its stream keeps `b` (the braces keep both in one Redis Cluster
+//! slot; [`VERSION`](crate::VERSION) keeps nodes of another layout off these keys). A broadcast
+//! is one `EVALSHA` of the append script (`history/append.lua`), which, atomically:
 //!
 //! 1. takes the epoch, starting a new one (and an empty stream) when the hash is gone, or when the
 //!    stream is gone while broadcasts were counted (evicted, or expired);
 //! 2. `HINCRBY s`: the broadcast's offset;
-//! 3. `XADD MAXLEN ~ <last>` the entry (offset and the broadcast's topic, event and payload), then
-//!    `XTRIM MINID ~ <now - age>` when the history has an age;
-//! 4. sets both keys to expire after the history's age (30 days without one) of quiet;
-//! 5. `PUBLISH`es the broadcast, its position written in, on the cluster channel.
+//! 3. `XADD`s the entry (offset and the broadcast's topic, event and payload) and adds its size to
+//!    `b`;
+//! 4. reads the oldest entries (`XRANGE`) while the stream is over its count, age or bytes,
+//!    subtracting the size of each one that must go, then trims exactly those
+//!    (`XTRIM MAXLEN = <kept>`), so that `b` is always what the stream holds;
+//! 5. sets both keys to expire after the history's age (30 days without one) of quiet;
+//! 6. `PUBLISH`es the broadcast, its position written in, on the cluster channel.
 //!
 //! Every node, the publishing one included, delivers history broadcasts as they come back on the
 //! channel: Redis runs one script at a time and a subscription gets messages in the order they
@@ -22,17 +26,12 @@
 //! `Arc` its publisher is paced on) under a sequence number until it comes back, and delivers
 //! that very broadcast; the others decode it once and fan it out.
 //!
-//! A join's recovery is one `EVALSHA` of the read script: the epoch and top offset, and the
-//! entries after `since` when they can all be replayed. Appends and reads of one node go through
-//! one queue and one connection, pipelined, in the order they were asked.
+//! A join's recovery is one `EVALSHA` of the read script (`history/read.lua`): the epoch and top
+//! offset, and the entries after `since` when they can all be replayed. Appends and reads of one
+//! node go through one queue and one connection, pipelined, in the order they were asked. The
+//! scripts need Redis 6.2 or later (exclusive `XRANGE` bounds).
 //!
-//! # Bounds
-//! | [`History`] setting | in Redis |
-//! |---|---|
-//! | `last(n)` | `XADD MAXLEN ~ n`: at least `n` kept, a little more until a whole stream node can go |
-//! | `for_at_least(d)` | `XTRIM MINID ~ <now - d>` on each append (entry ids are Redis time), and both keys expire after `d` of quiet (a new epoch then) |
-//! | `max_bytes(b)` | not counted per family here: bound Redis itself with `maxmemory` and an LRU eviction policy (`volatile-lru` or `allkeys-lru`), which drops whole streams, least recently used first, as the in-memory store does; a topic whose stream was evicted starts a new epoch |
-//! | `replay_limit(n)` | checked by the read script before it reads any entry |
+//! The bounds, and what an upgrade does to stored history, are in [`RedisHistory`]'s docs.
 //!
 //! # When Redis is unreachable
 //! A broadcast on a history topic is refused ([`HistoryError::Unavailable`]): not kept, and not
@@ -46,6 +45,8 @@
 //! back, it reads each topic its clients joined from the last position it delivered and replays
 //! the missed broadcasts to them, in order and once, before anything newer (see `catch_up`).
 
+mod answer;
+
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -53,8 +54,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use alight_server::{
-    Broadcast, ConnId, Delivery, Epoch, History, HistoryError, HistoryStore, Lost, Outcome,
-    Position, Recovery, StoreFuture,
+    Broadcast, ConnId, Delivery, Epoch, History, HistoryError, HistoryStore, Outcome, Position,
+    Recovery, StoreFuture,
 };
 use bytes::Bytes;
 use redis::aio::MultiplexedConnection;
@@ -63,8 +64,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use answer::{appended, recovered};
+
 use crate::catch_up::Delivered;
-use crate::envelope::{Tail, encode_positioned_head, encode_tail};
+use crate::envelope::{Tail, VERSION, encode_positioned_head, encode_tail};
 use crate::link::{Backoff, Link, connect};
 
 /// Most commands sent in one pipeline (one round trip).
@@ -72,54 +75,36 @@ const BATCH: usize = 256;
 /// How long idle keys live when the history has no age.
 const IDLE_KEYS: Duration = Duration::from_secs(30 * 24 * 3600);
 
-const APPEND: &str = r"
-local e = redis.call('HGET', KEYS[2], 'e')
-local s = tonumber(redis.call('HGET', KEYS[2], 's') or '0')
-if (not e) or (s > 0 and redis.call('EXISTS', KEYS[1]) == 0) then
-  e = ARGV[6]
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[2], 'e', e, 's', 0)
-end
-s = redis.call('HINCRBY', KEYS[2], 's', 1)
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'o', s, 'd', ARGV[2])
-if ARGV[4] ~= '0' then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  redis.call('XTRIM', KEYS[1], 'MINID', '~', now - tonumber(ARGV[4]))
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-local position = e .. '-' .. s
-redis.call('PUBLISH', ARGV[7], ARGV[1] .. string.char(#position) .. position .. ARGV[2])
-return {e, s}
-";
-
-const READ: &str = r"
-local e = redis.call('HGET', KEYS[2], 'e')
-local s = tonumber(redis.call('HGET', KEYS[2], 's') or '0')
-if (not e) or (s > 0 and redis.call('EXISTS', KEYS[1]) == 0) then
-  e = ARGV[1]
-  s = 0
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[2], 'e', e, 's', 0)
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-local entries = {}
-if ARGV[2] == e then
-  local missed = s - tonumber(ARGV[3])
-  if missed > 0 and missed <= tonumber(ARGV[4]) then
-    entries = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', missed)
-  end
-end
-return {e, s, entries}
-";
+/// The append script: one per broadcast (see `append.lua` for its keys and arguments).
+const APPEND: &str = include_str!("history/append.lua");
+/// The read script: one per join that asks for a position (see `read.lua`).
+const READ: &str = include_str!("history/read.lua");
 
 /// Topic histories in Redis Streams, shared by every node on the same Redis and prefix: made with
 /// [`RedisPubSub::history`](crate::RedisPubSub::history) and installed with
 /// [`AlightBuilder::history_store`](alight_server::AlightBuilder::history_store), next to the
-/// adapter itself. The keys, bounds and failures are described in the `history` module.
+/// adapter itself.
 ///
+/// # Bounds
+/// | [`History`] setting | in Redis |
+/// |---|---|
+/// | `last(n)` | the stream keeps exactly the last `n` entries |
+/// | `for_at_least(d)` | entries older than `d` (entry ids are Redis time) go on the next append, and both keys expire after `d` of quiet (a new epoch then) |
+/// | `max_bytes(b)` | per topic: the stream's entries (each counted as its topic, event and payload as stored) total at most `b`, oldest dropped first (one broadcast larger than `b` is delivered but not kept). A family's topics live in different Cluster slots, so no script sees them together: bound the whole with Redis's `maxmemory` and an LRU eviction policy (`volatile-lru` or `allkeys-lru`), which drops whole streams, least recently used first; a topic whose stream was evicted starts a new epoch |
+/// | `replay_limit(n)` | checked by the read script before it reads any entry |
+///
+/// A client whose `since` is older than what the stream still keeps, whichever bound dropped it,
+/// is told `recovered: false`.
+///
+/// # Upgrading from layout version 2
+/// Version 2 of the layout ([`VERSION`](crate::VERSION)) kept no byte total and used keys without
+/// the version. Nodes of version 3 use new keys, so their topics start new epochs: clients holding
+/// older positions are told `recovered: false` once, and reload. The old keys expire on their own after their idle period
+/// (the history's age, or 30 days); delete `alight:<prefix>:stream:*` and `alight:<prefix>:meta:*`
+/// to free them sooner. Run one version per prefix: nodes refuse each other's messages across
+/// versions.
+///
+/// # Example
 /// ```no_run
 /// use alight_redis::{RedisConfig, RedisPubSub};
 /// use alight_server::{Alight, History};
@@ -266,8 +251,8 @@ impl Shared {
     fn keys(link: &Link, topic: &str) -> [String; 2] {
         let prefix = &link.config.prefix;
         [
-            format!("alight:{prefix}:stream:{{{topic}}}"),
-            format!("alight:{prefix}:meta:{{{topic}}}"),
+            format!("alight:{prefix}:v{VERSION}:stream:{{{topic}}}"),
+            format!("alight:{prefix}:v{VERSION}:meta:{{{topic}}}"),
         ]
     }
 
@@ -438,6 +423,7 @@ impl HistoryStore for RedisHistory {
             millis(history.age().unwrap_or(IDLE_KEYS)),
             shared.new_epoch(),
             Bytes::from(link.config.channel()),
+            Bytes::from(history.byte_budget().to_string()),
         ];
         let (reply, answer) = oneshot::channel();
         lock(&shared.pending).insert(
@@ -487,104 +473,6 @@ impl HistoryStore for RedisHistory {
             Err(err) => Box::pin(std::future::ready(Err(unavailable(err)))),
         }
     }
-}
-
-/// The epoch of a script's answer.
-fn epoch_of(value: &Value) -> Option<Epoch> {
-    let Value::BulkString(bytes) = value else {
-        return None;
-    };
-    let text = std::str::from_utf8(bytes).ok()?;
-    let position: Position = format!("{text}-0").parse().ok()?;
-    Some(position.epoch)
-}
-
-fn int_of(value: &Value) -> Option<u64> {
-    match value {
-        Value::Int(n) => u64::try_from(*n).ok(),
-        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?.parse().ok(),
-        _ => None,
-    }
-}
-
-/// The append script's `{epoch, offset}`.
-fn appended(value: &Value) -> Option<Position> {
-    let Value::Array(items) = value else {
-        return None;
-    };
-    let [epoch, offset] = items.as_slice() else {
-        return None;
-    };
-    Some(Position::new(epoch_of(epoch)?, int_of(offset)?))
-}
-
-/// One stream entry (`[id, ["o", offset, "d", tail]]`) as its offset and broadcast.
-fn entry(value: &Value, epoch: Epoch) -> Option<(u64, Arc<Broadcast>)> {
-    let Value::Array(parts) = value else {
-        return None;
-    };
-    let [_, Value::Array(fields)] = parts.as_slice() else {
-        return None;
-    };
-    let mut offset = None;
-    let mut tail = None;
-    for pair in fields.chunks(2) {
-        match pair {
-            [Value::BulkString(name), value] if name == b"o" => offset = int_of(value),
-            [Value::BulkString(name), Value::BulkString(bytes)] if name == b"d" => {
-                tail = Tail::decode(bytes).ok();
-            }
-            _ => {}
-        }
-    }
-    let (offset, tail) = (offset?, tail?);
-    let message = Broadcast::new(tail.topic, tail.event, tail.payload);
-    message
-        .encoded()
-        .set_position(Position::new(epoch, offset).to_string());
-    Some((offset, Arc::new(message)))
-}
-
-/// The read script's `{epoch, offset, entries}` as a recovery for `since`.
-fn recovered(value: &Value, since: Option<Position>, limit: usize) -> Option<Recovery> {
-    let Value::Array(items) = value else {
-        return None;
-    };
-    let [epoch, top, entries] = items.as_slice() else {
-        return None;
-    };
-    let position = Position::new(epoch_of(epoch)?, int_of(top)?);
-    let Value::Array(entries) = entries else {
-        return None;
-    };
-    let outcome = match since {
-        None => Outcome::Fresh,
-        Some(since) if since.epoch != position.epoch => Outcome::Lost(Lost::OtherEpoch),
-        Some(since) if since.offset > position.offset => Outcome::Lost(Lost::Future),
-        Some(since) => {
-            let missed = position.offset - since.offset;
-            if missed > u64::try_from(limit).unwrap_or(u64::MAX) {
-                Outcome::Lost(Lost::TooFarBehind)
-            } else {
-                // Newest first; every offset after `since` must be there.
-                let mut replay = (entries.iter().rev())
-                    .map(|value| entry(value, position.epoch))
-                    .collect::<Option<Vec<_>>>()?;
-                replay.truncate(usize::try_from(missed).unwrap_or(usize::MAX));
-                let complete = replay.len() as u64 == missed
-                    && replay
-                        .iter()
-                        .zip(since.offset + 1..)
-                        .all(|((offset, _), expected)| *offset == expected);
-                if complete {
-                    Outcome::Recovered(replay.into_iter().map(|(_, m)| m).collect())
-                } else {
-                    Outcome::Lost(Lost::Dropped)
-                }
-            }
-        }
-    };
-    Some(Recovery { position, outcome })
 }
 
 impl Job {

@@ -33,7 +33,15 @@
 //! # History
 //! [`RedisHistory`] (from [`RedisPubSub::history`]) keeps the broadcasts of history topics in
 //! Redis Streams, positioned by Redis, so that a client resumes with `recovered: true` on any
-//! node; see its module docs for the keys, the script and the bounds.
+//! node. Each topic keeps the family's count, age and bytes (`max_bytes` bounds each topic's
+//! stream, counted exactly by the append script); see its module docs for the keys, the scripts,
+//! the bounds and what an upgrade from an older layout does to stored history.
+//!
+//! # Benchmarks
+//! `bench/README.md` ("Scale-out on Redis") gives the method: this adapter against the local
+//! PubSub on one node, the cross-node latency with `alight-bench fanout --publish-to`, Redis
+//! operations per broadcast, and socketioxide's own Redis adapter in the same run
+//! (`bench-socketioxide --redis URL`).
 //!
 //! # Why the `redis` crate
 //! `redis` 1.x is actively released and carries what this needs (tokio, pipelining, pub/sub with
@@ -44,7 +52,8 @@
 //! - `envelope`: the bytes on the channel ([`Envelope`], [`Message`]), with a protocol version.
 //! - `link`: the publisher, subscriber and heartbeat tasks, and what a received message does.
 //! - `cluster`: the other nodes as this one sees them, and presence merging and down detection.
-//! - `history`: [`RedisHistory`], topic histories in Redis Streams, and its writer task.
+//! - `history`: [`RedisHistory`], topic histories in Redis Streams, and its writer task; its
+//!   scripts (`append.lua`, `read.lua`) and the reading of their answers sit beside it.
 //! - `catch_up`: what this node delivered of each history topic, and the replay of what it
 //!   missed while its subscription was broken.
 //! - `stats`: counters ([`RedisStats`]) and their `/metrics` text.

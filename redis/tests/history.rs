@@ -5,11 +5,16 @@
 
 mod support;
 
+use std::collections::HashMap;
+
 use alight_protocol::Frame;
+use alight_redis::VERSION;
 use alight_tests::client::TestClient;
+use redis::aio::MultiplexedConnection;
 use serde_json::{Value, json};
 use support::{
-    Node, Proxy, RedisServer, api_broadcast, http, n_of, next_event, until_clustered, within,
+    BYTE_BUDGET, Node, Proxy, RedisServer, api_broadcast, http, n_of, next_event, until_clustered,
+    within,
 };
 
 /// Joins `topic` with `params`; returns the join_ref and the reply's response.
@@ -311,4 +316,264 @@ async fn a_node_cut_from_redis_replays_what_its_clients_missed_when_it_is_back()
     for node in [a, b] {
         node.shutdown().await;
     }
+}
+
+/// What Redis keeps of a history topic: the byte total of its meta hash, and each entry's offset
+/// and stored size.
+struct Stored {
+    bytes: u64,
+    entries: Vec<(u64, usize)>,
+}
+
+fn keys(prefix: &str, topic: &str) -> (String, String) {
+    (
+        format!("alight:{prefix}:v{VERSION}:stream:{{{topic}}}"),
+        format!("alight:{prefix}:v{VERSION}:meta:{{{topic}}}"),
+    )
+}
+
+async fn stored(conn: &mut MultiplexedConnection, prefix: &str, topic: &str) -> Stored {
+    let (stream, meta) = keys(prefix, topic);
+    let bytes: u64 = redis::cmd("HGET")
+        .arg(&meta)
+        .arg("b")
+        .query_async(conn)
+        .await
+        .expect("the meta hash has a byte total");
+    let range: Vec<(String, HashMap<String, Vec<u8>>)> = redis::cmd("XRANGE")
+        .arg(&stream)
+        .arg("-")
+        .arg("+")
+        .query_async(conn)
+        .await
+        .expect("the stream reads");
+    let entries = range
+        .into_iter()
+        .map(|(_, fields)| {
+            let offset = std::str::from_utf8(&fields["o"])
+                .expect("ASCII")
+                .parse()
+                .expect("a decimal offset");
+            (offset, fields["d"].len())
+        })
+        .collect();
+    Stored { bytes, entries }
+}
+
+impl Stored {
+    fn offsets(&self) -> Vec<u64> {
+        self.entries.iter().map(|(offset, _)| *offset).collect()
+    }
+
+    /// The byte total is what the entries hold.
+    fn assert_counted(&self) {
+        let held: usize = self.entries.iter().map(|(_, size)| size).sum();
+        assert_eq!(self.bytes, held as u64, "the byte total matches the stream");
+    }
+}
+
+/// `bytes:*` keeps at most `BYTE_BUDGET` bytes a topic: the oldest broadcasts go first, the total
+/// stays exact, a client whose position was dropped is told `recovered: false` on another node,
+/// and one whose position is still kept resumes there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_byte_bound_drops_the_oldest_broadcasts_and_resume_works_on_another_node() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let a = Node::start(&redis, "bytes", "a").await;
+    let b = Node::start(&redis, "bytes", "b").await;
+    until_clustered(&[&a, &b]).await;
+    let topic = "bytes:resume";
+    let mut watcher = a.client(None).await;
+    join(&mut watcher, topic, json!({})).await;
+
+    let mut sent = Vec::new();
+    for n in 1..=20 {
+        assert_eq!(api_broadcast(a.addr, topic, "n", n).await, 202);
+        sent.extend(positioned(&mut watcher, topic, "n", 1).await);
+    }
+    let mut conn = redis.connection().await;
+    let kept = stored(&mut conn, "bytes", topic).await;
+    kept.assert_counted();
+    let size = kept.entries[0].1 as u64;
+    assert!(
+        kept.bytes <= BYTE_BUDGET as u64 && kept.bytes + size > BYTE_BUDGET as u64,
+        "{} bytes kept of {BYTE_BUDGET}: as many of the newest as fit",
+        kept.bytes
+    );
+    let first = kept.entries.len() as u64;
+    assert!((2..18).contains(&first), "kept {first} broadcasts");
+    let oldest_kept = 21 - first;
+    assert_eq!(kept.offsets(), (oldest_kept..=20).collect::<Vec<_>>());
+    // `sent[i]` is at offset `i + 1`.
+    let at = |offset: u64| sent[offset as usize - 1].1.as_str();
+
+    // Behind what is kept: not recovered, on the other node.
+    for since in [at(1), at(oldest_kept - 2)] {
+        let mut behind = b.client(None).await;
+        let (_, joined) = join(&mut behind, topic, json!({ "since": since })).await;
+        assert_eq!(joined["recovered"], false, "since {since}: {joined}");
+        assert_eq!(joined["position"], at(20));
+    }
+
+    // Right before what is kept: recovered on the other node, with the same positions.
+    let mut resumed = b.client(None).await;
+    let since = at(oldest_kept - 1);
+    let (_, joined) = join(&mut resumed, topic, json!({ "since": since })).await;
+    assert_eq!(joined["recovered"], true, "{joined}");
+    let replay = positioned(&mut resumed, topic, "n", first as usize).await;
+    assert_eq!(replay, sent[oldest_kept as usize - 1..]);
+
+    // The bound holds as broadcasts keep coming, from either node.
+    assert_eq!(api_broadcast(b.addr, topic, "n", 21).await, 202);
+    assert_eq!(positioned(&mut resumed, topic, "n", 1).await[0].0, 21);
+    let kept = stored(&mut conn, "bytes", topic).await;
+    kept.assert_counted();
+    assert!(kept.bytes <= BYTE_BUDGET as u64);
+    assert_eq!(kept.offsets().last(), Some(&21));
+    let before_big = positioned(&mut watcher, topic, "n", 1).await;
+
+    // One broadcast larger than the budget is delivered with its position but not kept: a
+    // client right before it is not recovered, and the epoch goes on.
+    let auth = format!("Bearer {}", alight_tests::fixture::API_KEY);
+    let big =
+        json!({"topic": topic, "event": "n", "payload": {"n": 22, "pad": "x".repeat(BYTE_BUDGET)}});
+    let (status, _) = http(
+        a.addr,
+        "POST",
+        "/api/broadcast",
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        &big.to_string(),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let delivered = positioned(&mut watcher, topic, "n", 1).await;
+    assert_eq!((delivered[0].0, offset(&delivered[0].1)), (22, 22));
+    let kept = stored(&mut conn, "bytes", topic).await;
+    assert_eq!((kept.bytes, kept.entries.len()), (0, 0), "nothing kept");
+    let mut before = b.client(None).await;
+    let (_, joined) = join(&mut before, topic, json!({ "since": before_big[0].1 })).await;
+    assert_eq!(joined["recovered"], false, "{joined}");
+    assert_eq!(api_broadcast(b.addr, topic, "n", 23).await, 202);
+    let after = positioned(&mut watcher, topic, "n", 1).await;
+    assert_eq!(epoch(&after[0].1), epoch(&delivered[0].1));
+    assert_eq!(offset(&after[0].1), 23);
+    let mut resumes = a.client(None).await;
+    let (_, joined) = join(&mut resumes, topic, json!({ "since": delivered[0].1 })).await;
+    assert_eq!(joined["recovered"], true, "{joined}");
+    assert_eq!(positioned(&mut resumes, topic, "n", 1).await, after);
+
+    for node in [a, b] {
+        node.shutdown().await;
+    }
+}
+
+/// Entries dropped for their count or their age leave the byte total too: `few:*` keeps the
+/// last 3 for at least a minute; two entries older than that, planted with old ids, go on the
+/// next broadcast, and so does each entry past the count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn count_and_age_trims_keep_the_byte_total_exact() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let a = Node::start(&redis, "trims", "a").await;
+    let b = Node::start(&redis, "trims", "b").await;
+    until_clustered(&[&a, &b]).await;
+    let topic = "few:trims";
+    let (stream, meta) = keys("trims", topic);
+    let mut conn = redis.connection().await;
+    // Two broadcasts from long ago (entry ids are Redis time in ms).
+    let epoch = "00000000000a";
+    let () = redis::pipe()
+        .cmd("XADD")
+        .arg(&stream)
+        .arg("1-1")
+        .arg(&["o", "1", "d", "twelve bytes"])
+        .ignore()
+        .cmd("XADD")
+        .arg(&stream)
+        .arg("2-1")
+        .arg(&["o", "2", "d", "thirteen byte"])
+        .ignore()
+        .cmd("HSET")
+        .arg(&meta)
+        .arg(&["e", epoch, "s", "2", "b", "25"])
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .expect("planted");
+
+    let mut watcher = a.client(None).await;
+    let (_, joined) = join(&mut watcher, topic, json!({})).await;
+    assert_eq!(joined["position"], format!("{epoch}-2"));
+    assert_eq!(api_broadcast(a.addr, topic, "n", 3).await, 202);
+    let third = positioned(&mut watcher, topic, "n", 1).await;
+    let kept = stored(&mut conn, "trims", topic).await;
+    assert_eq!(kept.offsets(), [3], "the old entries went for their age");
+    kept.assert_counted();
+
+    // Since 1, broadcast 2 is needed: gone for its age. Since 2: recovered, on the other node.
+    let mut back = b.client(None).await;
+    let (_, joined) = join(&mut back, topic, json!({ "since": format!("{epoch}-1") })).await;
+    assert_eq!(joined["recovered"], false, "{joined}");
+    let mut resumed = b.client(None).await;
+    let (_, joined) = join(
+        &mut resumed,
+        topic,
+        json!({ "since": format!("{epoch}-2") }),
+    )
+    .await;
+    assert_eq!(joined["recovered"], true, "{joined}");
+    assert_eq!(positioned(&mut resumed, topic, "n", 1).await, third);
+
+    for n in 4..=7 {
+        assert_eq!(api_broadcast(b.addr, topic, "n", n).await, 202);
+    }
+    let sent = positioned(&mut watcher, topic, "n", 4).await;
+    let kept = stored(&mut conn, "trims", topic).await;
+    assert_eq!(kept.offsets(), [5, 6, 7], "the last 3, exactly");
+    kept.assert_counted();
+    let mut behind = b.client(None).await;
+    let (_, joined) = join(&mut behind, topic, json!({ "since": third[0].1 })).await;
+    assert_eq!(
+        joined["recovered"], false,
+        "broadcast 4 went for the count: {joined}"
+    );
+    let mut late = a.client(None).await;
+    let (_, joined) = join(&mut late, topic, json!({ "since": sent[0].1 })).await;
+    assert_eq!(joined["recovered"], true, "{joined}");
+    assert_eq!(positioned(&mut late, topic, "n", 3).await, sent[1..]);
+
+    for node in [a, b] {
+        node.shutdown().await;
+    }
+}
+
+/// History kept by nodes of the previous layout (keys without the version) is not read: a client
+/// holding one of its positions is told `recovered: false`, and the topic starts a new epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn history_of_the_previous_layout_starts_a_new_epoch() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let a = Node::start(&redis, "upgrade", "a").await;
+    until_clustered(&[&a]).await;
+    let topic = "history:upgrade";
+    let mut conn = redis.connection().await;
+    let () = redis::cmd("HSET")
+        .arg(format!("alight:upgrade:meta:{{{topic}}}"))
+        .arg(&["e", "00000000000b", "s", "4"])
+        .query_async(&mut conn)
+        .await
+        .expect("planted");
+    let mut client = a.client(None).await;
+    let (_, joined) = join(&mut client, topic, json!({ "since": "00000000000b-4" })).await;
+    assert_eq!(joined["recovered"], false, "{joined}");
+    let position = joined["position"].as_str().expect("a position");
+    assert_ne!(epoch(position), "00000000000b");
+    assert_eq!(offset(position), 0);
+    a.shutdown().await;
 }

@@ -145,8 +145,12 @@ impl HandleIn {
 #[derive(Debug, Clone)]
 pub enum Outgoing {
     /// Send it to this client with this payload (changed or not); a position the broadcast has
-    /// stays in the frame's `ref` slot.
+    /// stays in the frame's `ref` slot. The frame is encoded for this client alone.
     Push(Payload),
+    /// Send it to this client unchanged: the broadcast's own bytes, encoded once and shared with
+    /// every other subscriber, as if the event were not intercepted. Prefer it to
+    /// `Push(payload.clone())` when the payload does not change.
+    Forward,
     /// Do not send it to this client.
     Skip,
 }
@@ -476,7 +480,8 @@ pub trait Channel: Send + Sync + 'static {
         ctx: &mut Context<'_>,
     ) -> impl Future<Output = Outgoing> + Send {
         let _ = (event, state, ctx);
-        std::future::ready(Outgoing::Push(payload.clone()))
+        let _ = payload;
+        std::future::ready(Outgoing::Forward)
     }
 
     /// Runs once when the channel ends, whatever the reason (not after a crash of this channel).

@@ -541,7 +541,7 @@ impl Channel for ShapeChannel {
                 handle: String,
             }
             return match payload_in.deserialize::<Refetch>() {
-                Ok(r) if r.handle == state.shape.handle => Outgoing::Push(payload_in.clone()),
+                Ok(r) if r.handle == state.shape.handle => Outgoing::Forward,
                 _ => Outgoing::Skip,
             };
         }
@@ -555,7 +555,7 @@ impl Channel for ShapeChannel {
         if route.from >= state.offset {
             // Nothing between the two for this shape: the sender skips only changes it has none of.
             state.offset = route.to;
-            return Outgoing::Push(payload_in.clone());
+            return Outgoing::Forward;
         }
         // Partly had (the join's snapshot saw some of these): only the rest.
         let Ok(mut body) = payload_in.deserialize::<serde_json::Map<String, Value>>() else {

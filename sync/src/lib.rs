@@ -15,7 +15,8 @@
 //!   authorization hook from [`Identity`] to [`Filter`]); [`shape`]: a client's request resolved
 //!   into a shape; [`live_shapes`]: live shapes and their handles, bounded, and [`index`]: which of
 //!   them a change concerns, by equality column, so only those wake; [`message`]: Electric's
-//!   change and control messages for one shape.
+//!   change and control messages for one shape; [`shared_read`]: a shape's last read of its
+//!   changes, built once for all the long-polls that ask at the same offset.
 //! - [`db`]: [`SyncDb`], which ties them together (snapshot and changes join without gap or
 //!   duplicate); [`config`]: its limits.
 //! - [`http`]: `GET /v1/shape`, Electric's HTTP API, as an axum router; [`channel`]: the same
@@ -56,6 +57,7 @@ pub mod live_shapes;
 pub mod message;
 pub mod schema;
 pub mod shape;
+pub mod shared_read;
 pub mod table;
 mod typescript;
 pub mod value;

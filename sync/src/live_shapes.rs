@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use crate::feed::Change;
 use crate::index::ShapeIndex;
 use crate::shape::ShapeDef;
+use crate::shared_read::LastRead;
 
 /// One live shape.
 #[derive(Debug)]
@@ -31,6 +32,8 @@ pub struct Shape {
     last_used: AtomicU64,
     /// Bumped after a published batch had a change for this shape.
     wakeups: watch::Sender<u64>,
+    /// The latest read of its changes, shared by the long-polls at one offset.
+    pub(crate) last_read: LastRead,
 }
 
 impl Shape {
@@ -53,7 +56,10 @@ pub struct Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.shape.subscribers.fetch_sub(1, Ordering::AcqRel);
+        if self.shape.subscribers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Nobody left to share the last read with: do not hold its bytes.
+            self.shape.last_read.clear();
+        }
     }
 }
 
@@ -138,6 +144,7 @@ impl LiveShapes {
             subscribers: AtomicUsize::new(0),
             last_used: AtomicU64::new(tick),
             wakeups: watch::channel(0).0,
+            last_read: LastRead::default(),
         });
         maps.by_key.insert(shape.def.key.clone(), shape.clone());
         maps.by_handle.insert(handle, shape.clone());

@@ -16,7 +16,8 @@
 //! too); `fail` replies error `{"reason":"failed"}`; `noreply` never replies; `crash` panics;
 //! `stop` replies ok then closes the channel; `push_me` pushes `pushed` with the payload then
 //! replies ok; `count` replies ok `{"count": n}` with n counting this channel's `count`s.
-//! Broadcasts of `censored` are intercepted and reach each client as `{"censored": true}`.
+//! Broadcasts of `censored` are intercepted and reach each client as `{"censored": true}`; those of
+//! `forwarded` are intercepted and sent on unchanged (`Outgoing::Forward`).
 //!
 //! `presence:*` tracks presence: a join with `{"name": n}` tracks key `n` with meta
 //! `{"online_at": 1700000000}` and pushes `presence_state` (a join without a name only watches);
@@ -131,17 +132,20 @@ impl Channel for Room {
     }
 
     fn intercepts(&self) -> &[&str] {
-        &["censored"]
+        &["censored", "forwarded"]
     }
 
     async fn handle_out(
         &self,
-        _event: &str,
+        event: &str,
         _payload: &Payload,
         _count: &mut u64,
         _ctx: &mut Context<'_>,
     ) -> Outgoing {
-        Outgoing::Push(json_payload(json!({ "censored": true })))
+        match event {
+            "forwarded" => Outgoing::Forward,
+            _ => Outgoing::Push(json_payload(json!({ "censored": true }))),
+        }
     }
 }
 

@@ -453,6 +453,24 @@ async fn intercepted_broadcast_is_rewritten_per_subscriber() -> TestResult {
     )
     .await?;
 
+    // `Outgoing::Forward` sends the broadcast's shared bytes, as if it were not intercepted
+    // (no join_ref of the subscriber's own: the frame is not encoded again).
+    server.alight.broadcast(
+        "room:c",
+        "forwarded",
+        Payload::from_json_str(r#"{"as":"is"}"#)?,
+    );
+    expect(
+        &mut first,
+        r#"[null,null,"room:c","forwarded",{"as":"is"}]"#,
+    )
+    .await?;
+    expect(
+        &mut second,
+        r#"[null,null,"room:c","forwarded",{"as":"is"}]"#,
+    )
+    .await?;
+
     // Events that are not intercepted stay broadcasts.
     server.alight.broadcast(
         "room:c",

@@ -8,8 +8,12 @@ use alight_bench::servers::{self, bare};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let addr = match servers::bind_arg(std::env::args().skip(1), "127.0.0.1:4001") {
-        Ok(addr) => addr,
+    let addr = match servers::server_args(std::env::args().skip(1), "127.0.0.1:4001") {
+        Ok(servers::ServerArgs { bind, redis: None }) => bind,
+        Ok(servers::ServerArgs { redis: Some(_), .. }) => {
+            eprintln!("bench-bare: --redis is for bench-socketioxide; this baseline runs alone");
+            return ExitCode::from(2);
+        }
         Err(err) => {
             eprintln!("bench-bare: {err}");
             return ExitCode::from(2);

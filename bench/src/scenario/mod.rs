@@ -11,6 +11,9 @@
 //!   has caught up, against the same clients joining fresh (Alight's history topics).
 //! - [`retain`]: server RSS per broadcast kept in topic history (Alight's history topics).
 //! - [`history`]: what `catchup` and `retain` share: positions, resuming joins, a publisher.
+//! - [`shapes`]: S clients following a shape of the demo's notifications over `shape:*` while a
+//!   writer commits R rows/s into its SQLite file; commit→receive latency, missing rows (Alight's
+//!   demo only, run by hand).
 //!
 //! Every scenario connects its clients with a bounded number of handshakes in flight (through
 //! [`gather`], or on its own where joins carry parameters) and returns an [`Outcome`]: named
@@ -24,6 +27,7 @@ pub mod history;
 pub mod idle;
 pub mod presence;
 pub mod retain;
+pub mod shapes;
 
 use std::collections::BTreeMap;
 use std::future::Future;

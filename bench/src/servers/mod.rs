@@ -55,33 +55,59 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// `--bind ADDR` (or `--bind=ADDR`) from a baseline's command line, else `default`.
-pub fn bind_arg(
+/// A baseline's command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerArgs {
+    /// `--bind ADDR`: where to listen.
+    pub bind: String,
+    /// `--redis URL`: share rooms with the other processes on this Redis (socketioxide only).
+    pub redis: Option<String>,
+}
+
+/// `--bind ADDR` (default `default`) and `--redis URL` from a baseline's command line, each also
+/// as `--name=value`.
+pub fn server_args(
     args: impl IntoIterator<Item = String>,
     default: &str,
-) -> Result<String, BindArgError> {
-    let mut bind = default.to_owned();
+) -> Result<ServerArgs, ServerArgError> {
+    let mut parsed = ServerArgs {
+        bind: default.to_owned(),
+        redis: None,
+    };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
-        if let Some(value) = arg.strip_prefix("--bind=") {
-            bind = value.to_owned();
-        } else if arg == "--bind" {
-            bind = args.next().ok_or(BindArgError::MissingValue)?;
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
+            None => (arg, None),
+        };
+        let slot = match name.as_str() {
+            "--bind" => "--bind",
+            "--redis" => "--redis",
+            _ => return Err(ServerArgError::Unknown(name)),
+        };
+        let value = match inline {
+            Some(value) => value,
+            None => args.next().ok_or(ServerArgError::MissingValue(slot))?,
+        };
+        if slot == "--bind" {
+            parsed.bind = value;
         } else {
-            return Err(BindArgError::Unknown(arg));
+            parsed.redis = Some(value);
         }
     }
-    Ok(bind)
+    Ok(parsed)
 }
 
 /// Why a baseline's command line could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum BindArgError {
-    /// `--bind` came last.
-    #[error("--bind needs a value, e.g. --bind 127.0.0.1:4001")]
-    MissingValue,
-    /// Anything but `--bind`.
-    #[error("unknown argument `{0}`; the only option is --bind ADDR")]
+pub enum ServerArgError {
+    /// An option came last, without its value.
+    #[error("{0} needs a value, e.g. --bind 127.0.0.1:4001 or --redis redis://127.0.0.1:6379/")]
+    MissingValue(&'static str),
+    /// Anything but `--bind` and `--redis`.
+    #[error(
+        "unknown argument `{0}`; the options are --bind ADDR and, for bench-socketioxide, --redis URL"
+    )]
     Unknown(String),
 }
 
@@ -95,4 +121,37 @@ where
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("{name}: serving http://{}/", listener.local_addr()?);
     serve(listener).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn reads_bind_and_redis() -> Result<(), ServerArgError> {
+        let parsed = server_args(args(""), "127.0.0.1:4002")?;
+        assert_eq!(
+            (parsed.bind.as_str(), parsed.redis),
+            ("127.0.0.1:4002", None)
+        );
+        let parsed = server_args(
+            args("--bind 127.0.0.1:4012 --redis=redis://127.0.0.1:6379/"),
+            "127.0.0.1:4002",
+        )?;
+        assert_eq!(parsed.bind, "127.0.0.1:4012");
+        assert_eq!(parsed.redis.as_deref(), Some("redis://127.0.0.1:6379/"));
+        assert!(matches!(
+            server_args(args("--redis"), ""),
+            Err(ServerArgError::MissingValue("--redis"))
+        ));
+        assert!(matches!(
+            server_args(args("--port 1"), ""),
+            Err(ServerArgError::Unknown(name)) if name == "--port"
+        ));
+        Ok(())
+    }
 }

@@ -11,14 +11,22 @@
 //! Alight's outbound queue; socketioxide drops a packet for a socket whose buffer is full (the
 //! socket stays connected). Those drops are counted and logged, and the generator sees them as
 //! missing deliveries.
+//!
+//! [`router`] is one process on its own. [`router_on_redis`] puts it on socketioxide's own Redis
+//! adapter (`socketioxide-redis`, the `redis` driver): a `shout` reaches the room's sockets on
+//! every process on the same Redis, so that the fan-out can publish on one node and count the
+//! deliveries on another, as it does for Alight's adapter.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use serde_json::{Map, Value};
+use socketioxide::adapter::{Adapter, Emitter, LocalAdapter};
 use socketioxide::extract::{AckSender, Data, SocketRef};
-use socketioxide::{SocketIo, TransportType};
+use socketioxide::{SocketIo, SocketIoBuilder, TransportType};
+use socketioxide_redis::drivers::redis::{RedisDriver, redis_client};
+use socketioxide_redis::{InitError, RedisAdapter, RedisAdapterCtr};
 use tokio::net::TcpListener;
 
 /// Packets buffered per socket (socketioxide's default is 128).
@@ -35,20 +43,67 @@ fn dropped(what: &str, err: &dyn std::fmt::Display) {
     }
 }
 
-fn ack_or_count<T: serde::Serialize + ?Sized>(ack: AckSender, value: &T) {
+fn ack_or_count<A: Adapter, T: serde::Serialize + ?Sized>(ack: AckSender<A>, value: &T) {
     if let Err(err) = ack.send(value) {
         dropped("an ack", &err);
     }
 }
 
-/// The baseline's router: socket.io at `/socket.io/`.
-pub fn router() -> Router {
-    let (layer, io) = SocketIo::builder()
+fn builder() -> SocketIoBuilder {
+    SocketIo::builder()
         .max_buffer_size(QUEUE)
         .transports([TransportType::Websocket])
-        .build_layer();
-    io.ns("/", async |socket: SocketRef| on_connect(&socket));
+}
+
+/// The baseline's router: socket.io at `/socket.io/`, one process on its own.
+pub fn router() -> Router {
+    let (layer, io) = builder().build_layer();
+    io.ns("/", connected::<LocalAdapter>);
     Router::new().layer(layer)
+}
+
+/// Why the baseline could not start on Redis.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisSetupError {
+    /// The URL is not a Redis URL, or Redis could not be reached.
+    #[error("cannot connect to Redis at {url}")]
+    Connect {
+        /// The URL, with the RESP3 parameter the adapter needs.
+        url: String,
+        /// Why.
+        #[source]
+        source: redis_client::RedisError,
+    },
+    /// The adapter could not subscribe to its channels.
+    #[error("socketioxide's Redis adapter could not subscribe to its channels")]
+    Subscribe(#[source] InitError<RedisDriver>),
+}
+
+/// [`router`] on socketioxide's Redis adapter, connected to the Redis at `url` and subscribed
+/// when it returns. The adapter's drivers speak RESP3 (Redis 7 or later): `protocol=resp3` is
+/// added to the URL unless it names a protocol.
+pub async fn router_on_redis(url: &str) -> Result<Router, RedisSetupError> {
+    let url = if url.contains("protocol=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    };
+    let connect = async {
+        let client = redis_client::Client::open(url.as_str())?;
+        RedisAdapterCtr::new_with_redis(&client).await
+    };
+    let adapter = connect
+        .await
+        .map_err(|source| RedisSetupError::Connect { url, source })?;
+    let (layer, io) = builder()
+        .with_adapter::<RedisAdapter<Emitter>>(adapter)
+        .build_layer();
+    io.ns("/", connected::<RedisAdapter<Emitter>>)
+        .await
+        .map_err(RedisSetupError::Subscribe)?;
+    Ok(Router::new().layer(layer))
 }
 
 /// Serves [`router`] on `listener` until `shutdown` resolves.
@@ -59,24 +114,30 @@ pub async fn serve(
     super::serve_router(listener, router(), shutdown).await
 }
 
-fn on_connect(socket: &SocketRef) {
+async fn connected<A: Adapter>(socket: SocketRef<A>) {
+    on_connect(&socket);
+}
+
+fn on_connect<A: Adapter>(socket: &SocketRef<A>) {
     socket.on(
         "join",
-        async |socket: SocketRef, Data(room): Data<String>, ack: AckSender| {
+        async |socket: SocketRef<A>, Data(room): Data<String>, ack: AckSender<A>| {
             socket.join(room);
             ack_or_count(ack, &Map::new());
         },
     );
     socket.on(
         "leave",
-        async |socket: SocketRef, Data(room): Data<String>, ack: AckSender| {
+        async |socket: SocketRef<A>, Data(room): Data<String>, ack: AckSender<A>| {
             socket.leave(room);
             ack_or_count(ack, &Map::new());
         },
     );
     socket.on(
         "shout",
-        async |socket: SocketRef, Data((room, payload)): Data<(String, Value)>, ack: AckSender| {
+        async |socket: SocketRef<A>,
+               Data((room, payload)): Data<(String, Value)>,
+               ack: AckSender<A>| {
             if let Err(err) = socket.within(room).emit("shout", &payload).await {
                 dropped("a broadcast", &err);
             }
@@ -85,7 +146,7 @@ fn on_connect(socket: &SocketRef) {
     );
     socket.on(
         "ping",
-        async |Data(payload): Data<Value>, ack: AckSender| {
+        async |Data(payload): Data<Value>, ack: AckSender<A>| {
             ack_or_count(ack, &payload);
         },
     );

@@ -183,6 +183,17 @@ impl Codec {
         (text, msg_ref)
     }
 
+    /// A push of `event` with `payload` (JSON text) on the joined `topic`, and the ref of its
+    /// reply (socket.io: the event with the payload as its argument, acked).
+    pub fn push(&mut self, topic: &str, event: &str, payload: &str) -> (String, u64) {
+        let msg_ref = self.next_ref();
+        let text = match self.protocol {
+            Protocol::Phoenix => phoenix::encode(self.join_ref, msg_ref, topic, event, payload),
+            Protocol::SocketIo => socketio::encode_event(msg_ref, event, &[payload]),
+        };
+        (text, msg_ref)
+    }
+
     /// A keep-alive: Phoenix's `heartbeat` on the `phoenix` topic (phoenix.js sends one every
     /// 30 s), or `None` for socket.io, whose server pings instead.
     pub fn heartbeat(&mut self) -> Option<String> {

@@ -1,7 +1,8 @@
 // The application's callbacks, kept in plain JavaScript: `Push` (phoenix.js's, with `receive`)
 // and `Callbacks` (the `on`/`off` lists of a channel and of a socket). socket.js's `Socket` and
 // `Channel` make their lists, which the driver triggers and through which it makes and answers
-// pushes; callbacks never cross into wasm.
+// pushes; callbacks never cross into wasm. socket.js and live.js call `callBack`, `report` and
+// `logTo` too (web.js joins the modules into one scope).
 //
 // A callback that throws does not stop the others: its exception is reported as uncaught
 // (`reportError` in browsers and Deno; in Node, a rejected promise is reported as unhandled).
@@ -19,6 +20,12 @@ function callBack(callback, a, b, c) {
   } catch (error) {
     report(error);
   }
+}
+
+/** Logs to `logger`: a function `(kind, msg, data)`, or `true` for the console (`debug`). */
+function logTo(logger, kind, msg, data) {
+  if (typeof logger === "function") callBack(logger, kind, msg, data);
+  else console.log(`${kind}: ${msg}`, data);
 }
 
 export class Push {
@@ -94,25 +101,6 @@ export class Callbacks {
   /** Removes the callbacks with these (string) refs, whatever their event. */
   offRefs(refs) {
     this.#list = this.#list.filter(([, r]) => !refs.includes(String(r)));
-  }
-
-  has(event) {
-    return this.#list.some(([e]) => e === event);
-  }
-
-  /** `callBack` and `report`, for socket.js. */
-  static call(callback, a, b, c) {
-    callBack(callback, a, b, c);
-  }
-
-  static report(error) {
-    report(error);
-  }
-
-  /** Logs to `logger`: a function `(kind, msg, data)`, or `true` for the console (`debug`). */
-  static log(logger, kind, msg, data) {
-    if (typeof logger === "function") callBack(logger, kind, msg, data);
-    else console.log(`${kind}: ${msg}`, data);
   }
 
   /** Calls the callbacks that `event` has now with `(a, b, c)`. */

@@ -33,9 +33,7 @@ function outgoingPayload(value) {
   if (value instanceof ArrayBuffer) return new Uint8Array(value.slice(0));
   const text = JSON.stringify(value);
   if (typeof text !== "string") {
-    throw new TypeError(
-      "the payload is not JSON: use an object, an array, a string, a number, a boolean or an ArrayBuffer",
-    );
+    throw new TypeError("the payload is neither JSON nor an ArrayBuffer");
   }
   return text;
 }
@@ -53,7 +51,8 @@ function checkBinary(payload, topic, event) {
  */
 function encodeFrame(joinRef, ref, topic, event, payload) {
   if (typeof payload === "string") {
-    return `[${JSON.stringify(joinRef)},${JSON.stringify(ref)},${JSON.stringify(topic)},${JSON.stringify(event)},${payload}]`;
+    // `[join_ref,ref,topic,event` from one stringify, then the payload's text.
+    return `${JSON.stringify([joinRef, ref, topic, event]).slice(0, -1)},${payload}]`;
   }
   const fields = [joinRef ?? "", ref ?? "", topic, event].map((field) => utf8.encode(field));
   const length = 5 + fields.reduce((sum, field) => sum + field.length, 0) + payload.length;

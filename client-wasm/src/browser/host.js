@@ -18,11 +18,12 @@ function setDriver(driver) {
   return previous;
 }
 
+/** The module's imports (mod.rs): `a.s` send, `a.e` emit, `a.c` close. */
 const imports = {
-  alight: {
-    send: (kind, channel, push, joinRef, ref) => currentDriver.send(kind, channel, push, joinRef, ref),
-    emit: (kind, channel, push, code) => currentDriver.emit(kind, channel, push, code),
-    close: (code, reason) => currentDriver.close(code, reason),
+  a: {
+    s: (...args) => currentDriver.send(...args),
+    e: (...args) => currentDriver.emit(...args),
+    c: (...args) => currentDriver.close(...args),
   },
 };
 

@@ -1,5 +1,6 @@
-// `@alight/client/live`: `LiveCollection`, an entry of its own so that pages without live
-// collections do not load it. Its types are declared in the main entry (alight.d.ts).
+// `@alight/client/live`: `LiveCollection` (in web.js, beside the main entry's classes; a bundler
+// leaves it out of apps that do not import it). Its types are declared in the main entry
+// (alight.d.ts).
 
 import type { Channel, LiveEvent, ShapeRequest, Socket } from "./index.js";
 

@@ -19,19 +19,20 @@
 // and a `delete` the key, so a change's `value` is always the whole row.
 //
 // Plain JavaScript, as presence.js is: rows are JavaScript values from `JSON.parse` that the
-// application reads as they are. The package's entry `@alight/client/live`, apart from the main
-// one, so that only pages with live collections load it; it imports nothing and works with the
-// socket it is given.
+// application reads as they are. scripts/build-client joins it into web.js after the other
+// modules (one gzip stream, and `callBack` of callbacks.js shared); the package's entry
+// `@alight/client/live` re-exports it from there, and a bundler leaves it out of an app that does
+// not import it. It works with the socket it is given.
 
 /** An offset `<n>_<m>` as its number, to order them (offsets are decimal). */
-const number = parseInt;
+const offsetNumber = parseInt;
 
 /**
  * `row`'s text values typed by the reply's `schema` (`{column: {type}}`, as Electric's
  * `electric-schema` header), as @electric-sql/client's default parser does, but for `int8`, which
  * is a number here as in the Rust row types. Without a schema the values stay text.
  */
-function parse(schema, row) {
+function typedRow(schema, row) {
   for (const column in row) {
     const type = schema?.[column]?.type;
     const text = row[column];
@@ -59,7 +60,7 @@ function apply(rows, messages, schema) {
     const operation = headers.operation;
     if (!operation) continue;
     const old = rows.get(key);
-    const row = { ...(operation !== "insert" && old), ...parse(schema, value) };
+    const row = { ...(operation !== "insert" && old), ...typedRow(schema, value) };
     if (operation === "delete") rows.delete(key);
     else rows.set(key, row);
     changes.push({ operation, key, value: row, old });
@@ -89,15 +90,9 @@ export class LiveCollection {
     let schema;
     let settle;
 
+    // One that throws is reported as uncaught, and the others still run (callbacks.js).
     const emit = (event) => {
-      for (const callback of callbacks) {
-        try {
-          callback(event);
-        } catch (error) {
-          // Reported as uncaught, and the other callbacks still run (as callbacks.js does).
-          Promise.reject(error);
-        }
-      }
+      for (const callback of callbacks) callBack(callback, event);
     };
 
     const joined = (reply) => {
@@ -128,7 +123,7 @@ export class LiveCollection {
 
     const changed = (payload) => {
       // The server sends a subscriber only its own shape's changes.
-      if (!at || number(payload.offset) <= number(at.offset)) return;
+      if (!at || offsetNumber(payload.offset) <= offsetNumber(at.offset)) return;
       at.offset = payload.offset;
       at.since = payload.position;
       const changes = apply(this.rows, payload.messages, schema);

@@ -1,5 +1,6 @@
 //! The browser package's wasm: the shared [`Core`] with a host in JavaScript, behind exported
-//! functions that take and return numbers (feature `browser`, built by `scripts/build-client`).
+//! functions that take and return numbers (feature `browser`, built by `scripts/build-client`):
+//! `step`, `create` and `free` make and free a core, and [`call`] does everything else on one.
 //!
 //! Everything that touches a JavaScript value is JavaScript (`src/browser/*.js`, made into the
 //! package's `web.js`): the WebSocket and its send queue, the timer, the page's visibility, the
@@ -11,11 +12,11 @@
 //! module and gives its imports) need no glue, and the module no externref table, class wrapper
 //! or borrow flags. A socket's core is a handle, an index into [`CORES`].
 //!
-//! | import (module `alight`) | arguments |
+//! | import (module `a`) | arguments |
 //! |---|---|
-//! | `send` | kind (0 join, 1 leave, 2 push, 3 heartbeat), channel, push, join_ref, ref (-1: none) |
-//! | `emit` | kind ([`emit`] codes: events, and `CONNECT`), channel, push or state, code or cause |
-//! | `close` | code (-1: the default), reason (0 disconnect, 1 heartbeat timeout, 2 visibility, 3 offline) |
+//! | `s` (send) | kind (0 join, 1 leave, 2 push, 3 heartbeat), channel, push, join_ref, ref (-1: none) |
+//! | `e` (emit) | kind ([`emit`] codes: events, and `CONNECT`), channel, push or state, code or cause |
+//! | `c` (close) | code (-1: the default), reason (0 disconnect, 1 heartbeat timeout, 2 visibility, 3 offline) |
 //!
 //! The core calls those while one of the exports runs, and JavaScript only queues what they ask
 //! for; it acts once the export has returned, so that user code never runs inside the core and
@@ -39,14 +40,16 @@ use alight_protocol::client::{
 };
 use std::cell::RefCell;
 
-#[link(wasm_import_module = "alight")]
+// One letter each (module `a`; `s`end, `e`mit, `c`lose): the names ship in the module and in
+// web.js.
+#[link(wasm_import_module = "a")]
 unsafe extern "C" {
     // Safe to call: JavaScript functions of numbers, which never call back into the module.
-    #[link_name = "send"]
+    #[link_name = "s"]
     safe fn host_send(kind: u32, channel: u32, push: u32, join_ref: f64, msg_ref: f64);
-    #[link_name = "emit"]
+    #[link_name = "e"]
     safe fn host_emit(kind: u32, channel: u32, push: u32, code: i32);
-    #[link_name = "close"]
+    #[link_name = "c"]
     safe fn host_close(code: i32, reason: u32);
 }
 
@@ -231,15 +234,6 @@ struct Cores {
     steps: [Vec<Duration>; 2],
 }
 
-/// Runs `f` on the core `handle` (nothing, and the default, for a freed or unknown handle).
-/// `CORES` is borrowed meanwhile: the host never calls the module from its imports.
-fn with<R: Default>(handle: u32, f: impl FnOnce(&mut Core<JsHost>) -> R) -> R {
-    CORES.with_borrow_mut(|all| {
-        let core = all.cores.get_mut(handle as usize).and_then(Option::as_mut);
-        core.map(f).unwrap_or_default()
-    })
-}
-
 /// One delay of the reconnect (`which` 0) or rejoin (1) backoff of the next core: tries 1, 2, ...
 /// in order, the last for every later try.
 #[unsafe(export_name = "step")]
@@ -295,51 +289,102 @@ pub extern "C" fn free(handle: u32) {
     });
 }
 
-#[unsafe(export_name = "connect")]
-pub extern "C" fn connect(handle: u32, now: f64) {
-    with(handle, |core| core.connect(at(now)));
+/// Every other call on the core `handle`, by `op`, at `now` (ms, as `performance.now()`), with
+/// the arguments `a` to `d` the table names; returns what it names, else 0 (and 0 for a freed
+/// or unknown handle). One export rather than one per call: each export carries its own look-up
+/// of the core, and its name ships in the module and in web.js.
+///
+/// | op | call | `a`, `b`, `c`, `d` | returns |
+/// |---|---|---|---|
+/// | 0 | connect | | |
+/// | 1 | disconnect | the close code (-1: the transport's default) | |
+/// | 2 | the page was hidden or shown, the network went down or came back | 0 hidden, 1 shown, 2 offline, 3 online | |
+/// | 3 | the transport opened | | |
+/// | 4 | the transport closed | the close code (-1: none reported) | |
+/// | 5 | the transport errored | | |
+/// | 6 | a frame arrived | its join_ref and ref (`refNumber`), its topic's number (0: no channel's), its kind (0 reply ok, 1 another reply, 2 `phx_error`, 3 `phx_close`, 4 any other event) | |
+/// | 7 | a timeout | | |
+/// | 8 | the next deadline | | ms, as `now`, or -1 |
+/// | 9 | the connection's state | | 0 closed (or reconnecting), 1 connecting, 2 open |
+/// | 10 | a new channel | its topic's number (not 0) | its id |
+/// | 11 | join | channel, timeout | the join's push id, or -1 (no such channel), -2 (already joined) |
+/// | 12 | push | channel, timeout | the push id, or -1 (no such channel), -2 (not joined) |
+/// | 13 | leave | channel | the leave's push id, or -1 (nothing to leave) |
+/// | 14 | remove a channel | channel | |
+/// | 15 | a channel's state | channel | as `emit` numbers them |
+/// | 16 | a channel's join ref | channel | the ref of its current join, or -1 |
+/// | 17 | whether the timeout at `now` rejoins a channel (JavaScript evaluates its params function first) | channel | 1 or 0 |
+///
+/// Timeouts are as `create`'s options, per call (0 or less, or NaN: the channel's default).
+/// `CORES` is borrowed meanwhile: the host never calls the module from its imports.
+#[unsafe(export_name = "call")]
+pub extern "C" fn call(handle: u32, op: u32, now: f64, a: f64, b: f64, c: f64, d: f64) -> f64 {
+    let now = at(now);
+    let channel = channel_id(a as u32);
+    // A close code: -1 (or anything that is not one) is none.
+    let code = u16::try_from(a as i32).ok();
+    CORES.with_borrow_mut(|all| {
+        let Some(Some(core)) = all.cores.get_mut(handle as usize) else {
+            return 0.0;
+        };
+        match op {
+            0 => core.connect(now),
+            1 => core.disconnect(now, code),
+            2 => match a as u32 {
+                signal @ (0 | 1) => core.handle_visibility(signal == 1, now),
+                signal => core.handle_online(signal == 3, now),
+            },
+            3 => core.handle_open(now),
+            4 => core.handle_close(now, code),
+            5 => core.handle_error(now),
+            6 => core.handle_frame(now, incoming(a, b, c as u32, d as u32)),
+            7 => core.handle_timeout(now),
+            8 => {
+                return core
+                    .poll_timeout()
+                    .map_or(-1.0, |t| t.as_micros() as f64 / 1000.0);
+            }
+            9 => {
+                return match core.connection_state() {
+                    ConnectionState::Connecting => 1.0,
+                    ConnectionState::Open => 2.0,
+                    _ => 0.0,
+                };
+            }
+            10 => return f64::from(id(core.channel(a as u32, ()).as_u64())),
+            11 => {
+                return match core.join(channel, timeout(b), now) {
+                    Ok(push) => f64::from(id(push.as_u64())),
+                    Err(JoinError::AlreadyJoined) => -2.0,
+                    Err(_) => -1.0,
+                };
+            }
+            12 => {
+                return match core.push(channel, (), timeout(b), now) {
+                    Ok(push) => f64::from(id(push.as_u64())),
+                    Err(PushError::NotJoined) => -2.0,
+                    Err(_) => -1.0,
+                };
+            }
+            13 => {
+                return core
+                    .leave(channel, now)
+                    .map_or(-1.0, |push| f64::from(id(push.as_u64())));
+            }
+            14 => {
+                core.remove_channel(channel);
+            }
+            15 => return f64::from(state_code(core.channel_state(channel))),
+            16 => return core.join_ref(channel).map_or(-1.0, |r| r as f64),
+            17 => return f64::from(u8::from(core.rejoin_due(channel, now))),
+            _ => {}
+        }
+        0.0
+    })
 }
 
-/// `code` -1: the transport's default.
-#[unsafe(export_name = "disconnect")]
-pub extern "C" fn disconnect(handle: u32, now: f64, code: i32) {
-    with(handle, |core| {
-        core.disconnect(at(now), u16::try_from(code).ok())
-    });
-}
-
-/// The page was hidden (`signal` 0) or shown (1), or the network went down (2) or came back (3):
-/// one export for the page's signals.
-#[unsafe(export_name = "visibility")]
-pub extern "C" fn visibility(handle: u32, signal: u32, now: f64) {
-    with(handle, |core| match signal {
-        0 | 1 => core.handle_visibility(signal == 1, at(now)),
-        _ => core.handle_online(signal == 3, at(now)),
-    });
-}
-
-#[unsafe(export_name = "opened")]
-pub extern "C" fn opened(handle: u32, now: f64) {
-    with(handle, |core| core.handle_open(at(now)));
-}
-
-/// `code` -1: none reported.
-#[unsafe(export_name = "closed")]
-pub extern "C" fn closed(handle: u32, now: f64, code: i32) {
-    with(handle, |core| {
-        core.handle_close(at(now), u16::try_from(code).ok())
-    });
-}
-
-#[unsafe(export_name = "errored")]
-pub extern "C" fn errored(handle: u32, now: f64) {
-    with(handle, |core| core.handle_error(at(now)));
-}
-
-/// A frame arrived: its refs (`refNumber`), its topic's number (0: no channel's), and `kind`:
-/// 0 reply ok, 1 another reply, 2 `phx_error`, 3 `phx_close`, 4 any other event.
-#[unsafe(export_name = "frame")]
-pub extern "C" fn frame(handle: u32, now: f64, join_ref: f64, msg_ref: f64, topic: u32, kind: u32) {
+/// A frame from `call`'s arguments (op 6).
+fn incoming(join_ref: f64, msg_ref: f64, topic: u32, kind: u32) -> Incoming<u32, ()> {
     let body = match kind {
         0 => InBody::Reply { ok: true, msg: () },
         1 => InBody::Reply { ok: false, msg: () },
@@ -347,110 +392,12 @@ pub extern "C" fn frame(handle: u32, now: f64, join_ref: f64, msg_ref: f64, topi
         3 => InBody::Close(()),
         _ => InBody::Event(()),
     };
-    let frame = Incoming {
+    Incoming {
         join_ref: incoming_ref(join_ref),
         msg_ref: incoming_ref(msg_ref),
         topic,
         body,
-    };
-    with(handle, |core| core.handle_frame(at(now), frame));
-}
-
-#[unsafe(export_name = "timeout")]
-pub extern "C" fn handle_timeout(handle: u32, now: f64) {
-    with(handle, |core| core.handle_timeout(at(now)));
-}
-
-/// The next deadline (ms, as `performance.now()`), or -1.
-#[unsafe(export_name = "next")]
-pub extern "C" fn next(handle: u32) -> f64 {
-    with(handle, |core| {
-        core.poll_timeout()
-            .map_or(-1.0, |t| t.as_micros() as f64 / 1000.0)
-    })
-}
-
-/// 0 closed (or reconnecting), 1 connecting, 2 open.
-#[unsafe(export_name = "state")]
-pub extern "C" fn state(handle: u32) -> u32 {
-    with(handle, |core| match core.connection_state() {
-        ConnectionState::Connecting => 1,
-        ConnectionState::Open => 2,
-        _ => 0,
-    })
-}
-
-/// A channel for the topic numbered `topic` (not 0); returns its id.
-#[unsafe(export_name = "channel")]
-pub extern "C" fn channel(handle: u32, topic: u32) -> u32 {
-    with(handle, |core| id(core.channel(topic, ()).as_u64()))
-}
-
-/// Joins; returns the join's push id, or -1 (no such channel) or -2 (already joined).
-#[unsafe(export_name = "join")]
-pub extern "C" fn join(handle: u32, channel: u32, timeout_ms: f64, now: f64) -> i32 {
-    with(handle, |core| {
-        match core.join(channel_id(channel), timeout(timeout_ms), at(now)) {
-            Ok(push) => id(push.as_u64()) as i32,
-            Err(JoinError::AlreadyJoined) => -2,
-            Err(_) => -1,
-        }
-    })
-}
-
-/// Pushes; returns the push id, or -1 (no such channel) or -2 (not joined).
-#[unsafe(export_name = "push")]
-pub extern "C" fn push(handle: u32, channel: u32, timeout_ms: f64, now: f64) -> i32 {
-    with(handle, |core| {
-        match core.push(channel_id(channel), (), timeout(timeout_ms), at(now)) {
-            Ok(push) => id(push.as_u64()) as i32,
-            Err(PushError::NotJoined) => -2,
-            Err(_) => -1,
-        }
-    })
-}
-
-/// Leaves; returns the leave's push id, or -1 when there was nothing to leave.
-#[unsafe(export_name = "leave")]
-pub extern "C" fn leave(handle: u32, channel: u32, now: f64) -> i32 {
-    with(handle, |core| {
-        match core.leave(channel_id(channel), at(now)) {
-            Ok(push) => id(push.as_u64()) as i32,
-            Err(_) => -1,
-        }
-    })
-}
-
-#[unsafe(export_name = "remove")]
-pub extern "C" fn remove(handle: u32, channel: u32) {
-    with(handle, |core| {
-        core.remove_channel(channel_id(channel));
-    });
-}
-
-/// The channel's state, as `emit` numbers them.
-#[unsafe(export_name = "channelState")]
-pub extern "C" fn channel_state(handle: u32, channel: u32) -> u32 {
-    with(handle, |core| {
-        state_code(core.channel_state(channel_id(channel)))
-    })
-}
-
-/// The ref of the channel's current join, or -1.
-#[unsafe(export_name = "joinRef")]
-pub extern "C" fn join_ref(handle: u32, channel: u32) -> f64 {
-    with(handle, |core| {
-        core.join_ref(channel_id(channel))
-            .map_or(-1.0, |r| r as f64)
-    })
-}
-
-/// Whether `timeout(now)` rejoins the channel (JavaScript evaluates its params function first).
-#[unsafe(export_name = "rejoinDue")]
-pub extern "C" fn rejoin_due(handle: u32, channel: u32, now: f64) -> u32 {
-    with(handle, |core| {
-        u32::from(core.rejoin_due(channel_id(channel), at(now)))
-    })
+    }
 }
 
 fn channel_id(n: u32) -> ChannelId {

@@ -45,10 +45,29 @@ const positionOf = (text) => {
 const REMOVED =
   "the channel was removed from its socket; make a new one with socket.channel(topic, params)";
 const NO_WEBSOCKET =
-  "no WebSocket class: pass `transport` (a WebSocket-compatible class) in the socket options, " +
-  'or on Node 20 and older set `globalThis.WebSocket = (await import("ws")).WebSocket` first';
+  'no WebSocket: pass the `transport` option, or set `globalThis.WebSocket = (await import("ws")).WebSocket` first';
 
 const clock = () => performance.now();
+
+/** The `op`s of the module's `call` (mod.rs, which has their arguments and results). */
+const CONNECT = 0;
+const DISCONNECT = 1;
+const SIGNAL = 2;
+const OPENED = 3;
+const CLOSED = 4;
+const ERRORED = 5;
+const FRAME = 6;
+const TIMEOUT = 7;
+const NEXT = 8;
+const STATE = 9;
+const CHANNEL = 10;
+const JOIN = 11;
+const PUSH = 12;
+const LEAVE = 13;
+const REMOVE = 14;
+const CHANNEL_STATE = 15;
+const JOIN_REF = 16;
+const REJOIN_DUE = 17;
 
 /** A ref from the core (-1: none) as a frame carries it. */
 const refText = (ref) => (ref < 0 ? null : String(ref));
@@ -120,10 +139,10 @@ class Driver {
     this.#token = read[7];
     this.#transport = read[8];
     this.#callbacks = callbacks;
-    watchVisibility((visible) => this.call((h, now) => wasm.visibility(h, visible, now)));
+    watchVisibility((visible) => this.call(SIGNAL, +visible));
     // The browser's network events: offline closes at once, online reconnects at once.
     for (const on of [0, 1]) {
-      globalThis.addEventListener?.(on ? "online" : "offline", () => this.call((h, now) => wasm.visibility(h, on + 2, now)));
+      globalThis.addEventListener?.(on ? "online" : "offline", () => this.call(SIGNAL, on + 2));
     }
   }
 
@@ -131,27 +150,30 @@ class Driver {
     return this.#logger;
   }
 
-  get h() {
-    return this.#h;
-  }
-
   // --- calls into the core ---------------------------------------------------------------------
 
-  /** `f(handle, now)` (calls of the wasm module on this socket's core), then what it caused. */
-  call(f) {
-    const result = this.enter(f);
+  /** `op` on this socket's core (`enter`), then what it caused. */
+  call(op, a, b, c, d, now) {
+    const result = this.enter(op, a, b, c, d, now);
     this.after();
     return result;
   }
 
-  /** `f(handle, now)` with this driver as the core's host; the caller then calls `after`. */
-  enter(f) {
+  /** `op` on this socket's core with `a` to `d` at `now` (default: the clock), with this driver
+   * as the core's host; the caller then calls `after`. */
+  enter(op, a, b, c, d, now = clock()) {
     const previous = setDriver(this);
     try {
-      return f(this.#h, clock());
+      return wasm.call(this.#h, op, now, a, b, c, d);
     } finally {
       setDriver(previous);
     }
+  }
+
+  /** What the core says of itself (`op` NEXT, STATE, CHANNEL_STATE, JOIN_REF or REJOIN_DUE: no
+   * host calls). */
+  ask(op, a, now) {
+    return wasm.call(this.#h, op, now, a);
   }
 
   /** Acts on what the core asked for, then runs the queue unless an outer call does. */
@@ -160,7 +182,7 @@ class Driver {
     if (this.#overflow) {
       this.#overflow = false;
       this.#closeEvent = closeEvent(1000, "send queue full");
-      this.enter((h, now) => wasm.closed(h, now, 1000));
+      this.enter(CLOSED, 1000);
       return this.after();
     }
     const attempt = this.#starting;
@@ -182,7 +204,7 @@ class Driver {
 
   #log(kind, msg, data) {
     const logger = this.#logger;
-    if (logger !== undefined) this.#later(() => Callbacks.log(logger, kind, msg, data));
+    if (logger !== undefined) this.#later(() => logTo(logger, kind, msg, data));
   }
 
   // --- the host: what the core asks for (host.js) ----------------------------------------------
@@ -346,10 +368,8 @@ class Driver {
     if (attempt !== this.#attempt) return;
     this.#errorEvent = error;
     this.#closeEvent = closeEvent(1006, "");
-    this.call((h, now) => {
-      wasm.errored(h, now);
-      wasm.closed(h, now, 1006);
-    });
+    this.enter(ERRORED);
+    this.call(CLOSED, 1006);
   }
 
   #current(attempt) {
@@ -361,13 +381,13 @@ class Driver {
     this.#scheduleRefresh(attempt, this.#connectToken);
     this.#refreshParams();
     this.#log("transport", `connected to ${this.#url}`);
-    this.call((h, now) => wasm.opened(h, now));
+    this.call(OPENED);
   }
 
   #onError(attempt, event) {
     if (!this.#current(attempt)) return;
     this.#errorEvent = event;
-    this.call((h, now) => wasm.errored(h, now));
+    this.call(ERRORED);
   }
 
   #onClose(attempt, event) {
@@ -376,7 +396,7 @@ class Driver {
     this.#ws = null;
     this.#closeEvent = event;
     const code = typeof event?.code === "number" ? event.code : -1;
-    this.call((h, now) => wasm.closed(h, now, code));
+    this.call(CLOSED, code);
   }
 
   /** A message: shown to the logger, handed to the core, then to `onMessage` callbacks, as
@@ -399,9 +419,7 @@ class Driver {
     }
     const kind = reply ? (payload.status === "ok" ? 0 : 1) : name === "phx_error" ? 2 : name === "phx_close" ? 3 : 4;
     this.#frame = frame;
-    this.enter((h, now) =>
-      wasm.frame(h, now, refNumber(frame.join_ref), refNumber(ref), this.#topics.get(topic) ?? 0, kind),
-    );
+    this.enter(FRAME, refNumber(frame.join_ref), refNumber(ref), this.#topics.get(topic) ?? 0, kind);
     this.#frame = undefined;
     this.#later(() => this.#callbacks.trigger("message", frame));
     this.after();
@@ -422,11 +440,11 @@ class Driver {
       try {
         token = await this.#token();
       } catch (error) {
-        return Callbacks.report(error);
+        return report(error);
       }
       if (!this.#current(attempt)) return;
       for (const channel of this.#channels.values()) {
-        if (wasm.channelState(this.#h, channel._id) === 2) channel.push("access_token", { access_token: token });
+        if (this.ask(CHANNEL_STATE, channel._id) === 2) channel.push("access_token", { access_token: token });
       }
       this.#scheduleRefresh(attempt, token);
     }, Math.min(left - Math.min(60000, left / 2), 2147483647));
@@ -438,7 +456,7 @@ class Driver {
     if (this.#ws === null || this.#overflow) return;
     const size = typeof data === "string" ? data.length : data.byteLength;
     if (this.#queued + size > MAX_QUEUED) {
-      this.#log("transport", "the send queue is full (the connection cannot keep up); reconnecting");
+      this.#log("transport", "send queue full; reconnecting");
       this.#closeTransport(1000, "send queue full");
       this.#overflow = true;
       return;
@@ -504,7 +522,7 @@ class Driver {
 
   /** Keeps one timeout armed for the core's next deadline. */
   #rearm() {
-    const at = wasm.next(this.#h);
+    const at = this.ask(NEXT);
     if (at === this.#timerAt) return;
     clearTimeout(this.#timer);
     this.#timer = null;
@@ -520,7 +538,7 @@ class Driver {
     this.#timerAt = -1;
     const now = clock();
     this.#refreshParams(now);
-    this.call((h) => wasm.timeout(h, now));
+    this.call(TIMEOUT, 0, 0, 0, 0, now);
   }
 
   // --- channels --------------------------------------------------------------------------------
@@ -529,7 +547,7 @@ class Driver {
   addChannel(channel, topic) {
     let number = this.#topics.get(topic);
     if (number === undefined) this.#topics.set(topic, (number = ++this.#lastTopic));
-    const id = this.call((h) => wasm.channel(h, number));
+    const id = this.call(CHANNEL, number);
     this.#channels.set(id, channel);
     return id;
   }
@@ -538,7 +556,7 @@ class Driver {
     this.#channels.delete(id);
     // The core drops the channel's pushes without answering them.
     for (const [push, entry] of this.#pushes) if (entry[2] === id) this.#pushes.delete(push);
-    this.call((h) => wasm.remove(h, id));
+    this.call(REMOVE, id);
   }
 
   /** The channel, or throws if its socket removed it. */
@@ -552,29 +570,23 @@ class Driver {
   #refreshParams(now) {
     for (const channel of this.#channels.values()) {
       const id = channel._id;
-      const due = now === undefined ? wasm.channelState(this.#h, id) === 3 : wasm.rejoinDue(this.#h, id, now);
+      const due = now === undefined ? this.ask(CHANNEL_STATE, id) === 3 : this.ask(REJOIN_DUE, id, now);
       if (due && channel._paramsFunction) {
         try {
           channel.__refreshParams();
         } catch (error) {
-          Callbacks.report(error);
+          report(error);
         }
       }
     }
   }
 
-  /** Joins (JOIN), pushes (PUSH) or leaves (LEAVE): the push answered through `callbacks`, or
+  /** Joins (`op` 0), pushes (1) or leaves (2): the push answered through `callbacks`, or
    * a number: -1 the channel is gone, -2 already joined (join) or not joined (push, leave). */
   op(channel, op, timeout, data) {
     const id = channel._id;
     this.#making = data;
-    const push = this.enter((h, now) =>
-      op === 0
-        ? wasm.join(h, id, timeout, now)
-        : op === 1
-          ? wasm.push(h, id, timeout, now)
-          : wasm.leave(h, id, now),
-    );
+    const push = this.enter(JOIN + op, id, timeout);
     this.#making = undefined;
     if (push >= 0 && op === 1) this.#pushes.set(push, [...data, id]);
     if (push >= 0 && op === 0) channel._join = push;
@@ -585,13 +597,13 @@ class Driver {
 
   /** What a channel's callbacks get with an event: `(payload, null, joinRef)`, as phoenix.js. */
   joinRef(id) {
-    const ref = wasm.joinRef(this.#h, id);
+    const ref = this.ask(JOIN_REF, id);
     return ref < 0 ? null : String(ref);
   }
 
   disconnect(code, reason) {
     this.#disconnectReason = reason;
-    this.call((h, now) => wasm.disconnect(h, now, code));
+    this.call(DISCONNECT, code);
   }
 }
 
@@ -613,7 +625,7 @@ export class Socket {
   connect(params) {
     if (typeof this.#driver.transportClass() !== "function") throw new TypeError(NO_WEBSOCKET);
     if (params) this.#driver.params = params;
-    this.#driver.call((h, now) => wasm.connect(h, now));
+    this.#driver.call(CONNECT);
   }
 
   /** `disconnect(callback?, code?, reason?)`, or `disconnect(code?, reason?)`. */
@@ -623,7 +635,7 @@ export class Socket {
       typeof code === "number" && code >= 0 && code <= 65535 ? code : -1,
       typeof reason === "string" ? reason : undefined,
     );
-    if (callback) Callbacks.call(callback);
+    if (callback) callBack(callback);
   }
 
   onOpen(callback) {
@@ -655,11 +667,11 @@ export class Socket {
   }
 
   connectionState() {
-    return CONNECTION_STATES[wasm.state(this.#driver.h)];
+    return CONNECTION_STATES[this.#driver.ask(STATE)];
   }
 
   isConnected() {
-    return wasm.state(this.#driver.h) === 2;
+    return this.#driver.ask(STATE) === 2;
   }
 
   hasLogger() {
@@ -668,7 +680,7 @@ export class Socket {
 
   log(kind, msg, data) {
     const logger = this.#driver.logger;
-    if (logger !== undefined) Callbacks.log(logger, kind, msg, data);
+    if (logger !== undefined) logTo(logger, kind, msg, data);
   }
 }
 
@@ -697,17 +709,17 @@ export class Channel {
   }
 
   get state() {
-    return CHANNEL_STATES[wasm.channelState(this.#driver.h, this._id)];
+    return CHANNEL_STATES[this.#driver.ask(CHANNEL_STATE, this._id)];
   }
 
   joinRef() {
-    const ref = wasm.joinRef(this.#driver.h, this._id);
+    const ref = this.#driver.ask(JOIN_REF, this._id);
     return ref < 0 ? undefined : String(ref);
   }
 
   join(timeout) {
     this.#driver.known(this._id);
-    if (wasm.channelState(this.#driver.h, this._id) === 0) {
+    if (this.#driver.ask(CHANNEL_STATE, this._id) === 0) {
       if (this._paramsFunction) this.__refreshParams();
       else checkBinary(this._params, this.#topic, "phx_join");
     }
@@ -737,7 +749,7 @@ export class Channel {
   push(event, payload, timeout) {
     this.#driver.known(this._id);
     const data = outgoingPayload(payload);
-    if (wasm.channelState(this.#driver.h, this._id) !== 0) {
+    if (this.#driver.ask(CHANNEL_STATE, this._id) !== 0) {
       event = event === undefined ? "" : String(event);
       checkBinary(data, this.#topic, event);
       const push = this.#driver.op(this, 1, timeout, [event, data]);

@@ -37,12 +37,22 @@ impl Backoff {
     /// phoenix.js's socket reconnect schedule: `[10, 50, 100, 150, 200, 250, 500, 1000, 2000]` ms,
     /// then 5 s.
     pub fn reconnect() -> Self {
-        Self::millis(&[10, 50, 100, 150, 200, 250, 500, 1000, 2000], 5000)
+        // Arrays mapped and copied: an iterator collected into the `Vec` is a function of its own
+        // in the browser package.
+        Backoff::Steps {
+            steps: [10, 50, 100, 150, 200, 250, 500, 1000, 2000]
+                .map(Duration::from_millis)
+                .to_vec(),
+            then: Duration::from_millis(5000),
+        }
     }
 
     /// phoenix.js's channel rejoin schedule: `[1000, 2000, 5000]` ms, then 10 s.
     pub fn rejoin() -> Self {
-        Self::millis(&[1000, 2000, 5000], 10_000)
+        Backoff::Steps {
+            steps: [1000, 2000, 5000].map(Duration::from_millis).to_vec(),
+            then: Duration::from_millis(10_000),
+        }
     }
 
     /// A step schedule: `steps` in order, then `then` forever.
@@ -51,13 +61,6 @@ impl Backoff {
             steps: steps.into_iter().collect(),
             then,
         }
-    }
-
-    fn millis(steps: &[u64], then: u64) -> Self {
-        Self::steps(
-            steps.iter().copied().map(Duration::from_millis),
-            Duration::from_millis(then),
-        )
     }
 
     /// The delay before retry number `tries`, counting from 1 (0 is treated as 1).
@@ -114,11 +117,7 @@ impl Jitter {
         let factor = 1.0 - fraction + 2.0 * fraction * self.next_unit();
         // In whole microseconds in `u64`, through a saturating cast: the float conversions of
         // `Duration` and its `u128` `as_micros` bring their own code into the browser package.
-        let micros = base
-            .as_secs()
-            .saturating_mul(1_000_000)
-            .saturating_add(u64::from(base.subsec_micros()));
-        Duration::from_micros((micros as f64 * factor) as u64)
+        Duration::from_micros((super::time::micros(base) as f64 * factor) as u64)
     }
 }
 

@@ -70,8 +70,13 @@ impl Add<Duration> for Timestamp {
 }
 
 /// Whole microseconds of `d`, saturating, in `u64` arithmetic (`Duration::as_micros` is `u128`).
-const fn micros(d: Duration) -> u64 {
-    d.as_secs()
-        .saturating_mul(1_000_000)
-        .saturating_add(d.subsec_micros() as u64)
+/// The seconds are compared with the largest that fit rather than multiplied by
+/// `saturating_mul`, whose overflow check is a 128-bit multiplication on wasm32 (a function of
+/// its own in the browser package).
+pub(crate) const fn micros(d: Duration) -> u64 {
+    let secs = d.as_secs();
+    if secs > u64::MAX / 1_000_000 {
+        return u64::MAX;
+    }
+    (secs * 1_000_000).saturating_add(d.subsec_micros() as u64)
 }

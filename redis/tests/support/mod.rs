@@ -140,6 +140,17 @@ impl RedisServer {
         self.port
     }
 
+    /// A connection of its own, to look at what the nodes stored.
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        let client = redis::Client::open(self.url()).expect("a valid URL");
+        within(
+            "a Redis connection",
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .expect("connects")
+    }
+
     /// Kills the server (SIGKILL) and waits until it is gone.
     pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -221,8 +232,10 @@ impl Drop for Proxy {
 }
 
 /// One Alight node: the fixture's `room:*` and `presence:*` channels, `history:*` (the fixture's
-/// room keeping the last 10,000 broadcasts) and [`Strict`]'s `strict:*` (keeping the last 100),
-/// on the Redis adapter with its history store. A socket connecting with token `t` gets socket
+/// room keeping the last 10,000 broadcasts), [`Strict`]'s `strict:*` (keeping the last 100),
+/// `bytes:*` (the room keeping at most [`BYTE_BUDGET`] bytes a topic) and `few:*` (the room
+/// keeping the last 3 broadcasts, for at least a minute), on the Redis adapter with its history
+/// store. A socket connecting with token `t` gets socket
 /// id `user_socket:t`.
 #[derive(Debug)]
 pub struct Node {
@@ -232,6 +245,9 @@ pub struct Node {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
+
+/// What a `bytes:*` topic keeps at most: a few dozen-byte broadcasts.
+pub const BYTE_BUDGET: usize = 200;
 
 /// Short periods so that the tests run in seconds.
 pub fn quick(config: RedisConfig) -> RedisConfig {
@@ -267,6 +283,10 @@ impl Node {
             .history(History::last(10_000).for_at_least(Duration::from_secs(300)))
             .channel("strict:*", Strict)
             .history(History::last(100))
+            .channel("bytes:*", Room { private: false })
+            .history(History::last(10_000).max_bytes(BYTE_BUDGET))
+            .channel("few:*", Room { private: false })
+            .history(History::last(3).for_at_least(Duration::from_secs(60)))
             .history_store(adapter.history())
             .pubsub(adapter.install())
             .build();

@@ -564,6 +564,7 @@ impl ChannelRuntime {
                     join_ref, position, topic, event, payload,
                 )));
             }
+            Ok(Some(Outgoing::Forward)) => self.queued.push(Queued::Broadcast(broadcast)),
             Ok(Some(Outgoing::Skip) | None) => {}
             Err(_) => self.crash(&topic),
         }

@@ -39,6 +39,7 @@ use std::time::Duration;
 /// assert_eq!(history.replay_limit_count(), 1_000);
 /// assert_eq!(history.keeps(), 1_000);
 /// assert_eq!(history.age(), Some(Duration::from_secs(300)));
+/// assert_eq!(history.max_bytes(1 << 20).byte_budget(), 1 << 20);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct History {
@@ -69,7 +70,9 @@ impl History {
     }
 
     /// Bounds what the family's topics keep together on this node (default 64 MiB), counting each
-    /// broadcast's payload, topic and event and the frames it is encoded in.
+    /// broadcast's payload, topic and event and the frames it is encoded in. Another
+    /// [`HistoryStore`](crate::HistoryStore) says how it applies the bound (`alight-redis`'s
+    /// bounds each topic's stream).
     pub fn max_bytes(mut self, bytes: usize) -> Self {
         self.max_bytes = bytes;
         self
@@ -89,6 +92,11 @@ impl History {
     /// The age past which a broadcast is dropped ([`for_at_least`](Self::for_at_least)), if any.
     pub fn age(&self) -> Option<Duration> {
         self.ttl
+    }
+
+    /// The bytes the family keeps at most ([`max_bytes`](Self::max_bytes)).
+    pub fn byte_budget(&self) -> usize {
+        self.max_bytes
     }
 
     /// The most broadcasts a resuming client is replayed.

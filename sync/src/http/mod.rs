@@ -28,12 +28,12 @@ use axum::routing::get;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream;
-use serde_json::Value;
 
 use crate::db::{ServeError, ShapeOrLimit, SnapshotPart, SyncDb};
 use crate::live_shapes::Shape;
 use crate::message;
 use crate::shape::ShapeError;
+use crate::shared_read::json_body;
 use crate::table::{Denied, Identity};
 use query::{Offset, ShapeQuery};
 use reply::{Caching, ErrorReply};
@@ -202,13 +202,6 @@ impl Meta<'_> {
     }
 }
 
-fn json_body(mut messages: Vec<Value>, up_to_date: bool) -> String {
-    if up_to_date {
-        messages.push(message::up_to_date(None));
-    }
-    Value::Array(messages).to_string()
-}
-
 async fn get_shape(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -330,17 +323,16 @@ async fn long_poll(
             let fresh = db.shape(&meta.query.shape, identity).map_err(shape_error)?;
             return Ok(reply::must_refetch(&fresh.handle, meta.private));
         }
-        let Some((messages, next)) = db.changes_since(meta.shape, at) else {
+        // Built once for every long-poll of this shape woken at this offset.
+        let Some(read) = db.shared_read(meta.shape, at) else {
             return expired(db, meta, identity);
         };
-        at = next;
-        let head = db.feed().head();
-        if !messages.is_empty() {
-            let up_to_date = next >= head;
-            let headers = meta.headers(next, Caching::Live, up_to_date);
-            return Ok((headers, json_body(messages, up_to_date)).into_response());
+        at = read.next;
+        if read.has_messages {
+            let headers = meta.headers(read.next, Caching::Live, read.up_to_date);
+            return Ok((headers, Body::from(read.body.clone())).into_response());
         }
-        if next < head {
+        if at < db.feed().head() {
             // A chunk cut at its size bound, with nothing for this shape: read on.
             continue;
         }
