@@ -463,7 +463,7 @@ fn refuse_credentials(
 }
 
 /// A socket's place under the per-address limit; given back when dropped.
-struct PeerSlot {
+pub(crate) struct PeerSlot {
     counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
     ip: IpAddr,
 }
@@ -651,11 +651,9 @@ async fn upgrade(
         // flushed once, so writes still coalesce up to the write buffer's size.
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
+        // The connection's own future is the task's: wrapping it in an `async` block that
+        // awaits it would keep it twice, as captured and as awaited, for the socket's life.
         .on_upgrade(move |ws| {
-            let run = connection::run(state, ws, socket, permit);
-            tracker.track_future(async move {
-                run.await;
-                drop(peer_slot);
-            })
+            tracker.track_future(connection::run(state, ws, socket, (permit, peer_slot)))
         })
 }

@@ -9,7 +9,6 @@ use alight_protocol::{Direction, Serializer, Wire};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span, warn};
 
@@ -66,16 +65,17 @@ struct Connection {
     backpressure: Backpressure<Message>,
 }
 
-/// Runs a connection to its end. `permit` holds its place under the connection limit.
+/// Runs a connection to its end. `places` hold its places under the connection limits (a
+/// semaphore permit, a per-address slot); they are given back, dropped, once it ended.
 ///
 /// Not an `async fn`: the socket is split here, before the future is built, so that the future
 /// neither keeps a second copy of its arguments nor the room of the unsplit `WebSocket`, for the
-/// whole life of the connection.
-pub(crate) fn run(
+/// whole life of the connection. The caller spawns this future as it is, for the same reason.
+pub(crate) fn run<P: Send + 'static>(
     state: Arc<ServerState>,
     ws: WebSocket,
     socket: Socket,
-    permit: OwnedSemaphorePermit,
+    places: P,
 ) -> impl Future<Output = ()> + Send {
     let span = info_span!(
         "socket",
@@ -135,7 +135,7 @@ pub(crate) fn run(
         state.metrics.connections.dec();
         state.memory.closed();
         debug!("disconnected");
-        drop(permit);
+        drop(places);
     }
     .instrument(span)
 }
@@ -492,5 +492,70 @@ mod tests {
         let word = std::mem::size_of::<usize>();
         assert_eq!(std::mem::size_of::<Outbound>(), 2 * word);
         assert_eq!(std::mem::size_of::<Queued>(), 3 * word);
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use std::sync::Mutex;
+
+    use axum::extract::ws::WebSocketUpgrade;
+    use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+    use super::*;
+    use crate::endpoint::PeerSlot;
+
+    /// The size of the future an upgraded socket's task runs, built on a real upgrade (its type
+    /// needs a `WebSocket`).
+    async fn connection_future_size() -> usize {
+        let alight = crate::Alight::builder().build();
+        let state = alight.state().clone();
+        let (tx, rx) = oneshot::channel();
+        let tx = Arc::new(Mutex::new(Some(tx)));
+        let route = axum::routing::get(move |ws: WebSocketUpgrade| {
+            let (state, tx) = (state.clone(), tx.clone());
+            async move {
+                ws.on_upgrade(move |ws| async move {
+                    let socket = Socket {
+                        conn_id: 1,
+                        id: None,
+                        assigns: axum::http::Extensions::default(),
+                        serializer: Serializer::V2,
+                    };
+                    let permits = Arc::new(Semaphore::new(1));
+                    let permit = permits.try_acquire_owned().expect("a fresh permit");
+                    // What the upgrade route spawns: `run` with the same places.
+                    let places: (OwnedSemaphorePermit, Option<PeerSlot>) = (permit, None);
+                    let future = tokio_util::task::TaskTracker::new()
+                        .track_future(run(state, ws, socket, places));
+                    let size = std::mem::size_of_val(&future);
+                    let sender = tx.lock().expect("not poisoned").take();
+                    if let Some(sender) = sender {
+                        let _ = sender.send(size);
+                    }
+                })
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local address");
+        let app = axum::Router::new().route("/ws", route);
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let (_client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .expect("upgrade");
+        let size = rx.await.expect("the upgrade measured the future");
+        server.abort();
+        size
+    }
+
+    /// Every connection's task holds its future for the connection's whole life, so an idle
+    /// connection pays for the largest state the future can be in. About 2 KiB in a debug build;
+    /// wrapping `run` in an `async` block that awaits it doubles that.
+    #[tokio::test]
+    async fn a_connections_future_stays_small() {
+        let size = connection_future_size().await;
+        assert!(size <= 2560, "the connection future takes {size} bytes");
     }
 }
