@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use alight_protocol::{Direction, Serializer, Wire};
+use alight_protocol::{Direction, EncodeError, Serializer, Wire};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -14,7 +14,7 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use super::alarm::fired;
 use super::poll_when_woken::PollWhenWoken;
-use super::runtime::ChannelRuntime;
+use super::runtime::{ChannelRuntime, Delivery};
 use crate::backpressure::Backpressure;
 use crate::channel::{Queued, Terminate};
 use crate::close_code;
@@ -339,12 +339,33 @@ impl Connection {
     }
 
     /// Up to [`BATCH`] messages from the registry, `first` first.
+    ///
+    /// The direct path: a broadcast that needs no channel callback goes straight onto the step's
+    /// encoded output as its shared bytes, with no runtime call and no encode stage, while
+    /// nothing the runtime queued is ahead of it; everything else goes through the runtime, in
+    /// order behind it.
     async fn on_outbound_batch(&mut self, first: Outbound, rx: &mut Inbox) -> Step {
+        let serializer = self.runtime.socket.serializer;
         let mut next = Some(first);
         let mut handled = 0;
         while let Some(message) = next.take() {
-            if let Some(close) = self.runtime.receive(message).await {
-                return Step::Close(close.code, close.reason.to_owned());
+            match message {
+                Outbound::Broadcast(broadcast) if self.runtime.queued.is_empty() => {
+                    match self.runtime.delivery(&broadcast) {
+                        Delivery::Shared => push_encoded(
+                            broadcast.encoded().wire_as(serializer, to_message),
+                            &self.runtime.state.metrics,
+                            &mut self.encoded,
+                        ),
+                        Delivery::HandleOut => self.runtime.deliver(broadcast).await,
+                        Delivery::Dropped => {}
+                    }
+                }
+                message => {
+                    if let Some(close) = self.runtime.receive(message).await {
+                        return Step::Close(close.code, close.reason.to_owned());
+                    }
+                }
             }
             handled += 1;
             if handled < BATCH {
@@ -377,15 +398,20 @@ fn encode(
                 .joiner_state(&topic)
                 .wire_as(serializer, to_message),
         };
-        match encoded {
-            Ok(message) => out.push(message),
-            Err(err) => {
-                // Counted always, logged once per window: a binary broadcast reaches every V1
-                // subscriber, and one line each would let one publisher flood the log.
-                metrics.not_encodable.inc();
-                if NOT_ENCODABLE_LOG.ready() {
-                    warn!(error = %err, "frame not sent (counted in alight_frames_not_encodable_total; logged once per 10 s)");
-                }
+        push_encoded(encoded, metrics, out);
+    }
+}
+
+/// Puts an encoded message onto `out`; one the serializer cannot carry is counted and dropped.
+fn push_encoded(encoded: Result<Message, EncodeError>, metrics: &Metrics, out: &mut Vec<Message>) {
+    match encoded {
+        Ok(message) => out.push(message),
+        Err(err) => {
+            // Counted always, logged once per window: a binary broadcast reaches every V1
+            // subscriber, and one line each would let one publisher flood the log.
+            metrics.not_encodable.inc();
+            if NOT_ENCODABLE_LOG.ready() {
+                warn!(error = %err, "frame not sent (counted in alight_frames_not_encodable_total; logged once per 10 s)");
             }
         }
     }
