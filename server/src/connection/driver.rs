@@ -206,7 +206,7 @@ impl Connection {
                         None => Step::Gone,
                     }
                 }
-                first = rx.recv() => self.on_outbound_batch(first, &mut rx).await,
+                (first, more) = rx.recv() => self.on_outbound_batch(first, more, &mut rx).await,
                 () = self.backpressure.progress(paused), if self.backpressure.waits(paused) => Step::Continue,
                 () = &mut idle => {
                     let deadline = last_read + idle_timeout;
@@ -344,10 +344,12 @@ impl Connection {
     /// encoded output as its shared bytes, with no runtime call and no encode stage, while
     /// nothing the runtime queued is ahead of it; everything else goes through the runtime, in
     /// order behind it.
-    async fn on_outbound_batch(&mut self, first: Outbound, rx: &mut Inbox) -> Step {
+    async fn on_outbound_batch(&mut self, first: Outbound, more: bool, rx: &mut Inbox) -> Step {
         let serializer = self.runtime.socket.serializer;
         let mut next = Some(first);
-        let mut handled = 0;
+        // How many more this step takes; none when nothing waited behind `first` (what arrives
+        // meanwhile is for the next step).
+        let mut left = if more { BATCH - 1 } else { 0 };
         while let Some(message) = next.take() {
             match message {
                 Outbound::Broadcast(broadcast) if self.runtime.queued.is_empty() => {
@@ -367,8 +369,8 @@ impl Connection {
                     }
                 }
             }
-            handled += 1;
-            if handled < BATCH {
+            if left > 0 {
+                left -= 1;
                 next = rx.try_recv();
             }
         }
