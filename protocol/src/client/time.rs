@@ -53,6 +53,12 @@ impl Timestamp {
         self.0
     }
 
+    /// `micros` microseconds later, saturating as `+ Duration` does (the core's timings,
+    /// [`CoreConfig`](super::CoreConfig), are microseconds).
+    pub(crate) const fn add_micros(self, micros: u64) -> Timestamp {
+        Timestamp(self.0.saturating_add(micros))
+    }
+
     /// Time from `earlier` to `self`, or zero if `earlier` is later.
     pub fn saturating_duration_since(self, earlier: Timestamp) -> Duration {
         Duration::from_micros(self.0.saturating_sub(earlier.0))

@@ -17,8 +17,6 @@
 //! A frame whose `join_ref` names an earlier join of the channel is dropped: it belongs to a
 //! channel process the server has already replaced.
 
-use std::time::Duration;
-
 use super::push::Buffered;
 use super::{Conn, Core, Routed};
 use crate::client::host::{CoreEvent, Host, Ref};
@@ -32,8 +30,8 @@ pub(super) struct Channel<H: Host> {
     pub(super) topic: H::Topic,
     pub(super) params: H::Params,
     pub(super) state: ChannelState,
-    /// Timeout of the join, and the default of pushes (set by `join`, as in phoenix.js).
-    pub(super) timeout: Duration,
+    /// Timeout of the join, and the default of pushes (set by `join`, as in phoenix.js), µs.
+    pub(super) timeout: u64,
     /// Set by the first `join`; the same join push is resent on every rejoin.
     join: Option<JoinPush>,
     pub(super) rejoin: Retry,
@@ -113,14 +111,14 @@ impl<H: Host> Core<H> {
         id
     }
 
-    /// Joins the channel, with `timeout` (default: the config's) for this and every rejoin, and as
+    /// Joins the channel, with `timeout` (µs; default: the config's) for this and every rejoin, and as
     /// the channel's default push timeout. Sent at once if the connection is open, else when it
     /// opens; answered by [`CoreEvent::Reply`] (or [`CoreEvent::Timeout`]) for the returned id,
     /// again for every rejoin.
     pub fn join(
         &mut self,
         channel: ChannelId,
-        timeout: Option<Duration>,
+        timeout: Option<u64>,
         now: Timestamp,
     ) -> Result<PushId, JoinError> {
         let state = self
@@ -266,7 +264,7 @@ impl<H: Host> Core<H> {
         };
         let Some(join) = &mut ch.join else { return };
         join.join_ref = Some(join_ref);
-        join.deadline = Some(now + ch.timeout);
+        join.deadline = Some(now.add_micros(ch.timeout));
         let params = ch.params.clone();
         self.set_state(channel, ChannelState::Joining, cause);
         self.socket_push(Buffered::Join {
@@ -302,7 +300,7 @@ impl<H: Host> Core<H> {
             .config
             .rejoin_after
             .delay(ch.rejoin.tries.saturating_add(1));
-        ch.rejoin.at = Some(now + self.jitter.apply(base, self.config.jitter));
+        ch.rejoin.at = Some(now.add_micros(self.jitter.apply(base, self.config.jitter)));
     }
 
     /// The connection stopped being open: every joined or joining channel errors, to rejoin when

@@ -29,7 +29,7 @@ mod push;
 use super::backoff::Jitter;
 use super::host::{CloseReason, CoreEvent, Host, InBody, Incoming, Outgoing, Ref};
 use super::map::VecMap;
-use super::{ChannelId, ClientConfig, ConnectionState, PushId, Timestamp};
+use super::{ChannelId, ConnectionState, CoreConfig, PushId, Timestamp};
 use channel::Channel;
 use push::{Buffered, Push};
 
@@ -42,7 +42,7 @@ use push::{Buffered, Push};
 #[derive(Debug)]
 pub struct Core<H: Host> {
     host: H,
-    config: ClientConfig,
+    config: CoreConfig,
     jitter: Jitter,
     /// The last wire `ref` handed out (phoenix.js `socket.ref`).
     last_ref: Ref,
@@ -112,7 +112,7 @@ enum Timer {
 
 impl<H: Host> Core<H> {
     /// A core that is not connected; call [`connect`](Self::connect) to start.
-    pub fn new(config: ClientConfig, host: H) -> Self {
+    pub fn new(config: CoreConfig, host: H) -> Self {
         Core {
             host,
             jitter: Jitter::new(config.seed),
@@ -132,11 +132,6 @@ impl<H: Host> Core<H> {
             push_deadlines: Vec::new(),
             awaiting_reply: VecMap::default(),
         }
-    }
-
-    /// The configuration the core was built with.
-    pub fn config(&self) -> &ClientConfig {
-        &self.config
     }
 
     /// The host.
@@ -429,12 +424,14 @@ impl<H: Host> Core<H> {
             .reconnect_after
             .delay(self.reconnect_tries.saturating_add(1));
         let delay = self.jitter.apply(base, self.config.jitter);
-        self.conn = Conn::Reconnecting { at: now + delay };
+        self.conn = Conn::Reconnecting {
+            at: now.add_micros(delay),
+        };
     }
 
     fn reset_heartbeat(&mut self, now: Timestamp) {
         self.heartbeat = match self.config.heartbeat_interval {
-            Some(interval) => Heartbeat::Next(now + interval),
+            Some(interval) => Heartbeat::Next(now.add_micros(interval)),
             None => Heartbeat::Off,
         };
     }
@@ -452,7 +449,7 @@ impl<H: Host> Core<H> {
         self.host.send(Outgoing::Heartbeat { msg_ref });
         self.heartbeat = Heartbeat::Pending {
             msg_ref,
-            deadline: now + self.config.heartbeat_timeout.unwrap_or(interval),
+            deadline: now.add_micros(self.config.heartbeat_timeout.unwrap_or(interval)),
         };
     }
 
