@@ -324,31 +324,15 @@ impl<H: Host> Core<H> {
     /// Fires every deadline at or before `now`, earliest first. Call it when
     /// [`poll_timeout`](Self::poll_timeout) comes due; calling it early or twice is harmless.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        // Sorted by insertion: the socket timers are a handful, and the push deadlines come off
-        // the heap in order, so each lands at or near the end.
-        let mut due: Vec<(Timestamp, Timer)> = Vec::new();
-        let mut insert = |item: (Timestamp, Timer)| {
-            let at = due.partition_point(|earlier| *earlier <= item);
-            due.insert(at, item);
-        };
-        self.each_timer(|at, timer| {
-            if at <= now {
-                insert((at, timer));
-            }
-        });
-        // Due push deadlines leave the heap here: each is fired below, or is outdated and then
-        // the push has no deadline any more, or a later one with its own entry.
-        for &(at, id) in &self.push_deadlines {
-            if at > now {
-                break;
-            }
-            insert((at, Timer::Push(id)));
-        }
-        for (at, timer) in due {
-            // An earlier timer may have cancelled or moved this one.
-            if self.deadline(timer) == Some(at) {
-                self.fire(timer, now);
-            }
+        // One at a time, each the earliest after the one fired before it, looked up afresh: a
+        // timer may cancel or move another. Each timer fires once per call at most at each
+        // instant, so a deadline a firing sets at `now` (a zero delay) cannot loop.
+        let mut fired = None;
+        while let Some((at, timer)) = self.next_timer(fired)
+            && at <= now
+        {
+            self.fire(timer, now);
+            fired = Some((at, timer));
         }
     }
 
@@ -356,13 +340,7 @@ impl<H: Host> Core<H> {
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next: the earliest deadline, if any.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let mut next = self.push_deadlines.first().map(|&(at, _)| at);
-        self.each_timer(|at, _| {
-            if next.is_none_or(|next| at < next) {
-                next = Some(at);
-            }
-        });
-        next
+        self.next_timer(None).map(|(at, _)| at)
     }
 
     /// The state of the connection.
@@ -470,27 +448,43 @@ impl<H: Host> Core<H> {
         }
     }
 
-    /// Calls `f` with every deadline but the pushes' (those are in `push_deadlines`). Plain
-    /// loops: iterator adapters chained over the channels are many times this code in the
-    /// browser package.
-    fn each_timer(&self, mut f: impl FnMut(Timestamp, Timer)) {
+    /// The earliest deadline after `after` (all of them: `None`), in the order of
+    /// `(Timestamp, Timer)`. Plain loops: iterator adapters chained over the channels are many
+    /// times this code in the browser package.
+    fn next_timer(&self, after: Option<(Timestamp, Timer)>) -> Option<(Timestamp, Timer)> {
+        let mut next = None;
+        let mut offer = |at: Timestamp, timer: Timer| {
+            let key = (at, timer);
+            if after.is_none_or(|after| key > after) && next.is_none_or(|next| key < next) {
+                next = Some(key);
+            }
+        };
         match self.heartbeat {
             Heartbeat::Off => {}
             Heartbeat::Next(at) | Heartbeat::Pending { deadline: at, .. } => {
-                f(at, Timer::Heartbeat)
+                offer(at, Timer::Heartbeat)
             }
         }
         if let Conn::Reconnecting { at } = self.conn {
-            f(at, Timer::Reconnect);
+            offer(at, Timer::Reconnect);
         }
         for (id, channel) in self.channels.iter() {
             if let Some(at) = channel.rejoin.at {
-                f(at, Timer::Rejoin(*id));
+                offer(at, Timer::Rejoin(*id));
             }
             if let Some(at) = channel.join_deadline() {
-                f(at, Timer::Join(*id));
+                offer(at, Timer::Join(*id));
             }
         }
+        // In order: the first after `after` is the pushes' earliest.
+        for &(at, id) in &self.push_deadlines {
+            let key = (at, Timer::Push(id));
+            if after.is_none_or(|after| key > after) {
+                offer(at, Timer::Push(id));
+                break;
+            }
+        }
+        next
     }
 
     /// Sets the deadline of push `id` (in `pushes`), replacing its entry in `push_deadlines`.
@@ -514,23 +508,6 @@ impl<H: Host> Core<H> {
             self.push_deadlines.remove(i);
         }
         Some(push)
-    }
-
-    fn deadline(&self, timer: Timer) -> Option<Timestamp> {
-        match timer {
-            Timer::Heartbeat => match &self.heartbeat {
-                Heartbeat::Off => None,
-                Heartbeat::Next(at) => Some(*at),
-                Heartbeat::Pending { deadline, .. } => Some(*deadline),
-            },
-            Timer::Reconnect => match self.conn {
-                Conn::Reconnecting { at } => Some(at),
-                _ => None,
-            },
-            Timer::Rejoin(id) => self.channels.get(&id).and_then(|c| c.rejoin.at),
-            Timer::Join(id) => self.channels.get(&id).and_then(Channel::join_deadline),
-            Timer::Push(id) => self.pushes.get(&id).map(|p| p.deadline),
-        }
     }
 
     fn fire(&mut self, timer: Timer, now: Timestamp) {
