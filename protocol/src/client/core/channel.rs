@@ -264,7 +264,7 @@ impl<H: Host> Core<H> {
         };
         let Some(join) = &mut ch.join else { return };
         join.join_ref = Some(join_ref);
-        join.deadline = Some(now.add_micros(ch.timeout));
+        join.deadline = Some(now.deadline(ch.timeout));
         let params = ch.params.clone();
         self.set_state(channel, ChannelState::Joining, cause);
         self.socket_push(Buffered::Join {
@@ -300,7 +300,7 @@ impl<H: Host> Core<H> {
             .config
             .rejoin_after
             .delay(ch.rejoin.tries.saturating_add(1));
-        ch.rejoin.at = Some(now.add_micros(self.jitter.apply(base, self.config.jitter)));
+        ch.rejoin.at = Some(now.deadline(self.jitter.apply(base, self.config.jitter)));
     }
 
     /// The connection stopped being open: every joined or joining channel errors, to rejoin when

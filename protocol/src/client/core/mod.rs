@@ -100,8 +100,9 @@ enum Heartbeat {
     Pending { msg_ref: Ref, deadline: Timestamp },
 }
 
-/// Every kind of deadline; the derived order breaks ties between deadlines at the same instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// Every kind of deadline, in the order that breaks ties between deadlines at the same instant
+/// (by channel or push id within a kind).
+#[derive(Debug, Clone, Copy)]
 enum Timer {
     Heartbeat,
     Reconnect,
@@ -324,15 +325,13 @@ impl<H: Host> Core<H> {
     /// Fires every deadline at or before `now`, earliest first. Call it when
     /// [`poll_timeout`](Self::poll_timeout) comes due; calling it early or twice is harmless.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        // One at a time, each the earliest after the one fired before it, looked up afresh: a
-        // timer may cancel or move another. Each timer fires once per call at most at each
-        // instant, so a deadline a firing sets at `now` (a zero delay) cannot loop.
-        let mut fired = None;
-        while let Some((at, timer)) = self.next_timer(fired)
+        // One at a time, the earliest looked up afresh: a timer may cancel or move another.
+        // Each that fires is cleared or set again later than `now` (`Timestamp::deadline`),
+        // so the loop ends.
+        while let Some((at, timer)) = self.next_timer()
             && at <= now
         {
             self.fire(timer, now);
-            fired = Some((at, timer));
         }
     }
 
@@ -340,7 +339,7 @@ impl<H: Host> Core<H> {
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next: the earliest deadline, if any.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.next_timer(None).map(|(at, _)| at)
+        self.next_timer().map(|(at, _)| at)
     }
 
     /// The state of the connection.
@@ -403,13 +402,13 @@ impl<H: Host> Core<H> {
             .delay(self.reconnect_tries.saturating_add(1));
         let delay = self.jitter.apply(base, self.config.jitter);
         self.conn = Conn::Reconnecting {
-            at: now.add_micros(delay),
+            at: now.deadline(delay),
         };
     }
 
     fn reset_heartbeat(&mut self, now: Timestamp) {
         self.heartbeat = match self.config.heartbeat_interval {
-            Some(interval) => Heartbeat::Next(now.add_micros(interval)),
+            Some(interval) => Heartbeat::Next(now.deadline(interval)),
             None => Heartbeat::Off,
         };
     }
@@ -427,7 +426,7 @@ impl<H: Host> Core<H> {
         self.host.send(Outgoing::Heartbeat { msg_ref });
         self.heartbeat = Heartbeat::Pending {
             msg_ref,
-            deadline: now.add_micros(self.config.heartbeat_timeout.unwrap_or(interval)),
+            deadline: now.deadline(self.config.heartbeat_timeout.unwrap_or(interval)),
         };
     }
 
@@ -448,15 +447,14 @@ impl<H: Host> Core<H> {
         }
     }
 
-    /// The earliest deadline after `after` (all of them: `None`), in the order of
-    /// `(Timestamp, Timer)`. Plain loops: iterator adapters chained over the channels are many
-    /// times this code in the browser package.
-    fn next_timer(&self, after: Option<(Timestamp, Timer)>) -> Option<(Timestamp, Timer)> {
-        let mut next = None;
+    /// The earliest deadline, and its timer. Of deadlines at the same instant, the first in
+    /// `Timer`'s order: the visits below follow it. Plain loops: iterator adapters chained over
+    /// the channels are many times this code in the browser package.
+    fn next_timer(&self) -> Option<(Timestamp, Timer)> {
+        let mut next: Option<(Timestamp, Timer)> = None;
         let mut offer = |at: Timestamp, timer: Timer| {
-            let key = (at, timer);
-            if after.is_none_or(|after| key > after) && next.is_none_or(|next| key < next) {
-                next = Some(key);
+            if next.is_none_or(|(earliest, _)| at < earliest) {
+                next = Some((at, timer));
             }
         };
         match self.heartbeat {
@@ -472,17 +470,14 @@ impl<H: Host> Core<H> {
             if let Some(at) = channel.rejoin.at {
                 offer(at, Timer::Rejoin(*id));
             }
+        }
+        for (id, channel) in self.channels.iter() {
             if let Some(at) = channel.join_deadline() {
                 offer(at, Timer::Join(*id));
             }
         }
-        // In order: the first after `after` is the pushes' earliest.
-        for &(at, id) in &self.push_deadlines {
-            let key = (at, Timer::Push(id));
-            if after.is_none_or(|after| key > after) {
-                offer(at, Timer::Push(id));
-                break;
-            }
+        if let Some(&(at, id)) = self.push_deadlines.first() {
+            offer(at, Timer::Push(id));
         }
         next
     }

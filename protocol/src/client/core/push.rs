@@ -111,7 +111,7 @@ impl<H: Host> Core<H> {
         if let Some(old) = push.msg_ref.replace(msg_ref) {
             self.awaiting_reply.remove(&old);
         }
-        let at = now.add_micros(push.timeout);
+        let at = now.deadline(push.timeout);
         self.set_push_deadline(id, at);
         Some(msg_ref)
     }
