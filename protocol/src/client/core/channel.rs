@@ -242,21 +242,21 @@ impl<H: Host> Core<H> {
     /// Sends the join again with a fresh ref (phoenix.js `rejoin`), first leaving any other
     /// channel of the same topic that is joined or joining (phoenix.js `leaveOpenTopic`).
     fn rejoin(&mut self, channel: ChannelId, cause: StateCause<H::Message>, now: Timestamp) {
-        let Some(topic) = self.channels.get(&channel).map(|c| &c.topic) else {
+        if !self.channels.contains_key(&channel) {
             return;
-        };
-        let open_duplicates: Vec<ChannelId> = self
-            .channels
-            .iter()
-            .filter(|(id, c)| {
-                **id != channel
-                    && c.topic == *topic
-                    && matches!(c.state, ChannelState::Joined | ChannelState::Joining)
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for duplicate in open_duplicates {
-            self.leave_channel(duplicate, StateCause::Replaced);
+        }
+        let mut i = 0;
+        while let Some((id, c)) = self.channels.at(i) {
+            i += 1;
+            let duplicate = id != channel
+                && matches!(c.state, ChannelState::Joined | ChannelState::Joining)
+                && self
+                    .channels
+                    .get(&channel)
+                    .is_some_and(|ch| ch.topic == c.topic);
+            if duplicate {
+                self.leave_channel(id, StateCause::Replaced);
+            }
         }
         let join_ref = self.make_ref();
         let Some(ch) = self.channels.get_mut(&channel) else {
@@ -306,8 +306,9 @@ impl<H: Host> Core<H> {
     /// The connection stopped being open: every joined or joining channel errors, to rejoin when
     /// it reopens (phoenix.js `triggerChanError`); no rejoin timer runs while it is down.
     pub(super) fn error_channels(&mut self) {
-        let ids: Vec<ChannelId> = self.channels.keys().copied().collect();
-        for id in ids {
+        let mut i = 0;
+        while let Some((id, _)) = self.channels.at(i) {
+            i += 1;
             let Some(ch) = self.channels.get_mut(&id) else {
                 continue;
             };
@@ -432,13 +433,12 @@ impl<H: Host> Core<H> {
         msg: H::Message,
         now: Timestamp,
     ) {
-        let members: Vec<ChannelId> = self
-            .channels
-            .iter()
-            .filter(|(_, c)| c.is_member(topic, join_ref))
-            .map(|(id, _)| *id)
-            .collect();
-        for channel in members {
+        let mut i = 0;
+        while let Some((channel, c)) = self.channels.at(i) {
+            i += 1;
+            if !c.is_member(topic, join_ref) {
+                continue;
+            }
             let msg = msg.clone();
             match routed {
                 Routed::Error => self.on_server_error(channel, msg, now),

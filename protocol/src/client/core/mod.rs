@@ -247,8 +247,9 @@ impl<H: Host> Core<H> {
         self.reconnect_tries = 0;
         self.reset_heartbeat(now);
         self.host.emit(CoreEvent::Open);
-        let ids: Vec<ChannelId> = self.channels.keys().copied().collect();
-        for id in ids {
+        let mut i = 0;
+        while let Some((id, _)) = self.channels.at(i) {
+            i += 1;
             self.on_socket_open(id, now);
         }
     }
