@@ -12,7 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span, warn};
 
-use super::alarm::fired;
+use super::alarm::{Deadline, fired};
 use super::poll_when_woken::PollWhenWoken;
 use super::runtime::{ChannelRuntime, Delivery};
 use crate::backpressure::Backpressure;
@@ -169,6 +169,7 @@ impl Connection {
         // was read, which costs a clock read but no timer update.
         let idle = tokio::time::sleep(idle_timeout);
         tokio::pin!(idle);
+        let mut idle = Deadline::new(idle);
         let mut last_read = Instant::now();
         // Registered once for the connection's life, not once per wake-up: each of these
         // futures takes a lock to join its waiter list and another to leave it.
@@ -211,7 +212,7 @@ impl Connection {
                 () = &mut idle => {
                     let deadline = last_read + idle_timeout;
                     if deadline > Instant::now() {
-                        idle.as_mut().reset(deadline);
+                        idle.reset(deadline);
                         Step::Continue
                     } else {
                         Step::Close(close_code::GOING_AWAY, "idle timeout".into())
