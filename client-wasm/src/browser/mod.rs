@@ -31,10 +31,8 @@
 
 pub(crate) mod alloc;
 
-use std::time::Duration;
-
 use alight_protocol::client::{
-    Backoff, ChannelId, ChannelState, ClientConfig, CloseReason, ConnectionState, Core, CoreEvent,
+    ChannelId, ChannelState, CloseReason, ConnectionState, Core, CoreConfig, CoreEvent, Delays,
     FOREIGN_REF, Host, InBody, Incoming, JoinError, Outgoing, PushError, Ref, StateCause,
     Timestamp,
 };
@@ -195,21 +193,15 @@ fn at(now: f64) -> Timestamp {
     Timestamp::from_micros((now * 1000.0) as u64)
 }
 
-/// Non-negative milliseconds, to the microsecond; NaN is 0 and anything too large the longest
-/// delay (`as` saturates), without `Duration`'s float conversions.
-fn millis(ms: f64) -> Duration {
-    Duration::from_micros((ms * 1000.0) as u64)
+/// Milliseconds as the core's microseconds; NaN and negatives are 0 and anything too large the
+/// longest delay (`as` saturates).
+fn micros(ms: f64) -> u64 {
+    (ms * 1000.0) as u64
 }
 
-/// A timeout option: anything but a positive number means the default.
-fn timeout(ms: f64) -> Option<Duration> {
-    (ms > 0.0).then(|| millis(ms))
-}
-
-/// A backoff from the delays of tries 1, 2, ...: steps, then the last for every later try.
-fn backoff(mut steps: Vec<Duration>) -> Option<Backoff> {
-    let then = steps.pop()?;
-    Some(Backoff::Steps { steps, then })
+/// A timeout option, µs: anything but a positive number means the default.
+fn timeout(ms: f64) -> Option<u64> {
+    (ms > 0.0).then(|| micros(ms))
 }
 
 /// A ref from `frames.js`'s `refNumber`: -1 none, -2 not one of ours.
@@ -224,29 +216,30 @@ fn incoming_ref(r: f64) -> Option<Ref> {
 }
 
 thread_local! {
-    /// Every socket's core, by handle (`None` once freed), and the backoff steps given for the
-    /// next core (`step`).
+    /// Every socket's core, by handle (`None` once freed), and the backoff delays given for the
+    /// next core (`step`), µs.
     static CORES: RefCell<Cores> = const { RefCell::new(Cores { cores: Vec::new(), steps: [Vec::new(), Vec::new()] }) };
 }
 
 struct Cores {
     cores: Vec<Option<Core<JsHost>>>,
-    steps: [Vec<Duration>; 2],
+    steps: [Vec<u64>; 2],
 }
 
 /// One delay of the reconnect (`which` 0) or rejoin (1) backoff of the next core: tries 1, 2, ...
-/// in order, the last for every later try.
+/// in order, the last for every later try. `socket.js` gives phoenix.js's when the page gives
+/// none.
 #[unsafe(export_name = "step")]
 pub extern "C" fn step(which: u32, ms: f64) {
     CORES.with_borrow_mut(|all| {
         if let Some(steps) = all.steps.get_mut(which as usize) {
-            steps.push(millis(ms));
+            steps.push(micros(ms));
         }
     });
 }
 
 /// A core with these options (0 or less, or NaN: phoenix.js's default), the backoffs given by
-/// `step` (none: phoenix.js's) and a jitter seed; returns its handle.
+/// `step` and a jitter seed; returns its handle.
 #[unsafe(export_name = "create")]
 pub extern "C" fn create(
     timeout_ms: f64,
@@ -255,25 +248,18 @@ pub extern "C" fn create(
     jitter: f64,
     seed: f64,
 ) -> u32 {
-    let mut config = ClientConfig::default().seed(seed as u64);
-    if let Some(timeout) = timeout(timeout_ms) {
-        config.timeout = timeout;
-    }
-    if let Some(interval) = timeout(heartbeat_ms) {
-        config.heartbeat_interval = Some(interval);
-    }
-    config.heartbeat_timeout = timeout(heartbeat_timeout_ms);
-    if !jitter.is_nan() {
-        config.jitter = jitter;
-    }
     CORES.with_borrow_mut(|all| {
         let [reconnect, rejoin] = std::mem::take(&mut all.steps);
-        if let Some(backoff) = backoff(reconnect) {
-            config.reconnect_after = backoff;
-        }
-        if let Some(backoff) = backoff(rejoin) {
-            config.rejoin_after = backoff;
-        }
+        // The defaults are `ClientConfig::default()`'s, phoenix.js's.
+        let config = CoreConfig {
+            heartbeat_interval: Some(timeout(heartbeat_ms).unwrap_or(30_000_000)),
+            heartbeat_timeout: timeout(heartbeat_timeout_ms),
+            timeout: timeout(timeout_ms).unwrap_or(10_000_000),
+            reconnect_after: Delays::Steps(reconnect),
+            rejoin_after: Delays::Steps(rejoin),
+            jitter: if jitter.is_nan() { 0.2 } else { jitter },
+            seed: seed as u64,
+        };
         all.cores.push(Some(Core::new(config, JsHost)));
         (all.cores.len() - 1) as u32
     })

@@ -132,7 +132,17 @@ class Driver {
     // read: [timeout, heartbeatIntervalMs, reconnectAfterMs, rejoinAfterMs, jitter, logger,
     // params, authToken, transport, heartbeatTimeoutMs] (options.js).
     const seed = Math.floor(Math.random() * 2 ** 53);
-    this.#h = createCore(read[0] ?? 0, read[1] ?? 0, read[9] ?? 0, read[2] ?? [], read[3] ?? [], read[4] ?? NaN, seed, this);
+    // The backoffs default to phoenix.js's; the other options' defaults are the core's (mod.rs).
+    this.#h = createCore(
+      read[0] ?? 0,
+      read[1] ?? 0,
+      read[9] ?? 0,
+      read[2] ?? [10, 50, 100, 150, 200, 250, 500, 1000, 2000, 5000],
+      read[3] ?? [1000, 2000, 5000, 10000],
+      read[4] ?? NaN,
+      seed,
+      this,
+    );
     this.#endpoint = endPoint;
     this.#logger = read[5];
     this.params = read[6];

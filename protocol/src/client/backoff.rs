@@ -105,7 +105,7 @@ impl Jitter {
     ///
     /// `fraction` is clamped to `[0, 1]`; with 0 the delay is exactly `base` and no value is drawn,
     /// so a session without jitter consumes nothing from the generator.
-    pub(crate) fn apply(&mut self, base: Duration, fraction: f64) -> Duration {
+    pub(crate) fn apply(&mut self, base: u64, fraction: f64) -> u64 {
         let fraction = if fraction.is_nan() {
             0.0
         } else {
@@ -115,9 +115,8 @@ impl Jitter {
             return base;
         }
         let factor = 1.0 - fraction + 2.0 * fraction * self.next_unit();
-        // In whole microseconds in `u64`, through a saturating cast: the float conversions of
-        // `Duration` and its `u128` `as_micros` bring their own code into the browser package.
-        Duration::from_micros((super::time::micros(base) as f64 * factor) as u64)
+        // A saturating cast.
+        (base as f64 * factor) as u64
     }
 }
 
@@ -143,20 +142,20 @@ mod tests {
 
     #[test]
     fn jitter_stays_in_bounds_and_replays_from_the_seed() {
-        let base = Duration::from_millis(1000);
+        let base = 1_000_000;
         let mut a = Jitter::new(42);
         let mut b = Jitter::new(42);
         let mut c = Jitter::new(43);
         let mut differs = false;
         for _ in 0..1000 {
             let x = a.apply(base, 0.2);
-            assert!(x >= Duration::from_millis(800) && x < Duration::from_millis(1200));
+            assert!((800_000..1_200_000).contains(&x));
             assert_eq!(x, b.apply(base, 0.2));
             differs |= x != c.apply(base, 0.2);
         }
         assert!(differs, "another seed gives another sequence");
         assert_eq!(a.apply(base, 0.0), base);
         assert_eq!(a.apply(base, f64::NAN), base);
-        assert!(a.apply(base, 7.0) < Duration::from_millis(2000));
+        assert!(a.apply(base, 7.0) < 2_000_000);
     }
 }

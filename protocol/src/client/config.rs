@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::Backoff;
+use super::time::micros;
 use crate::Serializer;
 
 /// The settings of a client session; [`Default`] gives phoenix.js's.
@@ -117,5 +118,93 @@ impl ClientConfig {
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
+    }
+}
+
+/// What a [`Core`](super::Core) is built with: [`ClientConfig`]'s timings in whole microseconds,
+/// which the core adds to [`Timestamp`](super::Timestamp)s as one integer each. A
+/// [`Session`](super::Session) makes it from its `ClientConfig`; the browser package makes it
+/// from the page's options, without `Duration`'s conversions.
+///
+/// ```
+/// use std::time::Duration;
+/// use alight_protocol::client::{ClientConfig, CoreConfig, Delays};
+///
+/// let config = CoreConfig::from(&ClientConfig::default().timeout(Duration::from_secs(5)));
+/// assert_eq!(config.timeout, 5_000_000);
+/// assert_eq!(config.heartbeat_interval, Some(30_000_000));
+/// assert_eq!(config.rejoin_after.delay(4), 10_000_000);
+/// assert_eq!(Delays::Steps(vec![10, 20]).delay(7), 20);
+/// ```
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// [`ClientConfig::heartbeat_interval`], µs.
+    pub heartbeat_interval: Option<u64>,
+    /// [`ClientConfig::heartbeat_timeout`], µs.
+    pub heartbeat_timeout: Option<u64>,
+    /// [`ClientConfig::timeout`], µs.
+    pub timeout: u64,
+    /// [`ClientConfig::reconnect_after`].
+    pub reconnect_after: Delays,
+    /// [`ClientConfig::rejoin_after`].
+    pub rejoin_after: Delays,
+    /// [`ClientConfig::jitter`].
+    pub jitter: f64,
+    /// [`ClientConfig::seed`].
+    pub seed: u64,
+}
+
+/// A [`Backoff`] in microseconds.
+#[derive(Debug, Clone)]
+pub enum Delays {
+    /// The delay of tries 1, 2, ... in order; the last for every later try (none: 0).
+    Steps(Vec<u64>),
+    /// [`Backoff::Custom`].
+    Custom(fn(tries: u32) -> Duration),
+}
+
+impl Delays {
+    /// The delay before retry number `tries`, counting from 1 (0 is treated as 1), µs.
+    pub fn delay(&self, tries: u32) -> u64 {
+        let tries = tries.max(1);
+        match self {
+            Delays::Steps(steps) => {
+                let last = steps.len().saturating_sub(1);
+                steps
+                    .get((tries as usize - 1).min(last))
+                    .copied()
+                    .unwrap_or(0)
+            }
+            Delays::Custom(delay) => micros(delay(tries)),
+        }
+    }
+}
+
+impl From<&Backoff> for Delays {
+    fn from(backoff: &Backoff) -> Self {
+        match backoff {
+            Backoff::Steps { steps, then } => Delays::Steps(
+                steps
+                    .iter()
+                    .chain([then])
+                    .map(|&step| micros(step))
+                    .collect(),
+            ),
+            Backoff::Custom(delay) => Delays::Custom(*delay),
+        }
+    }
+}
+
+impl From<&ClientConfig> for CoreConfig {
+    fn from(config: &ClientConfig) -> Self {
+        CoreConfig {
+            heartbeat_interval: config.heartbeat_interval.map(micros),
+            heartbeat_timeout: config.heartbeat_timeout.map(micros),
+            timeout: micros(config.timeout),
+            reconnect_after: Delays::from(&config.reconnect_after),
+            rejoin_after: Delays::from(&config.rejoin_after),
+            jitter: config.jitter,
+            seed: config.seed,
+        }
     }
 }

@@ -75,11 +75,16 @@ impl<K: Ord, V> VecMap<K, V> {
         self.entries.retain_mut(|(k, v)| keep(k, v));
     }
 
-    pub(super) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.entries.iter().map(|(k, v)| (k, v))
+    /// The `i`th entry in key order: a loop by index may change the values as it goes (not
+    /// insert or remove), where one over `iter` would first collect the keys.
+    pub(super) fn at(&self, i: usize) -> Option<(K, &V)>
+    where
+        K: Copy,
+    {
+        self.entries.get(i).map(|(k, v)| (*k, v))
     }
 
-    pub(super) fn keys(&self) -> impl Iterator<Item = &K> {
-        self.entries.iter().map(|(k, _)| k)
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.entries.iter().map(|(k, v)| (k, v))
     }
 }

@@ -175,7 +175,7 @@ mod time;
 mod tests;
 
 pub use backoff::Backoff;
-pub use config::ClientConfig;
+pub use config::{ClientConfig, CoreConfig, Delays};
 pub use core::Core;
 pub use error::{JoinError, LeaveError, PushError};
 pub use events::{Action, ChannelId, ChannelState, ConnectionState, Event, PushId, StateCause};

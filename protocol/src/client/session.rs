@@ -10,9 +10,10 @@ use bytes::Bytes;
 use super::host::{CloseReason, CoreEvent, FOREIGN_REF, Host, InBody, Incoming, Outgoing, Ref};
 use super::map::VecMap;
 use super::resume::Resume;
+use super::time::micros;
 use super::{
-    Action, ChannelId, ChannelState, ClientConfig, ConnectionState, Core, Event, JoinError,
-    LeaveError, PushError, PushId, Timestamp,
+    Action, ChannelId, ChannelState, ClientConfig, ConnectionState, Core, CoreConfig, Event,
+    JoinError, LeaveError, PushError, PushId, Timestamp,
 };
 use crate::{Body, DecodeError, Direction, EncodeError, Frame, Payload, Serializer, Wire, event};
 
@@ -23,6 +24,7 @@ use crate::{Body, DecodeError, Direction, EncodeError, Frame, Payload, Serialize
 #[derive(Debug)]
 pub struct Session {
     core: Core<Wired>,
+    config: ClientConfig,
 }
 
 /// The host of a [`Session`]: encodes frames with the configured serializer and queues them,
@@ -200,13 +202,14 @@ impl Session {
             joins: VecMap::default(),
         };
         Session {
-            core: Core::new(config, host),
+            core: Core::new(CoreConfig::from(&config), host),
+            config,
         }
     }
 
     /// The configuration the session was built with.
     pub fn config(&self) -> &ClientConfig {
-        self.core.config()
+        &self.config
     }
 
     // --- user intents -------------------------------------------------------------------------
@@ -265,7 +268,7 @@ impl Session {
         if self.core.channel_state(channel) == Some(ChannelState::Closed) {
             self.check_join_params(channel, None)?;
         }
-        let push = self.core.join(channel, timeout, now)?;
+        let push = self.core.join(channel, timeout.map(micros), now)?;
         let joins = &mut self.core.host_mut().joins;
         match joins.get_mut(&channel) {
             Some((join, _)) => *join = push,
@@ -349,10 +352,11 @@ impl Session {
             Some(_) => self.core.channel_topic(channel),
         };
         if let Some(topic) = topic {
-            check_encodable(self.core.config().serializer, topic, &event, &payload)
+            check_encodable(self.config.serializer, topic, &event, &payload)
                 .map_err(PushError::Encode)?;
         }
-        self.core.push(channel, (event, payload), timeout, now)
+        self.core
+            .push(channel, (event, payload), timeout.map(micros), now)
     }
 
     // --- transport events ---------------------------------------------------------------------
@@ -389,8 +393,7 @@ impl Session {
             return Ok(());
         }
         let frame = self
-            .core
-            .config()
+            .config
             .serializer
             .decode_text(Direction::ToClient, text)?;
         self.handle_frame(now, frame);
@@ -403,8 +406,7 @@ impl Session {
             return Ok(());
         }
         let frame = self
-            .core
-            .config()
+            .config
             .serializer
             .decode_binary(Direction::ToClient, data)?;
         self.handle_frame(now, frame);
@@ -521,7 +523,7 @@ impl Session {
                 .channel_params(channel)
                 .ok_or(JoinError::UnknownChannel)?,
         };
-        check_encodable(self.core.config().serializer, topic, event::JOIN, params)
+        check_encodable(self.config.serializer, topic, event::JOIN, params)
             .map_err(JoinError::Encode)
     }
 }

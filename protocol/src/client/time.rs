@@ -53,6 +53,14 @@ impl Timestamp {
         self.0
     }
 
+    /// The deadline `micros` microseconds later (the core's timings,
+    /// [`CoreConfig`](super::CoreConfig), are microseconds), saturating as `+ Duration` does,
+    /// and at least one microsecond later: a timer that fires at `self` and sets a deadline with
+    /// no delay comes due at the next `handle_timeout`, never again in the one firing it.
+    pub(crate) const fn deadline(self, micros: u64) -> Timestamp {
+        Timestamp(self.0.saturating_add(if micros == 0 { 1 } else { micros }))
+    }
+
     /// Time from `earlier` to `self`, or zero if `earlier` is later.
     pub fn saturating_duration_since(self, earlier: Timestamp) -> Duration {
         Duration::from_micros(self.0.saturating_sub(earlier.0))

@@ -17,8 +17,6 @@
 //! A frame whose `join_ref` names an earlier join of the channel is dropped: it belongs to a
 //! channel process the server has already replaced.
 
-use std::time::Duration;
-
 use super::push::Buffered;
 use super::{Conn, Core, Routed};
 use crate::client::host::{CoreEvent, Host, Ref};
@@ -32,8 +30,8 @@ pub(super) struct Channel<H: Host> {
     pub(super) topic: H::Topic,
     pub(super) params: H::Params,
     pub(super) state: ChannelState,
-    /// Timeout of the join, and the default of pushes (set by `join`, as in phoenix.js).
-    pub(super) timeout: Duration,
+    /// Timeout of the join, and the default of pushes (set by `join`, as in phoenix.js), µs.
+    pub(super) timeout: u64,
     /// Set by the first `join`; the same join push is resent on every rejoin.
     join: Option<JoinPush>,
     pub(super) rejoin: Retry,
@@ -113,14 +111,14 @@ impl<H: Host> Core<H> {
         id
     }
 
-    /// Joins the channel, with `timeout` (default: the config's) for this and every rejoin, and as
+    /// Joins the channel, with `timeout` (µs; default: the config's) for this and every rejoin, and as
     /// the channel's default push timeout. Sent at once if the connection is open, else when it
     /// opens; answered by [`CoreEvent::Reply`] (or [`CoreEvent::Timeout`]) for the returned id,
     /// again for every rejoin.
     pub fn join(
         &mut self,
         channel: ChannelId,
-        timeout: Option<Duration>,
+        timeout: Option<u64>,
         now: Timestamp,
     ) -> Result<PushId, JoinError> {
         let state = self
@@ -244,21 +242,21 @@ impl<H: Host> Core<H> {
     /// Sends the join again with a fresh ref (phoenix.js `rejoin`), first leaving any other
     /// channel of the same topic that is joined or joining (phoenix.js `leaveOpenTopic`).
     fn rejoin(&mut self, channel: ChannelId, cause: StateCause<H::Message>, now: Timestamp) {
-        let Some(topic) = self.channels.get(&channel).map(|c| &c.topic) else {
+        if !self.channels.contains_key(&channel) {
             return;
-        };
-        let open_duplicates: Vec<ChannelId> = self
-            .channels
-            .iter()
-            .filter(|(id, c)| {
-                **id != channel
-                    && c.topic == *topic
-                    && matches!(c.state, ChannelState::Joined | ChannelState::Joining)
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for duplicate in open_duplicates {
-            self.leave_channel(duplicate, StateCause::Replaced);
+        }
+        let mut i = 0;
+        while let Some((id, c)) = self.channels.at(i) {
+            i += 1;
+            let duplicate = id != channel
+                && matches!(c.state, ChannelState::Joined | ChannelState::Joining)
+                && self
+                    .channels
+                    .get(&channel)
+                    .is_some_and(|ch| ch.topic == c.topic);
+            if duplicate {
+                self.leave_channel(id, StateCause::Replaced);
+            }
         }
         let join_ref = self.make_ref();
         let Some(ch) = self.channels.get_mut(&channel) else {
@@ -266,7 +264,7 @@ impl<H: Host> Core<H> {
         };
         let Some(join) = &mut ch.join else { return };
         join.join_ref = Some(join_ref);
-        join.deadline = Some(now + ch.timeout);
+        join.deadline = Some(now.deadline(ch.timeout));
         let params = ch.params.clone();
         self.set_state(channel, ChannelState::Joining, cause);
         self.socket_push(Buffered::Join {
@@ -302,14 +300,15 @@ impl<H: Host> Core<H> {
             .config
             .rejoin_after
             .delay(ch.rejoin.tries.saturating_add(1));
-        ch.rejoin.at = Some(now + self.jitter.apply(base, self.config.jitter));
+        ch.rejoin.at = Some(now.deadline(self.jitter.apply(base, self.config.jitter)));
     }
 
     /// The connection stopped being open: every joined or joining channel errors, to rejoin when
     /// it reopens (phoenix.js `triggerChanError`); no rejoin timer runs while it is down.
     pub(super) fn error_channels(&mut self) {
-        let ids: Vec<ChannelId> = self.channels.keys().copied().collect();
-        for id in ids {
+        let mut i = 0;
+        while let Some((id, _)) = self.channels.at(i) {
+            i += 1;
             let Some(ch) = self.channels.get_mut(&id) else {
                 continue;
             };
@@ -434,13 +433,12 @@ impl<H: Host> Core<H> {
         msg: H::Message,
         now: Timestamp,
     ) {
-        let members: Vec<ChannelId> = self
-            .channels
-            .iter()
-            .filter(|(_, c)| c.is_member(topic, join_ref))
-            .map(|(id, _)| *id)
-            .collect();
-        for channel in members {
+        let mut i = 0;
+        while let Some((channel, c)) = self.channels.at(i) {
+            i += 1;
+            if !c.is_member(topic, join_ref) {
+                continue;
+            }
             let msg = msg.clone();
             match routed {
                 Routed::Error => self.on_server_error(channel, msg, now),

@@ -29,7 +29,7 @@ mod push;
 use super::backoff::Jitter;
 use super::host::{CloseReason, CoreEvent, Host, InBody, Incoming, Outgoing, Ref};
 use super::map::VecMap;
-use super::{ChannelId, ClientConfig, ConnectionState, PushId, Timestamp};
+use super::{ChannelId, ConnectionState, CoreConfig, PushId, Timestamp};
 use channel::Channel;
 use push::{Buffered, Push};
 
@@ -42,7 +42,7 @@ use push::{Buffered, Push};
 #[derive(Debug)]
 pub struct Core<H: Host> {
     host: H,
-    config: ClientConfig,
+    config: CoreConfig,
     jitter: Jitter,
     /// The last wire `ref` handed out (phoenix.js `socket.ref`).
     last_ref: Ref,
@@ -100,8 +100,9 @@ enum Heartbeat {
     Pending { msg_ref: Ref, deadline: Timestamp },
 }
 
-/// Every kind of deadline; the derived order breaks ties between deadlines at the same instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// Every kind of deadline, in the order that breaks ties between deadlines at the same instant
+/// (by channel or push id within a kind).
+#[derive(Debug, Clone, Copy)]
 enum Timer {
     Heartbeat,
     Reconnect,
@@ -112,7 +113,7 @@ enum Timer {
 
 impl<H: Host> Core<H> {
     /// A core that is not connected; call [`connect`](Self::connect) to start.
-    pub fn new(config: ClientConfig, host: H) -> Self {
+    pub fn new(config: CoreConfig, host: H) -> Self {
         Core {
             host,
             jitter: Jitter::new(config.seed),
@@ -132,11 +133,6 @@ impl<H: Host> Core<H> {
             push_deadlines: Vec::new(),
             awaiting_reply: VecMap::default(),
         }
-    }
-
-    /// The configuration the core was built with.
-    pub fn config(&self) -> &ClientConfig {
-        &self.config
     }
 
     /// The host.
@@ -251,8 +247,9 @@ impl<H: Host> Core<H> {
         self.reconnect_tries = 0;
         self.reset_heartbeat(now);
         self.host.emit(CoreEvent::Open);
-        let ids: Vec<ChannelId> = self.channels.keys().copied().collect();
-        for id in ids {
+        let mut i = 0;
+        while let Some((id, _)) = self.channels.at(i) {
+            i += 1;
             self.on_socket_open(id, now);
         }
     }
@@ -329,31 +326,13 @@ impl<H: Host> Core<H> {
     /// Fires every deadline at or before `now`, earliest first. Call it when
     /// [`poll_timeout`](Self::poll_timeout) comes due; calling it early or twice is harmless.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        // Sorted by insertion: the socket timers are a handful, and the push deadlines come off
-        // the heap in order, so each lands at or near the end.
-        let mut due: Vec<(Timestamp, Timer)> = Vec::new();
-        let mut insert = |item: (Timestamp, Timer)| {
-            let at = due.partition_point(|earlier| *earlier <= item);
-            due.insert(at, item);
-        };
-        self.each_timer(|at, timer| {
-            if at <= now {
-                insert((at, timer));
-            }
-        });
-        // Due push deadlines leave the heap here: each is fired below, or is outdated and then
-        // the push has no deadline any more, or a later one with its own entry.
-        for &(at, id) in &self.push_deadlines {
-            if at > now {
-                break;
-            }
-            insert((at, Timer::Push(id)));
-        }
-        for (at, timer) in due {
-            // An earlier timer may have cancelled or moved this one.
-            if self.deadline(timer) == Some(at) {
-                self.fire(timer, now);
-            }
+        // One at a time, the earliest looked up afresh: a timer may cancel or move another.
+        // Each that fires is cleared or set again later than `now` (`Timestamp::deadline`),
+        // so the loop ends.
+        while let Some((at, timer)) = self.next_timer()
+            && at <= now
+        {
+            self.fire(timer, now);
         }
     }
 
@@ -361,13 +340,7 @@ impl<H: Host> Core<H> {
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next: the earliest deadline, if any.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let mut next = self.push_deadlines.first().map(|&(at, _)| at);
-        self.each_timer(|at, _| {
-            if next.is_none_or(|next| at < next) {
-                next = Some(at);
-            }
-        });
-        next
+        self.next_timer().map(|(at, _)| at)
     }
 
     /// The state of the connection.
@@ -429,12 +402,14 @@ impl<H: Host> Core<H> {
             .reconnect_after
             .delay(self.reconnect_tries.saturating_add(1));
         let delay = self.jitter.apply(base, self.config.jitter);
-        self.conn = Conn::Reconnecting { at: now + delay };
+        self.conn = Conn::Reconnecting {
+            at: now.deadline(delay),
+        };
     }
 
     fn reset_heartbeat(&mut self, now: Timestamp) {
         self.heartbeat = match self.config.heartbeat_interval {
-            Some(interval) => Heartbeat::Next(now + interval),
+            Some(interval) => Heartbeat::Next(now.deadline(interval)),
             None => Heartbeat::Off,
         };
     }
@@ -452,7 +427,7 @@ impl<H: Host> Core<H> {
         self.host.send(Outgoing::Heartbeat { msg_ref });
         self.heartbeat = Heartbeat::Pending {
             msg_ref,
-            deadline: now + self.config.heartbeat_timeout.unwrap_or(interval),
+            deadline: now.deadline(self.config.heartbeat_timeout.unwrap_or(interval)),
         };
     }
 
@@ -473,27 +448,39 @@ impl<H: Host> Core<H> {
         }
     }
 
-    /// Calls `f` with every deadline but the pushes' (those are in `push_deadlines`). Plain
-    /// loops: iterator adapters chained over the channels are many times this code in the
-    /// browser package.
-    fn each_timer(&self, mut f: impl FnMut(Timestamp, Timer)) {
+    /// The earliest deadline, and its timer. Of deadlines at the same instant, the first in
+    /// `Timer`'s order: the visits below follow it. Plain loops: iterator adapters chained over
+    /// the channels are many times this code in the browser package.
+    fn next_timer(&self) -> Option<(Timestamp, Timer)> {
+        let mut next: Option<(Timestamp, Timer)> = None;
+        let mut offer = |at: Timestamp, timer: Timer| {
+            if next.is_none_or(|(earliest, _)| at < earliest) {
+                next = Some((at, timer));
+            }
+        };
         match self.heartbeat {
             Heartbeat::Off => {}
             Heartbeat::Next(at) | Heartbeat::Pending { deadline: at, .. } => {
-                f(at, Timer::Heartbeat)
+                offer(at, Timer::Heartbeat)
             }
         }
         if let Conn::Reconnecting { at } = self.conn {
-            f(at, Timer::Reconnect);
+            offer(at, Timer::Reconnect);
         }
         for (id, channel) in self.channels.iter() {
             if let Some(at) = channel.rejoin.at {
-                f(at, Timer::Rejoin(*id));
-            }
-            if let Some(at) = channel.join_deadline() {
-                f(at, Timer::Join(*id));
+                offer(at, Timer::Rejoin(*id));
             }
         }
+        for (id, channel) in self.channels.iter() {
+            if let Some(at) = channel.join_deadline() {
+                offer(at, Timer::Join(*id));
+            }
+        }
+        if let Some(&(at, id)) = self.push_deadlines.first() {
+            offer(at, Timer::Push(id));
+        }
+        next
     }
 
     /// Sets the deadline of push `id` (in `pushes`), replacing its entry in `push_deadlines`.
@@ -517,23 +504,6 @@ impl<H: Host> Core<H> {
             self.push_deadlines.remove(i);
         }
         Some(push)
-    }
-
-    fn deadline(&self, timer: Timer) -> Option<Timestamp> {
-        match timer {
-            Timer::Heartbeat => match &self.heartbeat {
-                Heartbeat::Off => None,
-                Heartbeat::Next(at) => Some(*at),
-                Heartbeat::Pending { deadline, .. } => Some(*deadline),
-            },
-            Timer::Reconnect => match self.conn {
-                Conn::Reconnecting { at } => Some(at),
-                _ => None,
-            },
-            Timer::Rejoin(id) => self.channels.get(&id).and_then(|c| c.rejoin.at),
-            Timer::Join(id) => self.channels.get(&id).and_then(Channel::join_deadline),
-            Timer::Push(id) => self.pushes.get(&id).map(|p| p.deadline),
-        }
     }
 
     fn fire(&mut self, timer: Timer, now: Timestamp) {

@@ -11,8 +11,6 @@
 //! instead, and go out first when it opens, unless they are outdated by then: made for an
 //! earlier join of their channel, or for a channel that was left.
 
-use std::time::Duration;
-
 use super::{Conn, Core};
 use crate::client::host::{CoreEvent, Host, Outgoing, Ref};
 use crate::client::{ChannelId, ChannelState, PushError, PushId, Timestamp};
@@ -22,7 +20,8 @@ use crate::client::{ChannelId, ChannelState, PushError, PushId, Timestamp};
 pub(super) struct Push<D> {
     pub(super) channel: ChannelId,
     data: D,
-    timeout: Duration,
+    /// µs.
+    timeout: u64,
     /// The ref of the latest send (or of the buffering, which takes one too).
     msg_ref: Option<Ref>,
     /// The join_ref it was sent with; its reply must carry it (or none).
@@ -62,7 +61,7 @@ impl<P> Buffered<P> {
 
 impl<H: Host> Core<H> {
     /// Pushes `data` (the event and payload, in the host's form) to the channel, with `timeout`
-    /// (default: the channel's).
+    /// (µs; default: the channel's).
     ///
     /// Sent at once if the channel is joined and the connection open, else buffered until the
     /// channel is joined. The answer arrives as [`CoreEvent::Reply`] or [`CoreEvent::Timeout`]
@@ -71,7 +70,7 @@ impl<H: Host> Core<H> {
         &mut self,
         channel: ChannelId,
         data: H::Push,
-        timeout: Option<Duration>,
+        timeout: Option<u64>,
         now: Timestamp,
     ) -> Result<PushId, PushError> {
         let ch = self
@@ -112,7 +111,7 @@ impl<H: Host> Core<H> {
         if let Some(old) = push.msg_ref.replace(msg_ref) {
             self.awaiting_reply.remove(&old);
         }
-        let at = now + push.timeout;
+        let at = now.deadline(push.timeout);
         self.set_push_deadline(id, at);
         Some(msg_ref)
     }

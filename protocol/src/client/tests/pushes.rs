@@ -1,9 +1,11 @@
 //! Pushes: buffering until joined, timeouts, reply routing, binary payloads.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 
-use super::{Client, json, ms, reply};
-use crate::client::{ChannelState, Event, PushError};
+use super::{Client, config, json, ms, reply};
+use crate::client::{ChannelState, Event, PushError, StateCause};
 use crate::error::Field;
 use crate::{EncodeError, Payload, Serializer};
 
@@ -327,4 +329,59 @@ fn poll_timeout_follows_the_earliest_push_still_waiting() {
     assert_eq!(c.session.poll_timeout(), Some(start + ms(3000)));
     c.recv(&reply("3", "6", "room:lobby", "ok", "{}"));
     assert_eq!(c.session.poll_timeout(), None);
+}
+
+#[test]
+fn deadlines_due_together_fire_earliest_first_in_one_call() {
+    let mut c = Client::quiet();
+    c.open();
+    let room = c.joined("room:lobby");
+    let start = c.now;
+    let pushes: Vec<_> = [300, 100, 200]
+        .into_iter()
+        .map(|timeout| {
+            c.session
+                .push(room, "a", json("{}"), Some(ms(timeout)), c.now)
+                .expect("pushes")
+        })
+        .collect();
+    c.drain();
+    c.now = start + ms(1000);
+    c.session.handle_timeout(c.now);
+    let timeout = |push| Event::Timeout {
+        push,
+        channel: room,
+    };
+    assert_eq!(
+        c.events(),
+        [timeout(pushes[1]), timeout(pushes[2]), timeout(pushes[0])]
+    );
+    assert_eq!(c.session.poll_timeout(), None);
+}
+
+#[test]
+fn a_zero_timeout_fires_at_the_next_call() {
+    let mut c = Client::new(config().heartbeat_interval(None).timeout(Duration::ZERO));
+    c.open();
+    let room = c.session.channel("room:lobby", Payload::empty());
+    let join = c.session.join(room, None, c.now).expect("joins");
+    c.drain();
+    c.session.handle_timeout(c.now);
+    assert_eq!(c.events(), [], "not in the call that set it");
+    assert_eq!(c.advance_to_next(), Duration::from_micros(1));
+    assert_eq!(
+        c.events(),
+        [
+            Event::ChannelState {
+                channel: room,
+                state: ChannelState::Errored,
+                cause: StateCause::JoinTimeout
+            },
+            Event::Timeout {
+                push: join,
+                channel: room
+            }
+        ]
+    );
+    assert_eq!(c.next_timeout_in(), Some(1000), "the rejoin backoff");
 }
