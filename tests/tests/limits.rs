@@ -116,6 +116,33 @@ async fn oversize_message_closes_with_1009_and_spares_the_others() -> TestResult
     Ok(())
 }
 
+/// The server reads a socket a few hundred bytes at a time and keeps little room for it, but a
+/// message of any size up to the limit arrives whole: a 64 KiB push, and one of the default
+/// limit's full size, are answered with their payload.
+#[tokio::test]
+async fn messages_up_to_the_default_limit_arrive_whole() -> TestResult {
+    let limit = Config::default().limits().max_message_size;
+    let server = server(Config::default()).await;
+    let mut client = v2(&server).await?;
+    join(&mut client, "1", "room:a").await?;
+    for (n, size) in [(2, 64 * 1024), (3, limit)] {
+        let frame = |pad: &str| format!(r#"["1","{n}","room:a","ping",{{"p":"{pad}"}}]"#);
+        let pad = "x".repeat(size - frame("").len());
+        let push = frame(&pad);
+        assert_eq!(push.len(), size);
+        client.send_text(&push).await?;
+        let reply = client.recv_text().await?;
+        let expected = format!(
+            r#"["1","{n}","room:a","phx_reply",{{"status":"ok","response":{{"p":"{pad}"}}}}]"#
+        );
+        assert!(
+            reply == expected,
+            "the reply to a push of {size} bytes is not its payload"
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn malformed_frames_close_with_1007_and_spare_the_others() -> TestResult {
     let server = server(Config::default()).await;

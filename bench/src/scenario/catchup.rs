@@ -353,6 +353,7 @@ async fn publish_all(env: &Env, params: CatchupParams) -> Published {
         TOPIC,
         params.broadcasts,
         params.payload_bytes,
+        None,
         env.clock,
         deadline,
     )

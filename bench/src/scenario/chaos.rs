@@ -25,11 +25,11 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::history::{Position, Published, Reader, seq_of};
-use super::{Better, Env, Failures, Metric, Outcome, collect, error_chain, stamped_payload};
+use super::history::{Position, Published, Reader, publish, seq_of};
+use super::{Better, Env, Failures, Metric, Outcome, collect, error_chain};
 use crate::conn::{Client, ClientError, STEP_TIMEOUT, Target};
 use crate::stats::Clock;
-use crate::wire::{Incoming, Protocol, phoenix};
+use crate::wire::{Protocol, phoenix};
 
 /// The topic of the run.
 pub const TOPIC: &str = "room:chaos";
@@ -518,9 +518,7 @@ async fn run_member(mut m: Member) -> Option<Tally> {
     Some(tally)
 }
 
-/// Joins [`TOPIC`] and shouts `1..=N` at `params.rate` per second, at most [`PUBLISH_WINDOW`]
-/// awaiting their reply; returns once every shout is answered and its copy came back, or at
-/// `deadline`.
+/// Joins [`TOPIC`] and shouts `1..=N` at `params.rate` per second (see [`publish`]).
 async fn publish_at_rate(
     target: Target,
     source: std::net::IpAddr,
@@ -528,75 +526,27 @@ async fn publish_at_rate(
     clock: Clock,
     deadline: Instant,
 ) -> Published {
-    let mut out = Published::default();
+    let failed = |err: &ClientError| Published {
+        error: Some(error_chain(err)),
+        ..Published::default()
+    };
     let mut client = match Client::connect(target, source).await {
         Ok(client) => client,
-        Err(err) => {
-            out.error = Some(error_chain(&err));
-            return out;
-        }
+        Err(err) => return failed(&err),
     };
     if let Err(err) = Reader::new().join(&mut client, TOPIC, None, deadline).await {
-        out.error = Some(error_chain(&err));
-        return out;
+        return failed(&err);
     }
-    let count = params.broadcasts;
-    let start = Instant::now();
-    let interval = 1.0 / f64::from(params.rate.max(1));
-    while out.acked + out.refused < count || out.echoes < count {
-        let awaiting = out.sent.saturating_sub(out.acked + out.refused);
-        let due = start + Duration::from_secs_f64(out.sent as f64 * interval);
-        let may_send = out.sent < count && awaiting < PUBLISH_WINDOW;
-        let received = tokio::select! {
-            () = tokio::time::sleep_until(due), if may_send => None,
-            message = tokio::time::timeout_at(deadline, client.recv()) => Some(message),
-        };
-        let text = match received {
-            None => {
-                let now = clock.now_ns();
-                let payload = stamped_payload(now, out.sent + 1, params.payload_bytes);
-                let (text, _) = client.codec().shout(TOPIC, &payload);
-                if let Err(err) = client.send(text).await {
-                    out.error = Some(error_chain(&err));
-                    break;
-                }
-                if out.sent == 0 {
-                    out.first_ns = now;
-                }
-                out.sent += 1;
-                continue;
-            }
-            Some(Ok(Ok(Some(text)))) => text,
-            Some(Ok(Ok(None))) => {
-                out.error = Some("the server closed the connection".to_owned());
-                break;
-            }
-            Some(Ok(Err(err))) => {
-                out.error = Some(error_chain(&err));
-                break;
-            }
-            Some(Err(_)) => {
-                out.error = Some(format!(
-                    "{} of {count} shouts answered and {} came back by the deadline",
-                    out.acked + out.refused,
-                    out.echoes
-                ));
-                break;
-            }
-        };
-        match client.codec().decode(&text) {
-            Incoming::Reply { ok, .. } => {
-                if ok {
-                    out.acked += 1;
-                } else {
-                    out.refused += 1;
-                }
-                out.last_ns = clock.now_ns();
-            }
-            Incoming::Event { event: "shout", .. } => out.echoes += 1,
-            _ => {}
-        }
-    }
+    let out = publish(
+        &mut client,
+        TOPIC,
+        params.broadcasts,
+        params.payload_bytes,
+        Some(params.rate),
+        clock,
+        deadline,
+    )
+    .await;
     let _ = client.close().await;
     out
 }
@@ -606,11 +556,14 @@ mod tests {
     use super::*;
 
     fn shout(position: &str, n: u64) -> String {
-        phoenix::encode(None, 0, TOPIC, "shout", &stamped_payload(1, n, 60)).replacen(
-            "\"0\"",
-            &format!("\"{position}\""),
-            1,
+        phoenix::encode(
+            None,
+            0,
+            TOPIC,
+            "shout",
+            &crate::scenario::stamped_payload(1, n, 60),
         )
+        .replacen("\"0\"", &format!("\"{position}\""), 1)
     }
 
     /// A run of 1..N at consecutive positions is exact; a repeat, a gap or a position jump is

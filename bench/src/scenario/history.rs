@@ -11,6 +11,7 @@
 //! next both by number and by position, and names the first one that did not.
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::time::Instant;
@@ -269,20 +270,36 @@ impl Published {
 }
 
 /// Shouts `count` stamped payloads numbered `1..=count` into `topic`, which `client` has joined,
-/// with at most [`PUBLISH_WINDOW`] awaiting their reply; returns once every shout is answered and
-/// its copy came back, or at `deadline`.
+/// with at most [`PUBLISH_WINDOW`] awaiting their reply: as fast as the replies allow, or at
+/// `rate` shouts per second. Returns once every shout is answered and its copy came back, or at
+/// `deadline`.
 pub async fn publish(
     client: &mut Client,
     topic: &str,
     count: u64,
     payload_bytes: usize,
+    rate: Option<u32>,
     clock: Clock,
     deadline: Instant,
 ) -> Published {
     let mut out = Published::default();
+    let start = Instant::now();
+    let interval = rate.map(|rate| 1.0 / f64::from(rate.max(1)));
     while out.acked + out.refused < count || out.echoes < count {
         let awaiting = out.sent.saturating_sub(out.acked + out.refused);
-        if out.sent < count && awaiting < PUBLISH_WINDOW {
+        let may_send = out.sent < count && awaiting < PUBLISH_WINDOW;
+        let received = match interval {
+            _ if !may_send => Some(tokio::time::timeout_at(deadline, client.recv()).await),
+            None => None,
+            Some(interval) => {
+                let due = start + Duration::from_secs_f64(out.sent as f64 * interval);
+                tokio::select! {
+                    () = tokio::time::sleep_until(due) => None,
+                    message = tokio::time::timeout_at(deadline, client.recv()) => Some(message),
+                }
+            }
+        };
+        let Some(received) = received else {
             let now = clock.now_ns();
             let payload = stamped_payload(now, out.sent + 1, payload_bytes);
             let (text, _) = client.codec().shout(topic, &payload);
@@ -295,8 +312,8 @@ pub async fn publish(
             }
             out.sent += 1;
             continue;
-        }
-        let text = match tokio::time::timeout_at(deadline, client.recv()).await {
+        };
+        let text = match received {
             Ok(Ok(Some(text))) => text,
             Ok(Ok(None)) => {
                 out.error = Some("the server closed the connection".to_owned());

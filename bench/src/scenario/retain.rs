@@ -129,7 +129,8 @@ pub async fn run(env: &Env, params: RetainParams) -> Outcome {
         .into_iter()
         .map(|(mut client, topic)| {
             tokio::spawn(async move {
-                let published = publish(&mut client, &topic, count, bytes, clock, deadline).await;
+                let published =
+                    publish(&mut client, &topic, count, bytes, None, clock, deadline).await;
                 (client, topic, published)
             })
         })

@@ -24,11 +24,12 @@ mod output_wait;
 mod read_pause;
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::{Mutex, PoisonError, Weak};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::broadcast::Broadcast;
 pub(crate) use output_wait::OutputWait;
@@ -69,9 +70,10 @@ impl Drop for TakenSignal {
     }
 }
 
-/// Resolves once no queue holds `broadcast` any more (at once if none does).
-pub(crate) async fn taken(broadcast: &Weak<Broadcast>) {
-    std::future::poll_fn(|cx| match broadcast.upgrade() {
+/// Ready once no queue holds `broadcast` any more (at once if none does); until then `cx`'s
+/// task is woken when the last one lets go.
+pub(crate) fn poll_taken(broadcast: &Weak<Broadcast>, cx: &mut Context<'_>) -> Poll<()> {
+    match broadcast.upgrade() {
         None => Poll::Ready(()),
         Some(held) => {
             held.taken.wake_when_taken(cx.waker());
@@ -82,8 +84,40 @@ pub(crate) async fn taken(broadcast: &Weak<Broadcast>) {
                 Poll::Pending
             }
         }
-    })
-    .await;
+    }
+}
+
+/// Resolves once no queue holds `broadcast` any more (at once if none does).
+pub(crate) async fn taken(broadcast: &Weak<Broadcast>) {
+    std::future::poll_fn(|cx| poll_taken(broadcast, cx)).await;
+}
+
+/// The timer of a wait, allocated when a wait first needs it and dropped when the wait is over
+/// ([`clear`](Self::clear)): a connection keeps a pointer, not a `Sleep`, for the waits it is not
+/// in, which is most of its life. Waits are polled from the connection's `select!` rather than
+/// being futures of their own, so the timer must outlive a poll.
+#[derive(Debug, Default)]
+pub(crate) struct Timer(Option<Pin<Box<Sleep>>>);
+
+impl Timer {
+    /// Ready once `at` has passed; until then `cx`'s task is woken at `at`.
+    pub(crate) fn poll_until(&mut self, at: Instant, cx: &mut Context<'_>) -> Poll<()> {
+        let sleep = match &mut self.0 {
+            Some(sleep) => {
+                if sleep.deadline() != at {
+                    sleep.as_mut().reset(at);
+                }
+                sleep
+            }
+            None => self.0.insert(Box::pin(tokio::time::sleep_until(at))),
+        };
+        sleep.as_mut().poll(cx)
+    }
+
+    /// Drops the timer, once its wait is over.
+    pub(crate) fn clear(&mut self) {
+        self.0 = None;
+    }
 }
 
 /// Resolves once no queue holds `broadcast`, or once [`STALL_TIMEOUT`] passed without any queue
@@ -188,19 +222,18 @@ impl<M> Backpressure<M> {
         paused || !self.output.is_empty()
     }
 
-    /// Resolves when reading may resume, if `paused` (see [`ReadPause::resume`]), or when waiting
-    /// output may go (call [`end_step`](Self::end_step) then). Only while [`waits`](Self::waits).
-    /// Cancel-safe.
-    pub(crate) async fn progress(&mut self, paused: bool) {
-        let Backpressure {
-            reading, output, ..
-        } = self;
-        tokio::select! {
-            biased;
-            () = reading.resume(), if paused => {}
-            () = output.released(), if !output.is_empty() => {}
-            else => std::future::pending().await,
+    /// Ready when reading may resume, if `paused` (see [`ReadPause::poll_resume`]), or when
+    /// waiting output may go (call [`end_step`](Self::end_step) then); pending while nothing
+    /// waits (see [`waits`](Self::waits)).
+    ///
+    /// A poll function, not an `async fn`: the connection's `select!` builds its branches' futures
+    /// on every wake-up and its task keeps room for them all its life, and a future of both waits
+    /// (each with its `Sleep`) took 400 bytes of every connection, waiting or not.
+    pub(crate) fn poll_progress(&mut self, cx: &mut Context<'_>, paused: bool) -> Poll<()> {
+        if paused && self.reading.poll_resume(cx).is_ready() {
+            return Poll::Ready(());
         }
+        self.output.poll_released(cx)
     }
 
     /// Ends a step whose encoded output is `out` (its own copies of its broadcasts already

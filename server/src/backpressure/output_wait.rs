@@ -2,10 +2,11 @@
 
 use std::collections::VecDeque;
 use std::sync::Weak;
+use std::task::{Context, Poll};
 
 use tokio::time::Instant;
 
-use crate::backpressure::{ProgressDeadline, taken};
+use crate::backpressure::{ProgressDeadline, Timer, poll_taken};
 use crate::broadcast::Broadcast;
 
 /// Steps' output waiting for the fan-out of their broadcasts, oldest first.
@@ -24,6 +25,8 @@ use crate::broadcast::Broadcast;
 #[derive(Debug)]
 pub(crate) struct OutputWait<M> {
     steps: VecDeque<WaitingStep<M>>,
+    /// The oldest step's deadline, while a step waits.
+    timer: Timer,
 }
 
 #[derive(Debug)]
@@ -39,6 +42,7 @@ impl<M> Default for OutputWait<M> {
     fn default() -> Self {
         OutputWait {
             steps: VecDeque::new(),
+            timer: Timer::default(),
         }
     }
 }
@@ -84,8 +88,11 @@ impl<M> OutputWait<M> {
                 out.append(&mut step.messages);
             }
         }
-        if self.steps.is_empty() && self.steps.capacity() > 0 {
-            self.steps = VecDeque::new();
+        if self.steps.is_empty() {
+            self.timer.clear();
+            if self.steps.capacity() > 0 {
+                self.steps = VecDeque::new();
+            }
         }
     }
 
@@ -94,18 +101,19 @@ impl<M> OutputWait<M> {
         for mut step in self.steps.drain(..) {
             out.append(&mut step.messages);
         }
+        self.timer.clear();
     }
 
-    /// Resolves once the oldest waiting step may be released (call [`release`](Self::release)
-    /// then). Cancel-safe; pending for ever while nothing waits.
-    pub(crate) async fn released(&self) {
+    /// Ready once the oldest waiting step may be released (call [`release`](Self::release)
+    /// then); pending while nothing waits.
+    pub(crate) fn poll_released(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let Some(step) = self.steps.front() else {
-            return std::future::pending().await;
+            return Poll::Pending;
         };
-        tokio::select! {
-            () = taken(&step.broadcast) => {}
-            () = tokio::time::sleep_until(step.deadline.at) => {}
+        if poll_taken(&step.broadcast, cx).is_ready() {
+            return Poll::Ready(());
         }
+        self.timer.poll_until(step.deadline.at, cx)
     }
 }
 
@@ -134,6 +142,11 @@ mod tests {
             .collect()
     }
 
+    /// Resolves once the oldest waiting step may be released.
+    async fn released(held: &mut OutputWait<Message>) {
+        std::future::poll_fn(|cx| held.poll_released(cx)).await;
+    }
+
     fn broadcast() -> Arc<Broadcast> {
         Arc::new(Broadcast::new("room:a", "shout", Payload::empty()))
     }
@@ -158,7 +171,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
             drop(queued);
         });
-        held.released().await;
+        released(&mut held).await;
         assert_eq!(started.elapsed(), Duration::from_millis(5));
         held.release(&mut out);
         assert_eq!(texts(&out), ["own copy", "reply", "heartbeat reply"]);
@@ -192,12 +205,12 @@ mod tests {
         for taken in 1..3 {
             tokio::time::sleep(STALL_TIMEOUT - Duration::from_millis(1)).await;
             queues.pop();
-            held.released().await;
+            released(&mut held).await;
             held.release(&mut out);
             assert!(out.is_empty(), "{taken} of 3 queues took it");
         }
         // The last queue stalls: released at the first deadline that saw no progress.
-        held.released().await;
+        released(&mut held).await;
         held.release(&mut out);
         assert_eq!(texts(&out), ["reply"]);
         assert_eq!(started.elapsed(), STALL_TIMEOUT * 3);
@@ -212,7 +225,7 @@ mod tests {
         let mut out = vec![text("reply")];
         held.hold(&mut out, Some(&Arc::downgrade(&shout)));
         let started = Instant::now();
-        held.released().await;
+        released(&mut held).await;
         assert_eq!(started.elapsed(), STALL_TIMEOUT);
         held.release(&mut out);
         assert_eq!(texts(&out), ["reply"]);

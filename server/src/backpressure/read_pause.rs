@@ -2,8 +2,9 @@
 
 use std::collections::VecDeque;
 use std::sync::Weak;
+use std::task::{Context, Poll, ready};
 
-use crate::backpressure::{ProgressDeadline, forget_taken, taken};
+use crate::backpressure::{ProgressDeadline, Timer, forget_taken, poll_taken};
 use crate::broadcast::Broadcast;
 
 /// The broadcasts a connection keeps ahead of the subscribers it publishes to, into a topic of
@@ -43,6 +44,8 @@ pub(crate) struct ReadPause {
     recent: VecDeque<Weak<Broadcast>>,
     /// While paused: when reading resumes regardless, unless subscribers keep taking.
     deadline: Option<ProgressDeadline>,
+    /// The deadline's timer, while paused.
+    timer: Timer,
     /// How many queues the latest broadcast went into.
     fanout: usize,
     /// How many of this connection's broadcasts every queue has taken, counted up to
@@ -80,6 +83,7 @@ impl ReadPause {
         self.forget_sent();
         if self.recent.len() <= window {
             self.deadline = None;
+            self.timer.clear();
             return false;
         }
         if self.deadline.is_none() {
@@ -111,25 +115,28 @@ impl ReadPause {
         self.recent.get(at).cloned()
     }
 
-    /// Resolves once every subscriber has taken all of them, or at the deadline: then forgets them
+    /// Ready once every subscriber has taken all of them, or at the deadline: then forgets them
     /// if no subscriber took the newest since the deadline was set, and otherwise moves the
-    /// deadline on by a timeout (the caller's next `paused` and `resume` wait again).
-    /// Cancel-safe.
-    pub(crate) async fn resume(&mut self) {
+    /// deadline on by a timeout (the caller's next `paused` and `poll_resume` wait again).
+    pub(crate) fn poll_resume(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         // Queues are first in, first out: once the newest is taken everywhere, so are the older.
-        let newest = self.recent.back().cloned().unwrap_or_default();
+        let Some(newest) = self.recent.back() else {
+            return Poll::Ready(());
+        };
+        if poll_taken(newest, cx).is_ready() {
+            return Poll::Ready(());
+        }
+        let holders = newest.strong_count();
         let deadline = self
             .deadline
-            .get_or_insert_with(|| ProgressDeadline::new(newest.strong_count()));
-        tokio::select! {
-            () = taken(&newest) => {}
-            () = tokio::time::sleep_until(deadline.at) => {
-                if deadline.expired(newest.strong_count()) {
-                    self.recent.clear();
-                    self.deadline = None;
-                }
-            }
+            .get_or_insert_with(|| ProgressDeadline::new(holders));
+        ready!(self.timer.poll_until(deadline.at, cx));
+        if deadline.expired(newest.strong_count()) {
+            self.recent.clear();
+            self.deadline = None;
+            self.timer.clear();
         }
+        Poll::Ready(())
     }
 
     /// Forgets the oldest broadcasts that every subscriber has taken, and the room once none is
@@ -152,6 +159,11 @@ mod tests {
 
     use super::*;
     use crate::backpressure::STALL_TIMEOUT;
+
+    /// Resolves once reading may resume.
+    async fn resume(pacing: &mut ReadPause) {
+        std::future::poll_fn(|cx| pacing.poll_resume(cx)).await;
+    }
 
     /// A broadcast held by `queues` subscriber queues, as the registry leaves it.
     fn fanned_out(queues: usize) -> (Weak<Broadcast>, Vec<Arc<Broadcast>>) {
@@ -301,7 +313,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
             drop(newest_held);
         });
-        pacing.resume().await;
+        resume(&mut pacing).await;
         assert_eq!(started.elapsed(), Duration::from_millis(20));
         assert!(!pacing.paused(1));
         taker.await.expect("the taker does not panic");
@@ -312,7 +324,7 @@ mod tests {
         let (mut pacing, stuck) = published(3, 1);
         assert!(pacing.paused(2));
         let started = Instant::now();
-        pacing.resume().await;
+        resume(&mut pacing).await;
         assert_eq!(started.elapsed(), STALL_TIMEOUT);
         // What was held is forgotten: the window is free again.
         assert!(!pacing.paused(2));
@@ -347,7 +359,7 @@ mod tests {
             }
         });
         while pacing.paused(1) {
-            pacing.resume().await;
+            resume(&mut pacing).await;
         }
         assert_eq!(started.elapsed(), Duration::from_millis(270));
         takers.await.expect("the takers do not panic");
@@ -362,7 +374,7 @@ mod tests {
             queues
         });
         while pacing.paused(1) {
-            pacing.resume().await;
+            resume(&mut pacing).await;
         }
         assert_eq!(started.elapsed(), STALL_TIMEOUT * 2);
         let stalled = taker.await.expect("the taker does not panic");
