@@ -194,12 +194,14 @@ pub(crate) struct Inbox {
 }
 
 impl Inbox {
-    /// The next message, once there is one. Cancel-safe: a message is only taken when returned.
-    pub(crate) async fn recv(&mut self) -> Outbound {
+    /// The next message, once there is one, and whether more wait behind it (read under the same
+    /// lock, so that a lone message costs no second look). Cancel-safe: a message is only taken
+    /// when returned.
+    pub(crate) async fn recv(&mut self) -> (Outbound, bool) {
         std::future::poll_fn(|cx| {
             let mut queue = self.handle.queue();
             match queue.messages.pop_front() {
-                Some(message) => Poll::Ready(message),
+                Some(message) => Poll::Ready((message, !queue.messages.is_empty())),
                 None => {
                     match &mut queue.waker {
                         Some(waker) if waker.will_wake(cx.waker()) => {}

@@ -481,6 +481,40 @@ async fn intercepted_broadcast_is_rewritten_per_subscriber() -> TestResult {
     Ok(())
 }
 
+/// Broadcasts queued together reach the client in the order they were sent, whether they go out
+/// as their shared bytes or through the channel's `handle_out`.
+#[tokio::test]
+async fn plain_and_intercepted_broadcasts_keep_their_order() -> TestResult {
+    let server = server(Config::default()).await;
+    let mut client = v2(&server).await?;
+    join(&mut client, "1", "room:o").await?;
+    let sent = [
+        ("plain", 1),
+        ("censored", 2),
+        ("plain", 3),
+        ("forwarded", 4),
+        ("plain", 5),
+        ("censored", 6),
+        ("plain", 7),
+    ];
+    // Queued before the connection's task runs again: one batch, in this order.
+    for (event, n) in sent {
+        server.alight.broadcast(
+            "room:o",
+            event,
+            Payload::from_json_str(&format!(r#"{{"n":{n}}}"#))?,
+        );
+    }
+    for (event, n) in sent {
+        let frame = match event {
+            "censored" => r#"["1",null,"room:o","censored",{"censored":true}]"#.to_owned(),
+            _ => format!(r#"[null,null,"room:o","{event}",{{"n":{n}}}]"#),
+        };
+        expect(&mut client, &frame).await?;
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn server_broadcast_reaches_subscribers_only() -> TestResult {
     let server = server(Config::default()).await;

@@ -5,16 +5,16 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use alight_protocol::{Direction, Serializer, Wire};
+use alight_protocol::{Direction, EncodeError, Serializer, Wire};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span, warn};
 
-use super::alarm::fired;
+use super::alarm::{Deadline, fired};
 use super::poll_when_woken::PollWhenWoken;
-use super::runtime::ChannelRuntime;
+use super::runtime::{ChannelRuntime, Delivery};
 use crate::backpressure::Backpressure;
 use crate::channel::{Queued, Terminate};
 use crate::close_code;
@@ -169,6 +169,7 @@ impl Connection {
         // was read, which costs a clock read but no timer update.
         let idle = tokio::time::sleep(idle_timeout);
         tokio::pin!(idle);
+        let mut idle = Deadline::new(idle);
         let mut last_read = Instant::now();
         // Registered once for the connection's life, not once per wake-up: each of these
         // futures takes a lock to join its waiter list and another to leave it.
@@ -207,13 +208,13 @@ impl Connection {
                         None => Step::Gone,
                     }
                 }
-                first = rx.recv() => self.on_outbound_batch(first, &mut rx).await,
+                (first, more) = rx.recv() => self.on_outbound_batch(first, more, &mut rx).await,
                 // Polled in place: a future of its own would take room in every connection.
                 () = std::future::poll_fn(|cx| self.backpressure.poll_progress(cx, paused)), if self.backpressure.waits(paused) => Step::Continue,
                 () = &mut idle => {
                     let deadline = last_read + idle_timeout;
                     if deadline > Instant::now() {
-                        idle.as_mut().reset(deadline);
+                        idle.reset(deadline);
                         Step::Continue
                     } else {
                         Step::Close(close_code::GOING_AWAY, "idle timeout".into())
@@ -346,15 +347,38 @@ impl Connection {
     }
 
     /// Up to [`BATCH`] messages from the registry, `first` first.
-    async fn on_outbound_batch(&mut self, first: Outbound, rx: &mut Inbox) -> Step {
+    ///
+    /// The direct path: a broadcast that needs no channel callback goes straight onto the step's
+    /// encoded output as its shared bytes, with no runtime call and no encode stage, while
+    /// nothing the runtime queued is ahead of it; everything else goes through the runtime, in
+    /// order behind it.
+    async fn on_outbound_batch(&mut self, first: Outbound, more: bool, rx: &mut Inbox) -> Step {
+        let serializer = self.runtime.socket.serializer;
         let mut next = Some(first);
-        let mut handled = 0;
+        // How many more this step takes; none when nothing waited behind `first` (what arrives
+        // meanwhile is for the next step).
+        let mut left = if more { BATCH - 1 } else { 0 };
         while let Some(message) = next.take() {
-            if let Some(close) = self.runtime.receive(message).await {
-                return Step::Close(close.code, close.reason.to_owned());
+            match message {
+                Outbound::Broadcast(broadcast) if self.runtime.queued.is_empty() => {
+                    match self.runtime.delivery(&broadcast) {
+                        Delivery::Shared => push_encoded(
+                            broadcast.encoded().wire_as(serializer, to_message),
+                            &self.runtime.state.metrics,
+                            &mut self.encoded,
+                        ),
+                        Delivery::HandleOut => self.runtime.deliver(broadcast).await,
+                        Delivery::Dropped => {}
+                    }
+                }
+                message => {
+                    if let Some(close) = self.runtime.receive(message).await {
+                        return Step::Close(close.code, close.reason.to_owned());
+                    }
+                }
             }
-            handled += 1;
-            if handled < BATCH {
+            if left > 0 {
+                left -= 1;
                 next = rx.try_recv();
             }
         }
@@ -384,15 +408,20 @@ fn encode(
                 .joiner_state(&topic)
                 .wire_as(serializer, to_message),
         };
-        match encoded {
-            Ok(message) => out.push(message),
-            Err(err) => {
-                // Counted always, logged once per window: a binary broadcast reaches every V1
-                // subscriber, and one line each would let one publisher flood the log.
-                metrics.not_encodable.inc();
-                if NOT_ENCODABLE_LOG.ready() {
-                    warn!(error = %err, "frame not sent (counted in alight_frames_not_encodable_total; logged once per 10 s)");
-                }
+        push_encoded(encoded, metrics, out);
+    }
+}
+
+/// Puts an encoded message onto `out`; one the serializer cannot carry is counted and dropped.
+fn push_encoded(encoded: Result<Message, EncodeError>, metrics: &Metrics, out: &mut Vec<Message>) {
+    match encoded {
+        Ok(message) => out.push(message),
+        Err(err) => {
+            // Counted always, logged once per window: a binary broadcast reaches every V1
+            // subscriber, and one line each would let one publisher flood the log.
+            metrics.not_encodable.inc();
+            if NOT_ENCODABLE_LOG.ready() {
+                warn!(error = %err, "frame not sent (counted in alight_frames_not_encodable_total; logged once per 10 s)");
             }
         }
     }

@@ -16,7 +16,9 @@
 //! What the client is sent takes one path, one name per stage:
 //! 1. `queued` (runtime): what the current step sends, in order: replies, pushes, this socket's
 //!    copies of broadcasts, `presence_state`; broadcasts from the registry join here too;
-//! 2. `encoded` (driver): the step's messages, encoded at its end;
+//! 2. `encoded` (driver): the step's messages, encoded at its end; a broadcast from the registry
+//!    that needs no channel callback comes here directly, as its shared bytes, unless something
+//!    `queued` is ahead of it (the direct path: no runtime call, no encode stage);
 //! 3. waiting ([`Backpressure`](crate::backpressure::Backpressure)): the output of a step that
 //!    broadcast, kept until the fan-out catches up; later output waits behind it;
 //! 4. written (driver): fed to the socket and flushed once per step.

@@ -71,6 +71,17 @@ enum Phase {
     Ending,
 }
 
+/// How a broadcast reaches the client, as [`ChannelRuntime::delivery`] decides.
+pub(super) enum Delivery {
+    /// As its shared bytes, with no callback to run.
+    Shared,
+    /// Through its channel's `handle_out` ([`ChannelRuntime::receive`] runs it).
+    HandleOut,
+    /// Not at all: the socket has no channel on its topic any more, or the client of a history
+    /// topic already has it.
+    Dropped,
+}
+
 /// The channels of one socket and everything they send it.
 pub(super) struct ChannelRuntime {
     pub(super) state: Arc<ServerState>,
@@ -514,19 +525,32 @@ impl ChannelRuntime {
         }
     }
 
+    /// How a broadcast for this socket reaches its client. A history topic's mark is checked
+    /// (and cleared once passed) here, so ask once per broadcast, in the order they came.
+    pub(super) fn delivery(&mut self, broadcast: &Broadcast) -> Delivery {
+        let frame = broadcast.frame();
+        let Some(slot) = self.channels.get_mut(&frame.topic) else {
+            // Left (or crashed) after it was queued.
+            return Delivery::Dropped;
+        };
+        if slot.through.is_some() && skips(&mut slot.through, broadcast) {
+            return Delivery::Dropped;
+        }
+        if slot.joined.intercepts(frame.event()) {
+            return Delivery::HandleOut;
+        }
+        Delivery::Shared
+    }
+
     /// Queues a broadcast for this client as the shared bytes, unless its channel intercepts the
     /// event: then it is given back for [`deliver`](Self::deliver). The common case thus costs no
     /// boxed future.
     fn queue_broadcast(&mut self, broadcast: Arc<Broadcast>) -> Option<Arc<Broadcast>> {
-        let frame = broadcast.frame();
-        let slot = self.channels.get_mut(&frame.topic)?;
-        if slot.through.is_some() && skips(&mut slot.through, &broadcast) {
-            return None;
+        match self.delivery(&broadcast) {
+            Delivery::Shared => self.queued.push(Queued::Broadcast(broadcast)),
+            Delivery::HandleOut => return Some(broadcast),
+            Delivery::Dropped => {}
         }
-        if slot.joined.intercepts(frame.event()) {
-            return Some(broadcast);
-        }
-        self.queued.push(Queued::Broadcast(broadcast));
         None
     }
 
@@ -534,7 +558,7 @@ impl ChannelRuntime {
     /// makes of it when it intercepts the event.
     ///
     /// Boxed because `handle_out` may broadcast again, which comes back here.
-    fn deliver(&mut self, broadcast: Arc<Broadcast>) -> BoxFuture<'_, ()> {
+    pub(super) fn deliver(&mut self, broadcast: Arc<Broadcast>) -> BoxFuture<'_, ()> {
         Box::pin(self.deliver_inner(broadcast))
     }
 
