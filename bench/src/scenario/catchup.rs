@@ -28,7 +28,6 @@ use super::history::{JoinAnswer, Position, Published, Reader, publish};
 use super::{Better, Env, Failures, Metric, Outcome, ServerCpu, collect, error_chain};
 use crate::conn::{Client, ClientError, STEP_TIMEOUT, Target};
 use crate::stats::{Clock, per_second};
-use crate::wire::Protocol;
 
 /// The topic of the run.
 pub const TOPIC: &str = "room:catchup";
@@ -137,17 +136,10 @@ struct Member {
 
 /// Runs one catch-up case.
 pub async fn run(env: &Env, params: CatchupParams) -> Outcome {
-    let mut outcome = Outcome {
-        case: params.label(),
-        metrics: Vec::new(),
-        notes: Vec::new(),
+    let mut outcome = match Outcome::phoenix_only(env, params.label(), "catch-up") {
+        Ok(outcome) => outcome,
+        Err(not_run) => return not_run,
     };
-    if env.target.protocol != Protocol::Phoenix {
-        outcome
-            .notes
-            .push("not run: catch-up is a Phoenix Channels scenario".to_owned());
-        return outcome;
-    }
 
     let first = wave(env, vec![None; params.clients], 0, params.limit).await;
     outcome.notes.extend(first.failures.note("first joins"));

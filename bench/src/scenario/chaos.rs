@@ -29,7 +29,7 @@ use super::history::{Position, Published, Reader, publish, seq_of};
 use super::{Better, Env, Failures, Metric, Outcome, collect, error_chain};
 use crate::conn::{Client, ClientError, STEP_TIMEOUT, Target};
 use crate::stats::Clock;
-use crate::wire::{Protocol, phoenix};
+use crate::wire::phoenix;
 
 /// The topic of the run.
 pub const TOPIC: &str = "room:chaos";
@@ -197,17 +197,10 @@ struct Member {
 
 /// Runs one chaos case.
 pub async fn run(env: &Env, params: ChaosParams) -> Outcome {
-    let mut outcome = Outcome {
-        case: params.label(),
-        metrics: Vec::new(),
-        notes: Vec::new(),
+    let mut outcome = match Outcome::phoenix_only(env, params.label(), "chaos") {
+        Ok(outcome) => outcome,
+        Err(not_run) => return not_run,
     };
-    if env.target.protocol != Protocol::Phoenix {
-        outcome
-            .notes
-            .push("not run: chaos is a Phoenix Channels scenario".to_owned());
-        return outcome;
-    }
     let stop = CancellationToken::new();
     let permits = Arc::new(Semaphore::new(env.connect_concurrency.max(1)));
     let deadline = Arc::new(tokio::sync::OnceCell::new());

@@ -192,6 +192,23 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// An outcome of `case` with nothing measured yet, for a scenario that speaks Phoenix
+    /// Channels only: against another protocol, `Err` with a note saying `scenario` did not run.
+    pub fn phoenix_only(env: &Env, case: String, scenario: &str) -> Result<Outcome, Outcome> {
+        let mut outcome = Outcome {
+            case,
+            metrics: Vec::new(),
+            notes: Vec::new(),
+        };
+        if env.target.protocol == crate::wire::Protocol::Phoenix {
+            return Ok(outcome);
+        }
+        outcome.notes.push(format!(
+            "not run: {scenario} is a Phoenix Channels scenario"
+        ));
+        Err(outcome)
+    }
+
     /// The figure called `name`, if measured.
     pub fn metric(&self, name: &str) -> Option<f64> {
         self.metrics

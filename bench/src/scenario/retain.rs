@@ -35,7 +35,6 @@ use super::history::{Position, Published, Reader, publish};
 use super::{Better, Env, Failures, Metric, Outcome, ServerCpu, cpu_note, cpu_per, error_chain};
 use crate::conn::{Client, ClientError, STEP_TIMEOUT, Target};
 use crate::stats::per_second;
-use crate::wire::Protocol;
 
 /// The topics of a run are this followed by their index.
 pub const TOPIC_PREFIX: &str = "room:retain-";
@@ -91,17 +90,10 @@ struct Probe {
 
 /// Runs one retain case.
 pub async fn run(env: &Env, params: RetainParams) -> Outcome {
-    let mut outcome = Outcome {
-        case: params.label(),
-        metrics: Vec::new(),
-        notes: Vec::new(),
+    let mut outcome = match Outcome::phoenix_only(env, params.label(), "retain") {
+        Ok(outcome) => outcome,
+        Err(not_run) => return not_run,
     };
-    if env.target.protocol != Protocol::Phoenix {
-        outcome
-            .notes
-            .push("not run: retain is a Phoenix Channels scenario".to_owned());
-        return outcome;
-    }
     if env.server_pid.is_none() {
         outcome
             .notes
