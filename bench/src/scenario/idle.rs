@@ -26,8 +26,8 @@ pub struct IdleParams {
 
 /// Opens and joins `connections` clients, reads the server's RSS before and after, then lets go.
 pub async fn run(env: &Env, params: IdleParams) -> Outcome {
-    // A server may still be finishing its start-up when it first accepts (alight-demo's RSS grows
-    // by about 2 MiB in the 100 ms after): read at once, that would be counted per connection.
+    // A server may still be finishing its start-up when it first accepts (alight-demo's RSS still
+    // grows for a moment after): read at once, that growth would be counted per connection.
     tokio::time::sleep(SETTLE).await;
     let rss_before = env.server_rss_kib();
     let stop = CancellationToken::new();

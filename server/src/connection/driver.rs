@@ -587,9 +587,9 @@ mod size_tests {
     }
 
     /// Every connection's task holds its future for the connection's whole life, so an idle
-    /// connection pays for the largest state the future can be in. About 1.5 KiB in a debug
-    /// build; wrapping `run` in an `async` block that awaits it doubles that, and a wait built as
-    /// a future in the `select!` (as the backpressure's was) adds its size.
+    /// connection pays for the largest state the future can be in (bench/README.md, "Idle
+    /// memory"). Wrapping `run` in an `async` block that awaits it doubles that, and a wait built
+    /// as a future in the `select!` (as the backpressure's was) adds its size.
     #[tokio::test]
     async fn a_connections_future_stays_small() {
         let size = connection_future_size().await;
