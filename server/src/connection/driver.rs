@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use alight_protocol::{Direction, EncodeError, Serializer, Wire};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span, warn};
@@ -68,9 +67,12 @@ struct Connection {
 /// Runs a connection to its end. `places` hold its places under the connection limits (a
 /// semaphore permit, a per-address slot); they are given back, dropped, once it ended.
 ///
-/// Not an `async fn`: the socket is split here, before the future is built, so that the future
-/// neither keeps a second copy of its arguments nor the room of the unsplit `WebSocket`, for the
+/// Not an `async fn`: the socket is boxed here, before the future is built, so that the future
+/// neither keeps a second copy of its arguments nor the room of the `WebSocket` itself, for the
 /// whole life of the connection. The caller spawns this future as it is, for the same reason.
+///
+/// The socket is not split into a sink and a stream: this task alone reads and writes it, never
+/// both at once, and a split costs a lock on every read and every message written.
 pub(crate) fn run<P: Send + 'static>(
     state: Arc<ServerState>,
     ws: WebSocket,
@@ -82,7 +84,7 @@ pub(crate) fn run<P: Send + 'static>(
         conn = socket.conn_id,
         id = socket.id.as_deref().unwrap_or("")
     );
-    let (mut sink, stream) = ws.split();
+    let mut ws = PollWhenWoken::new(Box::new(ws));
     // Set up here rather than in the future: what is only needed to build the connection then
     // takes no room in it. The future is polled as soon as it is built, so nothing changes order.
     let limits = state.config.limits();
@@ -100,9 +102,7 @@ pub(crate) fn run<P: Send + 'static>(
         backpressure: Backpressure::default(),
     };
     async move {
-        let step = conn
-            .drive(&mut sink, stream, rx, &handle, idle_timeout)
-            .await;
+        let step = conn.drive(&mut ws, rx, &handle, idle_timeout).await;
         let reason = match step {
             Step::Close(code, reason) => {
                 debug!(code, %reason, "closing");
@@ -110,8 +110,11 @@ pub(crate) fn run<P: Send + 'static>(
                     code,
                     reason: Utf8Bytes::from(truncate(&reason, MAX_CLOSE_REASON)),
                 };
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame))))
-                    .await;
+                let _ = tokio::time::timeout(
+                    CLOSE_TIMEOUT,
+                    ws.get_mut().send(Message::Close(Some(frame))),
+                )
+                .await;
                 if code == close_code::SERVICE_RESTART {
                     Terminate::Shutdown
                 } else {
@@ -120,7 +123,7 @@ pub(crate) fn run<P: Send + 'static>(
             }
             Step::PeerClosed => {
                 // Flushing sends the close reply tungstenite queued when the client's close arrived.
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.get_mut().close()).await;
                 Terminate::Closed
             }
             Step::Gone | Step::Continue => Terminate::Closed,
@@ -157,14 +160,12 @@ impl Connection {
     /// timer), whose output is then encoded, paced and written.
     async fn drive(
         &mut self,
-        sink: &mut SplitSink<WebSocket, Message>,
-        stream: SplitStream<WebSocket>,
+        ws: &mut PollWhenWoken<Box<WebSocket>>,
         mut rx: Inbox,
         handle: &ConnHandle,
         idle_timeout: Duration,
     ) -> Step {
         let state = self.runtime.state.clone();
-        let mut stream = PollWhenWoken::new(stream);
         // The idle timer is set once and moved on only when it fires: a message records when it
         // was read, which costs a clock read but no timer update.
         let idle = tokio::time::sleep(idle_timeout);
@@ -196,7 +197,7 @@ impl Connection {
                 biased;
                 () = fired(shutting_down.as_mut(), &mut shutdown_armed, is_shutting_down) => Step::shutting_down(),
                 () = fired(overflowed.as_mut(), &mut overflow_armed, is_overflowed) => Step::slow_consumer(),
-                incoming = stream.next(), if !paused => {
+                incoming = ws.next(), if !paused => {
                     from_client = true;
                     last_read = Instant::now();
                     self.runtime.received_at = last_read;
@@ -249,7 +250,7 @@ impl Connection {
             let closing = !matches!(step, Step::Continue);
             self.backpressure.end_step(&mut self.encoded, closing);
             if !self.encoded.is_empty() {
-                let write = write_all(sink, &mut self.encoded);
+                let write = write_all(ws.get_mut(), &mut self.encoded);
                 tokio::pin!(write);
                 // Most writes complete at once; only one that waits sets its deadline (a clock
                 // read, and a boxed timer: the task keeps no room for one) and watches the signals.
@@ -474,15 +475,12 @@ fn to_message(wire: Wire) -> Message {
 }
 
 /// Writes every queued message and flushes once; returns how many were written.
-async fn write_all(
-    sink: &mut SplitSink<WebSocket, Message>,
-    out: &mut Vec<Message>,
-) -> Result<usize, axum::Error> {
+async fn write_all(ws: &mut WebSocket, out: &mut Vec<Message>) -> Result<usize, axum::Error> {
     let count = out.len();
     for message in out.drain(..) {
-        sink.feed(message).await?;
+        ws.feed(message).await?;
     }
-    sink.flush().await?;
+    ws.flush().await?;
     Ok(count)
 }
 

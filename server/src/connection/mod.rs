@@ -9,7 +9,7 @@
 //! - `driver`: the socket side: the select loop, reads, encoding, writes, the close handshake;
 //! - `runtime`: the channel side: the channels the socket joined (`joined`) and their callbacks;
 //!   it never touches the socket;
-//! - `poll_when_woken`: the read half of the socket, polled only when it has something;
+//! - `poll_when_woken`: the socket, read only when it has something;
 //! - `alarm`: the shutdown and overflow signals, polled only once they fired.
 //!
 //! # Output

@@ -1,12 +1,17 @@
-//! A stream polled only once it has woken its task: the read half of a connection's socket.
+//! A stream polled only once it has woken its task: a connection's socket, read this way and
+//! written through [`PollWhenWoken::get_mut`].
 //!
 //! A connection's task wakes for many reasons (a broadcast queued for it, waiting output
-//! released, a timer) and its `select!` polls every branch each time. Polling the WebSocket's
-//! read half when nothing arrived is not free: the split lock, tungstenite's read path (which
-//! zeroes its read buffer before every read attempt) and the socket's readiness check. Under a
-//! large fan-out nearly every wake-up is a broadcast, so that was paid on every delivery.
-//! [`PollWhenWoken`] remembers whether the stream itself asked to be polled again and, if it did not,
-//! answers `Pending` at once.
+//! released, a timer) and its `select!` polls every branch each time. Polling the WebSocket when
+//! nothing arrived is not free: tungstenite's read path (which zeroes its read buffer before
+//! every read attempt) and the socket's readiness check. Under a large fan-out nearly every
+//! wake-up is a broadcast, so that was paid on every delivery. [`PollWhenWoken`] remembers
+//! whether the stream itself asked to be polled again and, if it did not, answers `Pending` at
+//! once.
+//!
+//! Writing through [`get_mut`](PollWhenWoken::get_mut) leaves that alone: tokio-tungstenite
+//! keeps the wakers of reads and writes apart, so a write registers the task's own waker and a
+//! read the flag's, and whatever the socket wakes reaches both.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -50,6 +55,11 @@ impl<S> PollWhenWoken<S> {
         flag.ready.store(true, Ordering::Relaxed);
         let waker = Waker::from(flag.clone());
         PollWhenWoken { inner, flag, waker }
+    }
+
+    /// The inner stream, to write to (a read through it would bypass the flag).
+    pub(crate) fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
     }
 }
 
