@@ -307,7 +307,7 @@ async fn broadcast(
 }
 
 async fn healthz(State(state): State<ApiState>) -> Response {
-    if state.alight.state().shutdown.is_cancelled() {
+    if state.alight.state().shutdown.is_started() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
     } else if let Some(reason) = state.alight.state().pubsub.degraded() {
         (StatusCode::OK, format!("degraded: {reason}")).into_response()

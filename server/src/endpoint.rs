@@ -42,7 +42,6 @@ use axum::routing::get;
 use base64::Engine;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
@@ -58,7 +57,7 @@ use crate::refusal::close_at_once;
 use crate::registry::{LocalPubSub, Registry};
 use crate::router::ChannelRouter;
 use crate::socket::{ConnectError, ConnectInfo, Connected, Socket};
-use crate::state::ServerState;
+use crate::state::{ServerState, Shutdown};
 
 /// Per-socket read buffer, and the most tungstenite reads per system call. It is allocated when
 /// the socket is built and kept for its life, so every idle connection holds it: 2 KiB reads a
@@ -282,7 +281,7 @@ impl AlightBuilder {
             metrics,
             channels: self.channels,
             histories,
-            shutdown: CancellationToken::new(),
+            shutdown: Shutdown::default(),
             memory,
         });
         Alight {
@@ -358,7 +357,7 @@ impl Alight {
 
     /// Starts a graceful shutdown: new upgrades are refused and every socket is closed with 1012.
     pub fn shutdown(&self) {
-        self.state().shutdown.cancel();
+        self.state().shutdown.start();
     }
 
     /// Serves `app` on `listener` until `shutdown` completes, then closes every socket with 1012
@@ -378,23 +377,23 @@ impl Alight {
         if let Ok(addr) = listener.local_addr() {
             info!(%addr, channels = ?self.state().channels, "serving");
         }
-        let token = self.state().shutdown.clone();
+        let ours = &self.state().shutdown;
         let signal = async move {
             tokio::select! {
-                () = shutdown => token.cancel(),
-                () = token.cancelled() => {}
+                () = shutdown => ours.start(),
+                () = ours.started() => {}
             }
         };
         let http = crate::serve::serve_http(
             listener,
             app,
-            self.state().shutdown.clone(),
+            self.state().shutdown.watcher(),
             *self.state().config.limits(),
             self.state().metrics.clone(),
         );
         // Sockets and HTTP requests drain side by side, each within the shutdown timeout.
         let sockets = async {
-            self.state().shutdown.cancelled().await;
+            self.state().shutdown.started().await;
             self.drain().await;
         };
         tokio::join!(signal, http, sockets);
@@ -403,7 +402,7 @@ impl Alight {
 
     /// Waits for the connection tasks to finish after shutdown started.
     async fn drain(&self) {
-        self.state().shutdown.cancel();
+        self.state().shutdown.start();
         let metrics = &self.state().metrics;
         info!(
             sockets = metrics.connections.get(),
@@ -566,7 +565,7 @@ async fn upgrade(
     };
     let endpoint = &alight.endpoint;
     let state = &endpoint.state;
-    if state.shutdown.is_cancelled() {
+    if state.shutdown.is_started() {
         return refuse(
             &alight,
             StatusCode::SERVICE_UNAVAILABLE,

@@ -174,13 +174,13 @@ impl Connection {
         let mut last_read = Instant::now();
         // Registered once for the connection's life, not once per wake-up: each of these
         // futures takes a lock to join its waiter list and another to leave it.
-        let shutting_down = state.shutdown.cancelled();
+        let shutting_down = state.shutdown.started();
         tokio::pin!(shutting_down);
         let overflowed = handle.overflow.notified();
         tokio::pin!(overflowed);
         // Both are polled once to register, then only after their flag is set (see `alarm`).
         let (mut shutdown_armed, mut overflow_armed) = (false, false);
-        let is_shutting_down = || state.shutdown.is_cancelled();
+        let is_shutting_down = || state.shutdown.is_started();
         let is_overflowed = || handle.overflowed();
         let queue = state.config.limits().outbound_queue;
         let write_timeout = state.config.limits().write_timeout;
