@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
 use alight_protocol::Payload;
 use tokio::sync::Notify;
@@ -139,6 +139,7 @@ impl ConnHandle {
         });
         let inbox = Inbox {
             handle: handle.clone(),
+            taken: Vec::new(),
         };
         (handle, inbox)
     }
@@ -188,45 +189,66 @@ impl ConnHandle {
 }
 
 /// The receiving end of a connection's queue, owned by its task. Dropping it closes the queue.
+///
+/// The task handles its messages in batches, and [`poll_recv`](Self::poll_recv) takes a whole
+/// batch under one lock of the queue rather than one message per lock: the registry's fan-out
+/// takes the same lock for every message it queues.
 #[derive(Debug)]
 pub(crate) struct Inbox {
     handle: Arc<ConnHandle>,
+    /// The rest of the batch the last [`poll_recv`](Self::poll_recv) took, in reverse order (the
+    /// next one last, so that it pops off the end).
+    taken: Vec<Outbound>,
 }
 
 impl Inbox {
-    /// The next message, once there is one, and whether more wait behind it (read under the same
-    /// lock, so that a lone message costs no second look). Cancel-safe: a message is only taken
-    /// when returned.
-    pub(crate) async fn recv(&mut self) -> (Outbound, bool) {
-        std::future::poll_fn(|cx| {
-            let mut queue = self.handle.queue();
-            match queue.messages.pop_front() {
-                Some(message) => Poll::Ready((message, !queue.messages.is_empty())),
-                None => {
-                    match &mut queue.waker {
-                        Some(waker) if waker.will_wake(cx.waker()) => {}
-                        slot => *slot = Some(cx.waker().clone()),
-                    }
-                    Poll::Pending
-                }
+    /// The next message, once there is one; until then `cx`'s task is woken when one arrives.
+    /// The messages waiting behind it, up to `batch` in all, are taken with it under the same
+    /// lock: [`next_taken`](Self::next_taken) hands them out. Messages are only taken when one is
+    /// returned.
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>, batch: usize) -> Poll<Outbound> {
+        if let Some(message) = self.taken.pop() {
+            return Poll::Ready(message);
+        }
+        let mut queue = self.handle.queue();
+        match queue.messages.pop_front() {
+            Some(message) => {
+                let rest = queue.messages.len().min(batch.saturating_sub(1));
+                self.taken.extend(queue.messages.drain(..rest).rev());
+                Poll::Ready(message)
             }
-        })
-        .await
+            None => {
+                match &mut queue.waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    slot => *slot = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        }
     }
 
-    /// The next message if one is waiting.
-    pub(crate) fn try_recv(&mut self) -> Option<Outbound> {
-        self.handle.queue().messages.pop_front()
+    /// The next message of the batch the last [`poll_recv`](Self::poll_recv) took, if any is
+    /// left; never looks at the queue.
+    pub(crate) fn next_taken(&mut self) -> Option<Outbound> {
+        self.taken.pop()
     }
 
-    /// Whether the queue is empty; if so, gives back the room a burst may have grown it to.
+    /// Whether the queue is empty (and no batch is left); if so, gives back the room a burst may
+    /// have grown it to.
     pub(crate) fn release_if_empty(&mut self) -> bool {
+        if !self.taken.is_empty() {
+            return false;
+        }
         let mut queue = self.handle.queue();
         if !queue.messages.is_empty() {
             return false;
         }
         if queue.messages.capacity() > 0 {
             queue.messages = VecDeque::new();
+        }
+        drop(queue);
+        if self.taken.capacity() > 0 {
+            self.taken = Vec::new();
         }
         true
     }
@@ -430,6 +452,51 @@ impl PubSub for LocalPubSub {
 mod tests {
     use super::*;
 
+    /// Every message waiting in `inbox`, taken as the connection task does.
+    fn drain(inbox: &mut Inbox, batch: usize) -> Vec<Outbound> {
+        let mut got = Vec::new();
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        while let Poll::Ready(first) = inbox.poll_recv(&mut cx, batch) {
+            got.push(first);
+            got.extend(std::iter::from_fn(|| inbox.next_taken()));
+        }
+        got
+    }
+
+    fn event(message: &Outbound) -> &str {
+        match message {
+            Outbound::Broadcast(broadcast) => broadcast.frame().event(),
+            other => panic!("not a broadcast: {other:?}"),
+        }
+    }
+
+    /// A batch holds at most `batch` messages, what waits behind it stays queued for the next,
+    /// and the order is kept throughout.
+    #[test]
+    fn an_inbox_hands_out_batches_in_order() {
+        let metrics = Metrics::new();
+        let (handle, mut inbox) = ConnHandle::new(1, 16);
+        let events = ["a", "b", "c", "d", "e"];
+        for event in events {
+            let broadcast = Broadcast::new("room:a", event, Payload::empty());
+            assert!(handle.offer(Outbound::Broadcast(Arc::new(broadcast)), &metrics));
+        }
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        let Poll::Ready(first) = inbox.poll_recv(&mut cx, 3) else {
+            panic!("messages wait");
+        };
+        assert_eq!(event(&first), "a");
+        let rest: Vec<_> = std::iter::from_fn(|| inbox.next_taken()).collect();
+        assert_eq!(rest.iter().map(event).collect::<Vec<_>>(), ["b", "c"]);
+        // A message queued meanwhile waits behind those left.
+        let late = Broadcast::new("room:a", "f", Payload::empty());
+        assert!(handle.offer(Outbound::Broadcast(Arc::new(late)), &metrics));
+        assert!(!inbox.release_if_empty());
+        let got = drain(&mut inbox, 3);
+        assert_eq!(got.iter().map(event).collect::<Vec<_>>(), ["d", "e", "f"]);
+        assert!(inbox.release_if_empty());
+    }
+
     /// A fan-out larger than the prefetch distance reaches every subscriber once, and only them.
     #[test]
     fn a_broadcast_reaches_every_subscriber_but_the_excluded_one_once() {
@@ -447,9 +514,9 @@ mod tests {
         let broadcast = Arc::new(Broadcast::new("room:a", "shout", Payload::empty()));
         assert_eq!(registry.dispatch(&broadcast, Some(3)), inboxes.len() - 1);
         for (id, inbox) in &mut inboxes {
-            let got = std::iter::from_fn(|| inbox.try_recv()).count();
+            let got = drain(inbox, 4).len();
             assert_eq!(got, usize::from(*id != 3), "subscriber {id}");
         }
-        assert!(other.try_recv().is_none());
+        assert!(drain(&mut other, 4).is_empty());
     }
 }

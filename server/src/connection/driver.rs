@@ -89,7 +89,7 @@ pub(crate) fn run<P: Send + 'static>(
     // takes no room in it. The future is polled as soon as it is built, so nothing changes order.
     let limits = state.config.limits();
     let idle_timeout = limits.idle_timeout;
-    let (handle, rx) = ConnHandle::new(socket.conn_id, limits.outbound_queue);
+    let (handle, mut rx) = ConnHandle::new(socket.conn_id, limits.outbound_queue);
     if let Some(id) = &socket.id {
         state.registry.register_socket(id, &handle);
     }
@@ -102,7 +102,10 @@ pub(crate) fn run<P: Send + 'static>(
         backpressure: Backpressure::default(),
     };
     async move {
-        let step = conn.drive(&mut ws, rx, &handle, idle_timeout).await;
+        // The inbox is lent, not moved: the future would otherwise keep room for it twice.
+        let step = conn.drive(&mut ws, &mut rx, &handle, idle_timeout).await;
+        // Closes the queue: nothing more is queued for a socket that is closing.
+        drop(rx);
         let reason = match step {
             Step::Close(code, reason) => {
                 debug!(code, %reason, "closing");
@@ -161,7 +164,7 @@ impl Connection {
     async fn drive(
         &mut self,
         ws: &mut PollWhenWoken<Box<WebSocket>>,
-        mut rx: Inbox,
+        rx: &mut Inbox,
         handle: &ConnHandle,
         idle_timeout: Duration,
     ) -> Step {
@@ -209,7 +212,7 @@ impl Connection {
                         None => Step::Gone,
                     }
                 }
-                (first, more) = rx.recv() => self.on_outbound_batch(first, more, &mut rx).await,
+                first = std::future::poll_fn(|cx| rx.poll_recv(cx, BATCH)) => self.on_outbound_batch(first, rx).await,
                 // Polled in place: a future of its own would take room in every connection.
                 () = std::future::poll_fn(|cx| self.backpressure.poll_progress(cx, paused)), if self.backpressure.waits(paused) => Step::Continue,
                 () = &mut idle => {
@@ -347,18 +350,16 @@ impl Connection {
         }
     }
 
-    /// Up to [`BATCH`] messages from the registry, `first` first.
+    /// A batch of messages from the registry: `first`, and those [`Inbox::poll_recv`] took with it
+    /// (up to [`BATCH`] in all, taken under one lock). What arrives meanwhile is for the next step.
     ///
     /// The direct path: a broadcast that needs no channel callback goes straight onto the step's
     /// encoded output as its shared bytes, with no runtime call and no encode stage, while
     /// nothing the runtime queued is ahead of it; everything else goes through the runtime, in
     /// order behind it.
-    async fn on_outbound_batch(&mut self, first: Outbound, more: bool, rx: &mut Inbox) -> Step {
+    async fn on_outbound_batch(&mut self, first: Outbound, rx: &mut Inbox) -> Step {
         let serializer = self.runtime.socket.serializer;
         let mut next = Some(first);
-        // How many more this step takes; none when nothing waited behind `first` (what arrives
-        // meanwhile is for the next step).
-        let mut left = if more { BATCH - 1 } else { 0 };
         while let Some(message) = next.take() {
             match message {
                 Outbound::Broadcast(broadcast) if self.runtime.queued.is_empty() => {
@@ -378,10 +379,7 @@ impl Connection {
                     }
                 }
             }
-            if left > 0 {
-                left -= 1;
-                next = rx.try_recv();
-            }
+            next = rx.next_taken();
         }
         Step::Continue
     }
