@@ -97,8 +97,8 @@ pub(crate) struct Close {
 /// The queue is a `VecDeque` under a mutex rather than a `tokio::sync::mpsc` channel: tokio's
 /// allocates its shared state (cache-padded) and a first block of 32 slots up front, about 1 KiB
 /// that every idle connection would hold; this one holds nothing until a message arrives, and
-/// gives its room back once drained (see [`Inbox::release`]). Senders never wait: a full queue
-/// refuses the message.
+/// gives its room back once drained (see [`Inbox::release_if_empty`]). Senders never wait: a full
+/// queue refuses the message.
 #[derive(Debug)]
 pub(crate) struct ConnHandle {
     pub(crate) id: ConnId,
