@@ -15,9 +15,11 @@ const MAX_WINDOW: usize = 128;
 /// Past `WIDER_PER * MIN_WINDOW` subscribers, the window grows by one broadcast per this many
 /// subscribers.
 const WIDER_PER: usize = 80;
-/// How many steps back, at most, the broadcast is that releases a step's waiting output (see
-/// [`ReadPause::hold_until`]).
-const HOLD_LAG: usize = 16;
+/// The hold lag is this fraction of the topic's window (see [`ReadPause::hold_until`]): 16 steps
+/// into topics of up to 5,120 subscribers, up to 32 into the largest.
+const LAG_PER_WINDOW: usize = 4;
+/// How many steps back, at most, the broadcast is that releases a step's waiting output.
+const MAX_HOLD_LAG: usize = MAX_WINDOW / LAG_PER_WINDOW;
 
 /// Pauses reading from a client while more than a window of its broadcasts wait in subscriber
 /// queues, and picks the broadcast a step's output waits for.
@@ -49,7 +51,8 @@ pub(crate) struct ReadPause {
     /// How many queues the latest broadcast went into.
     fanout: usize,
     /// How many of this connection's broadcasts every queue has taken, counted up to
-    /// [`HOLD_LAG`]: a held step waits for the broadcast one more than this many steps back.
+    /// [`MAX_HOLD_LAG`]: a held step waits for the broadcast one more than this many steps back
+    /// (or than the topic's hold lag, if fewer).
     taken: usize,
 }
 
@@ -71,10 +74,18 @@ impl ReadPause {
     /// The window for a connection whose subscribers' queues hold at most `queue` messages, sized
     /// by the topic it published to last.
     pub(crate) fn window(&self, queue: usize) -> usize {
-        (self.fanout / WIDER_PER)
-            .clamp(MIN_WINDOW, MAX_WINDOW)
-            .min(queue / 4)
-            .max(1)
+        self.topic_window().min(queue / 4).max(1)
+    }
+
+    /// The window by the size of the topic published to last alone.
+    fn topic_window(&self) -> usize {
+        (self.fanout / WIDER_PER).clamp(MIN_WINDOW, MAX_WINDOW)
+    }
+
+    /// How many steps back the broadcast is that releases a step's waiting output, once the
+    /// connection's slow start is over: a quarter of the topic's window.
+    fn hold_lag(&self) -> usize {
+        self.topic_window() / LAG_PER_WINDOW
     }
 
     /// Whether reading is paused, with more than `window` broadcasts still queued; starts the
@@ -99,18 +110,21 @@ impl ReadPause {
     /// syscall. `None` when that broadcast is already taken (fewer are queued).
     ///
     /// How many steps back grows with the connection's first broadcasts, like TCP's slow start:
-    /// one step back at first, one more for each broadcast taken everywhere, up to
-    /// [`HOLD_LAG`]. A client that opens with many pushes in flight then fills the pipe as fast
-    /// as the fan-out empties it, rather than all at once into cold connections.
+    /// one step back at first, one more for each broadcast taken everywhere, up to the hold lag.
+    /// A client that opens with many pushes in flight then fills the pipe as fast as the fan-out
+    /// empties it, rather than all at once into cold connections.
     ///
-    /// A lag of 16 steps, reached by a slow start, gave the most deliveries at the lowest tail
-    /// latency (bench/README.md, "what changed", items 4, 8 and 11).
+    /// The hold lag is a quarter of the window: 16 steps into topics of up to 5,120 subscribers,
+    /// which gave the most deliveries at the lowest tail latency there, and up to 32 into larger
+    /// ones, where a round of writes costs a syscall per subscriber however few messages each
+    /// takes, so more broadcasts in the pipe make each write carry more (bench/README.md, "what
+    /// changed", items 4, 8, 10 and 11, and "The hold lag into the largest topics").
     ///
     /// The broadcasts still queued are a suffix of this connection's (queues are first in, first
     /// out), so the one `lag` steps back is the `lag`-th from the end if it is still queued.
     pub(crate) fn hold_until(&mut self) -> Option<Weak<Broadcast>> {
         self.forget_sent();
-        let lag = (self.taken + 1).min(HOLD_LAG);
+        let lag = (self.taken + 1).min(self.hold_lag());
         let at = self.recent.len().checked_sub(lag + 1)?;
         self.recent.get(at).cloned()
     }
@@ -144,7 +158,7 @@ impl ReadPause {
     pub(crate) fn forget_sent(&mut self) {
         let queued = self.recent.len();
         forget_taken(&mut self.recent);
-        self.taken = (self.taken + (queued - self.recent.len())).min(HOLD_LAG);
+        self.taken = (self.taken + (queued - self.recent.len())).min(MAX_HOLD_LAG);
     }
 }
 
@@ -246,28 +260,29 @@ mod tests {
 
     #[test]
     fn a_step_is_held_until_the_broadcast_of_a_few_steps_before_is_taken() {
-        for queues in [2, 10_000] {
+        // (subscribers, steps back): a quarter of the topic's window.
+        for (queues, lag) in [(2, 16), (5_120, 16), (10_000, 31), (20_000, 32)] {
             let mut pacing = ReadPause::default();
             // The connection's first broadcasts, taken everywhere: the lag is grown.
-            let (_, taken) = published_into(&mut pacing, HOLD_LAG, queues);
+            let (_, taken) = published_into(&mut pacing, MAX_HOLD_LAG, queues);
             drop(taken);
             pacing.forget_sent();
             let mut held = Vec::new();
             let mut gates = Vec::new();
-            for _ in 0..20 {
+            for _ in 0..lag + 4 {
                 let (latest, queued) = fanned_out(queues);
                 pacing.published(latest.clone());
                 held.push(queued);
                 gates.push(latest);
                 let gate = pacing.hold_until();
-                // HOLD_LAG steps back whatever the topic's size; nothing while fewer are queued.
-                let expected = gates.len().checked_sub(HOLD_LAG + 1).map(|at| &gates[at]);
+                // `lag` steps back; nothing while fewer are queued.
+                let expected = gates.len().checked_sub(lag + 1).map(|at| &gates[at]);
                 assert_eq!(gate.is_some(), expected.is_some(), "{queues} subscribers");
                 if let (Some(gate), Some(expected)) = (gate, expected) {
                     assert!(gate.ptr_eq(expected), "{queues} subscribers");
                 }
             }
-            // The older broadcasts taken everywhere: fewer than HOLD_LAG + 1 are left queued.
+            // The older broadcasts taken everywhere: fewer than `lag` + 1 are left queued.
             held.drain(..5);
             assert!(pacing.hold_until().is_none());
             // Once everything is taken nothing holds a step.
@@ -287,13 +302,13 @@ mod tests {
         let (_, more) = published_into(&mut pacing, 2, 2);
         // Queued now, oldest first: gates[1], gates[2] and two more.
         assert!(pacing.hold_until().expect("queued").ptr_eq(&gates[2]));
-        // Never past HOLD_LAG, however many are taken.
+        // Never past the topic's hold lag (16 steps into 2 subscribers), however many are taken.
         drop((held, more));
         let (_, many) = published_into(&mut pacing, 40, 2);
         drop(many);
         pacing.forget_sent();
-        assert_eq!(pacing.taken, HOLD_LAG);
-        let (gates, _held) = published_into(&mut pacing, HOLD_LAG + 1, 2);
+        assert_eq!(pacing.taken, MAX_HOLD_LAG);
+        let (gates, _held) = published_into(&mut pacing, 17, 2);
         assert!(pacing.hold_until().expect("queued").ptr_eq(&gates[0]));
     }
 
