@@ -17,6 +17,9 @@
 //!   shared memory that changes when another connection commits; only then does it read the new
 //!   log rows. One read sees whole transactions only, so a batch is one or more complete
 //!   transactions in commit order. [`Capture::notify`] wakes it at once after an in-process write.
+//!   It looks every 10 ms while changes come and every 100 ms once none came for a second
+//!   ([`Polling`]): each look wakes its thread and takes the file's locks, which at a hundred a
+//!   second cost an idle server about 1% of a core.
 //! - Then it deletes what it has published (the feed holds it in memory now) except the last
 //!   [`LOG_KEEP`] rows, so the log table stays small while another process capturing the same
 //!   file (a second server on the same data) can still read what it has not yet. The cost is one
@@ -43,6 +46,40 @@ pub const LOG_TABLE: &str = "_alight_changes";
 
 /// How often the watcher deletes what it has published.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long without a change before the watcher looks at its idle pace.
+const IDLE_AFTER: Duration = Duration::from_secs(1);
+
+/// How often the watcher looks for commits: every `busy` while changes come, every `idle` (if
+/// longer) once none came for [`IDLE_AFTER`]. Each look wakes the thread and takes the file's
+/// locks, so a server nobody writes to should not look a hundred times a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Polling {
+    /// The interval while changes come.
+    pub busy: Duration,
+    /// The interval once none came for a second.
+    pub idle: Duration,
+}
+
+impl Polling {
+    /// How long to wait before the next look, `quiet` after the last change seen.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use alight_sync::capture::Polling;
+    ///
+    /// let polling = Polling { busy: Duration::from_millis(10), idle: Duration::from_millis(100) };
+    /// assert_eq!(polling.wait(Duration::from_millis(500)), Duration::from_millis(10));
+    /// assert_eq!(polling.wait(Duration::from_secs(2)), Duration::from_millis(100));
+    /// ```
+    pub fn wait(&self, quiet: Duration) -> Duration {
+        if quiet < IDLE_AFTER {
+            self.busy
+        } else {
+            self.idle.max(self.busy)
+        }
+    }
+}
 
 /// How many of the latest change-log rows pruning keeps, for other processes reading the log.
 pub const LOG_KEEP: i64 = 10_000;
@@ -174,7 +211,7 @@ impl Capture {
         tables: Arc<[TableSchema]>,
         feed: Arc<Feed>,
         after: i64,
-        poll: Duration,
+        poll: Polling,
         on_publish: OnPublish,
     ) -> std::io::Result<Capture> {
         let (wake, woken) = std::sync::mpsc::sync_channel(1);
@@ -217,12 +254,14 @@ struct Watcher {
 }
 
 impl Watcher {
-    fn run(&mut self, woken: &Receiver<()>, poll: Duration) {
+    fn run(&mut self, woken: &Receiver<()>, poll: Polling) {
         let mut version = None;
+        let mut changed = Instant::now();
         loop {
             match self.data_version() {
                 Ok(now) if Some(now) != version => {
                     version = Some(now);
+                    changed = Instant::now();
                     if let Err(err) = self.read() {
                         tracing::error!(
                             error = &err as &dyn std::error::Error,
@@ -242,7 +281,7 @@ impl Watcher {
             if self.last > self.pruned && self.last_prune.elapsed() >= PRUNE_INTERVAL {
                 self.prune();
             }
-            match woken.recv_timeout(poll) {
+            match woken.recv_timeout(poll.wait(changed.elapsed())) {
                 Ok(()) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }

@@ -39,8 +39,14 @@ pub struct Config {
     pub sse_timeout: Duration,
     /// How often an idle SSE response sends a keep-alive comment.
     pub sse_keep_alive: Duration,
-    /// How often the capture looks at `PRAGMA data_version`.
+    /// How often the capture looks at `PRAGMA data_version` while changes come.
     pub poll_interval: Duration,
+    /// How often it looks once nothing has changed for a second. Every look wakes a thread and
+    /// takes the file's locks, so an idle server wakes ten times a second rather than a hundred.
+    /// The first change another process commits after a quiet second waits up to this long; a
+    /// write made through this process is seen at once, and any change brings the capture back
+    /// to `poll_interval`.
+    pub idle_poll_interval: Duration,
 }
 
 impl Default for Config {
@@ -58,6 +64,7 @@ impl Default for Config {
             sse_timeout: Duration::from_secs(60),
             sse_keep_alive: Duration::from_secs(21),
             poll_interval: Duration::from_millis(10),
+            idle_poll_interval: Duration::from_millis(100),
         }
     }
 }

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::capture::{self, Capture};
+use crate::capture::{self, Capture, Polling};
 use crate::config::Config;
 use crate::feed::{Feed, Since};
 use crate::live_shapes::{LiveShapes, Shape};
@@ -170,7 +170,10 @@ impl SyncDb {
             Arc::from(schemas),
             feed.clone(),
             head,
-            config.poll_interval,
+            Polling {
+                busy: config.poll_interval,
+                idle: config.idle_poll_interval,
+            },
             Box::new(move |batch| {
                 dispatch.dispatch(batch);
             }),
