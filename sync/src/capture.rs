@@ -51,7 +51,7 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
 const IDLE_AFTER: Duration = Duration::from_secs(1);
 
 /// How often the watcher looks for commits: every `busy` while changes come, every `idle` (if
-/// longer) once none came for [`IDLE_AFTER`]. Each look wakes the thread and takes the file's
+/// longer) once none came for a second. Each look wakes the thread and takes the file's
 /// locks, so a server nobody writes to should not look a hundred times a second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Polling {
