@@ -47,18 +47,21 @@ pub const LOG_TABLE: &str = "_alight_changes";
 /// How often the watcher deletes what it has published.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
 
-/// How long without a change before the watcher looks at its idle pace.
-const IDLE_AFTER: Duration = Duration::from_secs(1);
+/// How long without a change before the watcher of a [`SyncDb`](crate::SyncDb) looks at its
+/// idle pace.
+pub const IDLE_AFTER: Duration = Duration::from_secs(1);
 
-/// How often the watcher looks for commits: every `busy` while changes come, every `idle` (if
-/// longer) once none came for a second. Each look wakes the thread and takes the file's
+/// How often the watcher looks for commits: every `busy` while changes come, every `idle` once
+/// none came for `idle_after`. Each look wakes the thread and takes the file's
 /// locks, so a server nobody writes to should not look a hundred times a second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Polling {
     /// The interval while changes come.
     pub busy: Duration,
-    /// The interval once none came for a second.
+    /// The interval once none came for `idle_after`.
     pub idle: Duration,
+    /// How long without a change makes the watcher idle.
+    pub idle_after: Duration,
 }
 
 impl Polling {
@@ -66,17 +69,21 @@ impl Polling {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use alight_sync::capture::Polling;
+    /// use alight_sync::capture::{IDLE_AFTER, Polling};
     ///
-    /// let polling = Polling { busy: Duration::from_millis(10), idle: Duration::from_millis(100) };
+    /// let polling = Polling {
+    ///     busy: Duration::from_millis(10),
+    ///     idle: Duration::from_millis(100),
+    ///     idle_after: IDLE_AFTER,
+    /// };
     /// assert_eq!(polling.wait(Duration::from_millis(500)), Duration::from_millis(10));
     /// assert_eq!(polling.wait(Duration::from_secs(2)), Duration::from_millis(100));
     /// ```
     pub fn wait(&self, quiet: Duration) -> Duration {
-        if quiet < IDLE_AFTER {
+        if quiet < self.idle_after {
             self.busy
         } else {
-            self.idle.max(self.busy)
+            self.idle
         }
     }
 }

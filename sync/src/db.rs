@@ -172,7 +172,9 @@ impl SyncDb {
             head,
             Polling {
                 busy: config.poll_interval,
-                idle: config.idle_poll_interval,
+                // An idle watcher never looks more often than a busy one.
+                idle: config.idle_poll_interval.max(config.poll_interval),
+                idle_after: capture::IDLE_AFTER,
             },
             Box::new(move |batch| {
                 dispatch.dispatch(batch);

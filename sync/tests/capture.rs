@@ -300,3 +300,44 @@ async fn updates_that_move_rows_across_a_shape() -> TestResult {
     );
     Ok(())
 }
+
+/// A watcher that is idle looks at its idle pace, and still sees what another connection
+/// commits. Its busy pace here is an hour and it is idle at once, so only the idle pace can see
+/// the second commit: the first may be seen by the watcher's opening look.
+#[tokio::test]
+async fn an_idle_watcher_still_sees_commits_from_other_connections() -> TestResult {
+    use std::sync::Arc;
+
+    use alight_sync::capture::{self, Capture, Polling};
+    use alight_sync::feed::Feed;
+    use alight_sync::schema::TableSchema;
+
+    let path = temp_db("idle")?;
+    let writer = Connection::open(&path)?;
+    writer.execute_batch(SCHEMA)?;
+    writer.busy_timeout(Duration::from_secs(5))?;
+    let mut conn = capture::open(&path)?;
+    capture::enable_wal(&conn)?;
+    let table = TableSchema::load(&conn, "items")?.ok_or("no table items")?;
+    let tables: Arc<[TableSchema]> = Arc::from(vec![table]);
+    capture::install(&mut conn, &tables)?;
+    let head = capture::high_water(&conn)?;
+    let feed = Arc::new(Feed::new(head, 1_000, 1 << 20));
+    let polling = Polling {
+        busy: Duration::from_secs(3_600),
+        idle: Duration::from_millis(20),
+        idle_after: Duration::ZERO,
+    };
+    let _capture = Capture::start(conn, tables, feed.clone(), head, polling, Box::new(|_| {}))?;
+    let mut heads = feed.subscribe();
+    for (id, title) in [(1, "first"), (2, "second")] {
+        writer.execute(
+            "INSERT INTO items (id, owner, title) VALUES (?1, 'alice', ?2)",
+            rusqlite::params![id, title],
+        )?;
+        let seen = capture::high_water(&writer)?;
+        tokio::time::timeout(Duration::from_secs(5), heads.wait_for(|head| *head >= seen))
+            .await??;
+    }
+    Ok(())
+}
