@@ -61,11 +61,10 @@ use crate::state::{ServerState, Shutdown};
 
 /// Per-socket read buffer, and the most tungstenite reads per system call. It is allocated when
 /// the socket is built and kept for its life, so every idle connection holds it: 2 KiB reads a
-/// join, a heartbeat or a chat-sized push at once, and takes 2 KiB less per connection than
-/// 4 KiB. A frame larger than the buffer still arrives whole (the buffer grows to hold it)
-/// but in one read per 2 KiB: 33 reads rather than 17 for a 64 KiB push, 512 rather than 256
-/// for a 1 MiB one, which costs that one about 6% more server CPU (bench/README.md, "Idle
-/// memory").
+/// join, a heartbeat or a chat-sized push at once, at half the room of 4 KiB. A frame larger
+/// than the buffer still arrives whole (the buffer grows to hold it), in one read per 2 KiB:
+/// large pushes pay a little more CPU so that every idle connection holds less (the figures
+/// are in bench/README.md, "Idle memory").
 const READ_BUFFER: usize = 2048;
 /// Per-socket write buffer target before tungstenite writes to the TCP stream.
 const WRITE_BUFFER: usize = 16 * 1024;
