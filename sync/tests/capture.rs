@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use alight_sync::db::SnapshotPart;
-use alight_sync::feed::Op;
+use alight_sync::feed::{Feed, Op};
 use alight_sync::{Config, Denied, Filter, Identity, ShapeRequest, SqlValue, SyncDb, SyncTable};
 use rusqlite::Connection;
 use serde_json::Value;
@@ -43,8 +43,8 @@ fn open(name: &str) -> Result<(SyncDb, Connection, PathBuf), Box<dyn std::error:
 }
 
 /// Waits until the feed's head reaches `id` (fails after 5 s).
-async fn feed_reaches(db: &SyncDb, id: i64) -> TestResult {
-    let mut heads = db.feed().subscribe();
+async fn feed_reaches(feed: &Feed, id: i64) -> TestResult {
+    let mut heads = feed.subscribe();
     tokio::time::timeout(Duration::from_secs(5), heads.wait_for(|head| *head >= id)).await??;
     Ok(())
 }
@@ -93,7 +93,7 @@ async fn another_connections_transaction_arrives_whole_and_in_order() -> TestRes
     tx.execute("UPDATE items SET done = 1 WHERE id = 1", [])?;
     tx.commit()?;
     writer.execute("DELETE FROM items WHERE id = 2", [])?;
-    feed_reaches(&db, start + 4).await?;
+    feed_reaches(db.feed(), start + 4).await?;
     let alight_sync::feed::Since::Changes { changes, head } = db.feed().since(start, 100) else {
         panic!("the feed holds everything since the start");
     };
@@ -153,7 +153,7 @@ async fn snapshot_and_changes_join_without_gap_or_duplicate() -> TestResult {
         "INSERT INTO items (owner, title) VALUES ('alice', 'later')",
         [],
     )?;
-    feed_reaches(&db, head + 1).await?;
+    feed_reaches(db.feed(), head + 1).await?;
     let shape = db.shape(&request(Some("title <> 'item 0'")), Some(&alice()))?;
     let (messages, _) = db.changes_since(&shape, head).expect("held");
     assert_eq!(messages.len(), 1, "only the later insert: {messages:?}");
@@ -198,7 +198,7 @@ async fn a_write_from_another_process_is_captured() -> TestResult {
         Err(err) => return Err(err.into()),
     };
     assert!(status.success());
-    feed_reaches(&db, start + 1).await?;
+    feed_reaches(db.feed(), start + 1).await?;
     let shape = db.shape(&request(None), Some(&alice()))?;
     let (messages, _) = db.changes_since(&shape, start).expect("held");
     assert_eq!(messages.len(), 1);
@@ -262,7 +262,7 @@ async fn updates_that_move_rows_across_a_shape() -> TestResult {
         "INSERT INTO items (id, owner, title) VALUES (2, 'alice', 'b')",
         [],
     )?;
-    feed_reaches(&db, before + 2).await?;
+    feed_reaches(db.feed(), before + 2).await?;
     let start = db.feed().head();
     let shape = db.shape(
         &ShapeRequest {
@@ -275,7 +275,7 @@ async fn updates_that_move_rows_across_a_shape() -> TestResult {
     writer.execute("UPDATE items SET owner = 'bob' WHERE id = 2", [])?; // out of alice's rows
     writer.execute("UPDATE items SET title = 'back' WHERE id = 1", [])?; // in: insert
     writer.execute("UPDATE items SET done = 1 WHERE id = 1", [])?; // unselected column only
-    feed_reaches(&db, start + 4).await?;
+    feed_reaches(db.feed(), start + 4).await?;
     let (messages, _) = db.changes_since(&shape, start).expect("held");
     let seen: Vec<(String, String)> = messages
         .iter()
@@ -309,7 +309,6 @@ async fn an_idle_watcher_still_sees_commits_from_other_connections() -> TestResu
     use std::sync::Arc;
 
     use alight_sync::capture::{self, Capture, Polling};
-    use alight_sync::feed::Feed;
     use alight_sync::schema::TableSchema;
 
     let path = temp_db("idle")?;
@@ -329,15 +328,12 @@ async fn an_idle_watcher_still_sees_commits_from_other_connections() -> TestResu
         idle_after: Duration::ZERO,
     };
     let _capture = Capture::start(conn, tables, feed.clone(), head, polling, Box::new(|_| {}))?;
-    let mut heads = feed.subscribe();
     for (id, title) in [(1, "first"), (2, "second")] {
         writer.execute(
             "INSERT INTO items (id, owner, title) VALUES (?1, 'alice', ?2)",
             rusqlite::params![id, title],
         )?;
-        let seen = capture::high_water(&writer)?;
-        tokio::time::timeout(Duration::from_secs(5), heads.wait_for(|head| *head >= seen))
-            .await??;
+        feed_reaches(&feed, capture::high_water(&writer)?).await?;
     }
     Ok(())
 }
